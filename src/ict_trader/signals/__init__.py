@@ -1,0 +1,6 @@
+"""The ICT signal: sweep -> displacement -> market structure shift (see ICT_SIGNAL.md)."""
+
+from ict_trader.signals.detector import Direction, IctDetector, Signal, detect_signals
+from ict_trader.signals.params import SignalParams
+
+__all__ = ["Direction", "IctDetector", "Signal", "SignalParams", "detect_signals"]
