@@ -8,6 +8,7 @@ lookup so the hot paths never touch pandas.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -87,7 +88,13 @@ class NyseCalendar:
 def _build_sessions(start: date, end: date) -> dict[date, Session]:
     # Start earlier than asked so the first requested session knows its previous trading day.
     padded_start = start - _PAD
-    calendar = xcals.get_calendar(_EXCHANGE, start=padded_start.isoformat(), end=end.isoformat())
+    with warnings.catch_warnings():
+        # exchange_calendars still uses pandas APIs that pandas 3 deprecates; not ours to fix.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        calendar = xcals.get_calendar(
+            _EXCHANGE, start=padded_start.isoformat(), end=end.isoformat()
+        )
     schedule = calendar.schedule
     days: list[date] = [ts.date() for ts in schedule.index]
     opens = _to_utc_datetimes(schedule["open"])

@@ -128,7 +128,9 @@ class IctDetector:
         if self._session_end is None or time >= self._session_end:
             self._start_session(bar)
         elif self._last_time is not None and time <= self._last_time:
-            raise BarOrderError(f"bar {time.isoformat()} is not after {self._last_time.isoformat()}")
+            raise BarOrderError(
+                f"bar {time.isoformat()} is not after {self._last_time.isoformat()}"
+            )
         self._last_time = time
         self._index += 1
         k = self._index
@@ -175,9 +177,7 @@ class IctDetector:
                 self._last_swing_high = candidate
                 self._buy_side.append(candidate)
             candidate = lows[centre]
-            if candidate < min(lows[-2 * length - 1 : centre]) and candidate <= min(
-                lows[-length:]
-            ):
+            if candidate < min(lows[-2 * length - 1 : centre]) and candidate <= min(lows[-length:]):
                 self._last_swing_low = candidate
                 self._sell_side.append(candidate)
 
@@ -201,20 +201,19 @@ class IctDetector:
                         setup.displaced = True
                     if setup.displaced and close < setup.mss_level:
                         signal_direction = Direction.SHORT
+            elif close < setup.sweep_extreme:
+                self._setup = setup = None
             else:
-                if close < setup.sweep_extreme:
-                    self._setup = setup = None
-                else:
-                    if low < setup.extreme:
-                        setup.extreme = low
-                    if (
-                        atr_prev is not None
-                        and close - bar.open >= self._displacement * atr_prev
-                        and (not self._require_fvg or (k >= 2 and highs[-3] < low))
-                    ):
-                        setup.displaced = True
-                    if setup.displaced and close > setup.mss_level:
-                        signal_direction = Direction.LONG
+                if low < setup.extreme:
+                    setup.extreme = low
+                if (
+                    atr_prev is not None
+                    and close - bar.open >= self._displacement * atr_prev
+                    and (not self._require_fvg or (k >= 2 and highs[-3] < low))
+                ):
+                    setup.displaced = True
+                if setup.displaced and close > setup.mss_level:
+                    signal_direction = Direction.LONG
 
         # 4. Liquidity levels and sweeps
         short_sweep = False
@@ -255,7 +254,9 @@ class IctDetector:
     def _start_session(self, bar: Bar) -> None:
         time = bar.time
         if self._last_time is not None and time <= self._last_time:
-            raise BarOrderError(f"bar {time.isoformat()} is not after {self._last_time.isoformat()}")
+            raise BarOrderError(
+                f"bar {time.isoformat()} is not after {self._last_time.isoformat()}"
+            )
         session = self._sessions.session_at(time)
         if session is None:
             raise BarOutsideSessionError(

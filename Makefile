@@ -1,0 +1,34 @@
+# Two entry points for a new user on a machine with only Python 3.11+, pip, git and make:
+#   make demo   install, then run the main job on the bundled real QQQ sample
+#   make test   install, then run the whole test suite (lint, types, tests)
+# uv is bootstrapped into .tools/ so nothing is installed outside this folder.
+
+PYTHON ?= python3
+UV := .tools/bin/uv
+RUN := $(UV) run --locked
+
+.PHONY: demo test lint bench install clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv==0.13.9"
+
+install: $(UV)
+	$(UV) sync --locked
+
+demo: install
+	$(RUN) ict-trader signals
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+test: lint
+	$(RUN) pytest
+
+bench: install
+	$(RUN) python benchmarks/bench_signals.py
+
+clean:
+	rm -rf .tools .venv .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,170 @@
+"""The `ict-trader` command line.
+
+Thin on purpose: it parses options, calls library code and maps user errors (bad files, bad
+parameters) to one readable line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import StrEnum
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ict_trader import __version__
+from ict_trader.barfile import BarDataError, BarFile, load_bars
+from ict_trader.bars import Bar
+from ict_trader.signal_output import to_csv, to_json, to_table
+from ict_trader.signals import IctDetector, Signal, SignalParams
+from ict_trader.signals.params import ParamError, parse_param_assignments
+
+app = typer.Typer(
+    help="Trade ICT setups (sweep, displacement, market structure shift) on QQQ 1-minute bars.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stdout = Console()
+stderr = Console(stderr=True)
+
+USER_ERROR = 2
+PROGRESS_THRESHOLD = 20_000  # bars; smaller files finish before a bar would be readable
+SAMPLE_NAME = "qqq_1min_sample.csv"
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+def _version(value: bool) -> None:
+    if value:
+        stdout.print(f"ict-trader {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """ict-trader: automated ICT setups on QQQ, backtested on real data."""
+
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Bar file (.csv, .csv.gz, .parquet) with timestamp,open,high,low,close,volume. "
+        "Default: the bundled real QQQ sample (10 sessions, 2024-07-29 .. 2024-08-09).",
+    ),
+]
+TzOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tz", help="Time zone of timestamps without a UTC offset, e.g. America/New_York."
+    ),
+]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", help="Override a signal parameter, NAME=VALUE (repeatable)."),
+]
+
+
+@app.command()
+def signals(
+    data: DataOption = None,
+    tz: TzOption = None,
+    param: ParamOption = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="table (New York times), csv or json (UTC).")
+    ] = OutputFormat.TABLE,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of the terminal.")
+    ] = None,
+) -> None:
+    """Detect ICT signals in a bar file and list them."""
+    with _user_errors():
+        params = SignalParams().with_overrides(parse_param_assignments(param or []))
+        bar_file = _load(data, tz)
+    found = _detect(bar_file, params)
+    title = (
+        f"{len(found)} signals in {bar_file.path.name}: "
+        f"{sum(s.direction == 'long' for s in found)} long, "
+        f"{sum(s.direction == 'short' for s in found)} short, "
+        f"{_session_count(bar_file.bars)} sessions"
+    )
+    if output_format is OutputFormat.TABLE:
+        if out is None:
+            stdout.print(to_table(found, title))
+        else:
+            with out.open("w", encoding="utf-8") as handle:
+                Console(file=handle, width=120, no_color=True).print(to_table(found, title))
+    else:
+        text = to_csv(found) if output_format is OutputFormat.CSV else to_json(found)
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            out.write_text(text, encoding="utf-8")
+    if out is not None:
+        stderr.print(f"wrote {len(found)} signals to {out}")
+
+
+def _load(data: Path | None, tz: str | None) -> BarFile:
+    if data is not None:
+        return load_bars(data, tz=tz)
+    with as_file(files("ict_trader") / "data" / SAMPLE_NAME) as sample:
+        return load_bars(sample, tz=tz)
+
+
+def _detect(bar_file: BarFile, params: SignalParams) -> list[Signal]:
+    detector = IctDetector(bar_file.calendar, params)
+    update = detector.update
+    bars = bar_file.bars
+    found: list[Signal] = []
+    with _progress(len(bars), "detecting") as advance:
+        for index, bar in enumerate(bars):
+            signal = update(bar)
+            if signal is not None:
+                found.append(signal)
+            if index % 4096 == 4095:
+                advance(4096)
+    return found
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for large inputs; yields a function advancing it by n."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+        disable=total < PROGRESS_THRESHOLD,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _session_count(bars: Sequence[Bar]) -> int:
+    return len({bar.time.date() for bar in bars}) if bars else 0
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except (BarDataError, ParamError) as exc:
+        stderr.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(USER_ERROR) from None
