@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -18,11 +21,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ict_trader import __version__
+from ict_trader.backtest import run_backtest, select_bars
+from ict_trader.backtest_summary import summary_table
 from ict_trader.barfile import BarDataError, BarFile, load_bars
 from ict_trader.bars import Bar
+from ict_trader.config import AppConfig, load_config
 from ict_trader.signal_output import to_csv, to_json, to_table
 from ict_trader.signals import IctDetector, Signal, SignalParams
 from ict_trader.signals.params import ParamError, parse_param_assignments
+from ict_trader.store import Store, StoreError
+from ict_trader.strategy import ConfigError
 
 app = typer.Typer(
     help="Trade ICT setups (sweep, displacement, market structure shift) on QQQ 1-minute bars.",
@@ -73,6 +81,10 @@ TzOption = Annotated[
     typer.Option(
         "--tz", help="Time zone of timestamps without a UTC offset, e.g. America/New_York."
     ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Settings file (default: ./ict-trader.toml if present)."),
 ]
 ParamOption = Annotated[
     list[str] | None,
@@ -165,6 +177,83 @@ def _session_count(bars: Sequence[Bar]) -> int:
 def _user_errors() -> Iterator[None]:
     try:
         yield
-    except (BarDataError, ParamError) as exc:
+    except (BarDataError, ParamError, ConfigError, StoreError) as exc:
         stderr.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(USER_ERROR) from None
+
+
+def _settings(config: Path | None, param: list[str] | None) -> AppConfig:
+    settings = load_config(config)
+    overrides = parse_param_assignments(param or [])
+    if not overrides:
+        return settings
+    return replace(settings, signal=settings.signal.with_overrides(overrides))
+
+
+@app.command()
+def backtest(
+    data: DataOption = None,
+    tz: TzOption = None,
+    date_from: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First session (New York date)."),
+    ] = None,
+    date_to: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last session (New York date)."),
+    ] = None,
+    config: ConfigOption = None,
+    param: ParamOption = None,
+    slippage_bps: Annotated[
+        float | None, typer.Option("--slippage-bps", min=0, help="Market and stop slippage.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write every metric and trade as JSON.")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Record signals, orders, fills, trades here.")
+    ] = None,
+) -> None:
+    """Backtest the strategy profiles on historical bars with the simulated broker."""
+    with _user_errors():
+        settings = _settings(config, param)
+        if slippage_bps is not None:
+            settings = replace(
+                settings,
+                simulation=replace(settings.simulation, slippage_bps=Decimal(str(slippage_bps))),
+            )
+        bar_file = _load(data, tz)
+        bars = select_bars(
+            bar_file.bars,
+            date_from.date() if date_from else None,
+            date_to.date() if date_to else None,
+        )
+        if not bars:
+            raise ConfigError("no bars between --from and --to")
+        store = Store(db) if db is not None else None
+    try:
+        with _progress(len(bars), "backtesting") as advance:
+            counter = _Counter(advance)
+            result = run_backtest(bars, bar_file.calendar, settings, store=store, on_bar=counter)
+    finally:
+        if store is not None:
+            store.close()
+    stdout.print(summary_table(result))
+    if json_out is not None:
+        result.write_json(json_out)
+        stderr.print(f"wrote {json_out}")
+
+
+class _Counter:
+    """Advances a progress bar every few thousand bars (per-bar updates would cost more)."""
+
+    def __init__(self, advance: Callable[[int], None], every: int = 4096) -> None:
+        self.advance = advance
+        self.every = every
+        self.count = 0
+
+    def __call__(self, bar: Bar) -> None:
+        self.count += 1
+        if self.count == self.every:
+            self.advance(self.count)
+            self.count = 0

@@ -1,0 +1,1 @@
+"""Brokers: the simulated one (backtest, replay) and, later, Alpaca; both speak `Broker`."""

@@ -1,0 +1,530 @@
+"""The pure trading core: events in, commands out.
+
+Every decision lives here — which signals are traded, by which profiles, for how many shares,
+and when and how each trade is closed — so a backtest, a paced replay and the live Alpaca loop
+all decide identically. The engine never reads a clock, a file or the network: time arrives in
+events, and what it wants done leaves as commands for the shell to execute.
+
+Exits follow the rules a real broker imposes: a resting target *holds* the shares, so a time or
+session-end exit first cancels the resting orders, waits for the cancel to be confirmed, and only
+then sends the closing market order for whatever is still open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
+
+from ict_trader.bars import Bar
+from ict_trader.calendar import Session
+from ict_trader.events import (
+    AccountUpdated,
+    BarClosed,
+    CancelOrder,
+    Command,
+    EntrySkipped,
+    Event,
+    ExitReason,
+    Level,
+    Notify,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    SignalDetected,
+    SubmitOrder,
+    Tick,
+    TradeUpdated,
+    TradeView,
+)
+from ict_trader.orders import Leg, OrderRequest, OrderType, Side, client_order_id
+from ict_trader.signals import Direction, IctDetector, Signal
+from ict_trader.strategy import EngineConfig, StopMode, StrategyProfile
+
+CENT = Decimal("0.01")
+_ONE_MINUTE = timedelta(minutes=1)
+
+
+class TradeStatus(StrEnum):
+    PENDING = "pending"  # entry order working
+    OPEN = "open"  # position held, target (and stop) resting
+    EXITING = "exiting"  # exit decided, waiting for cancels and the closing fill
+    CLOSED = "closed"
+    CANCELED = "canceled"  # entry never filled
+
+
+def signal_id(signal: Signal) -> str:
+    """Stable id of a signal: its bar and direction (a bar emits at most one signal)."""
+    return f"{signal.time:%Y%m%dT%H%M}Z-{signal.direction.value}"
+
+
+def price_of(value: float) -> Decimal:
+    """A bar price as the exact decimal it was written as (float repr round-trips)."""
+    return Decimal(repr(value))
+
+
+@dataclass
+class _Trade:
+    """Mutable engine-side state of one trade of one profile."""
+
+    trade_id: str
+    signal_id: str
+    signal: Signal
+    profile: str
+    direction: Direction
+    planned_qty: int
+    entry_order_id: str
+    status: TradeStatus = TradeStatus.PENDING
+    entry_qty: int = 0
+    entry_value: Decimal = Decimal(0)
+    entry_time: datetime | None = None
+    target_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    resting: set[str] = field(default_factory=set)  # live target/stop order ids
+    exit_order_id: str | None = None  # live market exit, if any
+    exit_attempts: int = 0
+    exit_reason: ExitReason | None = None
+    exit_qty: int = 0
+    exit_value: Decimal = Decimal(0)
+    exit_time: datetime | None = None
+    commission: Decimal = Decimal(0)
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.direction is Direction.LONG else -1
+
+    @property
+    def entry_side(self) -> Side:
+        return Side.BUY if self.direction is Direction.LONG else Side.SELL
+
+    @property
+    def exit_side(self) -> Side:
+        return Side.SELL if self.direction is Direction.LONG else Side.BUY
+
+    @property
+    def remaining(self) -> int:
+        return self.entry_qty - self.exit_qty
+
+    @property
+    def entry_price(self) -> Decimal | None:
+        return self.entry_value / self.entry_qty if self.entry_qty else None
+
+    def pnl(self) -> Decimal | None:
+        """Realized P&L from fills only; None until the position is fully closed."""
+        if self.status is not TradeStatus.CLOSED:
+            return None
+        gross = (self.exit_value - self.entry_value) * self.sign
+        return (gross - self.commission).quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+    def view(self) -> TradeView:
+        entry = self.entry_price
+        exit_price = self.exit_value / self.exit_qty if self.exit_qty else None
+        return TradeView(
+            trade_id=self.trade_id,
+            signal_id=self.signal_id,
+            profile=self.profile,
+            direction=self.direction.value,
+            status=self.status.value,
+            planned_qty=self.planned_qty,
+            qty=self.entry_qty,
+            entry_order_id=self.entry_order_id,
+            entry_price=_round_price(entry) if entry is not None else None,
+            entry_time=self.entry_time,
+            target_price=self.target_price,
+            stop_price=self.stop_price,
+            exit_price=_round_price(exit_price) if exit_price is not None else None,
+            exit_time=self.exit_time,
+            exit_reason=self.exit_reason if self.status is TradeStatus.CLOSED else None,
+            pnl=self.pnl(),
+            commission=self.commission,
+        )
+
+
+class Engine:
+    """Feed it events with `handle`; execute the commands it returns, in order."""
+
+    def __init__(self, config: EngineConfig, detector: IctDetector) -> None:
+        self.config = config
+        self.detector = detector
+        self._profiles: tuple[StrategyProfile, ...] = tuple(p for p in config.profiles if p.enabled)
+        self._max_hold = timedelta(minutes=config.exits.max_hold_minutes)
+        self._flatten_before = timedelta(minutes=config.exits.flatten_before_close_minutes)
+        self._equity: Decimal | None = None
+        self._active: dict[str, _Trade] = {}  # profile -> its trade that is not finished
+        self._orders: dict[str, tuple[_Trade, Leg]] = {}
+        self._seen_executions: set[str] = set()
+        self._out: list[Command] = []
+        self.last_bar: Bar | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def open_trades(self) -> list[TradeView]:
+        return [trade.view() for trade in self._active.values()]
+
+    @property
+    def equity(self) -> Decimal | None:
+        return self._equity
+
+    def handle(self, event: Event) -> list[Command]:
+        """Apply one event; return the commands it leads to (possibly none)."""
+        self._out = []
+        if isinstance(event, BarClosed):
+            self._on_bar(event.bar)
+        elif isinstance(event, OrderFilled):
+            self._on_fill(event)
+        elif isinstance(event, Tick):
+            self._manage_exits(event.time)
+        elif isinstance(event, AccountUpdated):
+            self._equity = event.equity
+        elif isinstance(event, OrderCanceled):
+            self._on_order_done(event.client_order_id, event.time, filled=False, why=event.reason)
+        elif isinstance(event, OrderRejected):
+            self._on_rejected(event)
+        elif isinstance(event, OrderAccepted):
+            pass  # the shell records broker ids; nothing to decide
+        return self._out
+
+    # ------------------------------------------------------------------ bars and signals
+
+    def _on_bar(self, bar: Bar) -> None:
+        signal = self.detector.update(bar)
+        self.last_bar = bar
+        now = bar.time + _ONE_MINUTE
+        if self._active:
+            self._manage_exits(now)
+        if signal is not None:
+            self._on_signal(signal, now)
+
+    def _on_signal(self, signal: Signal, now: datetime) -> None:
+        sid = signal_id(signal)
+        self._out.append(SignalDetected(sid, signal))
+        session = self.detector.session
+        assert session is not None
+        for profile in self._profiles:
+            reason = self._skip_reason(profile, signal, session, now)
+            if reason is not None:
+                self._out.append(EntrySkipped(sid, profile.name, reason, now))
+                continue
+            assert self._equity is not None
+            qty = profile.shares_for(self._equity, price_of(signal.close))
+            self._open_trade(profile, signal, sid, qty, now)
+
+    def _skip_reason(
+        self, profile: StrategyProfile, signal: Signal, session: Session, now: datetime
+    ) -> str | None:
+        busy = self._active.get(profile.name)
+        if busy is not None:
+            return f"already in trade {busy.trade_id} ({busy.status.value})"
+        if now >= session.close - self._flatten_before:
+            return "too close to the session end"
+        if self._equity is None:
+            return "account equity not known yet"
+        price = price_of(signal.close)
+        if profile.shares_for(self._equity, price) == 0:
+            return (
+                f"0 shares: equity {self._equity:.2f} x {profile.allocation} "
+                f"is less than one share at {price}"
+            )
+        return None
+
+    def _open_trade(
+        self, profile: StrategyProfile, signal: Signal, sid: str, qty: int, now: datetime
+    ) -> None:
+        entry_id = client_order_id(signal.time, signal.direction.value, profile.name, Leg.ENTRY)
+        trade = _Trade(
+            trade_id=entry_id.removesuffix("-" + Leg.ENTRY.value),
+            signal_id=sid,
+            signal=signal,
+            profile=profile.name,
+            direction=signal.direction,
+            planned_qty=qty,
+            entry_order_id=entry_id,
+        )
+        self._active[profile.name] = trade
+        self._orders[entry_id] = (trade, Leg.ENTRY)
+        self._submit(
+            trade,
+            leg=Leg.ENTRY,
+            side=trade.entry_side,
+            qty=qty,
+            kind=OrderType.MARKET,
+            now=now,
+            order_id=entry_id,
+        )
+        self._record(trade)
+
+    # ------------------------------------------------------------------ exits by time
+
+    def _manage_exits(self, now: datetime) -> None:
+        session = self.detector.session
+        flatten_at = session.close - self._flatten_before if session is not None else None
+        for trade in list(self._active.values()):
+            if trade.status is TradeStatus.EXITING:
+                continue
+            if flatten_at is not None and now >= flatten_at:
+                self._begin_exit(trade, ExitReason.SESSION_END, now)
+            elif trade.entry_time is not None and now >= trade.entry_time + self._max_hold:
+                self._begin_exit(trade, ExitReason.TIME, now)
+
+    def _begin_exit(self, trade: _Trade, reason: ExitReason, now: datetime) -> None:
+        if trade.status is TradeStatus.PENDING:
+            if trade.exit_reason is None:
+                trade.exit_reason = reason
+                self._out.append(CancelOrder(trade.entry_order_id, f"{reason.value} exit"))
+            return
+        trade.status = TradeStatus.EXITING
+        trade.exit_reason = reason
+        if trade.resting:
+            for order_id in sorted(trade.resting):
+                self._out.append(CancelOrder(order_id, f"{reason.value} exit"))
+        else:
+            self._send_market_exit(trade, now)
+        self._record(trade)
+
+    def _send_market_exit(self, trade: _Trade, now: datetime) -> None:
+        if trade.remaining <= 0 or trade.exit_order_id is not None:
+            return
+        trade.exit_attempts += 1
+        order_id = client_order_id(
+            trade.signal.time,
+            trade.direction.value,
+            trade.profile,
+            Leg.EXIT,
+            attempt=trade.exit_attempts,
+        )
+        trade.exit_order_id = order_id
+        self._orders[order_id] = (trade, Leg.EXIT)
+        self._submit(
+            trade,
+            leg=Leg.EXIT,
+            side=trade.exit_side,
+            qty=trade.remaining,
+            kind=OrderType.MARKET,
+            now=now,
+            order_id=order_id,
+        )
+
+    # ------------------------------------------------------------------ broker updates
+
+    def _on_fill(self, fill: OrderFilled) -> None:
+        if fill.execution_id in self._seen_executions:
+            return
+        self._seen_executions.add(fill.execution_id)
+        known = self._orders.get(fill.client_order_id)
+        if known is None:
+            self._out.append(
+                Notify(
+                    Level.WARNING,
+                    "Unknown fill",
+                    f"fill for order {fill.client_order_id} that ict-trader did not place",
+                    fill.time,
+                )
+            )
+            return
+        trade, leg = known
+        value = fill.price * fill.qty
+        trade.commission += fill.commission
+        if leg is Leg.ENTRY:
+            trade.entry_qty += fill.qty
+            trade.entry_value += value
+            if trade.entry_time is None:
+                trade.entry_time = fill.time
+        else:
+            trade.exit_qty += fill.qty
+            trade.exit_value += value
+            trade.exit_time = fill.time
+        if fill.order_complete:
+            self._on_order_done(fill.client_order_id, fill.time, filled=True, why="filled")
+        else:
+            self._record(trade)
+
+    def _on_rejected(self, event: OrderRejected) -> None:
+        known = self._orders.get(event.client_order_id)
+        if known is not None:
+            trade, leg = known
+            self._out.append(
+                Notify(
+                    Level.WARNING,
+                    f"{trade.profile.upper()} {leg.value} order rejected",
+                    f"order {event.client_order_id} rejected: {event.reason}",
+                    event.time,
+                )
+            )
+        self._on_order_done(event.client_order_id, event.time, filled=False, why=event.reason)
+
+    def _on_order_done(self, order_id: str, now: datetime, *, filled: bool, why: str) -> None:
+        """An order reached a final state: decide what the trade does next."""
+        known = self._orders.pop(order_id, None)
+        if known is None:
+            return
+        trade, leg = known
+        if leg is Leg.ENTRY:
+            self._entry_done(trade, now)
+        elif leg is Leg.EXIT:
+            trade.exit_order_id = None
+            if trade.remaining > 0:
+                # A rejected or canceled exit must never leave the position unmanaged: retry.
+                self._send_market_exit(trade, now)
+        else:
+            trade.resting.discard(order_id)
+            if filled and trade.exit_reason is None:
+                trade.exit_reason = ExitReason.TARGET if leg is Leg.TARGET else ExitReason.STOP
+            if filled:
+                trade.status = TradeStatus.EXITING
+                for sibling in sorted(trade.resting):
+                    self._out.append(CancelOrder(sibling, f"{leg.value} filled"))
+            if trade.status is TradeStatus.EXITING and not trade.resting and trade.remaining > 0:
+                self._send_market_exit(trade, now)
+        self._finish_if_flat(trade, now)
+        self._record(trade)
+
+    def _entry_done(self, trade: _Trade, now: datetime) -> None:
+        if trade.entry_qty == 0:
+            trade.status = TradeStatus.CANCELED
+            return
+        trade.status = TradeStatus.OPEN
+        if trade.exit_reason is not None:
+            # The exit was decided while the entry was still working: close what filled.
+            trade.status = TradeStatus.EXITING
+            self._send_market_exit(trade, now)
+            return
+        self._place_protective_orders(trade, now)
+        self._out.append(self._entry_notice(trade, now))
+
+    def _place_protective_orders(self, trade: _Trade, now: datetime) -> None:
+        entry = trade.entry_value / trade.entry_qty
+        atr = Decimal(repr(trade.signal.atr))
+        exits = self.config.exits
+        offset = exits.target_atr_multiple * atr
+        # Round the target away from the entry so it is never nearer than the rule says.
+        if trade.direction is Direction.LONG:
+            trade.target_price = (entry + offset).quantize(CENT, rounding=ROUND_CEILING)
+        else:
+            trade.target_price = (entry - offset).quantize(CENT, rounding=ROUND_FLOOR)
+        oco = trade.trade_id if exits.stop is not StopMode.NONE else None
+        target_id = client_order_id(
+            trade.signal.time, trade.direction.value, trade.profile, Leg.TARGET
+        )
+        self._orders[target_id] = (trade, Leg.TARGET)
+        trade.resting.add(target_id)
+        self._submit(
+            trade,
+            leg=Leg.TARGET,
+            side=trade.exit_side,
+            qty=trade.entry_qty,
+            kind=OrderType.LIMIT,
+            now=now,
+            order_id=target_id,
+            limit_price=trade.target_price,
+            oco_group=oco,
+        )
+        stop = self._stop_price(trade, entry, atr)
+        if stop is None:
+            return
+        trade.stop_price = stop
+        stop_id = client_order_id(trade.signal.time, trade.direction.value, trade.profile, Leg.STOP)
+        self._orders[stop_id] = (trade, Leg.STOP)
+        trade.resting.add(stop_id)
+        self._submit(
+            trade,
+            leg=Leg.STOP,
+            side=trade.exit_side,
+            qty=trade.entry_qty,
+            kind=OrderType.STOP,
+            now=now,
+            order_id=stop_id,
+            stop_price=stop,
+            oco_group=oco,
+        )
+
+    def _stop_price(self, trade: _Trade, entry: Decimal, atr: Decimal) -> Decimal | None:
+        exits = self.config.exits
+        if exits.stop is StopMode.NONE:
+            return None
+        if exits.stop is StopMode.SWEEP:
+            raw = Decimal(repr(trade.signal.extreme))
+        else:
+            raw = entry - trade.sign * exits.stop_atr_multiple * atr
+        rounding = ROUND_FLOOR if trade.direction is Direction.LONG else ROUND_CEILING
+        return raw.quantize(CENT, rounding=rounding)
+
+    def _finish_if_flat(self, trade: _Trade, now: datetime) -> None:
+        if trade.status is TradeStatus.CANCELED:
+            self._active.pop(trade.profile, None)
+            return
+        if trade.entry_qty > 0 and trade.remaining == 0 and trade.status is TradeStatus.EXITING:
+            if trade.resting or trade.exit_order_id is not None:
+                return
+            trade.status = TradeStatus.CLOSED
+            self._active.pop(trade.profile, None)
+            self._out.append(self._exit_notice(trade, now))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _submit(
+        self,
+        trade: _Trade,
+        *,
+        leg: Leg,
+        side: Side,
+        qty: int,
+        kind: OrderType,
+        now: datetime,
+        order_id: str,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        oco_group: str | None = None,
+    ) -> None:
+        self._out.append(
+            SubmitOrder(
+                OrderRequest(
+                    client_order_id=order_id,
+                    symbol=self.config.symbol,
+                    side=side,
+                    qty=qty,
+                    type=kind,
+                    trade_id=trade.trade_id,
+                    profile=trade.profile,
+                    leg=leg,
+                    limit_price=limit_price,
+                    stop_price=stop_price,
+                    oco_group=oco_group,
+                    created_at=now,
+                )
+            )
+        )
+
+    def _record(self, trade: _Trade) -> None:
+        self._out.append(TradeUpdated(trade.view()))
+
+    def _entry_notice(self, trade: _Trade, now: datetime) -> Notify:
+        price = trade.entry_price
+        assert price is not None
+        return Notify(
+            Level.INFO,
+            f"{trade.profile.upper()} entry",
+            f"{trade.profile.upper()} entry — {trade.direction.value.upper()} {trade.entry_qty} "
+            f"{self.config.symbol} @ {_round_price(price)} · order {trade.entry_order_id} · "
+            f"target {trade.target_price}",
+            now,
+        )
+
+    def _exit_notice(self, trade: _Trade, now: datetime) -> Notify:
+        view = trade.view()
+        reason = view.exit_reason.value if view.exit_reason else "exit"
+        return Notify(
+            Level.INFO,
+            f"{trade.profile.upper()} {reason} exit",
+            f"{trade.profile.upper()} {reason} exit — {trade.direction.value.upper()} "
+            f"{trade.entry_qty} {self.config.symbol} {view.entry_price} → {view.exit_price} · "
+            f"P&L {view.pnl:+.2f} · trade {trade.trade_id}",
+            now,
+        )
+
+
+def _round_price(value: Decimal) -> Decimal:
+    """Average fill prices to 1/10000 dollar, as brokers report them."""
+    return value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)

@@ -1,0 +1,142 @@
+"""The shell that drives the engine with bars and the simulated broker (backtest and replay).
+
+Per bar, in the order a real market imposes:
+1. the bar opens: queued market orders fill at its open; the engine reacts (places targets);
+2. the bar's range is known: resting orders it touched fill; the engine reacts;
+3. the bar closes: the engine sees it (signals, time and session exits, entries), and its orders
+   are sent — market orders fill at the next bar's open.
+Every command is recorded in the store before it is executed, and the store is committed per
+bar together with the last processed bar, so an interrupted run is consistent up to a bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from ict_trader.bars import Bar
+from ict_trader.brokers.simulated import SimulatedBroker
+from ict_trader.engine import Engine
+from ict_trader.events import (
+    AccountUpdated,
+    BarClosed,
+    CancelOrder,
+    Command,
+    EntrySkipped,
+    Event,
+    Notify,
+    OrderFilled,
+    SignalDetected,
+    SubmitOrder,
+    TradeUpdated,
+)
+from ict_trader.store import Store
+
+_ONE_MINUTE = timedelta(minutes=1)
+LAST_BAR_KEY = "last_bar_time"
+
+Observer = Callable[[Event | Command], None]
+
+
+class SimulationShell:
+    """Runs bars through engine + simulated broker (+ store); `observer` sees every step."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        broker: SimulatedBroker,
+        store: Store | None = None,
+        observer: Observer | None = None,
+        commit_every_bar: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.store = store
+        self.observer = observer
+        self.commit_every_bar = commit_every_bar
+        self.symbol = engine.config.symbol
+        self._account_dirty = True
+        self.last_bar: Bar | None = None
+
+    def run(self, bars: Iterable[Bar], on_bar: Callable[[Bar], None] | None = None) -> None:
+        for bar in bars:
+            self.step(bar)
+            if on_bar is not None:
+                on_bar(bar)
+        self.commit()
+
+    def commit(self) -> None:
+        """Make the records up to the last completed bar durable, with that bar's time."""
+        if self.store is not None and self.last_bar is not None:
+            self.store.set_state(LAST_BAR_KEY, self.last_bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            self.store.commit()
+
+    def step(self, bar: Bar) -> None:
+        broker = self.broker
+        if broker.open_bar(bar, self.symbol):
+            self._pump()
+        if broker.close_bar(bar, self.symbol):
+            self._pump()
+        close_time = bar.time + _ONE_MINUTE
+        in_position = broker.position(self.symbol) != 0
+        if self._account_dirty or in_position:
+            # Equity only changes with fills or with the price of an open position.
+            account = broker.account(close_time)
+            self._deliver(account)
+            if self.store is not None:
+                self.store.record_equity(close_time, account.equity, account.cash)
+            self._account_dirty = in_position
+        self._dispatch(self.engine.handle(BarClosed(bar)))
+        self._pump()
+        self.last_bar = bar
+        if self.commit_every_bar:
+            self.commit()
+
+    def _pump(self) -> None:
+        """Deliver broker events to the engine until nothing new happens."""
+        broker = self.broker
+        events = broker.events()
+        while events:
+            for event in events:
+                self._deliver(event)
+            events = broker.events()
+
+    def _deliver(self, event: Event) -> None:
+        if self.observer is not None:
+            self.observer(event)
+        store = self.store
+        if isinstance(event, OrderFilled):
+            self._account_dirty = True
+        if store is not None and not isinstance(event, AccountUpdated | BarClosed):
+            store.record_order_event(event)  # type: ignore[arg-type]
+        self._dispatch(self.engine.handle(event))
+
+    def _dispatch(self, commands: list[Command]) -> None:
+        store = self.store
+        observer = self.observer
+        for command in commands:
+            if observer is not None:
+                observer(command)
+            if isinstance(command, SubmitOrder):
+                if store is not None:
+                    store.record_order(command.order)
+                self.broker.submit(command.order)
+            elif isinstance(command, CancelOrder):
+                self.broker.cancel(command.client_order_id)
+            elif store is None:
+                continue
+            elif isinstance(command, TradeUpdated):
+                store.record_trade(command.trade)
+            elif isinstance(command, SignalDetected):
+                store.record_signal(command)
+            elif isinstance(command, EntrySkipped):
+                store.record_skip(command)
+            elif isinstance(command, Notify):
+                store.audit(
+                    command.time, f"notify.{command.level.value}", "engine", command.message
+                )
+
+
+def now_of(bar: Bar) -> datetime:
+    """The moment a bar is complete."""
+    return bar.time + _ONE_MINUTE

@@ -1,0 +1,423 @@
+"""SQLite persistence: the only module that writes SQL.
+
+One file holds everything a run needs to be audited, resumed or shown on the dashboard:
+signals, skipped entries, orders (client and broker ids), fills, trades, equity snapshots,
+audit events and a small key/value state (e.g. the last processed bar). WAL mode lets the
+dashboard read while the trading loop writes. Money is stored as integer cents and prices as
+exact decimal strings, never floats.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+from ict_trader.events import (
+    EntrySkipped,
+    ExitReason,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    SignalDetected,
+    TradeView,
+)
+from ict_trader.orders import OrderRequest, OrderStatus
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE runs (
+        run_id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        data_source TEXT,
+        config TEXT NOT NULL
+    );
+    CREATE TABLE signals (
+        signal_id TEXT PRIMARY KEY,
+        time TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        close TEXT NOT NULL,
+        atr REAL NOT NULL,
+        extreme TEXT NOT NULL,
+        mss_level TEXT NOT NULL
+    );
+    CREATE TABLE skips (
+        signal_id TEXT NOT NULL REFERENCES signals(signal_id),
+        profile TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        time TEXT NOT NULL,
+        PRIMARY KEY (signal_id, profile)
+    );
+    CREATE TABLE orders (
+        client_order_id TEXT PRIMARY KEY,
+        broker_order_id TEXT,
+        trade_id TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        leg TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        qty INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        limit_price TEXT,
+        stop_price TEXT,
+        time_in_force TEXT NOT NULL,
+        status TEXT NOT NULL,
+        filled_qty INTEGER NOT NULL DEFAULT 0,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX orders_by_trade ON orders(trade_id);
+    CREATE TABLE fills (
+        execution_id TEXT PRIMARY KEY,
+        client_order_id TEXT NOT NULL REFERENCES orders(client_order_id),
+        broker_order_id TEXT NOT NULL,
+        time TEXT NOT NULL,
+        qty INTEGER NOT NULL,
+        price TEXT NOT NULL,
+        commission TEXT NOT NULL
+    );
+    CREATE TABLE trades (
+        trade_id TEXT PRIMARY KEY,
+        signal_id TEXT NOT NULL REFERENCES signals(signal_id),
+        profile TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        status TEXT NOT NULL,
+        planned_qty INTEGER NOT NULL,
+        qty INTEGER NOT NULL,
+        entry_order_id TEXT NOT NULL,
+        entry_price TEXT,
+        entry_time TEXT,
+        target_price TEXT,
+        stop_price TEXT,
+        exit_price TEXT,
+        exit_time TEXT,
+        exit_reason TEXT,
+        pnl_cents INTEGER,
+        commission TEXT NOT NULL
+    );
+    CREATE TABLE equity (
+        time TEXT PRIMARY KEY,
+        equity_cents INTEGER NOT NULL,
+        cash_cents INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        audit_id INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        message TEXT NOT NULL,
+        data TEXT
+    );
+    CREATE TABLE state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+}
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (newer schema, corrupt file, locked)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFill:
+    execution_id: str
+    client_order_id: str
+    time: datetime
+    qty: int
+    price: Decimal
+
+
+def cents(amount: Decimal) -> int:
+    """Dollars to integer cents, banker's rounding (amounts are already cent-exact in practice)."""
+    return int((amount * 100).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class Store:
+    """A connection to one ict-trader database; not shared across threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
+        self._db.execute("BEGIN")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {version} is newer than this ict-trader "
+                f"({SCHEMA_VERSION}); upgrade ict-trader"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            self._db.executescript(
+                f"BEGIN; {_MIGRATIONS[target]}; PRAGMA user_version = {target}; COMMIT;"
+            )
+
+    def commit(self) -> None:
+        """Make everything recorded so far durable, atomically, and start a new transaction."""
+        self._db.execute("COMMIT")
+        self._db.execute("BEGIN")
+
+    def close(self) -> None:
+        """Commit and close; the caller decides whether the work so far is complete."""
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+        self._db.close()
+
+    def rollback(self) -> None:
+        """Drop everything since the last commit (e.g. a bar interrupted half-way)."""
+        self._db.execute("ROLLBACK")
+        self._db.execute("BEGIN")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    # ------------------------------------------------------------------ writes
+
+    def start_run(self, mode: str, data_source: str | None, config: dict[str, Any]) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO runs (started_at, mode, data_source, config) VALUES (?, ?, ?, ?)",
+            (_iso(datetime.now(UTC)), mode, data_source, json.dumps(config, default=str)),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def record_signal(self, detected: SignalDetected) -> None:
+        s = detected.signal
+        self._db.execute(
+            "INSERT OR IGNORE INTO signals VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                detected.signal_id,
+                _iso(s.time),
+                s.direction.value,
+                repr(s.close),
+                s.atr,
+                repr(s.extreme),
+                repr(s.mss_level),
+            ),
+        )
+
+    def record_skip(self, skipped: EntrySkipped) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO skips VALUES (?, ?, ?, ?)",
+            (skipped.signal_id, skipped.profile, skipped.reason, _iso(skipped.time)),
+        )
+
+    def record_order(self, order: OrderRequest) -> None:
+        assert order.created_at is not None
+        created = _iso(order.created_at)
+        self._db.execute(
+            "INSERT OR IGNORE INTO orders (client_order_id, trade_id, profile, leg, symbol, side,"
+            " qty, type, limit_price, stop_price, time_in_force, status, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                order.client_order_id,
+                order.trade_id,
+                order.profile,
+                order.leg.value,
+                order.symbol,
+                order.side.value,
+                order.qty,
+                order.type.value,
+                _dec(order.limit_price),
+                _dec(order.stop_price),
+                order.time_in_force,
+                OrderStatus.NEW.value,
+                created,
+                created,
+            ),
+        )
+
+    def record_order_event(
+        self, event: OrderAccepted | OrderFilled | OrderRejected | OrderCanceled
+    ) -> None:
+        when = _iso(event.time)
+        order_id = event.client_order_id
+        if isinstance(event, OrderAccepted):
+            self._db.execute(
+                "UPDATE orders SET broker_order_id = ?, status = ?, updated_at = ?"
+                " WHERE client_order_id = ? AND status = 'new'",
+                (event.broker_order_id, OrderStatus.ACCEPTED.value, when, order_id),
+            )
+        elif isinstance(event, OrderFilled):
+            self._db.execute(
+                "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.execution_id,
+                    order_id,
+                    event.broker_order_id,
+                    when,
+                    event.qty,
+                    str(event.price),
+                    str(event.commission),
+                ),
+            )
+            status = OrderStatus.FILLED if event.order_complete else OrderStatus.PARTIALLY_FILLED
+            self._db.execute(
+                "UPDATE orders SET broker_order_id = ?, status = ?, filled_qty = ?, updated_at = ?"
+                " WHERE client_order_id = ?",
+                (event.broker_order_id, status.value, event.cumulative_qty, when, order_id),
+            )
+        else:
+            status = (
+                OrderStatus.REJECTED
+                if isinstance(event, OrderRejected)
+                else (
+                    OrderStatus.EXPIRED
+                    if event.reason.startswith("expired")
+                    else OrderStatus.CANCELED
+                )
+            )
+            self._db.execute(
+                "UPDATE orders SET status = ?, reason = ?, updated_at = ?"
+                " WHERE client_order_id = ?",
+                (status.value, event.reason, when, order_id),
+            )
+
+    def record_trade(self, trade: TradeView) -> None:
+        self._db.execute(
+            f"INSERT OR REPLACE INTO trades VALUES ({', '.join('?' * 17)})",
+            (
+                trade.trade_id,
+                trade.signal_id,
+                trade.profile,
+                trade.direction,
+                trade.status,
+                trade.planned_qty,
+                trade.qty,
+                trade.entry_order_id,
+                _dec(trade.entry_price),
+                _iso(trade.entry_time) if trade.entry_time else None,
+                _dec(trade.target_price),
+                _dec(trade.stop_price),
+                _dec(trade.exit_price),
+                _iso(trade.exit_time) if trade.exit_time else None,
+                trade.exit_reason.value if trade.exit_reason else None,
+                cents(trade.pnl) if trade.pnl is not None else None,
+                str(trade.commission),
+            ),
+        )
+
+    def record_equity(self, moment: datetime, equity: Decimal, cash: Decimal) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO equity VALUES (?, ?, ?)",
+            (_iso(moment), cents(equity), cents(cash)),
+        )
+
+    def audit(
+        self, moment: datetime, kind: str, actor: str, message: str, data: Any = None
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO audit (time, kind, actor, message, data) VALUES (?, ?, ?, ?, ?)",
+            (_iso(moment), kind, actor, message, None if data is None else json.dumps(data)),
+        )
+
+    def set_state(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+
+    # ------------------------------------------------------------------ reads
+
+    def state(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def trades(self, status: str | None = None) -> list[TradeView]:
+        query = "SELECT * FROM trades"
+        params: tuple[Any, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            params = (status,)
+        query += " ORDER BY entry_order_id"
+        return [_trade_from_row(row) for row in self._db.execute(query, params)]
+
+    def count(self, table: str) -> int:
+        if table not in {"signals", "skips", "orders", "fills", "trades", "equity", "audit"}:
+            raise ValueError(f"unknown table {table}")
+        return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    def orders(self) -> list[dict[str, Any]]:
+        cursor = self._db.execute("SELECT * FROM orders ORDER BY created_at, client_order_id")
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def fills(self) -> list[StoredFill]:
+        rows = self._db.execute(
+            "SELECT execution_id, client_order_id, time, qty, price FROM fills ORDER BY time"
+        )
+        return [
+            StoredFill(row[0], row[1], _parse_time(row[2]), int(row[3]), Decimal(row[4]))
+            for row in rows
+        ]
+
+    def equity_curve(self) -> list[tuple[datetime, Decimal]]:
+        rows = self._db.execute("SELECT time, equity_cents FROM equity ORDER BY time")
+        return [(_parse_time(row[0]), Decimal(row[1]) / 100) for row in rows]
+
+    def skips(self) -> list[tuple[str, str, str]]:
+        rows = self._db.execute("SELECT signal_id, profile, reason FROM skips ORDER BY signal_id")
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _opt_dec(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _trade_from_row(row: tuple[Any, ...]) -> TradeView:
+    return TradeView(
+        trade_id=row[0],
+        signal_id=row[1],
+        profile=row[2],
+        direction=row[3],
+        status=row[4],
+        planned_qty=row[5],
+        qty=row[6],
+        entry_order_id=row[7],
+        entry_price=_opt_dec(row[8]),
+        entry_time=_parse_time(row[9]) if row[9] else None,
+        target_price=_opt_dec(row[10]),
+        stop_price=_opt_dec(row[11]),
+        exit_price=_opt_dec(row[12]),
+        exit_time=_parse_time(row[13]) if row[13] else None,
+        exit_reason=ExitReason(row[14]) if row[14] else None,
+        pnl=Decimal(row[15]) / 100 if row[15] is not None else None,
+        commission=Decimal(row[16]),
+    )

@@ -1,0 +1,87 @@
+"""Strategy profiles (how much to trade) and exit rules (when to get out).
+
+Kept apart from the engine so configuration can be validated and shown to users on its own,
+with errors that name the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the key."""
+
+
+class StopMode(StrEnum):
+    NONE = "none"
+    SWEEP = "sweep"  # the signal's extreme (the sweep's high for a short, low for a long)
+    ATR = "atr"  # entry fill -/+ stop_atr_multiple x ATR
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyProfile:
+    """One way of trading every signal: a name and the share of equity each trade commits."""
+
+    name: str
+    allocation: Decimal
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(
+                f"profiles: name {self.name!r} must be letters, digits, '-' or '_' only"
+            )
+        if not Decimal(0) < self.allocation <= Decimal(1):
+            raise ConfigError(
+                f"profiles.{self.name}.allocation must be in (0, 1], got {self.allocation}"
+            )
+
+    def shares_for(self, equity: Decimal, price: Decimal) -> int:
+        """floor(equity x allocation / price): never round a position up past its allocation."""
+        if price <= 0:
+            return 0
+        return int((equity * self.allocation / price).to_integral_value(rounding=ROUND_DOWN))
+
+
+DEFAULT_PROFILES = (
+    StrategyProfile("conservative", Decimal("0.03")),
+    StrategyProfile("aggressive", Decimal("0.04")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRules:
+    """Exit parameters shared by all profiles; whichever exit triggers first wins."""
+
+    target_atr_multiple: Decimal = Decimal(5)
+    max_hold_minutes: int = 60
+    flatten_before_close_minutes: int = 5
+    stop: StopMode = StopMode.NONE
+    stop_atr_multiple: Decimal = Decimal(2)
+
+    def __post_init__(self) -> None:
+        if self.target_atr_multiple <= 0:
+            raise ConfigError("exits.target_atr_multiple must be positive")
+        if self.max_hold_minutes < 1:
+            raise ConfigError("exits.max_hold_minutes must be at least 1")
+        if self.flatten_before_close_minutes < 1:
+            raise ConfigError("exits.flatten_before_close_minutes must be at least 1")
+        if self.stop_atr_multiple <= 0:
+            raise ConfigError("exits.stop_atr_multiple must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    symbol: str = "QQQ"
+    profiles: tuple[StrategyProfile, ...] = DEFAULT_PROFILES
+    exits: ExitRules = field(default_factory=ExitRules)
+
+    def __post_init__(self) -> None:
+        names = [profile.name for profile in self.profiles]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"profiles: duplicate names in {names}")
+        if not self.profiles:
+            raise ConfigError("profiles: at least one profile is required")
