@@ -26,6 +26,7 @@ from ict_trader.backtest_summary import summary_table
 from ict_trader.barfile import BarDataError, BarFile, load_bars
 from ict_trader.bars import Bar
 from ict_trader.config import AppConfig, load_config
+from ict_trader.replay import ReplayOutcome, data_fingerprint, run_replay
 from ict_trader.signal_output import to_csv, to_json, to_table
 from ict_trader.signals import IctDetector, Signal, SignalParams
 from ict_trader.signals.params import ParamError, parse_param_assignments
@@ -257,3 +258,77 @@ class _Counter:
         if self.count == self.every:
             self.advance(self.count)
             self.count = 0
+
+
+@app.command()
+def run(
+    data: DataOption = None,
+    tz: TzOption = None,
+    config: ConfigOption = None,
+    param: ParamOption = None,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed",
+            min=0,
+            help="Market minutes per wall-clock minute: 60 = one bar a second; 0 = no pacing.",
+        ),
+    ] = 60.0,
+    db: Annotated[
+        Path, typer.Option("--db", help="SQLite store; an unfinished replay in it is resumed.")
+    ] = Path("ict-trader.db"),
+    quiet: Annotated[bool, typer.Option("--quiet", help="Only print the summary.")] = False,
+) -> None:
+    """Trade: replays real bars through the engine and the simulated broker (no credentials).
+
+    Live Alpaca trading arrives with the Alpaca integration; until then `run` always replays.
+    """
+    with _user_errors():
+        settings = _settings(config, param)
+        bar_file = _load(data, tz)
+        store = Store(db)
+    try:
+        with _user_errors():
+            stderr.print(
+                f"replaying {len(bar_file.bars):,} bars of {bar_file.path.name} at speed "
+                f"{speed:g} (store: {db}); Ctrl-C stops cleanly and the same command resumes"
+            )
+            outcome = run_replay(
+                bar_file.bars,
+                bar_file.calendar,
+                settings,
+                store,
+                data_fingerprint(bar_file.path),
+                speed=speed,
+                console=stdout,
+                quiet=quiet,
+            )
+            _print_replay_summary(store, outcome)
+    finally:
+        store.close()
+    if outcome.interrupted:
+        raise typer.Exit(130)
+
+
+def _print_replay_summary(store: Store, outcome: ReplayOutcome) -> None:
+    trades = store.trades()
+    closed = [t for t in trades if t.status == "closed"]
+    open_ = [t for t in trades if t.status in {"pending", "open", "exiting"}]
+    if outcome.interrupted:
+        stderr.print(
+            f"stopped after {outcome.bars_done} of {outcome.bars_total} bars; "
+            "run the same command to resume"
+        )
+    elif outcome.bars_total == 0:
+        stderr.print("this replay is already complete; use another --db to start again")
+    by_profile: dict[str, list[Decimal]] = {}
+    for trade in closed:
+        by_profile.setdefault(trade.profile, []).append(trade.pnl or Decimal(0))
+    for profile, pnls in sorted(by_profile.items()):
+        wins = sum(p > 0 for p in pnls)
+        stdout.print(
+            f"{profile}: {len(pnls)} trades, {wins} wins, P&L {sum(pnls, Decimal(0)):+,.2f}",
+            highlight=False,
+        )
+    if open_:
+        stdout.print(f"{len(open_)} trade(s) still open (resume to manage them)")

@@ -39,6 +39,7 @@ from ict_trader.events import (
     TradeUpdated,
     TradeView,
 )
+from ict_trader.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.orders import Leg, OrderRequest, OrderType, Side, client_order_id
 from ict_trader.signals import Direction, IctDetector, Signal
 from ict_trader.strategy import EngineConfig, StopMode, StrategyProfile
@@ -136,7 +137,7 @@ class _Trade:
             stop_price=self.stop_price,
             exit_price=_round_price(exit_price) if exit_price is not None else None,
             exit_time=self.exit_time,
-            exit_reason=self.exit_reason if self.status is TradeStatus.CLOSED else None,
+            exit_reason=self.exit_reason,
             pnl=self.pnl(),
             commission=self.commission,
         )
@@ -186,6 +187,58 @@ class Engine:
         elif isinstance(event, OrderAccepted):
             pass  # the shell records broker ids; nothing to decide
         return self._out
+
+    def restore(self, ledger: Ledger) -> None:
+        """Resume managing the unfinished trades of a previous run from its ledger.
+
+        Time exits keep counting from the recorded entry fill, resting orders stay resting, and
+        executions already booked are never booked twice.
+        """
+        fills_by_order: dict[str, list[FillRecord]] = {}
+        for fill in ledger.fills:
+            fills_by_order.setdefault(fill.client_order_id, []).append(fill)
+            self._seen_executions.add(fill.execution_id)
+        orders_by_trade: dict[str, list[OrderRecord]] = {}
+        for order in ledger.orders:
+            orders_by_trade.setdefault(order.request.trade_id, []).append(order)
+        for view in ledger.unfinished_trades():
+            trade = _Trade(
+                trade_id=view.trade_id,
+                signal_id=view.signal_id,
+                signal=ledger.signals[view.signal_id],
+                profile=view.profile,
+                direction=Direction(view.direction),
+                planned_qty=view.planned_qty,
+                entry_order_id=view.entry_order_id,
+                status=TradeStatus(view.status),
+                target_price=view.target_price,
+                stop_price=view.stop_price,
+                exit_reason=view.exit_reason,
+            )
+            for order in orders_by_trade.get(view.trade_id, []):
+                request = order.request
+                leg = request.leg
+                for fill in sorted(fills_by_order.get(request.client_order_id, []), key=_fill_key):
+                    trade.commission += fill.commission
+                    if leg is Leg.ENTRY:
+                        trade.entry_qty += fill.qty
+                        trade.entry_value += fill.price * fill.qty
+                        if trade.entry_time is None:
+                            trade.entry_time = fill.time
+                    else:
+                        trade.exit_qty += fill.qty
+                        trade.exit_value += fill.price * fill.qty
+                        trade.exit_time = fill.time
+                if leg is Leg.EXIT:
+                    trade.exit_attempts += 1
+                if order.status.is_final:
+                    continue
+                self._orders[request.client_order_id] = (trade, leg)
+                if leg in (Leg.TARGET, Leg.STOP):
+                    trade.resting.add(request.client_order_id)
+                elif leg is Leg.EXIT:
+                    trade.exit_order_id = request.client_order_id
+            self._active[trade.profile] = trade
 
     # ------------------------------------------------------------------ bars and signals
 
@@ -370,9 +423,9 @@ class Engine:
                 self._send_market_exit(trade, now)
         else:
             trade.resting.discard(order_id)
-            if filled and trade.exit_reason is None:
-                trade.exit_reason = ExitReason.TARGET if leg is Leg.TARGET else ExitReason.STOP
             if filled:
+                # Whatever exit was pending, this order is what actually closed the position.
+                trade.exit_reason = ExitReason.TARGET if leg is Leg.TARGET else ExitReason.STOP
                 trade.status = TradeStatus.EXITING
                 for sibling in sorted(trade.resting):
                     self._out.append(CancelOrder(sibling, f"{leg.value} filled"))
@@ -523,6 +576,10 @@ class Engine:
             f"P&L {view.pnl:+.2f} · trade {trade.trade_id}",
             now,
         )
+
+
+def _fill_key(fill: FillRecord) -> tuple[datetime, str]:
+    return (fill.time, fill.execution_id)
 
 
 def _round_price(value: Decimal) -> Decimal:

@@ -29,7 +29,9 @@ from ict_trader.events import (
     SignalDetected,
     TradeView,
 )
-from ict_trader.orders import OrderRequest, OrderStatus
+from ict_trader.ledger import FillRecord, Ledger, OrderRecord
+from ict_trader.orders import Leg, OrderRequest, OrderStatus, OrderType, Side
+from ict_trader.signals import Direction, Signal
 
 SCHEMA_VERSION = 1
 
@@ -71,6 +73,7 @@ _MIGRATIONS: dict[int, str] = {
         limit_price TEXT,
         stop_price TEXT,
         time_in_force TEXT NOT NULL,
+        oco_group TEXT,
         status TEXT NOT NULL,
         filled_qty INTEGER NOT NULL DEFAULT 0,
         reason TEXT,
@@ -188,9 +191,10 @@ class Store:
         self._db.execute("BEGIN")
 
     def close(self) -> None:
-        """Commit and close; the caller decides whether the work so far is complete."""
+        """Close, dropping anything not committed: only the shells know when a unit of work
+        (a bar, a whole backtest) is complete, and they commit it explicitly."""
         if self._db.in_transaction:
-            self._db.execute("COMMIT")
+            self._db.execute("ROLLBACK")
         self._db.close()
 
     def rollback(self) -> None:
@@ -243,8 +247,8 @@ class Store:
         created = _iso(order.created_at)
         self._db.execute(
             "INSERT OR IGNORE INTO orders (client_order_id, trade_id, profile, leg, symbol, side,"
-            " qty, type, limit_price, stop_price, time_in_force, status, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " qty, type, limit_price, stop_price, time_in_force, oco_group, status, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 order.client_order_id,
                 order.trade_id,
@@ -257,6 +261,7 @@ class Store:
                 _dec(order.limit_price),
                 _dec(order.stop_price),
                 order.time_in_force,
+                order.oco_group,
                 OrderStatus.NEW.value,
                 created,
                 created,
@@ -387,6 +392,73 @@ class Store:
     def equity_curve(self) -> list[tuple[datetime, Decimal]]:
         rows = self._db.execute("SELECT time, equity_cents FROM equity ORDER BY time")
         return [(_parse_time(row[0]), Decimal(row[1]) / 100) for row in rows]
+
+    def last_run(self) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT run_id, started_at, mode, data_source, config FROM runs"
+            " ORDER BY run_id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "run_id": row[0],
+            "started_at": row[1],
+            "mode": row[2],
+            "data_source": row[3],
+            "config": json.loads(row[4]),
+        }
+
+    def load_ledger(self) -> Ledger:
+        """Everything needed to resume: trades, their signals, orders and fills."""
+        signals = {
+            row[0]: Signal(
+                time=_parse_time(row[1]),
+                direction=Direction(row[2]),
+                close=float(row[3]),
+                atr=float(row[4]),
+                extreme=float(row[5]),
+                mss_level=float(row[6]),
+            )
+            for row in self._db.execute("SELECT * FROM signals")
+        }
+        orders = [
+            OrderRecord(
+                request=OrderRequest(
+                    client_order_id=row["client_order_id"],
+                    symbol=row["symbol"],
+                    side=Side(row["side"]),
+                    qty=int(row["qty"]),
+                    type=OrderType(row["type"]),
+                    trade_id=row["trade_id"],
+                    profile=row["profile"],
+                    leg=Leg(row["leg"]),
+                    limit_price=_opt_dec(row["limit_price"]),
+                    stop_price=_opt_dec(row["stop_price"]),
+                    time_in_force=row["time_in_force"],
+                    oco_group=row["oco_group"],
+                    created_at=_parse_time(row["created_at"]),
+                ),
+                broker_order_id=row["broker_order_id"],
+                status=OrderStatus(row["status"]),
+                filled_qty=int(row["filled_qty"]),
+            )
+            for row in self.orders()
+        ]
+        fills = [
+            FillRecord(
+                execution_id=row[0],
+                client_order_id=row[1],
+                time=_parse_time(row[2]),
+                qty=int(row[3]),
+                price=Decimal(row[4]),
+                commission=Decimal(row[5]),
+            )
+            for row in self._db.execute(
+                "SELECT execution_id, client_order_id, time, qty, price, commission FROM fills"
+                " ORDER BY time, execution_id"
+            )
+        ]
+        return Ledger(trades=self.trades(), signals=signals, orders=orders, fills=fills)
 
     def skips(self) -> list[tuple[str, str, str]]:
         rows = self._db.execute("SELECT signal_id, profile, reason FROM skips ORDER BY signal_id")

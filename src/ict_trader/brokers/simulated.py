@@ -25,6 +25,7 @@ from ict_trader.events import (
     OrderFilled,
     OrderRejected,
 )
+from ict_trader.ledger import FillRecord, Ledger
 from ict_trader.orders import OrderRequest, OrderStatus, OrderType, Side
 
 _BPS = Decimal("0.0001")
@@ -66,6 +67,34 @@ class SimulatedBroker:
         self._bar: Bar | None = None
         self._now: datetime | None = None
         self._sequence = 0
+
+    def restore(self, ledger: Ledger, last_bar: Bar | None = None) -> None:
+        """Rebuild cash, positions and working orders from a previous run's ledger.
+
+        The simulated broker has no memory of its own across processes; the store's orders and
+        fills are exactly what it did, so replaying them reproduces its state.
+        """
+        self._bar = last_bar
+        fills_by_order: dict[str, list[FillRecord]] = {}
+        for fill in ledger.fills:
+            fills_by_order.setdefault(fill.client_order_id, []).append(fill)
+        for record in ledger.orders:
+            request = record.request
+            self._sequence += 1
+            sim = _SimOrder(request, record.broker_order_id or f"sim-{self._sequence:06d}", None)
+            sim.status = record.status
+            self._orders[request.client_order_id] = sim
+            for fill in fills_by_order.get(request.client_order_id, []):
+                signed = fill.qty if request.side is Side.BUY else -fill.qty
+                self._positions[request.symbol] = self._positions.get(request.symbol, 0) + signed
+                self._cash -= signed * fill.price + fill.commission
+                sim.fill_price = fill.price
+            if record.status.is_final:
+                continue
+            if request.type is OrderType.MARKET:
+                self._queued_market.append(sim)
+            else:
+                self._resting.append(sim)
 
     # ------------------------------------------------------------------ Broker protocol
 
