@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -74,7 +75,7 @@ class InterruptingConsole(Console):
         super().__init__(file=io.StringIO())
         self.remaining = interrupt_at
 
-    def print(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+    def print(self, *args: Any, **kwargs: Any) -> None:
         self.remaining -= 1
         if self.remaining == 0:
             raise KeyboardInterrupt
