@@ -1,5 +1,5 @@
 # Two entry points for a new user on a machine with only Python 3.11+, pip, git and make:
-#   make demo   install, then run the main job on the bundled real QQQ sample
+#   make demo   install, then replay the bundled real QQQ sample through the trading engine
 #   make test   install, then run the whole test suite (lint, types, tests)
 # uv is bootstrapped into .tools/ so nothing is installed outside this folder.
 
@@ -17,7 +17,7 @@ install: $(UV)
 	$(UV) sync --locked
 
 demo: install
-	$(RUN) ict-trader signals
+	$(RUN) ict-trader run --fresh --speed 3000 --db demo.db
 
 lint: install
 	$(RUN) ruff check .

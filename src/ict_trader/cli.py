@@ -278,6 +278,9 @@ def run(
         Path, typer.Option("--db", help="SQLite store; an unfinished replay in it is resumed.")
     ] = Path("ict-trader.db"),
     quiet: Annotated[bool, typer.Option("--quiet", help="Only print the summary.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Delete the store's previous replay and start over.")
+    ] = False,
 ) -> None:
     """Trade: replays real bars through the engine and the simulated broker (no credentials).
 
@@ -286,6 +289,8 @@ def run(
     with _user_errors():
         settings = _settings(config, param)
         bar_file = _load(data, tz)
+        if fresh:
+            _delete_replay_store(db)
         store = Store(db)
     try:
         with _user_errors():
@@ -320,7 +325,7 @@ def _print_replay_summary(store: Store, outcome: ReplayOutcome) -> None:
             "run the same command to resume"
         )
     elif outcome.bars_total == 0:
-        stderr.print("this replay is already complete; use another --db to start again")
+        stderr.print("this replay is already complete; add --fresh to start it again")
     by_profile: dict[str, list[Decimal]] = {}
     for trade in closed:
         by_profile.setdefault(trade.profile, []).append(trade.pnl or Decimal(0))
@@ -332,3 +337,18 @@ def _print_replay_summary(store: Store, outcome: ReplayOutcome) -> None:
         )
     if open_:
         stdout.print(f"{len(open_)} trade(s) still open (resume to manage them)")
+
+
+def _delete_replay_store(db: Path) -> None:
+    """Remove a replay store so a new replay starts from scratch; never a live one."""
+    if not db.exists():
+        return
+    store = Store(db)
+    try:
+        run = store.last_run()
+    finally:
+        store.close()
+    if run is not None and run["mode"] != "replay":
+        raise ConfigError(f"--fresh: {db} holds a {run['mode']} run, not a replay; not deleting")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
