@@ -8,8 +8,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CSV = REPO / "src" / "ict_trader" / "data" / "qqq_1min_sample.csv"
-# The dev year lives beside the repository (read-only shared data); fall back to an env override.
-DEV_YEAR = REPO.parent / "shared" / "data" / "qqq_1min_dev.csv.gz"
+# The 2024 development year (97,740 real bars), kept in the repository so CI needs no network.
+DEV_YEAR = REPO / "tests" / "data" / "qqq_1min_dev.csv.gz"
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +19,4 @@ def sample_csv() -> Path:
 
 @pytest.fixture(scope="session")
 def dev_year() -> Path:
-    if not DEV_YEAR.exists():
-        raise FileNotFoundError(f"dev data not found at {DEV_YEAR}")
     return DEV_YEAR
