@@ -32,7 +32,7 @@ def trade_rows(db: Path) -> list[tuple[object, ...]]:
     with sqlite3.connect(db) as connection:
         return connection.execute(
             "SELECT trade_id, status, qty, entry_price, entry_time, exit_price, exit_time,"
-            " exit_reason, pnl_cents FROM trades ORDER BY trade_id"
+            " exit_reason, pnl FROM trades ORDER BY trade_id"
         ).fetchall()
 
 
@@ -63,7 +63,7 @@ def test_replay_trades_equal_the_backtest(sample: BarFile, tmp_path: Path) -> No
     rows = trade_rows(db)
     assert len(rows) == 6
     assert [(r[0], r[7], r[8]) for r in rows] == [
-        (trade_id, reason, int(pnl * 100) if pnl is not None else None)
+        (trade_id, reason, str(pnl) if pnl is not None else None)
         for trade_id, reason, pnl in expected
     ]
 

@@ -113,11 +113,12 @@ class _Trade:
         return self.entry_value / self.entry_qty if self.entry_qty else None
 
     def pnl(self) -> Decimal | None:
-        """Realized P&L from fills only; None until the position is fully closed."""
+        """Realized P&L from fills only, exact; None until the position is fully closed."""
         if self.status is not TradeStatus.CLOSED:
             return None
-        gross = (self.exit_value - self.entry_value) * self.sign
-        return (gross - self.commission).quantize(CENT, rounding=ROUND_HALF_EVEN)
+        # Exact, not rounded: fills can be sub-penny, and per-trade rounding would make the
+        # ledger drift from the account's cash over many trades.
+        return (self.exit_value - self.entry_value) * self.sign - self.commission
 
     def view(self) -> TradeView:
         entry = self.entry_price

@@ -3,8 +3,8 @@
 One file holds everything a run needs to be audited, resumed or shown on the dashboard:
 signals, skipped entries, orders (client and broker ids), fills, trades, equity snapshots,
 audit events and a small key/value state (e.g. the last processed bar). WAL mode lets the
-dashboard read while the trading loop writes. Money is stored as integer cents and prices as
-exact decimal strings, never floats.
+dashboard read while the trading loop writes. Prices and P&L are stored as exact decimal strings
+(fills can be sub-penny), equity snapshots as integer cents; never floats.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ _MIGRATIONS: dict[int, str] = {
         exit_price TEXT,
         exit_time TEXT,
         exit_reason TEXT,
-        pnl_cents INTEGER,
+        pnl TEXT,
         commission TEXT NOT NULL
     );
     CREATE TABLE equity (
@@ -333,7 +333,7 @@ class Store:
                 _dec(trade.exit_price),
                 _iso(trade.exit_time) if trade.exit_time else None,
                 trade.exit_reason.value if trade.exit_reason else None,
-                cents(trade.pnl) if trade.pnl is not None else None,
+                _dec(trade.pnl),
                 str(trade.commission),
             ),
         )
@@ -490,6 +490,6 @@ def _trade_from_row(row: tuple[Any, ...]) -> TradeView:
         exit_price=_opt_dec(row[12]),
         exit_time=_parse_time(row[13]) if row[13] else None,
         exit_reason=ExitReason(row[14]) if row[14] else None,
-        pnl=Decimal(row[15]) / 100 if row[15] is not None else None,
+        pnl=_opt_dec(row[15]),
         commission=Decimal(row[16]),
     )
