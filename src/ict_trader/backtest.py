@@ -119,7 +119,8 @@ def run_backtest(
 
 
 def _sessions_of(bars: Sequence[Bar], calendar: NyseCalendar) -> list[Session]:
-    days = sorted({bar.time.astimezone(NEW_YORK).date() for bar in bars})
+    # Regular-hours bars have the same date in UTC and New York, and .date() is cheap.
+    days = sorted({bar.time.date() for bar in bars})
     return [s for s in (calendar.session_on(day) for day in days) if s is not None]
 
 

@@ -12,6 +12,7 @@ then sends the closing market order for whatever is still open.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
@@ -45,6 +46,7 @@ from ict_trader.signals import Direction, IctDetector, Signal
 from ict_trader.strategy import EngineConfig, StopMode, StrategyProfile
 
 CENT = Decimal("0.01")
+_NOTHING: tuple[Command, ...] = ()
 _ONE_MINUTE = timedelta(minutes=1)
 
 
@@ -158,7 +160,6 @@ class Engine:
         self._orders: dict[str, tuple[_Trade, Leg]] = {}
         self._seen_executions: set[str] = set()
         self._out: list[Command] = []
-        self.last_bar: Bar | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -170,12 +171,12 @@ class Engine:
     def equity(self) -> Decimal | None:
         return self._equity
 
-    def handle(self, event: Event) -> list[Command]:
+    def handle(self, event: Event) -> Sequence[Command]:
         """Apply one event; return the commands it leads to (possibly none)."""
-        self._out = []
         if isinstance(event, BarClosed):
-            self._on_bar(event.bar)
-        elif isinstance(event, OrderFilled):
+            return self.on_bar(event.bar)
+        self._out = []
+        if isinstance(event, OrderFilled):
             self._on_fill(event)
         elif isinstance(event, Tick):
             self._manage_exits(event.time)
@@ -243,14 +244,19 @@ class Engine:
 
     # ------------------------------------------------------------------ bars and signals
 
-    def _on_bar(self, bar: Bar) -> None:
+    def on_bar(self, bar: Bar) -> Sequence[Command]:
+        """`handle(BarClosed(bar))` without the event object: the per-bar hot path."""
         signal = self.detector.update(bar)
-        self.last_bar = bar
+        if not self._active and signal is None:
+            return _NOTHING  # most bars: no trade to manage, no signal
+        out: list[Command] = []
+        self._out = out
         now = bar.time + _ONE_MINUTE
         if self._active:
             self._manage_exits(now)
         if signal is not None:
             self._on_signal(signal, now)
+        return out
 
     def _on_signal(self, signal: Signal, now: datetime) -> None:
         sid = signal_id(signal)

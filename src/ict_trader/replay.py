@@ -234,5 +234,5 @@ def _prepare(
         engine.detector.update(bar)
     ledger = store.load_ledger()
     engine.restore(ledger)
-    broker.restore(ledger, warm[-1] if warm else None)
+    broker.restore(ledger)
     return last

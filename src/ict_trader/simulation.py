@@ -11,7 +11,7 @@ bar together with the last processed bar, so an interrupted run is consistent up
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from ict_trader.bars import Bar
@@ -59,10 +59,27 @@ class SimulationShell:
         self.last_bar: Bar | None = None
 
     def run(self, bars: Iterable[Bar], on_bar: Callable[[Bar], None] | None = None) -> None:
+        broker = self.broker
+        engine_on_bar = self.engine.on_bar
+        step = self.step
+        fast_path_allowed = not self.commit_every_bar
+        last: Bar | None = None
         for bar in bars:
-            self.step(bar)
+            if fast_path_allowed and broker.idle and not self._account_dirty:
+                # Nothing working at the broker: only the engine needs this bar (`step` would
+                # do the same with every broker stage a no-op).
+                commands = engine_on_bar(bar)
+                if commands:
+                    self.last_bar = bar
+                    self._dispatch(commands)
+                    self._pump()
+            else:
+                step(bar)
+            last = bar
             if on_bar is not None:
                 on_bar(bar)
+        if last is not None:
+            self.last_bar = last
         self.commit()
 
     def commit(self) -> None:
@@ -73,21 +90,24 @@ class SimulationShell:
 
     def step(self, bar: Bar) -> None:
         broker = self.broker
-        if broker.open_bar(bar, self.symbol):
+        symbol = self.symbol
+        if broker.open_bar(bar, symbol):
             self._pump()
-        if broker.close_bar(bar, self.symbol):
+        if broker.close_bar(bar, symbol):
             self._pump()
-        close_time = bar.time + _ONE_MINUTE
-        in_position = broker.position(self.symbol) != 0
+        in_position = broker.position(symbol) != 0
         if self._account_dirty or in_position:
             # Equity only changes with fills or with the price of an open position.
+            close_time = bar.time + _ONE_MINUTE
             account = broker.account(close_time)
             self._deliver(account)
             if self.store is not None:
                 self.store.record_equity(close_time, account.equity, account.cash)
             self._account_dirty = in_position
-        self._dispatch(self.engine.handle(BarClosed(bar)))
-        self._pump()
+        commands = self.engine.on_bar(bar)
+        if commands:
+            self._dispatch(commands)
+            self._pump()
         self.last_bar = bar
         if self.commit_every_bar:
             self.commit()
@@ -111,7 +131,7 @@ class SimulationShell:
             store.record_order_event(event)  # type: ignore[arg-type]
         self._dispatch(self.engine.handle(event))
 
-    def _dispatch(self, commands: list[Command]) -> None:
+    def _dispatch(self, commands: Sequence[Command]) -> None:
         store = self.store
         observer = self.observer
         for command in commands:

@@ -149,7 +149,12 @@ def cents(amount: Decimal) -> int:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC ISO-8601 with a Z, to the second (isoformat is several times cheaper than strftime)."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0)
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _dec(value: Decimal | None) -> str | None:
@@ -161,6 +166,7 @@ class Store:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self._equity_rows: list[tuple[str, int, int]] = []
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -187,18 +193,21 @@ class Store:
 
     def commit(self) -> None:
         """Make everything recorded so far durable, atomically, and start a new transaction."""
+        self._flush()
         self._db.execute("COMMIT")
         self._db.execute("BEGIN")
 
     def close(self) -> None:
         """Close, dropping anything not committed: only the shells know when a unit of work
         (a bar, a whole backtest) is complete, and they commit it explicitly."""
+        self._equity_rows.clear()
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
         self._db.close()
 
     def rollback(self) -> None:
         """Drop everything since the last commit (e.g. a bar interrupted half-way)."""
+        self._equity_rows.clear()
         self._db.execute("ROLLBACK")
         self._db.execute("BEGIN")
 
@@ -339,10 +348,17 @@ class Store:
         )
 
     def record_equity(self, moment: datetime, equity: Decimal, cash: Decimal) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO equity VALUES (?, ?, ?)",
-            (_iso(moment), cents(equity), cents(cash)),
-        )
+        """Buffered: a snapshot every minute in a position is the most frequent write, so these
+        go to SQLite in one executemany at the next commit (they are only durable then anyway).
+        """
+        self._equity_rows.append((_iso(moment), cents(equity), cents(cash)))
+
+    def _flush(self) -> None:
+        if self._equity_rows:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO equity VALUES (?, ?, ?)", self._equity_rows
+            )
+            self._equity_rows.clear()
 
     def audit(
         self, moment: datetime, kind: str, actor: str, message: str, data: Any = None
@@ -371,6 +387,7 @@ class Store:
         return [_trade_from_row(row) for row in self._db.execute(query, params)]
 
     def count(self, table: str) -> int:
+        self._flush()
         if table not in {"signals", "skips", "orders", "fills", "trades", "equity", "audit"}:
             raise ValueError(f"unknown table {table}")
         return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
@@ -390,6 +407,7 @@ class Store:
         ]
 
     def equity_curve(self) -> list[tuple[datetime, Decimal]]:
+        self._flush()
         rows = self._db.execute("SELECT time, equity_cents FROM equity ORDER BY time")
         return [(_parse_time(row[0]), Decimal(row[1]) / 100) for row in rows]
 

@@ -64,24 +64,26 @@ class SimulatedBroker:
         self._cash = self.config.starting_equity
         self._positions: dict[str, int] = {}
         self._mark: dict[str, float] = {}  # last traded price per symbol, as in the bar
-        self._bar: Bar | None = None
+        # True while nothing can happen without a new order: no working orders, no position.
+        # The shell skips the broker entirely on such bars.
+        self.idle = True
         self._now: datetime | None = None
         self._sequence = 0
 
-    def restore(self, ledger: Ledger, last_bar: Bar | None = None) -> None:
+    def restore(self, ledger: Ledger) -> None:
         """Rebuild cash, positions and working orders from a previous run's ledger.
 
         The simulated broker has no memory of its own across processes; the store's orders and
         fills are exactly what it did, so replaying them reproduces its state.
         """
-        self._bar = last_bar
         fills_by_order: dict[str, list[FillRecord]] = {}
         for fill in ledger.fills:
             fills_by_order.setdefault(fill.client_order_id, []).append(fill)
         for record in ledger.orders:
             request = record.request
             self._sequence += 1
-            sim = _SimOrder(request, record.broker_order_id or f"sim-{self._sequence:06d}", None)
+            broker_id = record.broker_order_id or f"sim-{self._sequence:06d}"
+            sim = _SimOrder(request, broker_id, request.created_at)
             sim.status = record.status
             self._orders[request.client_order_id] = sim
             for fill in fills_by_order.get(request.client_order_id, []):
@@ -95,6 +97,7 @@ class SimulatedBroker:
                 self._queued_market.append(sim)
             else:
                 self._resting.append(sim)
+        self._refresh_idle()
 
     # ------------------------------------------------------------------ Broker protocol
 
@@ -120,6 +123,7 @@ class SimulatedBroker:
             self._queued_market.append(sim)
         else:
             self._resting.append(sim)
+        self.idle = False
 
     def cancel(self, client_order_id: str) -> None:
         sim = self._orders.get(client_order_id)
@@ -157,20 +161,19 @@ class SimulatedBroker:
         return self._cash + marked
 
     def open_bar(self, bar: Bar, symbol: str) -> bool:
-        """The bar has opened: expire yesterday's DAY orders, fill queued market orders.
+        """The bar has opened: expire earlier sessions' DAY orders, fill queued market orders.
 
         Returns whether anything happened (events to drain), so idle bars cost almost nothing.
         """
-        previous = self._bar
-        self._bar = bar
         self._now = bar.time
         self._mark[symbol] = bar.open
         if not self._queued_market and not self._resting:
             return False
-        if previous is not None and previous.time.date() != bar.time.date():
-            # Regular-hours bars share their New York and UTC dates, so a date change is a
-            # session change: DAY orders from the previous session expire.
-            for sim in [*self._queued_market, *self._resting]:
+        day = bar.time.date()
+        for sim in [*self._queued_market, *self._resting]:
+            # Regular-hours bars share their New York and UTC dates, so an order created on an
+            # earlier date belongs to an earlier session: as a DAY order it has expired.
+            if sim.submitted_at is not None and sim.submitted_at.date() < day:
                 self._finish(sim, OrderStatus.EXPIRED, "expired at the session close")
         if self._queued_market:
             open_price = Decimal(repr(bar.open))
@@ -236,6 +239,10 @@ class SimulatedBroker:
             for other in list(self._resting):
                 if other.request.oco_group == request.oco_group and not other.status.is_final:
                     self._finish(other, OrderStatus.CANCELED, "canceled: OCO sibling filled")
+        self._refresh_idle()
+
+    def _refresh_idle(self) -> None:
+        self.idle = not (self._queued_market or self._resting or any(self._positions.values()))
 
     def _finish(self, sim: _SimOrder, status: OrderStatus, reason: str) -> None:
         sim.status = status
@@ -246,6 +253,7 @@ class SimulatedBroker:
         now = self._now or sim.submitted_at
         assert now is not None
         self._events.append(OrderCanceled(now, sim.request.client_order_id, reason))
+        self._refresh_idle()
 
     def _view(self, sim: _SimOrder) -> BrokerOrder:
         filled = sim.status is OrderStatus.FILLED

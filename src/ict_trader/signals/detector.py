@@ -132,18 +132,18 @@ class IctDetector:
                 f"bar {time.isoformat()} is not after {self._last_time.isoformat()}"
             )
         self._last_time = time
-        self._index += 1
-        k = self._index
-        high = bar.high
-        low = bar.low
-        close = bar.close
+        k = self._index = self._index + 1
+        _, open_, high, low, close, _ = bar
 
-        # 1. ATR
+        # 1. ATR. max(high, prev) - min(low, prev) is the textbook three-way max, computed with
+        # the same subtractions (so bit-identical), without three builtin calls per bar.
         if k == 0:
             true_range = high - low
         else:
             prev_close = self._prev_close
-            true_range = max(high - low, abs(high - prev_close), abs(low - prev_close))
+            true_range = (high if high > prev_close else prev_close) - (
+                low if low < prev_close else prev_close
+            )
         atr_prev = self._atr
         if atr_prev is None:
             self._seed_sum += true_range
@@ -170,14 +170,23 @@ class IctDetector:
         length = self._swing_length
         if k >= 2 * length:
             centre = -length - 1
+            # The neighbour comparisons first: they reject most bars without building slices.
             candidate = highs[centre]
-            if candidate > max(highs[-2 * length - 1 : centre]) and candidate >= max(
-                highs[-length:]
+            if (
+                candidate > highs[centre - 1]
+                and candidate >= high
+                and candidate > max(highs[-2 * length - 1 : centre])
+                and candidate >= max(highs[-length:])
             ):
                 self._last_swing_high = candidate
                 self._buy_side.append(candidate)
             candidate = lows[centre]
-            if candidate < min(lows[-2 * length - 1 : centre]) and candidate <= min(lows[-length:]):
+            if (
+                candidate < lows[centre - 1]
+                and candidate <= low
+                and candidate < min(lows[-2 * length - 1 : centre])
+                and candidate <= min(lows[-length:])
+            ):
                 self._last_swing_low = candidate
                 self._sell_side.append(candidate)
 
@@ -195,7 +204,7 @@ class IctDetector:
                         setup.extreme = high
                     if (
                         atr_prev is not None
-                        and bar.open - close >= self._displacement * atr_prev
+                        and open_ - close >= self._displacement * atr_prev
                         and (not self._require_fvg or (k >= 2 and lows[-3] > high))
                     ):
                         setup.displaced = True
@@ -208,7 +217,7 @@ class IctDetector:
                     setup.extreme = low
                 if (
                     atr_prev is not None
-                    and close - bar.open >= self._displacement * atr_prev
+                    and close - open_ >= self._displacement * atr_prev
                     and (not self._require_fvg or (k >= 2 and highs[-3] < low))
                 ):
                     setup.displaced = True
