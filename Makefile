@@ -24,11 +24,15 @@ lint: install
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 
+CHROMIUM ?= /usr/bin/chromium
+
 test: lint
-	$(RUN) pytest
+	@test -x "$(CHROMIUM)" || { echo "The browser tests need Chromium: sudo apt-get install chromium (Debian/Ubuntu), or set CHROMIUM=/path/to/chromium"; exit 1; }
+	ICT_TRADER_CHROMIUM="$(CHROMIUM)" $(RUN) pytest
 
 bench: install
 	$(RUN) python benchmarks/bench_signals.py
+	$(RUN) python benchmarks/bench_backtest.py
 
 clean:
 	rm -rf .tools .venv .mypy_cache .ruff_cache .pytest_cache

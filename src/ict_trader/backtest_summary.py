@@ -18,7 +18,7 @@ def _money(value: Decimal | None) -> str:
     return "—" if value is None else f"{value:+,.2f}"
 
 
-def _rows(m: Metrics) -> list[str]:
+def metric_cells(m: Metrics) -> list[str]:
     ci = m.win_rate_ci95
     win = "—" if m.win_rate is None else f"{m.win_rate:.1%}"
     if ci is not None:
@@ -79,7 +79,7 @@ def summary_table(result: BacktestResult) -> Table:
     table.add_column("")
     for name in result.metrics:
         table.add_column(name, justify="right")
-    columns = [_rows(m) for m in result.metrics.values()]
+    columns = [metric_cells(m) for m in result.metrics.values()]
     for index, label in enumerate(LABELS):
         table.add_row(label, *(column[index] for column in columns))
     return table

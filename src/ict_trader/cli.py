@@ -27,6 +27,7 @@ from ict_trader.barfile import BarDataError, BarFile, load_bars
 from ict_trader.bars import Bar
 from ict_trader.config import AppConfig, load_config
 from ict_trader.replay import ReplayOutcome, data_fingerprint, run_replay
+from ict_trader.report_html import write_html_report
 from ict_trader.signal_output import to_csv, to_json, to_table
 from ict_trader.signals import IctDetector, Signal, SignalParams
 from ict_trader.signals.params import ParamError, parse_param_assignments
@@ -211,6 +212,10 @@ def backtest(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write every metric and trade as JSON.")
     ] = None,
+    html_out: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write a self-contained HTML report (opens offline)."),
+    ] = None,
     db: Annotated[
         Path | None, typer.Option("--db", help="Record signals, orders, fills, trades here.")
     ] = None,
@@ -243,6 +248,9 @@ def backtest(
     if json_out is not None:
         result.write_json(json_out)
         stderr.print(f"wrote {json_out}")
+    if html_out is not None:
+        write_html_report(result, html_out)
+        stderr.print(f"wrote {html_out}")
 
 
 class _Counter:
