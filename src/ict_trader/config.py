@@ -94,7 +94,7 @@ def load_config(path: Path | None = None) -> AppConfig:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
         return parse_config(raw, source=path)
-    except (ConfigError, ParamError) as exc:
+    except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
 
@@ -103,7 +103,10 @@ def parse_config(raw: dict[str, Any], source: Path | None = None) -> AppConfig:
     symbol = raw.get("symbol", "QQQ")
     if not isinstance(symbol, str) or not symbol.isalnum():
         raise ConfigError(f"symbol must be a ticker like 'QQQ', got {symbol!r}")
-    signal = SignalParams().with_overrides(_table(raw, "signal"))
+    try:
+        signal = SignalParams().with_overrides(_table(raw, "signal"))
+    except ParamError as exc:
+        raise ConfigError(f"signal: {exc}") from None
     exits = _exits(_table(raw, "exits"))
     profiles = _profiles(raw.get("profiles"))
     simulation = _simulation(_table(raw, "simulation"))
