@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -120,3 +121,51 @@ def test_bad_file_is_one_line_and_exit_2_from_the_real_command(tmp_path: Path) -
     lines = completed.stderr.strip().splitlines()
     assert lines == [f"error: {bad}: row 1 (line 2): high 9 is below open 10"]
     assert "Traceback" not in completed.stderr
+
+
+def test_backtest_command_writes_json_html_and_db(tmp_path: Path) -> None:
+    out_json, out_html, db = tmp_path / "bt.json", tmp_path / "bt.html", tmp_path / "bt.db"
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            "--slippage-bps",
+            "1",
+            "--json",
+            str(out_json),
+            "--html",
+            str(out_html),
+            "--db",
+            str(db),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Backtest 2024-07-29 … 2024-08-09, 10 sessions" in result.stdout
+    report = json.loads(out_json.read_text(encoding="utf-8"))
+    assert Decimal(report["config"]["simulation"]["slippage_bps"]) == 1
+    assert set(report["metrics"]) == {"conservative", "aggressive", "all"}
+    assert report["metrics"]["all"]["trades"] == len(report["trades"]) == 6
+    first = report["trades"][0]
+    assert set(first) >= {
+        "entry_time",
+        "entry_price",
+        "exit_time",
+        "exit_price",
+        "shares",
+        "exit_reason",
+        "pnl",
+        "entry_order_id",
+    }
+    pnl = sum(t["pnl"] for t in report["trades"])
+    assert abs(pnl - report["metrics"]["all"]["total_pnl"]) < 1e-9
+    assert out_html.stat().st_size > 1_000_000  # plotly.js is inside
+    assert db.exists()
+
+
+def test_backtest_date_range_selects_sessions() -> None:
+    result = runner.invoke(app, ["backtest", "--from", "2024-08-06", "--to", "2024-08-08"])
+    assert result.exit_code == 0
+    assert "2024-08-06 … 2024-08-08, 3 sessions" in result.stdout
+    empty = runner.invoke(app, ["backtest", "--from", "2025-01-01"])
+    assert empty.exit_code == 2
+    assert "no bars between --from and --to" in empty.output
