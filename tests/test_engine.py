@@ -10,8 +10,10 @@ from ict_trader.events import (
     CancelOrder,
     EntrySkipped,
     ExitReason,
+    KillSwitch,
     Notify,
     OrderRejected,
+    Resume,
     SignalDetected,
     SubmitOrder,
     Tick,
@@ -240,3 +242,40 @@ def test_disabled_profiles_do_not_trade() -> None:
     script = Script(config=config)
     script.equity()
     assert [o.profile for o in submitted(script.to_signal())] == ["conservative"]
+
+
+def test_kill_switch_flattens_and_blocks_entries_until_resumed() -> None:
+    script, targets = opened()
+    kill = script.send(KillSwitch(FILL_TIME + minutes(5), "manual test", "cli"))
+    assert [c.client_order_id for c in kill if isinstance(c, CancelOrder)] == [
+        t.order.client_order_id for t in targets
+    ]
+    assert any(isinstance(c, Notify) and c.level.value == "critical" for c in kill)
+    assert script.engine.halted
+    (exit_order,) = submitted(script.cancel_confirmed(targets[0].order.client_order_id, FILL_TIME))
+    assert (exit_order.side, exit_order.qty) == (Side.BUY, 30)
+    script.fill(exit_order, 30, "97.50", FILL_TIME + minutes(6))
+    assert last_trade(script, "conservative").trade.exit_reason is ExitReason.KILL
+
+    blocked = Script()
+    blocked.equity()
+    blocked.send(KillSwitch(FILL_TIME, "before the signal", "test"))
+    skips = [c for c in blocked.to_signal() if isinstance(c, EntrySkipped)]
+    assert [s.reason for s in skips] == ["kill switch engaged: before the signal"] * 2
+    blocked.send(Resume(FILL_TIME, "checked", "test"))
+    assert not blocked.engine.halted
+
+
+def test_kill_while_the_entry_is_working_cancels_it() -> None:
+    script = Script()
+    script.equity()
+    entries = submitted(script.to_signal())
+    kill = script.send(KillSwitch(FILL_TIME, "now", "test"))
+    assert [c.client_order_id for c in kill if isinstance(c, CancelOrder)] == [
+        e.client_order_id for e in entries
+    ]
+    # The conservative entry filled before the cancel landed: it is closed at once.
+    (exit_order,) = submitted(script.fill(entries[0], 30, "97.60"))
+    assert (exit_order.leg, exit_order.qty) == (Leg.EXIT, 30)
+    script.cancel_confirmed(entries[1].client_order_id, FILL_TIME)
+    assert last_trade(script, "aggressive").trade.status == "canceled"

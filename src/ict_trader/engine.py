@@ -28,12 +28,14 @@ from ict_trader.events import (
     EntrySkipped,
     Event,
     ExitReason,
+    KillSwitch,
     Level,
     Notify,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
     OrderRejected,
+    Resume,
     SignalDetected,
     SubmitOrder,
     Tick,
@@ -156,6 +158,7 @@ class Engine:
         self._max_hold = timedelta(minutes=config.exits.max_hold_minutes)
         self._flatten_before = timedelta(minutes=config.exits.flatten_before_close_minutes)
         self._equity: Decimal | None = None
+        self._halt_reason: str | None = None
         self._active: dict[str, _Trade] = {}  # profile -> its trade that is not finished
         self._orders: dict[str, tuple[_Trade, Leg]] = {}
         self._seen_executions: set[str] = set()
@@ -186,9 +189,44 @@ class Engine:
             self._on_order_done(event.client_order_id, event.time, filled=False, why=event.reason)
         elif isinstance(event, OrderRejected):
             self._on_rejected(event)
+        elif isinstance(event, KillSwitch):
+            self._kill(event)
+        elif isinstance(event, Resume):
+            self._resume(event)
         elif isinstance(event, OrderAccepted):
             pass  # the shell records broker ids; nothing to decide
         return self._out
+
+    @property
+    def halted(self) -> bool:
+        """True while the kill switch is engaged."""
+        return self._halt_reason is not None
+
+    def _kill(self, event: KillSwitch) -> None:
+        self._halt_reason = event.reason
+        self._out.append(
+            Notify(
+                Level.CRITICAL,
+                "Kill switch engaged",
+                f"Kill switch engaged by {event.actor}: {event.reason} · "
+                f"closing {len(self._active)} trade(s), no new entries",
+                event.time,
+            )
+        )
+        for trade in list(self._active.values()):
+            if trade.status is not TradeStatus.EXITING:  # an exit already underway completes
+                self._begin_exit(trade, ExitReason.KILL, event.time)
+
+    def _resume(self, event: Resume) -> None:
+        self._halt_reason = None
+        self._out.append(
+            Notify(
+                Level.WARNING,
+                "Trading resumed",
+                f"Kill switch lifted by {event.actor}: {event.reason}",
+                event.time,
+            )
+        )
 
     def restore(self, ledger: Ledger) -> None:
         """Resume managing the unfinished trades of a previous run from its ledger.
@@ -275,6 +313,8 @@ class Engine:
     def _skip_reason(
         self, profile: StrategyProfile, signal: Signal, session: Session, now: datetime
     ) -> str | None:
+        if self._halt_reason is not None:
+            return f"kill switch engaged: {self._halt_reason}"
         busy = self._active.get(profile.name)
         if busy is not None:
             return f"already in trade {busy.trade_id} ({busy.status.value})"

@@ -90,8 +90,34 @@ class OrderCanceled:
     reason: str = "canceled"
 
 
+@dataclass(frozen=True, slots=True)
+class KillSwitch:
+    """Stop trading now: cancel ict-trader's orders, flatten its positions, take no entries."""
+
+    time: datetime
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Lift the kill switch; entries are allowed again."""
+
+    time: datetime
+    reason: str
+    actor: str
+
+
 Event = (
-    BarClosed | Tick | AccountUpdated | OrderAccepted | OrderFilled | OrderRejected | OrderCanceled
+    BarClosed
+    | Tick
+    | AccountUpdated
+    | OrderAccepted
+    | OrderFilled
+    | OrderRejected
+    | OrderCanceled
+    | KillSwitch
+    | Resume
 )
 
 # ---------------------------------------------------------------- commands

@@ -18,14 +18,17 @@ from ict_trader.bars import Bar
 from ict_trader.brokers.simulated import SimulatedBroker
 from ict_trader.engine import Engine
 from ict_trader.events import (
-    AccountUpdated,
-    BarClosed,
     CancelOrder,
     Command,
     EntrySkipped,
     Event,
+    KillSwitch,
     Notify,
+    OrderAccepted,
+    OrderCanceled,
     OrderFilled,
+    OrderRejected,
+    Resume,
     SignalDetected,
     SubmitOrder,
     TradeUpdated,
@@ -127,9 +130,18 @@ class SimulationShell:
         store = self.store
         if isinstance(event, OrderFilled):
             self._account_dirty = True
-        if store is not None and not isinstance(event, AccountUpdated | BarClosed):
-            store.record_order_event(event)  # type: ignore[arg-type]
+        if store is not None:
+            if isinstance(event, OrderAccepted | OrderFilled | OrderRejected | OrderCanceled):
+                store.record_order_event(event)
+            elif isinstance(event, KillSwitch | Resume):
+                kind = "kill" if isinstance(event, KillSwitch) else "resume"
+                store.audit(event.time, kind, event.actor, event.reason)
         self._dispatch(self.engine.handle(event))
+
+    def deliver(self, event: Event) -> None:
+        """Feed an outside event (kill switch, resume, clock tick) through the engine."""
+        self._deliver(event)
+        self._pump()
 
     def _dispatch(self, commands: Sequence[Command]) -> None:
         store = self.store
