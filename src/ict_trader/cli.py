@@ -6,6 +6,8 @@ parameters) to one readable line and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -26,6 +28,8 @@ from ict_trader.backtest_summary import summary_table
 from ict_trader.barfile import BarDataError, BarFile, load_bars
 from ict_trader.bars import Bar
 from ict_trader.config import AppConfig, load_config
+from ict_trader.emulator.paper import EmulatorOptions, PaperAccount
+from ict_trader.emulator.server import EmulatorServer, Faults
 from ict_trader.replay import ReplayOutcome, data_fingerprint, run_replay
 from ict_trader.report_html import write_html_report
 from ict_trader.signal_output import to_csv, to_json, to_table
@@ -360,3 +364,78 @@ def _delete_replay_store(db: Path) -> None:
         raise ConfigError(f"--fresh: {db} holds a {run['mode']} run, not a replay; not deleting")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+@app.command("emulate-alpaca")
+def emulate_alpaca(
+    data: DataOption = None,
+    tz: TzOption = None,
+    port: Annotated[int, typer.Option("--port", help="TCP port on 127.0.0.1.")] = 8765,
+    speed: Annotated[
+        float,
+        typer.Option("--speed", min=0, help="Market minutes per wall-clock minute; 0 = manual."),
+    ] = 60.0,
+    start_bar: Annotated[
+        int, typer.Option("--start-bar", min=0, help="Bars already completed at start.")
+    ] = 0,
+    key: Annotated[str, typer.Option("--key", help="API key id the emulator accepts.")] = (
+        "emulator-key"
+    ),
+    secret: Annotated[str, typer.Option("--secret", help="API secret it accepts.")] = (
+        "emulator-secret"
+    ),
+    slippage_bps: Annotated[float, typer.Option("--slippage-bps", min=0)] = 0.0,
+    partial_fill_rate: Annotated[float, typer.Option("--partial-fill-rate", min=0, max=1)] = 0.0,
+    reject_rate: Annotated[float, typer.Option("--reject-rate", min=0, max=1)] = 0.0,
+    duplicate_fill_rate: Annotated[
+        float, typer.Option("--duplicate-fill-rate", min=0, max=1)
+    ] = 0.0,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", min=0)] = 0,
+    error_500_rate: Annotated[float, typer.Option("--error-500-rate", min=0, max=1)] = 0.0,
+    error_429_rate: Annotated[float, typer.Option("--error-429-rate", min=0, max=1)] = 0.0,
+    order_504_rate: Annotated[float, typer.Option("--order-504-rate", min=0, max=1)] = 0.0,
+    drop_socket_every: Annotated[int, typer.Option("--drop-socket-every", min=0)] = 0,
+    no_wash_trade_check: Annotated[bool, typer.Option("--no-wash-trade-check")] = False,
+) -> None:
+    """Serve Alpaca's paper API on 127.0.0.1, replaying real bars (for the live path, offline)."""
+    with _user_errors():
+        bar_file = _load(data, tz)
+        if start_bar >= len(bar_file.bars):
+            raise ConfigError(f"--start-bar {start_bar}: the file has {len(bar_file.bars)} bars")
+    options = EmulatorOptions(
+        slippage_bps=Decimal(str(slippage_bps)),
+        wash_trade_check=not no_wash_trade_check,
+        partial_fill_rate=partial_fill_rate,
+        reject_rate=reject_rate,
+        duplicate_fill_rate=duplicate_fill_rate,
+    )
+    faults = Faults(
+        latency_ms=latency_ms,
+        error_500_rate=error_500_rate,
+        error_429_rate=error_429_rate,
+        order_504_rate=order_504_rate,
+        drop_data_socket_every=drop_socket_every,
+    )
+    account = PaperAccount(bar_file.bars, bar_file.calendar, options=options)
+    for _ in range(start_bar):
+        account.complete_bar()
+    account.drain_updates()
+    server = EmulatorServer(account, key=key, secret=secret, speed=speed, faults=faults, port=port)
+
+    async def serve() -> None:
+        await server.start()
+        stderr.print(
+            f"Alpaca emulator on {server.base_url} replaying {bar_file.path.name} "
+            f"from {account.now:%Y-%m-%d %H:%M}Z at speed {speed:g}\n"
+            f"  REST: {server.base_url}  (TradingClient/StockHistoricalDataClient url_override)\n"
+            f"  data stream: ws://127.0.0.1:{server.port}/v2/iex   "
+            f"trade updates: ws://127.0.0.1:{server.port}/stream\n"
+            f"  key {key!r}; Ctrl-C stops"
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())

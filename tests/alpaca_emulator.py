@@ -1,0 +1,48 @@
+"""Fixtures for tests against the loopback Alpaca emulator with the real alpaca-py clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.trading.client import TradingClient
+
+from ict_trader.barfile import BarFile
+from ict_trader.emulator.paper import EmulatorOptions, PaperAccount
+from ict_trader.emulator.server import EmulatorServer, Faults
+
+KEY = "test-key"
+SECRET = "test-secret"
+
+
+@contextmanager
+def running_emulator(
+    bar_file: BarFile,
+    *,
+    options: EmulatorOptions | None = None,
+    faults: Faults | None = None,
+    start_bar: int = 0,
+    max_page_size: int = 10_000,
+) -> Iterator[EmulatorServer]:
+    account = PaperAccount(bar_file.bars, bar_file.calendar, options=options)
+    for _ in range(start_bar):
+        account.complete_bar()
+    server = EmulatorServer(
+        account, key=KEY, secret=SECRET, faults=faults, max_page_size=max_page_size
+    )
+    server.run_in_thread()
+    try:
+        yield server
+    finally:
+        server.stop_thread()
+
+
+def trading_client(server: EmulatorServer) -> TradingClient:
+    client = TradingClient(KEY, SECRET, paper=True, url_override=server.base_url)
+    client._retry_wait = 0  # the SDK would sleep 3 s between retries of 429/504
+    return client
+
+
+def data_client(server: EmulatorServer) -> StockHistoricalDataClient:
+    return StockHistoricalDataClient(KEY, SECRET, url_override=server.base_url)

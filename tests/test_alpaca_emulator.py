@@ -1,0 +1,364 @@
+"""The loopback Alpaca emulator, driven by the unmodified alpaca-py SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alpaca.common.exceptions import APIError
+from alpaca.data.enums import DataFeed
+from alpaca.data.live import StockDataStream
+from alpaca.data.requests import StockBarsRequest, StockLatestBarRequest
+from alpaca.data.timeframe import TimeFrame
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
+from alpaca.trading.models import Asset, Calendar, Clock, Order, Position, TradeAccount
+from alpaca.trading.requests import GetCalendarRequest, LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.stream import TradingStream
+from typer.testing import CliRunner
+
+from ict_trader.barfile import BarFile, load_bars
+from ict_trader.cli import app
+from ict_trader.emulator.paper import EmulatorOptions
+from ict_trader.emulator.server import EmulatorServer, Faults
+from tests.alpaca_emulator import KEY, SECRET, data_client, running_emulator, trading_client
+
+START = 100  # bars already completed when a test starts: 2024-07-29 11:10 New York
+
+
+@pytest.fixture(scope="module")
+def sample(sample_csv: Path) -> BarFile:
+    return load_bars(sample_csv)
+
+
+def market(cid: str, side: OrderSide, qty: int) -> MarketOrderRequest:
+    return MarketOrderRequest(
+        symbol="QQQ", qty=qty, side=side, time_in_force=TimeInForce.DAY, client_order_id=cid
+    )
+
+
+def test_account_clock_calendar_and_asset_parse(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=START) as server:
+        client = trading_client(server)
+        account = client.get_account()
+        assert isinstance(account, TradeAccount)
+        assert (account.equity, account.cash, account.status.value) == (
+            "100000",
+            "100000",
+            "ACTIVE",
+        )
+        clock = client.get_clock()
+        assert isinstance(clock, Clock)
+        assert clock.is_open
+        assert clock.timestamp == datetime(2024, 7, 29, 15, 10, tzinfo=UTC)
+        assert clock.next_close == datetime(2024, 7, 29, 20, 0, tzinfo=UTC)
+        answer = client.get_calendar(
+            GetCalendarRequest(start=date(2024, 7, 29), end=date(2024, 8, 2))
+        )
+        assert isinstance(answer, list)
+        days = [d for d in answer if isinstance(d, Calendar)]
+        assert [d.date for d in days] == [date(2024, 7, d) for d in (29, 30, 31)] + [
+            date(2024, 8, 1),
+            date(2024, 8, 2),
+        ]
+        assert days[0].close == datetime(2024, 7, 29, 16, 0)  # New York wall clock, as Alpaca
+        asset = client.get_asset("QQQ")
+        assert isinstance(asset, Asset)
+        assert (asset.symbol, asset.shortable, asset.easy_to_borrow) == ("QQQ", True, True)
+
+
+def test_market_order_fills_at_the_open_and_is_found_by_client_id(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=START) as server:
+        client = trading_client(server)
+        order = client.submit_order(market("ict-1-entry", OrderSide.SELL, 6))
+        assert isinstance(order, Order)
+        assert order.status is OrderStatus.FILLED
+        open_price = sample.bars[START].open
+        assert Decimal(str(order.filled_avg_price)) == Decimal(repr(open_price))
+        again = client.get_order_by_client_id("ict-1-entry")
+        assert isinstance(again, Order)
+        assert (again.id, again.filled_qty) == (order.id, "6")
+        position = client.get_open_position("QQQ")
+        assert isinstance(position, Position)
+        assert (position.qty, position.side.value) == ("-6", "short")
+        with pytest.raises(APIError) as duplicate:
+            client.submit_order(market("ict-1-entry", OrderSide.SELL, 6))
+        assert duplicate.value.status_code == 422
+        assert duplicate.value.code == 40010001
+
+
+def test_a_resting_target_holds_the_shares(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=START) as server:
+        client = trading_client(server)
+        client.submit_order(market("entry", OrderSide.BUY, 10))
+        target = client.submit_order(
+            LimitOrderRequest(
+                symbol="QQQ",
+                qty=10,
+                side=OrderSide.SELL,
+                time_in_force=TimeInForce.DAY,
+                limit_price=999.0,
+                client_order_id="target",
+            )
+        )
+        assert isinstance(target, Order) and target.status is OrderStatus.NEW
+        with pytest.raises(APIError) as held:
+            client.submit_order(market("exit-while-held", OrderSide.SELL, 10))
+        assert held.value.status_code == 403
+        assert "insufficient qty available for order (requested: 10, available: 0)" in str(
+            held.value
+        )
+        client.cancel_order_by_id(target.id)
+        exit_order = client.submit_order(market("exit", OrderSide.SELL, 10))
+        assert isinstance(exit_order, Order) and exit_order.status is OrderStatus.FILLED
+        assert client.get_all_positions() == []
+
+
+def test_opposite_order_is_refused_as_a_wash_trade(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=START) as server:
+        client = trading_client(server)
+        client.submit_order(
+            LimitOrderRequest(
+                symbol="QQQ",
+                qty=1,
+                side=OrderSide.BUY,
+                time_in_force=TimeInForce.DAY,
+                limit_price=1.0,
+                client_order_id="low-bid",
+            )
+        )
+        with pytest.raises(APIError, match="potential wash trade detected"):
+            client.submit_order(market("sell", OrderSide.SELL, 1))
+
+
+def test_resting_limit_fills_when_a_bar_reaches_it(sample: BarFile) -> None:
+    """A sell limit above the market rests until the first completed bar whose high reaches it."""
+    upcoming = sample.bars[START : START + 60]
+    target_price = max(b.high for b in upcoming[1:]) - 0.01
+    assert target_price > upcoming[0].high  # not reachable by the bar in progress
+    hit = next(i for i, b in enumerate(upcoming) if b.high >= target_price)
+    assert upcoming[hit].open < target_price  # reached inside the bar, not at a gapped open
+    with running_emulator(sample, start_bar=START) as server:
+        client = trading_client(server)
+        client.submit_order(market("entry", OrderSide.BUY, 3))
+        client.submit_order(
+            LimitOrderRequest(
+                symbol="QQQ",
+                qty=3,
+                side=OrderSide.SELL,
+                time_in_force=TimeInForce.DAY,
+                limit_price=round(target_price, 2),
+                client_order_id="target",
+            )
+        )
+        server.call(server.advance(hit))
+        target = client.get_order_by_client_id("target")
+        assert isinstance(target, Order) and target.status is OrderStatus.NEW
+        server.call(server.advance(1))
+        target = client.get_order_by_client_id("target")
+        assert isinstance(target, Order) and target.status is OrderStatus.FILLED
+        assert Decimal(str(target.filled_avg_price)) == Decimal(str(round(target_price, 2)))
+
+
+def test_day_orders_expire_at_the_close(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=START) as server:
+        client = trading_client(server)
+        client.submit_order(
+            LimitOrderRequest(
+                symbol="QQQ",
+                qty=1,
+                side=OrderSide.BUY,
+                time_in_force=TimeInForce.DAY,
+                limit_price=1.0,
+                client_order_id="never",
+            )
+        )
+        server.call(server.advance(390 - START))  # through the 16:00 close of 2024-07-29
+        order = client.get_order_by_client_id("never")
+        assert isinstance(order, Order) and order.status is OrderStatus.EXPIRED
+
+
+def test_historical_bars_are_paginated_and_never_include_the_bar_in_progress(
+    sample: BarFile,
+) -> None:
+    with running_emulator(sample, start_bar=2500, max_page_size=1000) as server:
+        bars = data_client(server).get_stock_bars(
+            StockBarsRequest(
+                symbol_or_symbols="QQQ",
+                timeframe=TimeFrame.Minute,
+                start=sample.bars[0].time,
+                end=sample.bars[-1].time,
+                feed=DataFeed.IEX,
+            )
+        )
+        received = bars.data["QQQ"]  # type: ignore[union-attr]
+        assert len(received) == 2500
+        assert [b.timestamp for b in received] == [b.time for b in sample.bars[:2500]]
+        assert received[-1].close == sample.bars[2499].close
+        assert [m for m, p in server.requests if p == "/v2/stocks/bars"] == ["GET"] * 3
+        latest = data_client(server).get_stock_latest_bar(
+            StockLatestBarRequest(symbol_or_symbols="QQQ", feed=DataFeed.IEX)
+        )
+        assert latest["QQQ"].timestamp == sample.bars[2499].time
+
+
+def test_injected_faults(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=START, faults=Faults(error_429_rate=1.0)) as server:
+        with pytest.raises(APIError) as limited:
+            trading_client(server).get_account()
+        assert limited.value.status_code == 429
+        assert server.requests.count(("GET", "/v2/account")) == 4  # the SDK retried 3 times
+    with running_emulator(sample, start_bar=START, faults=Faults(order_504_rate=1.0)) as server:
+        client = trading_client(server)
+        client._retry = 0  # ict-trader turns retries off for submissions
+        with pytest.raises(APIError) as timeout:
+            client.submit_order(market("maybe", OrderSide.BUY, 1))
+        assert timeout.value.status_code == 504
+        existing = client.get_order_by_client_id("maybe")  # the unknown outcome, resolved
+        assert isinstance(existing, Order) and existing.status is OrderStatus.FILLED
+
+
+def _run_stream(stream: Any) -> threading.Thread:
+    thread = threading.Thread(target=stream.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_for_clients(server: EmulatorServer, key: str) -> None:
+    for _ in range(200):
+        if server.call(_state(server))[key]:
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError(f"no {key}")
+
+
+async def _state(server: EmulatorServer) -> dict[str, int]:
+    return {
+        "trade_stream_clients": len(server._trade_sockets),
+        "data_stream_clients": len(server._data_sockets),
+    }
+
+
+def test_streams_deliver_bars_and_trade_updates(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=START) as server:
+        bars: queue.Queue[Any] = queue.Queue()
+        updates: queue.Queue[Any] = queue.Queue()
+        data = StockDataStream(KEY, SECRET, url_override=f"ws://127.0.0.1:{server.port}/v2/iex")
+        trades = TradingStream(KEY, SECRET, url_override=f"ws://127.0.0.1:{server.port}/stream")
+
+        async def on_bar(bar: Any) -> None:
+            bars.put(bar)
+
+        async def on_update(update: Any) -> None:
+            updates.put(update)
+
+        data.subscribe_bars(on_bar, "QQQ")
+        trades.subscribe_trade_updates(on_update)
+        _run_stream(data)
+        _run_stream(trades)
+        _wait_for_clients(server, "data_stream_clients")
+        _wait_for_clients(server, "trade_stream_clients")
+        server.call(server.advance(3))
+        received = [bars.get(timeout=10) for _ in range(3)]
+        assert [b.timestamp for b in received] == [b.time for b in sample.bars[START : START + 3]]
+        assert received[0].close == sample.bars[START].close
+        trading_client(server).submit_order(market("streamed", OrderSide.BUY, 2))
+        events = [updates.get(timeout=10) for _ in range(3)]
+        assert [e.event for e in events] == ["pending_new", "new", "fill"]
+        fill = events[-1]
+        assert (fill.qty, fill.position_qty, fill.order.client_order_id) == (2, 2, "streamed")
+        assert fill.execution_id is not None
+        assert fill.price == sample.bars[START + 3].open
+        data.stop()
+        trades.stop()
+
+
+def test_partial_fills_and_rejections_when_asked(sample: BarFile) -> None:
+    options = EmulatorOptions(partial_fill_rate=1.0, seed=3)
+    with running_emulator(sample, start_bar=START, options=options) as server:
+        order = trading_client(server).submit_order(market("split", OrderSide.BUY, 10))
+        assert isinstance(order, Order) and order.status is OrderStatus.FILLED
+        activities = server.account.fill_activities()
+        assert [a["type"] for a in activities] == ["partial_fill", "fill"]
+        assert sum(int(a["qty"]) for a in activities) == 10
+    with running_emulator(
+        sample, start_bar=START, options=EmulatorOptions(reject_rate=1.0)
+    ) as server:
+        order = trading_client(server).submit_order(market("nope", OrderSide.BUY, 1))
+        assert isinstance(order, Order) and order.status is OrderStatus.REJECTED
+        assert server.account.position == 0
+
+
+def test_wrong_keys_are_refused(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=START) as server:
+        client = TradingClient("wrong", "keys", url_override=server.base_url)
+        with pytest.raises(APIError) as refused:
+            client.get_account()
+        assert refused.value.status_code == 401
+
+
+def test_event_loop_is_not_blocked_by_a_slow_client(sample: BarFile) -> None:
+    """Latency injection delays answers without stalling the replay clock."""
+    with running_emulator(sample, start_bar=START, faults=Faults(latency_ms=200)) as server:
+
+        async def advance_while_slow() -> int:
+            return len(await server.advance(5))
+
+        assert server.call(advance_while_slow()) == 5
+        assert asyncio.iscoroutinefunction(server.advance)
+
+
+def test_the_emulate_alpaca_command_serves_the_sdk(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ict_trader",
+            "emulate-alpaca",
+            "--port",
+            str(port),
+            "--speed",
+            "0",
+            "--start-bar",
+            "30",
+            "--key",
+            KEY,
+            "--secret",
+            SECRET,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        assert f"Alpaca emulator on http://127.0.0.1:{port}" in banner
+        client = TradingClient(KEY, SECRET, url_override=f"http://127.0.0.1:{port}")
+        clock = client.get_clock()
+        assert isinstance(clock, Clock)
+        assert clock.timestamp == datetime(2024, 7, 29, 14, 0, tzinfo=UTC)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)  # also closes the pipe
+    assert process.returncode == 0
+
+
+def test_the_emulate_alpaca_command_checks_its_options() -> None:
+    result = CliRunner().invoke(app, ["emulate-alpaca", "--start-bar", "99999"])
+    assert result.exit_code == 2
+    assert "--start-bar 99999: the file has 3900 bars" in result.output
