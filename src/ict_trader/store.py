@@ -162,13 +162,15 @@ def _dec(value: Decimal | None) -> str | None:
 
 
 class Store:
-    """A connection to one ict-trader database; not shared across threads."""
+    """A connection to one ict-trader database; never used by two threads at once."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._equity_rows: list[tuple[str, int, int]] = []
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
+            # Used by one thread at a time, but not always the one that opened it (a shell may be
+            # built in one thread and run in another): hence check_same_thread=False.
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")

@@ -1,0 +1,393 @@
+"""The Alpaca broker: the engine's orders through the official alpaca-py SDK.
+
+What this adapter guarantees, whatever the network does:
+- **No duplicate orders.** Submissions go through a client with the SDK's automatic retries
+  turned off (it would otherwise repeat a POST after a 429/504 that may have created the order).
+  A timeout, 5xx, 429 or 504 on submit is an *unknown outcome*, resolved by looking the order up
+  by its client order id; only if Alpaca says it does not exist is it sent again, with the same
+  id, so Alpaca itself refuses any second copy.
+- **Fills counted once.** Order snapshots from the trade-updates stream, from submit answers and
+  from polling all go through one observer that tracks each order's cumulative filled quantity
+  and value and emits only the difference, so duplicated stream messages, cumulative quantities
+  and the stream/poll overlap cannot double-count.
+- **Reads are retried** (bounded, with backoff) on 429/5xx/timeouts; other 4xx are order errors.
+- Every REST call has a timeout (the SDK sets none).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import requests
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.models import Order, Position, TradeAccount
+from alpaca.trading.requests import (
+    GetOrdersRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+    StopOrderRequest,
+)
+
+from ict_trader.brokers.base import BrokerOrder
+from ict_trader.events import (
+    AccountUpdated,
+    Event,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+)
+from ict_trader.orders import Leg, OrderRequest, OrderStatus, OrderType, Side
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REQUEST_TIMEOUT_SECONDS = 10.0
+_TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+_STATUS_MAP = {
+    "new": OrderStatus.ACCEPTED,
+    "accepted": OrderStatus.ACCEPTED,
+    "pending_new": OrderStatus.NEW,
+    "partially_filled": OrderStatus.PARTIALLY_FILLED,
+    "filled": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+    "done_for_day": OrderStatus.ACCEPTED,
+    "held": OrderStatus.ACCEPTED,
+}
+
+
+class _TimeoutSession(requests.Session):
+    """A requests session that never waits forever (alpaca-py passes no timeout)."""
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", REQUEST_TIMEOUT_SECONDS)
+        return super().request(*args, **kwargs)
+
+
+@dataclass
+class _Tracked:
+    """What has been reported to the engine for one order."""
+
+    request: OrderRequest
+    broker_order_id: str | None = None
+    filled_qty: int = 0
+    filled_value: Decimal = Decimal(0)
+    status: str = "new"
+    accepted: bool = False
+    final: bool = False
+
+
+class AlpacaBroker:
+    """Implements the engine's `Broker` protocol on Alpaca (paper unless told otherwise)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        secret_key: str,
+        *,
+        paper: bool = True,
+        url_override: str | None = None,
+        read_attempts: int = 4,
+        backoff_seconds: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.trading = TradingClient(api_key, secret_key, paper=paper, url_override=url_override)
+        # A second client for order submission: with the SDK's retries off, a failed POST is
+        # never silently repeated (see the module docstring).
+        self.submitter = TradingClient(api_key, secret_key, paper=paper, url_override=url_override)
+        self.submitter._retry = 0
+        self.submitter._retry_codes = []
+        self.trading._retry = 0  # reads are retried by `_read` with our own backoff instead
+        for client in (self.trading, self.submitter):
+            client._session = _TimeoutSession()
+        self.read_attempts = read_attempts
+        self.backoff_seconds = backoff_seconds
+        self._sleep = sleep
+        self._orders: dict[str, _Tracked] = {}
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._lock = threading.RLock()
+        self.errors: list[str] = []  # order/broker errors, for the error-rate breaker
+
+    # ------------------------------------------------------------------ Broker protocol
+
+    def submit(self, order: OrderRequest) -> None:
+        tracked = _Tracked(order)
+        with self._lock:
+            if order.client_order_id in self._orders:
+                return  # already sent: never twice
+            self._orders[order.client_order_id] = tracked
+        request = _to_alpaca(order)
+        for attempt in range(1, self.read_attempts + 1):
+            try:
+                answer = self.submitter.submit_order(request)
+            except APIError as exc:
+                if exc.status_code in _TRANSIENT_STATUS:
+                    if self._resolve_unknown(order, f"HTTP {exc.status_code}"):
+                        return
+                    self._backoff(attempt)
+                    continue
+                self._reject(order, _api_message(exc))
+                return
+            except requests.RequestException as exc:
+                if self._resolve_unknown(order, type(exc).__name__):
+                    return
+                self._backoff(attempt)
+                continue
+            assert isinstance(answer, Order)
+            self.observe(answer)
+            return
+        self._reject(order, f"no answer from Alpaca after {self.read_attempts} attempts")
+
+    def cancel(self, client_order_id: str) -> None:
+        tracked = self._orders.get(client_order_id)
+        if tracked is None or tracked.final:
+            return
+        broker_id = tracked.broker_order_id
+        if broker_id is None:
+            found = self._lookup(client_order_id)
+            if found is None:
+                return
+            broker_id = str(found.id)
+        try:
+            self._read(lambda: self.trading.cancel_order_by_id(broker_id))
+        except APIError as exc:
+            if exc.status_code != 422:  # 422: not cancelable any more, i.e. already final
+                self.errors.append(f"cancel {client_order_id}: {_api_message(exc)}")
+                raise
+        # The cancel (or the fill that beat it) is confirmed by the order's state.
+        self.poll_order(client_order_id)
+
+    def events(self) -> list[Event]:
+        drained: list[Event] = []
+        while True:
+            try:
+                drained.append(self._events.get_nowait())
+            except queue.Empty:
+                return drained
+
+    def account(self, now: datetime) -> AccountUpdated:
+        account = self._read(self.trading.get_account)
+        assert isinstance(account, TradeAccount)
+        return AccountUpdated(
+            now,
+            Decimal(account.equity or "0"),
+            Decimal(account.cash or "0"),
+            Decimal(account.buying_power or "0"),
+        )
+
+    def position(self, symbol: str) -> int:
+        try:
+            position = self._read(lambda: self.trading.get_open_position(symbol))
+        except APIError as exc:
+            if exc.status_code == 404:
+                return 0
+            raise
+        assert isinstance(position, Position)
+        return int(Decimal(position.qty))
+
+    def order(self, client_order_id: str) -> BrokerOrder | None:
+        found = self._lookup(client_order_id)
+        if found is None:
+            return None
+        tracked = self._orders.get(client_order_id)
+        request = tracked.request if tracked else _from_alpaca(found)
+        return _broker_order(request, found)
+
+    def open_orders(self) -> list[BrokerOrder]:
+        answer = self._read(
+            lambda: self.trading.get_orders(
+                GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)
+            )
+        )
+        assert isinstance(answer, list)
+        out = []
+        for order in answer:
+            assert isinstance(order, Order)
+            tracked = self._orders.get(order.client_order_id)
+            out.append(_broker_order(tracked.request if tracked else _from_alpaca(order), order))
+        return out
+
+    # ------------------------------------------------------------------ updates
+
+    def observe(self, order: Order, when: datetime | None = None) -> None:
+        """Turn an order snapshot (stream, submit answer or poll) into engine events, once."""
+        with self._lock:
+            tracked = self._orders.get(order.client_order_id)
+            if tracked is None:
+                return  # not ict-trader's order: reported by reconciliation, never touched
+            moment = when or order.updated_at
+            if not tracked.accepted and order.status.value not in {"rejected", "pending_new"}:
+                tracked.accepted = True
+                tracked.broker_order_id = str(order.id)
+                self._events.put(OrderAccepted(moment, order.client_order_id, str(order.id)))
+            tracked.broker_order_id = str(order.id)
+            filled = int(Decimal(str(order.filled_qty or 0)))
+            if filled > tracked.filled_qty:
+                average = Decimal(str(order.filled_avg_price))
+                value = average * filled
+                delta_qty = filled - tracked.filled_qty
+                delta_price = (value - tracked.filled_value) / delta_qty
+                tracked.filled_qty, tracked.filled_value = filled, value
+                complete = filled >= tracked.request.qty
+                self._events.put(
+                    OrderFilled(
+                        time=order.filled_at if complete and order.filled_at else moment,
+                        client_order_id=order.client_order_id,
+                        broker_order_id=str(order.id),
+                        execution_id=f"{order.id}:{filled}",
+                        qty=delta_qty,
+                        price=delta_price.quantize(Decimal("0.0001")),
+                        cumulative_qty=filled,
+                        order_complete=complete,
+                    )
+                )
+                if complete:
+                    tracked.final = True
+            status = order.status.value
+            if tracked.final or status == tracked.status:
+                tracked.status = status
+                return
+            tracked.status = status
+            if status in {"canceled", "expired"}:
+                tracked.final = True
+                self._events.put(OrderCanceled(moment, order.client_order_id, status))
+            elif status == "rejected":
+                tracked.final = True
+                self._events.put(OrderRejected(moment, order.client_order_id, "rejected by Alpaca"))
+
+    def poll_order(self, client_order_id: str) -> None:
+        """Fallback for a stream that missed something: read the order and observe it."""
+        found = self._lookup(client_order_id)
+        if found is not None:
+            self.observe(found)
+
+    def poll_working(self) -> None:
+        """Poll every order ict-trader still considers working."""
+        for client_order_id, tracked in list(self._orders.items()):
+            if not tracked.final:
+                self.poll_order(client_order_id)
+
+    def working(self) -> list[str]:
+        return [cid for cid, tracked in self._orders.items() if not tracked.final]
+
+    def adopt(self, order: OrderRequest, broker_order: Order | None) -> None:
+        """Resume tracking an order from the ledger after a restart (no new submission)."""
+        with self._lock:
+            tracked = self._orders.setdefault(order.client_order_id, _Tracked(order))
+            tracked.accepted = True
+        if broker_order is not None:
+            self.observe(broker_order)
+
+    # ------------------------------------------------------------------ internals
+
+    def _resolve_unknown(self, order: OrderRequest, why: str) -> bool:
+        """After an ambiguous submit failure: True if the order exists (then it is tracked)."""
+        log.warning(
+            "submit of %s had an unknown outcome (%s); looking it up", order.client_order_id, why
+        )
+        found = self._lookup(order.client_order_id)
+        if found is None:
+            return False
+        self.observe(found)
+        return True
+
+    def _lookup(self, client_order_id: str) -> Order | None:
+        try:
+            found = self._read(lambda: self.trading.get_order_by_client_id(client_order_id))
+        except APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        assert isinstance(found, Order)
+        return found
+
+    def _read(self, call: Callable[[], T]) -> T:
+        """A read with bounded retries and backoff on 429/5xx/timeouts; other errors raise."""
+        for attempt in range(1, self.read_attempts + 1):
+            try:
+                return call()
+            except APIError as exc:
+                if exc.status_code not in _TRANSIENT_STATUS or attempt == self.read_attempts:
+                    raise
+            except requests.RequestException:
+                if attempt == self.read_attempts:
+                    raise
+            self._backoff(attempt)
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int) -> None:
+        self._sleep(min(self.backoff_seconds * 2 ** (attempt - 1), 8.0))
+
+    def _reject(self, order: OrderRequest, reason: str) -> None:
+        self.errors.append(f"{order.client_order_id}: {reason}")
+        with self._lock:
+            tracked = self._orders[order.client_order_id]
+            tracked.final = True
+        assert order.created_at is not None
+        self._events.put(OrderRejected(order.created_at, order.client_order_id, reason))
+
+
+def _api_message(exc: APIError) -> str:
+    """The error's message, whatever shape its body has (JSON with or without a code, or text)."""
+    try:
+        return str(exc.message)
+    except (KeyError, ValueError):
+        return str(exc)[:200]
+
+
+def _to_alpaca(order: OrderRequest) -> MarketOrderRequest | LimitOrderRequest | StopOrderRequest:
+    common: dict[str, Any] = {
+        "symbol": order.symbol,
+        "qty": order.qty,
+        "side": OrderSide.BUY if order.side is Side.BUY else OrderSide.SELL,
+        "time_in_force": TimeInForce(order.time_in_force),
+        "client_order_id": order.client_order_id,
+    }
+    if order.type is OrderType.MARKET:
+        return MarketOrderRequest(**common)
+    if order.type is OrderType.LIMIT:
+        assert order.limit_price is not None
+        return LimitOrderRequest(limit_price=float(order.limit_price), **common)
+    assert order.stop_price is not None
+    return StopOrderRequest(stop_price=float(order.stop_price), **common)
+
+
+def _from_alpaca(order: Order) -> OrderRequest:
+    """An OrderRequest describing an order ict-trader did not place (for reports only)."""
+    kind = OrderType(order.type.value) if order.type else OrderType.MARKET
+    return OrderRequest(
+        client_order_id=order.client_order_id,
+        symbol=order.symbol or "",
+        side=Side(order.side.value) if order.side else Side.BUY,
+        qty=int(Decimal(str(order.qty or 0))),
+        type=kind,
+        trade_id="",
+        profile="",
+        leg=Leg.ENTRY,
+        limit_price=Decimal(str(order.limit_price)) if order.limit_price else None,
+        stop_price=Decimal(str(order.stop_price)) if order.stop_price else None,
+        created_at=order.created_at,
+    )
+
+
+def _broker_order(request: OrderRequest, order: Order) -> BrokerOrder:
+    return BrokerOrder(
+        request=request,
+        broker_order_id=str(order.id),
+        status=_STATUS_MAP.get(order.status.value, OrderStatus.ACCEPTED),
+        filled_qty=int(Decimal(str(order.filled_qty or 0))),
+        filled_avg_price=Decimal(str(order.filled_avg_price)) if order.filled_avg_price else None,
+        submitted_at=order.submitted_at,
+    )

@@ -1,0 +1,294 @@
+"""The live shell: Alpaca's streams and REST API around the same engine as the backtest.
+
+One thread owns the engine and the store (they are not shared); the two alpaca-py streams run in
+their own threads and only hand over data: bars go into a queue, order snapshots into the broker's
+observer (which turns them into engine events exactly once). Per bar, the shell
+1. drops duplicates and backfills any gap over REST, so the detector sees every bar once, in order;
+2. polls the orders still working (the stream may have missed an update) and delivers the events;
+3. refreshes the account, feeds the bar to the engine and executes its commands;
+4. commits the store.
+Between bars it sends clock ticks so time exits are not late by a bar. Time is the latest bar's
+close advanced by the wall-clock time since it arrived, so the same code runs at any replay speed
+against the emulator and at real time against Alpaca.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from alpaca.data.enums import DataFeed
+from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.live import StockDataStream
+from alpaca.data.requests import StockBarsRequest
+from alpaca.data.timeframe import TimeFrame
+from alpaca.trading.stream import TradingStream
+
+from ict_trader.bars import Bar
+from ict_trader.brokers.alpaca import AlpacaBroker
+from ict_trader.calendar import NyseCalendar
+from ict_trader.engine import Engine
+from ict_trader.events import (
+    AccountUpdated,
+    CancelOrder,
+    Command,
+    EntrySkipped,
+    Event,
+    Notify,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    SignalDetected,
+    SubmitOrder,
+    Tick,
+    TradeUpdated,
+)
+from ict_trader.store import Store
+
+log = logging.getLogger(__name__)
+_ONE_MINUTE = timedelta(minutes=1)
+LAST_BAR_KEY = "last_bar_time"
+
+Observer = Callable[[Event | Command], None]
+
+
+@dataclass
+class LiveEndpoints:
+    """Where the SDK connects: Alpaca itself by default, or the loopback emulator."""
+
+    rest_url: str | None = None
+    data_stream_url: str | None = None
+    trade_stream_url: str | None = None
+    feed: DataFeed = DataFeed.IEX
+
+
+@dataclass
+class LiveStats:
+    bars: int = 0
+    backfilled: int = 0
+    duplicates: int = 0
+    reconnects: int = 0
+    last_bar: datetime | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class LiveShell:
+    def __init__(
+        self,
+        engine: Engine,
+        broker: AlpacaBroker,
+        store: Store,
+        data: StockHistoricalDataClient,
+        calendar: NyseCalendar,
+        *,
+        api_key: str,
+        secret_key: str,
+        endpoints: LiveEndpoints,
+        observer: Observer | None = None,
+        stale_after: timedelta = timedelta(minutes=3),
+    ) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.store = store
+        self.data = data
+        self.calendar = calendar
+        self.symbol = engine.config.symbol
+        self.endpoints = endpoints
+        self.observer = observer
+        self.stale_after = stale_after
+        self._key = api_key
+        self._secret = secret_key
+        self._bars: queue.Queue[Bar] = queue.Queue()
+        self._stop = threading.Event()
+        self._streams: list[Any] = []
+        self._last_arrival = time.monotonic()
+        self.stats = LiveStats()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def warm_up(self, until: datetime) -> None:
+        """Feed the detector the previous session and today's bars before `until` (no trading)."""
+        session = self.calendar.session_at(until - _ONE_MINUTE) or self.calendar.session_on(
+            until.date()
+        )
+        start = until - timedelta(days=5)
+        if session is not None and session.previous_day is not None:
+            previous = self.calendar.session_on(session.previous_day)
+            if previous is not None:
+                start = previous.open
+        for bar in self._history(start, until - _ONE_MINUTE):
+            self.engine.detector.update(bar)
+            self.stats.last_bar = bar.time
+
+    def start_streams(self) -> None:
+        data = StockDataStream(
+            self._key,
+            self._secret,
+            feed=self.endpoints.feed,
+            url_override=self.endpoints.data_stream_url,
+        )
+        trade_options: dict[str, Any] = {}
+        if self.endpoints.trade_stream_url:
+            trade_options["url_override"] = self.endpoints.trade_stream_url
+        trades = TradingStream(self._key, self._secret, **trade_options)
+
+        async def on_bar(message: Any) -> None:
+            self._last_arrival = time.monotonic()
+            self._bars.put(
+                Bar(
+                    message.timestamp.astimezone(UTC),
+                    float(message.open),
+                    float(message.high),
+                    float(message.low),
+                    float(message.close),
+                    float(message.volume),
+                )
+            )
+
+        async def on_update(update: Any) -> None:
+            self.broker.observe(update.order, update.timestamp)
+
+        data.subscribe_bars(on_bar, self.symbol)
+        trades.subscribe_trade_updates(on_update)
+        for stream in (data, trades):
+            threading.Thread(target=stream.run, daemon=True, name=type(stream).__name__).start()
+            self._streams.append(stream)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for stream in self._streams:
+            try:
+                stream.stop()
+            except Exception:
+                log.debug("stream stop failed", exc_info=True)
+
+    def run(self, until: Callable[[], bool]) -> None:
+        """Process bars until `until()` says stop (or `stop()` is called)."""
+        while not self._stop.is_set() and not until():
+            try:
+                bar = self._bars.get(timeout=0.2)
+            except queue.Empty:
+                self._tick()
+                continue
+            self.on_bar(bar)
+
+    # ------------------------------------------------------------------ per bar
+
+    def on_bar(self, bar: Bar) -> None:
+        last = self.stats.last_bar
+        if last is not None and bar.time <= last:
+            self.stats.duplicates += 1
+            return
+        if last is not None and bar.time - last > _ONE_MINUTE:
+            for missing in self._history(last + _ONE_MINUTE, bar.time - _ONE_MINUTE):
+                if missing.time > last:
+                    self.stats.backfilled += 1
+                    self._process(missing)
+                    last = missing.time
+        self._process(bar)
+
+    def _process(self, bar: Bar) -> None:
+        close_time = bar.time + _ONE_MINUTE
+        if self.broker.working():
+            self.broker.poll_working()
+        self._pump()
+        account = self.broker.account(close_time)
+        self._deliver(account)
+        if self.engine.open_trades:
+            self.store.record_equity(close_time, account.equity, account.cash)
+        self._dispatch(self.engine.on_bar(bar))
+        self._pump()
+        self.stats.bars += 1
+        self.stats.last_bar = bar.time
+        self._bar_arrived = time.monotonic()
+        self.store.set_state(LAST_BAR_KEY, bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        self.store.commit()
+
+    def _tick(self) -> None:
+        last = self.stats.last_bar
+        if last is None:
+            return
+        elapsed = min(time.monotonic() - self._last_arrival, 59.0)
+        now = last + _ONE_MINUTE + timedelta(seconds=elapsed)
+        if self.engine.open_trades:
+            self._dispatch(self.engine.handle(Tick(now)))
+            self._pump()
+            self.store.commit()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _history(self, start: datetime, end: datetime) -> Sequence[Bar]:
+        if end < start:
+            return []
+        answer = self.data.get_stock_bars(
+            StockBarsRequest(
+                symbol_or_symbols=self.symbol,
+                timeframe=TimeFrame.Minute,
+                start=start,
+                end=end,
+                feed=self.endpoints.feed,
+            )
+        )
+        rows = answer.data.get(self.symbol, []) if hasattr(answer, "data") else []
+        bars = []
+        for row in rows:
+            moment = row.timestamp.astimezone(UTC)
+            if self.calendar.session_at(moment) is not None:  # regular hours only
+                bars.append(
+                    Bar(
+                        moment,
+                        float(row.open),
+                        float(row.high),
+                        float(row.low),
+                        float(row.close),
+                        float(row.volume),
+                    )
+                )
+        return bars
+
+    def _pump(self) -> None:
+        events = self.broker.events()
+        while events:
+            for event in events:
+                self._deliver(event)
+            events = self.broker.events()
+
+    def _deliver(self, event: Event) -> None:
+        if self.observer is not None:
+            self.observer(event)
+        if isinstance(event, OrderAccepted | OrderFilled | OrderRejected | OrderCanceled):
+            self.store.record_order_event(event)
+        self._dispatch(self.engine.handle(event))
+
+    def _dispatch(self, commands: Sequence[Command]) -> None:
+        for command in commands:
+            if self.observer is not None:
+                self.observer(command)
+            if isinstance(command, SubmitOrder):
+                self.store.record_order(command.order)
+                self.store.commit()  # the intent is durable before the order exists anywhere
+                self.broker.submit(command.order)
+            elif isinstance(command, CancelOrder):
+                self.broker.cancel(command.client_order_id)
+            elif isinstance(command, TradeUpdated):
+                self.store.record_trade(command.trade)
+            elif isinstance(command, SignalDetected):
+                self.store.record_signal(command)
+            elif isinstance(command, EntrySkipped):
+                self.store.record_skip(command)
+            elif isinstance(command, Notify):
+                self.store.audit(
+                    command.time, f"notify.{command.level.value}", "engine", command.message
+                )
+                log.info("%s", command.message)
+
+
+def account_now(event: AccountUpdated) -> datetime:
+    return event.time

@@ -1,0 +1,143 @@
+"""The live path end to end: alpaca-py against the loopback emulator, the same engine inside."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from alpaca.data.enums import DataFeed
+
+from ict_trader.backtest import run_backtest
+from ict_trader.barfile import BarFile, load_bars
+from ict_trader.brokers.alpaca import AlpacaBroker
+from ict_trader.config import AppConfig
+from ict_trader.emulator.server import EmulatorServer
+from ict_trader.engine import Engine
+from ict_trader.live import LiveEndpoints, LiveShell
+from ict_trader.signals import IctDetector
+from ict_trader.store import Store
+from tests.alpaca_emulator import KEY, SECRET, data_client, running_emulator
+
+SESSION_START = 390  # index of 2024-07-30 09:30 in the sample: one full session before it
+
+
+@pytest.fixture(scope="module")
+def sample(sample_csv: Path) -> BarFile:
+    return load_bars(sample_csv)
+
+
+def make_shell(server: EmulatorServer, bar_file: BarFile, store: Store) -> LiveShell:
+    config = AppConfig()
+    engine = Engine(config.engine, IctDetector(bar_file.calendar, config.signal))
+    broker = AlpacaBroker(KEY, SECRET, url_override=server.base_url, sleep=lambda s: None)
+    endpoints = LiveEndpoints(
+        rest_url=server.base_url,
+        data_stream_url=f"ws://127.0.0.1:{server.port}/v2/iex",
+        trade_stream_url=f"ws://127.0.0.1:{server.port}/stream",
+        feed=DataFeed.IEX,
+    )
+    return LiveShell(
+        engine,
+        broker,
+        store,
+        data_client(server),
+        bar_file.calendar,
+        api_key=KEY,
+        secret_key=SECRET,
+        endpoints=endpoints,
+    )
+
+
+def wait_until(condition: object, timeout: float = 20.0) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.005)
+    raise AssertionError("timed out")
+
+
+def drive(server: EmulatorServer, shell: LiveShell, bars: int) -> None:
+    """Complete `bars` bars one at a time, each once the shell has handled the previous one."""
+    for _ in range(bars):
+        (bar,) = server.call(server.advance(1))
+        wait_until(
+            lambda b=bar: shell.stats.last_bar is not None and shell.stats.last_bar >= b.time
+        )
+
+
+def trades_of(db: Path) -> list[tuple[object, ...]]:
+    """Trades as stored, with prices and P&L compared as numbers (not as decimal strings)."""
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(
+            "SELECT trade_id, qty, entry_price, entry_time, exit_price, exit_time, exit_reason, pnl"
+            " FROM trades ORDER BY trade_id"
+        ).fetchall()
+    return [
+        (r[0], r[1], Decimal(r[2]), r[3], Decimal(r[4]), r[5], r[6], Decimal(r[7])) for r in rows
+    ]
+
+
+def test_a_session_through_the_live_path_equals_the_backtest(
+    sample: BarFile, tmp_path: Path
+) -> None:
+    db = tmp_path / "live.db"
+    with running_emulator(sample, start_bar=SESSION_START) as server:
+        store = Store(db)
+        shell = make_shell(server, sample, store)
+        shell.warm_up(sample.bars[SESSION_START].time)
+        shell.start_streams()
+        wait_until(lambda: server.call(_clients(server)) == (1, 1))
+        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
+        runner.start()
+        drive(server, shell, 390)
+        shell.stop()
+        runner.join(10)
+        store.close()
+    session_bars = sample.bars[: SESSION_START + 390]
+    expected = run_backtest(session_bars, sample.calendar, AppConfig())
+    want = sorted(
+        (
+            t.trade_id,
+            t.qty,
+            Decimal(str(t.entry_price)),
+            t.entry_time.strftime("%Y-%m-%dT%H:%M:%SZ") if t.entry_time else None,
+            Decimal(str(t.exit_price)),
+            t.exit_time.strftime("%Y-%m-%dT%H:%M:%SZ") if t.exit_time else None,
+            t.exit_reason.value if t.exit_reason else None,
+            Decimal(str(t.pnl)),
+        )
+        for t in expected.closed_trades()
+    )
+    got = trades_of(db)
+    assert len(got) == 2  # the 2024-07-30 11:01 short signal, both profiles
+    assert got == want
+    assert shell.stats.duplicates == 0
+
+
+async def _clients(server: EmulatorServer) -> tuple[int, int]:
+    return len(server._trade_sockets), len(server._data_sockets)
+
+
+def test_a_signal_bar_is_never_processed_twice(sample: BarFile, tmp_path: Path) -> None:
+    with running_emulator(sample, start_bar=SESSION_START) as server:
+        store = Store(tmp_path / "dup.db")
+        shell = make_shell(server, sample, store)
+        shell.warm_up(sample.bars[SESSION_START].time)
+        bar = sample.bars[SESSION_START]
+        server.call(server.advance(1))
+        shell.on_bar(bar)
+        shell.on_bar(bar)
+        assert (shell.stats.bars, shell.stats.duplicates) == (1, 1)
+        # A gap: the next bar arrives three minutes later; the two missing are fetched first.
+        server.call(server.advance(3))
+        shell.on_bar(sample.bars[SESSION_START + 3])
+        assert (shell.stats.bars, shell.stats.backfilled) == (4, 2)
+        assert shell.stats.last_bar == datetime(2024, 7, 30, 13, 33, tzinfo=UTC)
+        store.close()
