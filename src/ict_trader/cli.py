@@ -30,7 +30,16 @@ from ict_trader.bars import Bar
 from ict_trader.config import AppConfig, load_config
 from ict_trader.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.emulator.server import EmulatorServer, Faults
-from ict_trader.replay import ReplayOutcome, data_fingerprint, run_replay
+from ict_trader.live import LiveEndpoints
+from ict_trader.live_runner import (
+    LIVE_OPT_IN,
+    Credentials,
+    check_live_money,
+    endpoints_for,
+    find_credentials,
+    run_live,
+)
+from ict_trader.replay import Narrator, ReplayOutcome, data_fingerprint, run_replay
 from ict_trader.report_html import write_html_report
 from ict_trader.signal_output import to_csv, to_json, to_table
 from ict_trader.signals import IctDetector, Signal, SignalParams
@@ -283,23 +292,56 @@ def run(
         typer.Option(
             "--speed",
             min=0,
-            help="Market minutes per wall-clock minute: 60 = one bar a second; 0 = no pacing.",
+            help="Replay: market minutes per wall-clock minute (60: a bar a second; 0: no pause).",
         ),
     ] = 60.0,
     db: Annotated[
-        Path, typer.Option("--db", help="SQLite store; an unfinished replay in it is resumed.")
+        Path, typer.Option("--db", help="SQLite store; an unfinished run in it is resumed.")
     ] = Path("ict-trader.db"),
     quiet: Annotated[bool, typer.Option("--quiet", help="Only print the summary.")] = False,
     fresh: Annotated[
-        bool, typer.Option("--fresh", help="Delete the store's previous replay and start over.")
+        bool, typer.Option("--fresh", help="Replay: delete the store's previous replay first.")
     ] = False,
+    replay: Annotated[
+        bool, typer.Option("--replay", help="Replay bundled/--data bars even with credentials.")
+    ] = False,
+    alpaca_url: Annotated[
+        str | None,
+        typer.Option(
+            "--alpaca-url", help="Trade against this Alpaca-compatible server (emulator)."
+        ),
+    ] = None,
+    live: Annotated[
+        bool,
+        typer.Option("--live", help=f"Real money (also needs {LIVE_OPT_IN}=yes). Paper otherwise."),
+    ] = False,
+    feed: Annotated[str, typer.Option("--feed", help="Market data feed: iex (free) or sip.")] = (
+        "iex"
+    ),
+    sessions: Annotated[
+        int, typer.Option("--sessions", min=1, help="Live: sessions to trade.")
+    ] = 1,
 ) -> None:
-    """Trade: replays real bars through the engine and the simulated broker (no credentials).
+    """Trade: live on Alpaca paper with credentials, else replay real bars offline.
 
-    Live Alpaca trading arrives with the Alpaca integration; until then `run` always replays.
+    With ALPACA_API_KEY/ALPACA_API_SECRET (environment or .env) or --alpaca-url, trades through
+    Alpaca (paper unless --live with ICT_TRADER_ALLOW_LIVE=yes). Without, replays bars through
+    the simulated broker at --speed.
     """
     with _user_errors():
         settings = _settings(config, param)
+        credentials = find_credentials()
+        if alpaca_url is not None and credentials is None:
+            credentials = Credentials("emulator-key", "emulator-secret")
+        if credentials is not None and not replay:
+            if feed not in {"iex", "sip"}:
+                raise ConfigError(f"--feed {feed!r}: use iex or sip")
+            paper = check_live_money(live)
+            endpoints = endpoints_for(alpaca_url, feed)
+            _run_live(settings, credentials, endpoints, db, paper=paper, sessions=sessions)
+            return
+        if live:
+            raise ConfigError("--live needs Alpaca credentials (ALPACA_API_KEY/ALPACA_API_SECRET)")
         bar_file = _load(data, tz)
         if fresh:
             _delete_replay_store(db)
@@ -325,6 +367,33 @@ def run(
         store.close()
     if outcome.interrupted:
         raise typer.Exit(130)
+
+
+def _run_live(
+    settings: AppConfig,
+    credentials: Credentials,
+    endpoints: LiveEndpoints,
+    db: Path,
+    *,
+    paper: bool,
+    sessions: int,
+) -> None:
+    store = Store(db)
+    narrator = Narrator(stdout)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_live(
+                settings,
+                credentials,
+                endpoints,
+                store,
+                paper=paper,
+                observer=narrator,
+                say=lambda text: stderr.print(text, highlight=False),
+                sessions=sessions,
+            )
+    finally:
+        store.close()
 
 
 def _print_replay_summary(store: Store, outcome: ReplayOutcome) -> None:

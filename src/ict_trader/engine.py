@@ -35,6 +35,7 @@ from ict_trader.events import (
     OrderCanceled,
     OrderFilled,
     OrderRejected,
+    ReduceOnly,
     Resume,
     SignalDetected,
     SubmitOrder,
@@ -159,6 +160,7 @@ class Engine:
         self._flatten_before = timedelta(minutes=config.exits.flatten_before_close_minutes)
         self._equity: Decimal | None = None
         self._halt_reason: str | None = None
+        self._reduce_reason: str | None = None
         self._active: dict[str, _Trade] = {}  # profile -> its trade that is not finished
         self._orders: dict[str, tuple[_Trade, Leg]] = {}
         self._seen_executions: set[str] = set()
@@ -169,6 +171,10 @@ class Engine:
     @property
     def open_trades(self) -> list[TradeView]:
         return [trade.view() for trade in self._active.values()]
+
+    def open_position(self) -> int:
+        """Net shares ict-trader's unfinished trades hold (negative when short)."""
+        return sum(trade.sign * trade.remaining for trade in self._active.values())
 
     @property
     def equity(self) -> Decimal | None:
@@ -191,6 +197,16 @@ class Engine:
             self._on_rejected(event)
         elif isinstance(event, KillSwitch):
             self._kill(event)
+        elif isinstance(event, ReduceOnly):
+            self._reduce_reason = event.reason
+            self._out.append(
+                Notify(
+                    Level.CRITICAL,
+                    "Entries blocked",
+                    f"No new entries ({event.actor}): {event.reason}; open trades still managed",
+                    event.time,
+                )
+            )
         elif isinstance(event, Resume):
             self._resume(event)
         elif isinstance(event, OrderAccepted):
@@ -201,6 +217,13 @@ class Engine:
     def halted(self) -> bool:
         """True while the kill switch is engaged."""
         return self._halt_reason is not None
+
+    @property
+    def state(self) -> str:
+        """`active`, `reducing` (no new entries, exits continue) or `halted` (kill switch)."""
+        if self._halt_reason is not None:
+            return "halted"
+        return "reducing" if self._reduce_reason is not None else "active"
 
     def _kill(self, event: KillSwitch) -> None:
         self._halt_reason = event.reason
@@ -219,6 +242,7 @@ class Engine:
 
     def _resume(self, event: Resume) -> None:
         self._halt_reason = None
+        self._reduce_reason = None
         self._out.append(
             Notify(
                 Level.WARNING,
@@ -315,6 +339,8 @@ class Engine:
     ) -> str | None:
         if self._halt_reason is not None:
             return f"kill switch engaged: {self._halt_reason}"
+        if self._reduce_reason is not None:
+            return f"entries blocked: {self._reduce_reason}"
         busy = self._active.get(profile.name)
         if busy is not None:
             return f"already in trade {busy.trade_id} ({busy.status.value})"

@@ -100,8 +100,17 @@ class KillSwitch:
 
 
 @dataclass(frozen=True, slots=True)
+class ReduceOnly:
+    """No new entries; open trades keep being managed (an unreconciled position, stale data)."""
+
+    time: datetime
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
 class Resume:
-    """Lift the kill switch; entries are allowed again."""
+    """Lift the kill switch or the reduce-only state; entries are allowed again."""
 
     time: datetime
     reason: str
@@ -117,6 +126,7 @@ Event = (
     | OrderRejected
     | OrderCanceled
     | KillSwitch
+    | ReduceOnly
     | Resume
 )
 

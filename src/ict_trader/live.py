@@ -45,6 +45,7 @@ from ict_trader.events import (
     OrderCanceled,
     OrderFilled,
     OrderRejected,
+    ReduceOnly,
     SignalDetected,
     SubmitOrder,
     Tick,
@@ -178,6 +179,26 @@ class LiveShell:
                 self._tick()
                 continue
             self.on_bar(bar)
+
+    def reconcile(self, now: datetime) -> tuple[int, int]:
+        """Ledger vs broker after a (re)start: (ledger's net position, broker's net position).
+
+        Fills that happened while ict-trader was down are read from the adopted orders first.
+        A difference blocks new entries (reduce-only) and is recorded; nothing is traded to fix it.
+        """
+        self.broker.poll_working()
+        self._pump()
+        expected = self.engine.open_position()
+        actual = self.broker.position(self.symbol)
+        if expected != actual:
+            reason = (
+                f"broker position {actual} {self.symbol} differs from ict-trader's ledger "
+                f"({expected}); positions ict-trader did not open are never touched"
+            )
+            self._deliver(ReduceOnly(now, reason, "reconciliation"))
+            self.store.audit(now, "reconcile.mismatch", "reconciliation", reason)
+        self.store.commit()
+        return expected, actual
 
     # ------------------------------------------------------------------ per bar
 

@@ -1,0 +1,186 @@
+"""`ict-trader run` against Alpaca (or the emulator): credentials, safety, start-up, the session.
+
+Start-up order matters for money safety:
+1. credentials from the environment or `.env`; the live-money endpoint only with `--live` *and*
+   ICT_TRADER_ALLOW_LIVE=yes;
+2. the store's ledger rebuilds the engine's unfinished trades (time exits keep counting from the
+   recorded fills) and the broker adopts their orders by client order id;
+3. reconciliation: Alpaca nets both profiles into one position, so the ledger's per-profile
+   trades must add up to the broker's net position; if they do not, new entries are refused
+   (reduce-only) and the difference is reported — never "fixed" by guessing;
+4. wait for the open (broker clock), warm the detector on the previous session and today so far,
+   then stream.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+from alpaca.data.enums import DataFeed
+from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.trading.models import Clock, Order
+from dotenv import dotenv_values
+
+from ict_trader.brokers.alpaca import AlpacaBroker
+from ict_trader.calendar import NEW_YORK, NyseCalendar
+from ict_trader.config import AppConfig
+from ict_trader.engine import Engine
+from ict_trader.ledger import OrderRecord
+from ict_trader.live import LiveEndpoints, LiveShell, Observer
+from ict_trader.signals import IctDetector
+from ict_trader.store import Store, StoreError
+from ict_trader.strategy import ConfigError
+
+LIVE_OPT_IN = "ICT_TRADER_ALLOW_LIVE"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    key: str
+    secret: str
+
+    def __repr__(self) -> str:  # never print a secret, not even by accident
+        return f"Credentials(key={self.key[:4]}…, secret=***)"
+
+
+def find_credentials(env_file: Path = Path(".env")) -> Credentials | None:
+    """ALPACA_API_KEY / ALPACA_API_SECRET from the environment, else from `.env`."""
+    values = {**dotenv_values(env_file), **os.environ} if env_file.exists() else dict(os.environ)
+    key, secret = values.get("ALPACA_API_KEY"), values.get("ALPACA_API_SECRET")
+    if key and secret:
+        return Credentials(key, secret)
+    return None
+
+
+def endpoints_for(alpaca_url: str | None, feed: str) -> LiveEndpoints:
+    """Alpaca's own endpoints, or all of them on one emulator at `alpaca_url`."""
+    data_feed = DataFeed.SIP if feed == "sip" else DataFeed.IEX
+    if alpaca_url is None:
+        return LiveEndpoints(feed=data_feed)
+    parsed = urlparse(alpaca_url)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ConfigError(f"--alpaca-url {alpaca_url!r}: expected http://host:port")
+    ws = "wss" if parsed.scheme == "https" else "ws"
+    return LiveEndpoints(
+        rest_url=alpaca_url.rstrip("/"),
+        data_stream_url=f"{ws}://{parsed.netloc}/v2/{data_feed.value}",
+        trade_stream_url=f"{ws}://{parsed.netloc}/stream",
+        feed=data_feed,
+    )
+
+
+def check_live_money(live: bool) -> bool:
+    """True for paper. Live money needs both the flag and the environment opt-in."""
+    if not live:
+        return True
+    if os.environ.get(LIVE_OPT_IN) != "yes":
+        raise ConfigError(
+            f"--live trades real money; it also needs {LIVE_OPT_IN}=yes in the environment. "
+            "Refusing."
+        )
+    return False
+
+
+def run_live(
+    config: AppConfig,
+    credentials: Credentials,
+    endpoints: LiveEndpoints,
+    store: Store,
+    *,
+    paper: bool,
+    observer: Observer | None = None,
+    say: Callable[[str], None] = print,
+    sessions: int = 1,
+) -> LiveShell:
+    """Trade `sessions` sessions, then return (the caller restarts it for the next day)."""
+    broker = AlpacaBroker(
+        credentials.key, credentials.secret, paper=paper, url_override=endpoints.rest_url
+    )
+    clock = broker.trading.get_clock()
+    assert isinstance(clock, Clock)
+    now = clock.timestamp.astimezone(UTC)
+    calendar = NyseCalendar.covering(now - timedelta(days=10), now + timedelta(days=10))
+    engine = Engine(config.engine, IctDetector(calendar, config.signal))
+    _record_run(store, config, endpoints, paper)
+    ledger = store.load_ledger()
+    engine.restore(ledger)
+    _adopt_orders(broker, ledger.open_orders())
+    data = StockHistoricalDataClient(
+        credentials.key, credentials.secret, url_override=endpoints.rest_url
+    )
+    shell = LiveShell(
+        engine,
+        broker,
+        store,
+        data,
+        calendar,
+        api_key=credentials.key,
+        secret_key=credentials.secret,
+        endpoints=endpoints,
+        observer=observer,
+    )
+    expected, actual = shell.reconcile(now)
+    if expected == actual:
+        say(f"reconciled: ledger and broker agree on {actual} {config.engine.symbol}")
+    else:
+        say(
+            f"WARNING: broker position {actual} differs from the ledger's {expected}; "
+            "new entries are blocked until you resume"
+        )
+    for _ in range(sessions):
+        session_close = _wait_for_open(broker, calendar, say)
+        clock = broker.trading.get_clock()
+        assert isinstance(clock, Clock)
+        shell.warm_up(clock.timestamp.astimezone(UTC))
+        if not shell._streams:
+            shell.start_streams()
+        say(
+            f"trading {config.engine.symbol} until {session_close.astimezone(NEW_YORK):%H:%M} "
+            f"New York ({'paper' if paper else 'LIVE MONEY'}, feed {endpoints.feed.value})"
+        )
+        shell.run(until=_session_done(shell, session_close))
+    shell.stop()
+    return shell
+
+
+def _session_done(shell: LiveShell, session_close: datetime) -> Callable[[], bool]:
+    last_needed = session_close - timedelta(minutes=1)
+    return lambda: shell.stats.last_bar is not None and shell.stats.last_bar >= last_needed
+
+
+def _record_run(store: Store, config: AppConfig, endpoints: LiveEndpoints, paper: bool) -> None:
+    last = store.last_run()
+    mode = "paper" if paper else "live"
+    if last is not None and last["mode"] not in {"paper", "live"}:
+        raise StoreError(f"{store.path} holds a {last['mode']} run; use another --db for trading")
+    described = config.describe()
+    described["feed"] = endpoints.feed.value  # IEX bars differ from the consolidated tape
+    store.start_run(mode, endpoints.rest_url or "alpaca", described)
+    store.commit()
+
+
+def _adopt_orders(broker: AlpacaBroker, open_records: list[OrderRecord]) -> None:
+    """Track the ledger's working orders again (by client order id); submit nothing."""
+    for record in open_records:
+        found = broker._lookup(record.request.client_order_id)
+        broker.adopt(record.request, found if isinstance(found, Order) else None)
+
+
+def _wait_for_open(
+    broker: AlpacaBroker, calendar: NyseCalendar, say: Callable[[str], None]
+) -> datetime:
+    """Block until the market is open (holidays and early closes from the broker's clock)."""
+    while True:
+        clock = broker.trading.get_clock()
+        assert isinstance(clock, Clock)
+        if clock.is_open:
+            return clock.next_close.astimezone(UTC)
+        wait = (clock.next_open - clock.timestamp).total_seconds()
+        say(f"market closed; next open {clock.next_open:%Y-%m-%d %H:%M} New York")
+        time.sleep(max(min(wait, 60.0), 1.0))
