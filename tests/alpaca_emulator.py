@@ -45,4 +45,6 @@ def trading_client(server: EmulatorServer) -> TradingClient:
 
 
 def data_client(server: EmulatorServer) -> StockHistoricalDataClient:
-    return StockHistoricalDataClient(KEY, SECRET, url_override=server.base_url)
+    client = StockHistoricalDataClient(KEY, SECRET, url_override=server.base_url)
+    client._retry_wait = 0
+    return client

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,7 +16,8 @@ from ict_trader.backtest import run_backtest
 from ict_trader.barfile import BarFile, load_bars
 from ict_trader.brokers.alpaca import AlpacaBroker
 from ict_trader.config import AppConfig
-from ict_trader.emulator.server import EmulatorServer
+from ict_trader.emulator.paper import EmulatorOptions
+from ict_trader.emulator.server import EmulatorServer, Faults
 from ict_trader.engine import Engine
 from ict_trader.live import LiveEndpoints, LiveShell
 from ict_trader.signals import IctDetector
@@ -31,7 +32,12 @@ def sample(sample_csv: Path) -> BarFile:
     return load_bars(sample_csv)
 
 
-def make_shell(server: EmulatorServer, bar_file: BarFile, store: Store) -> LiveShell:
+def make_shell(
+    server: EmulatorServer,
+    bar_file: BarFile,
+    store: Store,
+    stale_after: timedelta = timedelta(seconds=90),
+) -> LiveShell:
     config = AppConfig()
     engine = Engine(config.engine, IctDetector(bar_file.calendar, config.signal))
     broker = AlpacaBroker(KEY, SECRET, url_override=server.base_url, sleep=lambda s: None)
@@ -50,6 +56,7 @@ def make_shell(server: EmulatorServer, bar_file: BarFile, store: Store) -> LiveS
         api_key=KEY,
         secret_key=SECRET,
         endpoints=endpoints,
+        stale_after=stale_after,
     )
 
 
@@ -141,3 +148,94 @@ def test_a_signal_bar_is_never_processed_twice(sample: BarFile, tmp_path: Path) 
         assert (shell.stats.bars, shell.stats.backfilled) == (4, 2)
         assert shell.stats.last_bar == datetime(2024, 7, 30, 13, 33, tzinfo=UTC)
         store.close()
+
+
+def run_session(
+    sample: BarFile,
+    db: Path,
+    *,
+    faults: Faults | None = None,
+    options: EmulatorOptions | None = None,
+) -> tuple[LiveShell, EmulatorServer]:
+    with running_emulator(
+        sample, start_bar=SESSION_START, faults=faults, options=options
+    ) as server:
+        store = Store(db)
+        shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3))
+        shell.warm_up(sample.bars[SESSION_START].time)
+        shell.start_streams()
+        wait_until(lambda: server.call(_clients(server)) == (1, 1))
+        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
+        runner.start()
+        drive(server, shell, 390)
+        shell.stop()
+        runner.join(10)
+        store.close()
+    return shell, server
+
+
+def backtest_rows(sample: BarFile) -> list[tuple[object, ...]]:
+    expected = run_backtest(sample.bars[: SESSION_START + 390], sample.calendar, AppConfig())
+    return sorted(
+        (
+            t.trade_id,
+            t.qty,
+            Decimal(str(t.entry_price)),
+            t.entry_time.strftime("%Y-%m-%dT%H:%M:%SZ") if t.entry_time else None,
+            Decimal(str(t.exit_price)),
+            t.exit_time.strftime("%Y-%m-%dT%H:%M:%SZ") if t.exit_time else None,
+            t.exit_reason.value if t.exit_reason else None,
+            Decimal(str(t.pnl)),
+        )
+        for t in expected.closed_trades()
+    )
+
+
+def signals_of(db: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as connection:
+        return connection.execute("SELECT time, direction FROM signals ORDER BY time").fetchall()
+
+
+def test_dropped_data_sockets_lose_no_bar(sample: BarFile, tmp_path: Path) -> None:
+    """The emulator drops the data socket every 40 bars; REST backfill keeps every bar, once."""
+    shell, _ = run_session(sample, tmp_path / "drops.db", faults=Faults(drop_data_socket_every=40))
+    assert shell.stats.reconnects >= 1 and shell.stats.backfilled >= 9
+    assert shell.stats.bars == 390  # every bar of the session processed exactly once
+    assert signals_of(tmp_path / "drops.db") == [("2024-07-30T15:01:00Z", "short")]
+    assert trades_of(tmp_path / "drops.db") == backtest_rows(sample)
+
+
+def test_error_bursts_lose_and_duplicate_no_order(sample: BarFile, tmp_path: Path) -> None:
+    """500s and 429s on a third of the requests, and a 504 after half of the order creations."""
+    faults = Faults(error_500_rate=0.2, error_429_rate=0.1, order_504_rate=0.5, seed=5)
+    _, server = run_session(sample, tmp_path / "errors.db", faults=faults)
+    client_ids = [o.client_order_id for o in server.account.orders.values()]
+    # 2 entries and 2 targets (both trades end at their target), each created exactly once, and
+    # no submission was ever refused as a duplicate: unknown outcomes were looked up, not re-sent.
+    assert len(client_ids) == len(set(client_ids)) == 4
+    assert [e for e in server.api_errors if "must be unique" in e[2]] == []
+    assert server.injected[("POST", "/v2/orders", 504)] >= 1  # created, but answered 504
+    assert sum(server.injected.values()) >= 50  # a real burst, on reads and writes
+    assert trades_of(tmp_path / "errors.db") == backtest_rows(sample)
+    with sqlite3.connect(tmp_path / "errors.db") as connection:
+        rejected = connection.execute("SELECT COUNT(*) FROM orders WHERE status = 'rejected'")
+        assert rejected.fetchone() == (0,)
+
+
+def test_a_rejected_order_is_recorded_and_the_engine_stays_consistent(
+    sample: BarFile, tmp_path: Path
+) -> None:
+    shell, server = run_session(
+        sample, tmp_path / "reject.db", options=EmulatorOptions(reject_rate=1.0)
+    )
+    with sqlite3.connect(tmp_path / "reject.db") as connection:
+        orders = connection.execute("SELECT leg, status FROM orders").fetchall()
+        trades = connection.execute("SELECT status FROM trades").fetchall()
+        notices = connection.execute(
+            "SELECT COUNT(*) FROM audit WHERE message LIKE '%rejected%'"
+        ).fetchone()
+    assert orders == [("entry", "rejected"), ("entry", "rejected")]
+    assert trades == [("canceled",), ("canceled",)]
+    assert notices == (2,)
+    assert shell.engine.open_trades == []
+    assert server.account.position == 0

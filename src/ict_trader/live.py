@@ -14,6 +14,7 @@ against the emulator and at real time against Alpaca.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -21,8 +22,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+import requests
+from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.live import StockDataStream
@@ -54,6 +57,7 @@ from ict_trader.events import (
 from ict_trader.store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _ONE_MINUTE = timedelta(minutes=1)
 LAST_BAR_KEY = "last_bar_time"
 
@@ -93,7 +97,7 @@ class LiveShell:
         secret_key: str,
         endpoints: LiveEndpoints,
         observer: Observer | None = None,
-        stale_after: timedelta = timedelta(minutes=3),
+        stale_after: timedelta = timedelta(seconds=90),
     ) -> None:
         self.engine = engine
         self.broker = broker
@@ -110,6 +114,7 @@ class LiveShell:
         self._stop = threading.Event()
         self._streams: list[Any] = []
         self._last_arrival = time.monotonic()
+        self._cancels: set[str] = set()  # cancels asked for, re-sent while the order still works
         self.stats = LiveStats()
 
     # ------------------------------------------------------------------ lifecycle
@@ -208,7 +213,13 @@ class LiveShell:
             self.stats.duplicates += 1
             return
         if last is not None and bar.time - last > _ONE_MINUTE:
-            for missing in self._history(last + _ONE_MINUTE, bar.time - _ONE_MINUTE):
+            gap = self._safe(
+                functools.partial(self._history, last + _ONE_MINUTE, bar.time - _ONE_MINUTE),
+                "backfill",
+            )
+            if gap is None:
+                return  # the next bar's backfill (or the watchdog) fetches this one too
+            for missing in gap:
                 if missing.time > last:
                     self.stats.backfilled += 1
                     self._process(missing)
@@ -218,24 +229,44 @@ class LiveShell:
     def _process(self, bar: Bar) -> None:
         close_time = bar.time + _ONE_MINUTE
         if self.broker.working():
-            self.broker.poll_working()
+            self._safe(self.broker.poll_working, "poll orders")
+            self._retry_cancels()
         self._pump()
-        account = self.broker.account(close_time)
-        self._deliver(account)
-        if self.engine.open_trades:
-            self.store.record_equity(close_time, account.equity, account.cash)
+        account = self._safe(lambda: self.broker.account(close_time), "account")
+        if account is not None:  # else the engine keeps the last known equity
+            self._deliver(account)
+            if self.engine.open_trades:
+                self.store.record_equity(close_time, account.equity, account.cash)
         self._dispatch(self.engine.on_bar(bar))
         self._pump()
         self.stats.bars += 1
         self.stats.last_bar = bar.time
-        self._bar_arrived = time.monotonic()
         self.store.set_state(LAST_BAR_KEY, bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
         self.store.commit()
+
+    def _retry_cancels(self) -> None:
+        working = set(self.broker.working())
+        for client_order_id in sorted(self._cancels & working):
+            self._safe(functools.partial(self.broker.cancel, client_order_id), "cancel")
+        self._cancels &= set(self.broker.working())
+
+    def _safe(self, call: Callable[[], T], what: str) -> T | None:
+        """Run a broker call whose failure must not stop trading: record it, carry on."""
+        try:
+            return call()
+        except (APIError, requests.RequestException) as exc:
+            message = f"{what}: {exc}"[:300]
+            self.stats.errors.append(message)
+            self.broker.errors.append(message)
+            log.warning("broker call failed (%s); continuing", message)
+            return None
 
     def _tick(self) -> None:
         last = self.stats.last_bar
         if last is None:
             return
+        if time.monotonic() - self._last_arrival > self.stale_after.total_seconds():
+            self._catch_up()
         elapsed = min(time.monotonic() - self._last_arrival, 59.0)
         now = last + _ONE_MINUTE + timedelta(seconds=elapsed)
         if self.engine.open_trades:
@@ -243,20 +274,42 @@ class LiveShell:
             self._pump()
             self.store.commit()
 
+    def _catch_up(self) -> None:
+        """Staleness watchdog: the data socket is silent (dropped, or "connected" but mute).
+
+        Ask the broker's clock what time it is and fetch every completed bar since the last one
+        over REST, so a dead stream costs latency, never a bar. The SDK reconnects the socket
+        itself, with jittered exponential backoff.
+        """
+        self._last_arrival = time.monotonic()
+        last = self.stats.last_bar
+        if last is None:
+            return
+        clock = self._safe(self.broker.clock_now, "clock")
+        if clock is None:
+            return
+        gap = self._safe(lambda: self._history(last + _ONE_MINUTE, clock - _ONE_MINUTE), "backfill")
+        missing = [b for b in gap or [] if b.time > last]
+        if missing:
+            self.stats.reconnects += 1
+            log.warning("no bar for a while: fetched %d missing bar(s) over REST", len(missing))
+        for bar in missing:
+            self.stats.backfilled += 1
+            self._process(bar)
+
     # ------------------------------------------------------------------ plumbing
 
     def _history(self, start: datetime, end: datetime) -> Sequence[Bar]:
         if end < start:
             return []
-        answer = self.data.get_stock_bars(
-            StockBarsRequest(
-                symbol_or_symbols=self.symbol,
-                timeframe=TimeFrame.Minute,
-                start=start,
-                end=end,
-                feed=self.endpoints.feed,
-            )
+        request = StockBarsRequest(
+            symbol_or_symbols=self.symbol,
+            timeframe=TimeFrame.Minute,
+            start=start,
+            end=end,
+            feed=self.endpoints.feed,
         )
+        answer = self.broker.read(lambda: self.data.get_stock_bars(request))
         rows = answer.data.get(self.symbol, []) if hasattr(answer, "data") else []
         bars = []
         for row in rows:
@@ -297,7 +350,8 @@ class LiveShell:
                 self.store.commit()  # the intent is durable before the order exists anywhere
                 self.broker.submit(command.order)
             elif isinstance(command, CancelOrder):
-                self.broker.cancel(command.client_order_id)
+                self._cancels.add(command.client_order_id)
+                self._safe(functools.partial(self.broker.cancel, command.client_order_id), "cancel")
             elif isinstance(command, TradeUpdated):
                 self.store.record_trade(command.trade)
             elif isinstance(command, SignalDetected):

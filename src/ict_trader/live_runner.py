@@ -114,6 +114,7 @@ def run_live(
     data = StockHistoricalDataClient(
         credentials.key, credentials.secret, url_override=endpoints.rest_url
     )
+    data._retry = 0  # reads are retried by the broker's bounded backoff instead
     shell = LiveShell(
         engine,
         broker,
@@ -168,7 +169,7 @@ def _record_run(store: Store, config: AppConfig, endpoints: LiveEndpoints, paper
 def _adopt_orders(broker: AlpacaBroker, open_records: list[OrderRecord]) -> None:
     """Track the ledger's working orders again (by client order id); submit nothing."""
     for record in open_records:
-        found = broker._lookup(record.request.client_order_id)
+        found = broker.lookup(record.request.client_order_id)
         broker.adopt(record.request, found if isinstance(found, Order) else None)
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -30,7 +30,7 @@ import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
-from alpaca.trading.models import Order, Position, TradeAccount
+from alpaca.trading.models import Clock, Order, Position, TradeAccount
 from alpaca.trading.requests import (
     GetOrdersRequest,
     LimitOrderRequest,
@@ -99,7 +99,7 @@ class AlpacaBroker:
         *,
         paper: bool = True,
         url_override: str | None = None,
-        read_attempts: int = 4,
+        read_attempts: int = 6,
         backoff_seconds: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -156,12 +156,12 @@ class AlpacaBroker:
             return
         broker_id = tracked.broker_order_id
         if broker_id is None:
-            found = self._lookup(client_order_id)
+            found = self.lookup(client_order_id)
             if found is None:
                 return
             broker_id = str(found.id)
         try:
-            self._read(lambda: self.trading.cancel_order_by_id(broker_id))
+            self.read(lambda: self.trading.cancel_order_by_id(broker_id))
         except APIError as exc:
             if exc.status_code != 422:  # 422: not cancelable any more, i.e. already final
                 self.errors.append(f"cancel {client_order_id}: {_api_message(exc)}")
@@ -178,7 +178,7 @@ class AlpacaBroker:
                 return drained
 
     def account(self, now: datetime) -> AccountUpdated:
-        account = self._read(self.trading.get_account)
+        account = self.read(self.trading.get_account)
         assert isinstance(account, TradeAccount)
         return AccountUpdated(
             now,
@@ -187,9 +187,15 @@ class AlpacaBroker:
             Decimal(account.buying_power or "0"),
         )
 
+    def clock_now(self) -> datetime:
+        """The broker's current time (the emulator's is simulated, Alpaca's is real)."""
+        clock = self.read(self.trading.get_clock)
+        assert isinstance(clock, Clock)
+        return clock.timestamp.astimezone(UTC)
+
     def position(self, symbol: str) -> int:
         try:
-            position = self._read(lambda: self.trading.get_open_position(symbol))
+            position = self.read(lambda: self.trading.get_open_position(symbol))
         except APIError as exc:
             if exc.status_code == 404:
                 return 0
@@ -198,7 +204,7 @@ class AlpacaBroker:
         return int(Decimal(position.qty))
 
     def order(self, client_order_id: str) -> BrokerOrder | None:
-        found = self._lookup(client_order_id)
+        found = self.lookup(client_order_id)
         if found is None:
             return None
         tracked = self._orders.get(client_order_id)
@@ -206,7 +212,7 @@ class AlpacaBroker:
         return _broker_order(request, found)
 
     def open_orders(self) -> list[BrokerOrder]:
-        answer = self._read(
+        answer = self.read(
             lambda: self.trading.get_orders(
                 GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)
             )
@@ -269,7 +275,7 @@ class AlpacaBroker:
 
     def poll_order(self, client_order_id: str) -> None:
         """Fallback for a stream that missed something: read the order and observe it."""
-        found = self._lookup(client_order_id)
+        found = self.lookup(client_order_id)
         if found is not None:
             self.observe(found)
 
@@ -297,15 +303,15 @@ class AlpacaBroker:
         log.warning(
             "submit of %s had an unknown outcome (%s); looking it up", order.client_order_id, why
         )
-        found = self._lookup(order.client_order_id)
+        found = self.lookup(order.client_order_id)
         if found is None:
             return False
         self.observe(found)
         return True
 
-    def _lookup(self, client_order_id: str) -> Order | None:
+    def lookup(self, client_order_id: str) -> Order | None:
         try:
-            found = self._read(lambda: self.trading.get_order_by_client_id(client_order_id))
+            found = self.read(lambda: self.trading.get_order_by_client_id(client_order_id))
         except APIError as exc:
             if exc.status_code == 404:
                 return None
@@ -313,7 +319,7 @@ class AlpacaBroker:
         assert isinstance(found, Order)
         return found
 
-    def _read(self, call: Callable[[], T]) -> T:
+    def read(self, call: Callable[[], T]) -> T:
         """A read with bounded retries and backoff on 429/5xx/timeouts; other errors raise."""
         for attempt in range(1, self.read_attempts + 1):
             try:

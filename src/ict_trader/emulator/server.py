@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -75,6 +76,8 @@ class EmulatorServer:
         self._thread: threading.Thread | None = None
         self.bars_published = 0
         self.requests: list[tuple[str, str]] = []  # (method, path), for tests and diagnostics
+        self.api_errors: list[tuple[str, int, str]] = []  # (path, status, message) answered
+        self.injected: Counter[tuple[str, str, int]] = Counter()  # faults served
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -201,20 +204,24 @@ class EmulatorServer:
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         if self._chance(faults.error_429_rate):
+            self.injected[(request.method, request.path, 429)] += 1
             return _error(429, {"code": 42910000, "message": "rate limit exceeded"})
         if self._chance(faults.error_500_rate):
+            self.injected[(request.method, request.path, 500)] += 1
             return web.Response(status=500, text="Internal Server Error")
         try:
             async with self._lock:
                 response = await handler(request)
                 await self._flush_updates()
         except ApiError as exc:
+            self.api_errors.append((request.path, exc.status, str(exc)))
             return _error(exc.status, exc.body)
         if (
             request.method == "POST"
             and request.path == "/v2/orders"
             and self._chance(faults.order_504_rate)
         ):
+            self.injected[(request.method, request.path, 504)] += 1
             return web.Response(status=504, text="Gateway Timeout")  # the order exists anyway
         return response
 
