@@ -5,12 +5,16 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from alpaca.data.enums import DataFeed
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, TimeInForce
+from alpaca.trading.requests import MarketOrderRequest
 
 from ict_trader.backtest import run_backtest
 from ict_trader.barfile import BarFile, load_bars
@@ -156,13 +160,17 @@ def run_session(
     *,
     faults: Faults | None = None,
     options: EmulatorOptions | None = None,
+    start: int = SESSION_START,
+    before: Callable[[EmulatorServer], None] | None = None,
 ) -> tuple[LiveShell, EmulatorServer]:
-    with running_emulator(
-        sample, start_bar=SESSION_START, faults=faults, options=options
-    ) as server:
+    """One whole session through the live shell; `before` may act on the account first."""
+    with running_emulator(sample, start_bar=start, faults=faults, options=options) as server:
+        if before is not None:
+            before(server)
         store = Store(db)
         shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3))
-        shell.warm_up(sample.bars[SESSION_START].time)
+        shell.reconcile(sample.bars[start].time)
+        shell.warm_up(sample.bars[start].time)
         shell.start_streams()
         wait_until(lambda: server.call(_clients(server)) == (1, 1))
         runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
@@ -174,8 +182,11 @@ def run_session(
     return shell, server
 
 
-def backtest_rows(sample: BarFile) -> list[tuple[object, ...]]:
-    expected = run_backtest(sample.bars[: SESSION_START + 390], sample.calendar, AppConfig())
+def backtest_rows(sample: BarFile, start: int = SESSION_START) -> list[tuple[object, ...]]:
+    """The backtest's trades of the session at `start` (it runs from the data's first bar)."""
+    result = run_backtest(sample.bars[: start + 390], sample.calendar, AppConfig())
+    session_open = sample.bars[start].time
+    expected = [t for t in result.closed_trades() if t.entry_time and t.entry_time >= session_open]
     return sorted(
         (
             t.trade_id,
@@ -187,7 +198,7 @@ def backtest_rows(sample: BarFile) -> list[tuple[object, ...]]:
             t.exit_reason.value if t.exit_reason else None,
             Decimal(str(t.pnl)),
         )
-        for t in expected.closed_trades()
+        for t in expected
     )
 
 
@@ -239,3 +250,47 @@ def test_a_rejected_order_is_recorded_and_the_engine_stays_consistent(
     assert notices == (2,)
     assert shell.engine.open_trades == []
     assert server.account.position == 0
+
+
+def test_time_exits_with_two_resting_targets_on_one_position(
+    sample: BarFile, tmp_path: Path
+) -> None:
+    """2024-08-08: both profiles short, two buy targets resting on one net position; the time
+    exit cancels each profile's own target and buys back only its shares (held quantity)."""
+    start = 8 * 390  # 2024-08-08 09:30
+    db = tmp_path / "time.db"
+    run_session(sample, db, start=start)
+    rows = trades_of(db)
+    assert [r[6] for r in rows] == ["time", "time"]
+    assert rows == backtest_rows(sample, start)
+
+
+def test_duplicated_fill_messages_are_counted_once(sample: BarFile, tmp_path: Path) -> None:
+    db = tmp_path / "dups.db"
+    run_session(sample, db, options=EmulatorOptions(duplicate_fill_rate=1.0))
+    assert trades_of(db) == backtest_rows(sample)
+
+
+def test_a_position_ict_trader_did_not_open_blocks_entries_and_is_left_alone(
+    sample: BarFile, tmp_path: Path
+) -> None:
+    def foreign_position(server: EmulatorServer) -> None:
+        client = TradingClient(KEY, SECRET, url_override=server.base_url)
+        client.submit_order(
+            MarketOrderRequest(
+                symbol="QQQ", qty=5, side=OrderSide.BUY, time_in_force=TimeInForce.DAY
+            )
+        )
+
+    db = tmp_path / "foreign.db"
+    shell, server = run_session(sample, db, before=foreign_position)
+    assert shell.engine.state == "reducing"
+    with sqlite3.connect(db) as connection:
+        skips = connection.execute("SELECT reason FROM skips").fetchall()
+        audit = connection.execute("SELECT message FROM audit WHERE kind = 'reconcile.mismatch'")
+        mismatch = audit.fetchone()[0]
+    assert len(skips) == 2 and all(
+        r[0].startswith("entries blocked: broker position 5") for r in skips
+    )
+    assert "never touched" in mismatch
+    assert server.account.position == 5  # untouched
