@@ -33,6 +33,7 @@ test: lint
 bench: install
 	$(RUN) python benchmarks/bench_signals.py
 	$(RUN) python benchmarks/bench_backtest.py
+	$(RUN) python benchmarks/bench_latency.py
 
 clean:
 	rm -rf .tools .venv .mypy_cache .ruff_cache .pytest_cache

@@ -98,6 +98,7 @@ class LiveShell:
         endpoints: LiveEndpoints,
         observer: Observer | None = None,
         stale_after: timedelta = timedelta(seconds=90),
+        on_arrival: Callable[[Bar], None] | None = None,
     ) -> None:
         self.engine = engine
         self.broker = broker
@@ -108,6 +109,7 @@ class LiveShell:
         self.endpoints = endpoints
         self.observer = observer
         self.stale_after = stale_after
+        self.on_arrival = on_arrival  # called in the stream thread as each bar arrives
         self._key = api_key
         self._secret = secret_key
         self._bars: queue.Queue[Bar] = queue.Queue()
@@ -147,16 +149,17 @@ class LiveShell:
 
         async def on_bar(message: Any) -> None:
             self._last_arrival = time.monotonic()
-            self._bars.put(
-                Bar(
-                    message.timestamp.astimezone(UTC),
-                    float(message.open),
-                    float(message.high),
-                    float(message.low),
-                    float(message.close),
-                    float(message.volume),
-                )
+            bar = Bar(
+                message.timestamp.astimezone(UTC),
+                float(message.open),
+                float(message.high),
+                float(message.low),
+                float(message.close),
+                float(message.volume),
             )
+            if self.on_arrival is not None:
+                self.on_arrival(bar)
+            self._bars.put(bar)
 
         async def on_update(update: Any) -> None:
             self.broker.observe(update.order, update.timestamp)

@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ class EmulatorServer:
         self.requests: list[tuple[str, str]] = []  # (method, path), for tests and diagnostics
         self.api_errors: list[tuple[str, int, str]] = []  # (path, status, message) answered
         self.injected: Counter[tuple[str, str, int]] = Counter()  # faults served
+        self.order_arrivals: list[float] = []  # perf_counter() of each POST /v2/orders
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -189,6 +191,8 @@ class EmulatorServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
+        if request.method == "POST" and request.path == "/v2/orders":
+            self.order_arrivals.append(time.perf_counter())  # for the latency benchmark
         if request.path.startswith("/_emulator") or request.path in {
             "/stream",
             "/v2/iex",

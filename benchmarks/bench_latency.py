@@ -1,0 +1,153 @@
+"""Reaction time of the live path: a bar arriving on the socket -> the order reaching Alpaca.
+
+The real live path — alpaca-py's msgpack data stream, the live shell, the engine, the Alpaca
+broker adapter and alpaca-py's REST client — runs against the loopback emulator, which replays
+the bundled sample session by session (10 sessions) with permissive signal settings so there are
+enough orders to measure. For every POST /v2/orders the emulator notes when it arrived; the
+latency is that moment minus the moment the triggering bar arrived in the bot (both taken with
+time.perf_counter() in this one process). The peer is the original design's 60-second polling
+loop, which by construction acts 0-60 s after the bar closes (30 s on average). Prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from alpaca.data.enums import DataFeed  # noqa: E402
+from alpaca.data.historical import StockHistoricalDataClient  # noqa: E402
+
+from ict_trader.barfile import load_bars  # noqa: E402
+from ict_trader.bars import Bar  # noqa: E402
+from ict_trader.brokers.alpaca import AlpacaBroker  # noqa: E402
+from ict_trader.config import AppConfig  # noqa: E402
+from ict_trader.emulator.paper import PaperAccount  # noqa: E402
+from ict_trader.emulator.server import EmulatorServer  # noqa: E402
+from ict_trader.engine import Engine  # noqa: E402
+from ict_trader.live import LiveEndpoints, LiveShell  # noqa: E402
+from ict_trader.signals import IctDetector  # noqa: E402
+from ict_trader.store import Store  # noqa: E402
+
+SAMPLE = REPO / "src" / "ict_trader" / "data" / "qqq_1min_sample.csv"
+KEY, SECRET = "bench-key", "bench-secret"
+GOAL_P99_MS = 20.0
+POLLING_WORST_S, POLLING_MEAN_S = 60.0, 30.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=SAMPLE)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    bar_file = load_bars(args.data)
+    config = AppConfig()
+    config = replace(
+        config, signal=config.signal.with_overrides({"require_fvg": False, "displacement_atr": 0.8})
+    )
+    first_session = 390  # the detector warms up on the first session
+    account = PaperAccount(bar_file.bars, bar_file.calendar)
+    for _ in range(first_session):
+        account.complete_bar()
+    account.drain_updates()
+    server = EmulatorServer(account, key=KEY, secret=SECRET)
+    server.run_in_thread()
+    arrivals: list[float] = []
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder) / "bench.db")
+        engine = Engine(config.engine, IctDetector(bar_file.calendar, config.signal))
+        broker = AlpacaBroker(KEY, SECRET, url_override=server.base_url)
+        data = StockHistoricalDataClient(KEY, SECRET, url_override=server.base_url)
+        port = server.port
+        shell = LiveShell(
+            engine,
+            broker,
+            store,
+            data,
+            bar_file.calendar,
+            api_key=KEY,
+            secret_key=SECRET,
+            endpoints=LiveEndpoints(
+                rest_url=server.base_url,
+                data_stream_url=f"ws://127.0.0.1:{port}/v2/iex",
+                trade_stream_url=f"ws://127.0.0.1:{port}/stream",
+                feed=DataFeed.IEX,
+            ),
+            stale_after=timedelta(seconds=5),
+            on_arrival=lambda bar: arrivals.append(time.perf_counter()),
+        )
+        shell.warm_up(bar_file.bars[first_session].time)
+        shell.start_streams()
+        while len(server._trade_sockets) != 1 or len(server._data_sockets) != 1:
+            time.sleep(0.05)
+        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
+        runner.start()
+        started = time.perf_counter()
+        for bar in bar_file.bars[first_session:]:
+            server.call(server.advance(1))
+            wait_for(shell, bar)
+        elapsed = time.perf_counter() - started
+        shell.stop()
+        runner.join(10)
+        store.close()
+    server.stop_thread()
+
+    latencies = []
+    for posted in server.order_arrivals:
+        index = bisect.bisect_right(arrivals, posted) - 1
+        if index >= 0:
+            latencies.append((posted - arrivals[index]) * 1000)
+    if len(latencies) < 20:
+        print(f"too few orders to measure ({len(latencies)})", file=sys.stderr)
+        return 1
+    ordered = sorted(latencies)
+    p50 = statistics.median(ordered)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    bars = len(bar_file.bars) - first_session
+    figures = {
+        "bars": bars,
+        "orders": len(latencies),
+        "p50_ms": round(p50, 2),
+        "p99_ms": round(p99, 2),
+        "max_ms": round(ordered[-1], 2),
+        "replay_seconds": round(elapsed, 1),
+        "polling_peer_worst_s": POLLING_WORST_S,
+        "polling_peer_mean_s": POLLING_MEAN_S,
+        "goal_p99_under_20_ms": p99 < GOAL_P99_MS,
+    }
+    print(f"{bars:,} bars replayed through alpaca-py + the live shell in {elapsed:.1f} s")
+    print(
+        f"bar on the socket -> order at the emulator, {len(latencies)} orders: "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ordered[-1]:.1f} ms"
+    )
+    print(
+        f"original design's 60-second polling: up to {POLLING_WORST_S:.0f} s late "
+        f"({POLLING_MEAN_S:.0f} s on average) -> p50 ~{POLLING_MEAN_S * 1000 / p50:,.0f}x slower"
+    )
+    print(f"goal p99 < {GOAL_P99_MS:.0f} ms: {'yes' if p99 < GOAL_P99_MS else 'NO'}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def wait_for(shell: LiveShell, bar: Bar) -> None:
+    deadline = time.monotonic() + 30
+    while shell.stats.last_bar is None or shell.stats.last_bar < bar.time:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the live shell never processed {bar.time}")
+        time.sleep(0.0005)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
