@@ -141,3 +141,8 @@ def test_kill_9_then_restart(
         for t in expected.closed_trades()
     )
     assert stored_trades(db) == want
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT DISTINCT feed FROM trades").fetchall() == [("iex",)]
+        run = connection.execute("SELECT mode, config FROM runs ORDER BY run_id").fetchall()
+    assert [mode for mode, _ in run] == ["paper", "paper"]  # the first start and the restart
+    assert all('"feed": "iex"' in config for _, config in run)

@@ -72,9 +72,11 @@ def test_backtest_ledger_is_consistent(sample_csv: Path, tmp_path: Path) -> None
         trades = db.execute(
             "SELECT trade_id, direction, status, qty, pnl, typeof(pnl) FROM trades"
         ).fetchall()
+        feeds = db.execute("SELECT DISTINCT feed FROM trades").fetchall()
         equity_types = db.execute("SELECT DISTINCT typeof(equity_cents) FROM equity").fetchall()
     assert len(trades) == 6 and all(t[2] == "closed" for t in trades)
     assert equity_types == [("integer",)]
+    assert feeds == [("file",)]  # decided on the file's bars, not a live feed
     filled: dict[str, int] = defaultdict(int)
     flows: dict[str, Decimal] = defaultdict(Decimal)
     for client_order_id, qty, price, kind in fills:

@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _ONE_MINUTE = timedelta(minutes=1)
 LAST_BAR_KEY = "last_bar_time"
+RECONCILE_EVERY_BARS = 15  # and at start; only while no order is working (no transient gaps)
 
 Observer = Callable[[Event | Command], None]
 
@@ -196,16 +197,21 @@ class LiveShell:
         """
         self.broker.poll_working()
         self._pump()
+        result = self._check_position(now)
+        self.store.commit()
+        return result
+
+    def _check_position(self, now: datetime) -> tuple[int, int]:
+        """Ledger vs broker net position; a new difference blocks entries (once) and is recorded."""
         expected = self.engine.open_position()
         actual = self.broker.position(self.symbol)
-        if expected != actual:
+        if expected != actual and self.engine.state == "active":
             reason = (
                 f"broker position {actual} {self.symbol} differs from ict-trader's ledger "
                 f"({expected}); positions ict-trader did not open are never touched"
             )
             self._deliver(ReduceOnly(now, reason, "reconciliation"))
             self.store.audit(now, "reconcile.mismatch", "reconciliation", reason)
-        self.store.commit()
         return expected, actual
 
     # ------------------------------------------------------------------ per bar
@@ -243,6 +249,8 @@ class LiveShell:
         self._dispatch(self.engine.on_bar(bar))
         self._pump()
         self.stats.bars += 1
+        if self.stats.bars % RECONCILE_EVERY_BARS == 0 and not self.broker.working():
+            self._safe(lambda: self._check_position(close_time), "reconcile")
         self.stats.last_bar = bar.time
         self.store.set_state(LAST_BAR_KEY, bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
         self.store.commit()

@@ -107,7 +107,8 @@ _MIGRATIONS: dict[int, str] = {
         exit_time TEXT,
         exit_reason TEXT,
         pnl TEXT,
-        commission TEXT NOT NULL
+        commission TEXT NOT NULL,
+        feed TEXT NOT NULL
     );
     CREATE TABLE equity (
         time TEXT PRIMARY KEY,
@@ -167,6 +168,9 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._equity_rows: list[tuple[str, int, int]] = []
+        # Which bars the trades were decided on: "file" (backtest/replay data) or the live feed
+        # ("iex", "sip"); IEX bars differ from the consolidated tape, so it is kept per trade.
+        self.data_feed = "file"
         try:
             # Used by one thread at a time, but not always the one that opened it (a shell may be
             # built in one thread and run in another): hence check_same_thread=False.
@@ -327,7 +331,7 @@ class Store:
 
     def record_trade(self, trade: TradeView) -> None:
         self._db.execute(
-            f"INSERT OR REPLACE INTO trades VALUES ({', '.join('?' * 17)})",
+            f"INSERT OR REPLACE INTO trades VALUES ({', '.join('?' * 18)})",
             (
                 trade.trade_id,
                 trade.signal_id,
@@ -346,6 +350,7 @@ class Store:
                 trade.exit_reason.value if trade.exit_reason else None,
                 _dec(trade.pnl),
                 str(trade.commission),
+                self.data_feed,
             ),
         )
 
