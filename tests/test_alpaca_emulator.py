@@ -22,9 +22,15 @@ from alpaca.data.live import StockDataStream
 from alpaca.data.requests import StockBarsRequest, StockLatestBarRequest
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
+from alpaca.trading.enums import OrderClass, OrderSide, OrderStatus, OrderType, TimeInForce
 from alpaca.trading.models import Asset, Calendar, Clock, Order, Position, TradeAccount
-from alpaca.trading.requests import GetCalendarRequest, LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.requests import (
+    GetCalendarRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+    StopLossRequest,
+    TakeProfitRequest,
+)
 from alpaca.trading.stream import TradingStream
 from typer.testing import CliRunner
 
@@ -362,3 +368,45 @@ def test_the_emulate_alpaca_command_checks_its_options() -> None:
     result = CliRunner().invoke(app, ["emulate-alpaca", "--start-bar", "99999"])
     assert result.exit_code == 2
     assert "--start-bar 99999: the file has 3900 bars" in result.output
+
+
+def test_oco_exit_pair_holds_the_shares_once_and_cancels_as_a_group(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=START) as server:
+        client = trading_client(server)
+        client.submit_order(market("entry", OrderSide.BUY, 10))
+        price = sample.bars[START].open
+        oco = client.submit_order(
+            LimitOrderRequest(
+                symbol="QQQ",
+                qty=10,
+                side=OrderSide.SELL,
+                time_in_force=TimeInForce.DAY,
+                client_order_id="exit-pair",
+                order_class=OrderClass.OCO,
+                take_profit=TakeProfitRequest(limit_price=round(price + 50, 2)),
+                stop_loss=StopLossRequest(stop_price=round(price - 50, 2)),
+            )
+        )
+        assert isinstance(oco, Order) and oco.legs is not None
+        (leg,) = oco.legs
+        assert (oco.type, leg.type, leg.qty) == (OrderType.LIMIT, OrderType.STOP, "10")
+        position = client.get_open_position("QQQ")
+        assert isinstance(position, Position)
+        assert position.qty_available == "0"  # held once by the pair, not twice
+        with pytest.raises(APIError, match="insufficient qty available"):
+            client.submit_order(market("extra-exit", OrderSide.SELL, 1))
+        client.cancel_order_by_id(oco.id)  # canceling one order of the group cancels both
+        stop_leg = client.get_order_by_id(leg.id)
+        assert isinstance(stop_leg, Order) and stop_leg.status is OrderStatus.CANCELED
+        with pytest.raises(APIError, match="exit orders"):
+            client.submit_order(
+                LimitOrderRequest(
+                    symbol="QQQ",
+                    qty=10,
+                    side=OrderSide.BUY,  # would open, not close: OCO is for exits only
+                    time_in_force=TimeInForce.DAY,
+                    order_class=OrderClass.OCO,
+                    take_profit=TakeProfitRequest(limit_price=round(price - 50, 2)),
+                    stop_loss=StopLossRequest(stop_price=round(price + 50, 2)),
+                )
+            )

@@ -6,6 +6,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +27,7 @@ from ict_trader.engine import Engine
 from ict_trader.live import LiveEndpoints, LiveShell
 from ict_trader.signals import IctDetector
 from ict_trader.store import Store
+from ict_trader.strategy import StopMode
 from tests.alpaca_emulator import KEY, SECRET, data_client, running_emulator
 
 SESSION_START = 390  # index of 2024-07-30 09:30 in the sample: one full session before it
@@ -41,8 +43,9 @@ def make_shell(
     bar_file: BarFile,
     store: Store,
     stale_after: timedelta = timedelta(seconds=90),
+    config: AppConfig | None = None,
 ) -> LiveShell:
-    config = AppConfig()
+    config = config or AppConfig()
     engine = Engine(config.engine, IctDetector(bar_file.calendar, config.signal))
     broker = AlpacaBroker(KEY, SECRET, url_override=server.base_url, sleep=lambda s: None)
     endpoints = LiveEndpoints(
@@ -162,13 +165,14 @@ def run_session(
     options: EmulatorOptions | None = None,
     start: int = SESSION_START,
     before: Callable[[EmulatorServer], None] | None = None,
+    config: AppConfig | None = None,
 ) -> tuple[LiveShell, EmulatorServer]:
     """One whole session through the live shell; `before` may act on the account first."""
     with running_emulator(sample, start_bar=start, faults=faults, options=options) as server:
         if before is not None:
             before(server)
         store = Store(db)
-        shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3))
+        shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3), config=config)
         shell.reconcile(sample.bars[start].time)
         shell.warm_up(sample.bars[start].time)
         shell.start_streams()
@@ -182,9 +186,11 @@ def run_session(
     return shell, server
 
 
-def backtest_rows(sample: BarFile, start: int = SESSION_START) -> list[tuple[object, ...]]:
+def backtest_rows(
+    sample: BarFile, start: int = SESSION_START, config: AppConfig | None = None
+) -> list[tuple[object, ...]]:
     """The backtest's trades of the session at `start` (it runs from the data's first bar)."""
-    result = run_backtest(sample.bars[: start + 390], sample.calendar, AppConfig())
+    result = run_backtest(sample.bars[: start + 390], sample.calendar, config or AppConfig())
     session_open = sample.bars[start].time
     expected = [t for t in result.closed_trades() if t.entry_time and t.entry_time >= session_open]
     return sorted(
@@ -294,3 +300,32 @@ def test_a_position_ict_trader_did_not_open_blocks_entries_and_is_left_alone(
     )
     assert "never touched" in mismatch
     assert server.account.position == 5  # untouched
+
+
+@pytest.mark.parametrize(
+    ("mode", "multiple", "start"),
+    [
+        (StopMode.ATR, "0.1", SESSION_START),  # 2024-07-30: stopped out by the OCO stop leg
+        (StopMode.SWEEP, "2", 8 * 390),  # 2024-08-08: the stop rests, the time exit cancels it
+    ],
+)
+def test_stops_travel_as_alpaca_oco_orders(
+    sample: BarFile, tmp_path: Path, mode: StopMode, multiple: str, start: int
+) -> None:
+    base = AppConfig()
+    config = replace(
+        base,
+        engine=replace(
+            base.engine,
+            exits=replace(base.engine.exits, stop=mode, stop_atr_multiple=Decimal(multiple)),
+        ),
+    )
+    db = tmp_path / "oco.db"
+    _, server = run_session(sample, db, config=config, start=start)
+    rows = trades_of(db)
+    assert rows == backtest_rows(sample, start, config)
+    oco = [o for o in server.account.orders.values() if o.order_class == "oco"]
+    assert len(oco) == 4  # a take-profit parent and its stop leg, for each profile
+    assert all(not o.open for o in oco)
+    if mode is StopMode.ATR:
+        assert {r[6] for r in rows} == {"stop"}

@@ -68,13 +68,3 @@ def test_endpoints_for_an_emulator() -> None:
     assert endpoints_for(None, "sip").rest_url is None  # Alpaca's own endpoints
     with pytest.raises(ConfigError, match="expected http://host:port"):
         endpoints_for("127.0.0.1:8765", "iex")
-
-
-def test_stop_modes_are_refused_for_alpaca_until_oco_is_sent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "ict-trader.toml").write_text('[exits]\nstop = "sweep"\n', encoding="utf-8")
-    result = CliRunner().invoke(app, ["run", "--alpaca-url", "http://127.0.0.1:9"])
-    assert result.exit_code == 2
-    assert "exits.stop" in result.output and "OCO" in result.output

@@ -35,7 +35,6 @@ from ict_trader.live_runner import (
     LIVE_OPT_IN,
     Credentials,
     check_live_money,
-    check_live_support,
     endpoints_for,
     find_credentials,
     run_live,
@@ -337,7 +336,6 @@ def run(
         if credentials is not None and not replay:
             if feed not in {"iex", "sip"}:
                 raise ConfigError(f"--feed {feed!r}: use iex or sip")
-            check_live_support(settings)
             paper = check_live_money(live)
             endpoints = endpoints_for(alpaca_url, feed)
             _run_live(settings, credentials, endpoints, db, paper=paper, sessions=sessions)

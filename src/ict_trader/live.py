@@ -353,6 +353,10 @@ class LiveShell:
         self._dispatch(self.engine.handle(event))
 
     def _dispatch(self, commands: Sequence[Command]) -> None:
+        self._dispatch_each(commands)
+        self.broker.flush()  # an OCO half whose sibling never came goes out alone
+
+    def _dispatch_each(self, commands: Sequence[Command]) -> None:
         for command in commands:
             if self.observer is not None:
                 self.observer(command)

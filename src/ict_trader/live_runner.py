@@ -35,7 +35,7 @@ from ict_trader.ledger import OrderRecord
 from ict_trader.live import LiveEndpoints, LiveShell, Observer
 from ict_trader.signals import IctDetector
 from ict_trader.store import Store, StoreError
-from ict_trader.strategy import ConfigError, StopMode
+from ict_trader.strategy import ConfigError
 
 LIVE_OPT_IN = "ICT_TRADER_ALLOW_LIVE"
 
@@ -73,16 +73,6 @@ def endpoints_for(alpaca_url: str | None, feed: str) -> LiveEndpoints:
         trade_stream_url=f"{ws}://{parsed.netloc}/stream",
         feed=data_feed,
     )
-
-
-def check_live_support(config: AppConfig) -> None:
-    """Refuse settings the Alpaca path cannot honour yet, rather than trade them wrongly."""
-    if config.engine.exits.stop is not StopMode.NONE:
-        raise ConfigError(
-            "exits.stop: a stop next to the resting target needs Alpaca's OCO order class, "
-            'which ict-trader does not send yet; use stop = "none" for paper/live trading '
-            "(stops work in backtests and replays)"
-        )
 
 
 def check_live_money(live: bool) -> bool:

@@ -29,13 +29,15 @@ from typing import Any, TypeVar
 import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.enums import OrderClass, OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.models import Clock, Order, Position, TradeAccount
 from alpaca.trading.requests import (
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
+    StopLossRequest,
     StopOrderRequest,
+    TakeProfitRequest,
 )
 
 from ict_trader.brokers.base import BrokerOrder
@@ -119,16 +121,44 @@ class AlpacaBroker:
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._lock = threading.RLock()
         self.errors: list[str] = []  # order/broker errors, for the error-rate breaker
+        self._oco_waiting: dict[str, OrderRequest] = {}  # group -> first half of an OCO pair
+        self._legs_pending: dict[str, str] = {}  # OCO parent client id -> our stop's client id
+        self._aliases: dict[str, str] = {}  # Alpaca's leg client id -> our client id
+        self._leg_ids: dict[str, str] = {}  # our stop's client id -> Alpaca's leg order id
 
     # ------------------------------------------------------------------ Broker protocol
 
     def submit(self, order: OrderRequest) -> None:
+        """Send one order. A target and a stop of the same OCO group travel together as one
+        Alpaca OCO order (two separate exits would each hold the shares and the second would be
+        refused): the first of the pair waits for the second, or for `flush`."""
+        if order.oco_group is not None:
+            waiting = self._oco_waiting.pop(order.oco_group, None)
+            if waiting is None:
+                self._oco_waiting[order.oco_group] = order
+                return
+            target, stop = (waiting, order) if waiting.type is OrderType.LIMIT else (order, waiting)
+            self._send(target, _to_alpaca_oco(target, stop), stop_leg=stop)
+            return
+        self._send(order, _to_alpaca(order))
+
+    def flush(self) -> None:
+        """Send any half of an OCO pair still waiting for its sibling, on its own."""
+        for group in list(self._oco_waiting):
+            order = self._oco_waiting.pop(group)
+            self._send(order, _to_alpaca(order))
+
+    def _send(
+        self, order: OrderRequest, request: Any, stop_leg: OrderRequest | None = None
+    ) -> None:
         tracked = _Tracked(order)
         with self._lock:
             if order.client_order_id in self._orders:
                 return  # already sent: never twice
             self._orders[order.client_order_id] = tracked
-        request = _to_alpaca(order)
+            if stop_leg is not None:
+                self._orders[stop_leg.client_order_id] = _Tracked(stop_leg)
+                self._legs_pending[order.client_order_id] = stop_leg.client_order_id
         for attempt in range(1, self.read_attempts + 1):
             try:
                 answer = self.submitter.submit_order(request)
@@ -230,14 +260,26 @@ class AlpacaBroker:
     def observe(self, order: Order, when: datetime | None = None) -> None:
         """Turn an order snapshot (stream, submit answer or poll) into engine events, once."""
         with self._lock:
-            tracked = self._orders.get(order.client_order_id)
+            stop_leg = self._legs_pending.pop(order.client_order_id, None)
+            if stop_leg is not None and order.legs:
+                # Alpaca names an OCO's stop leg itself; remember which of ours it is.
+                self._aliases[order.legs[0].client_order_id] = stop_leg
+                self._leg_ids[stop_leg] = str(order.legs[0].id)
+            for leg in order.legs or []:
+                self._observe_one(leg, when)
+            self._observe_one(order, when)
+
+    def _observe_one(self, order: Order, when: datetime | None) -> None:
+        with self._lock:
+            ours = self._aliases.get(order.client_order_id, order.client_order_id)
+            tracked = self._orders.get(ours)
             if tracked is None:
                 return  # not ict-trader's order: reported by reconciliation, never touched
             moment = when or order.updated_at
             if not tracked.accepted and order.status.value not in {"rejected", "pending_new"}:
                 tracked.accepted = True
                 tracked.broker_order_id = str(order.id)
-                self._events.put(OrderAccepted(moment, order.client_order_id, str(order.id)))
+                self._events.put(OrderAccepted(moment, ours, str(order.id)))
             tracked.broker_order_id = str(order.id)
             filled = int(Decimal(str(order.filled_qty or 0)))
             if filled > tracked.filled_qty:
@@ -250,7 +292,7 @@ class AlpacaBroker:
                 self._events.put(
                     OrderFilled(
                         time=order.filled_at if complete and order.filled_at else moment,
-                        client_order_id=order.client_order_id,
+                        client_order_id=ours,
                         broker_order_id=str(order.id),
                         execution_id=f"{order.id}:{filled}",
                         qty=delta_qty,
@@ -268,10 +310,10 @@ class AlpacaBroker:
             tracked.status = status
             if status in {"canceled", "expired"}:
                 tracked.final = True
-                self._events.put(OrderCanceled(moment, order.client_order_id, status))
+                self._events.put(OrderCanceled(moment, ours, status))
             elif status == "rejected":
                 tracked.final = True
-                self._events.put(OrderRejected(moment, order.client_order_id, "rejected by Alpaca"))
+                self._events.put(OrderRejected(moment, ours, "rejected by Alpaca"))
 
     def poll_order(self, client_order_id: str) -> None:
         """Fallback for a stream that missed something: read the order and observe it."""
@@ -310,6 +352,11 @@ class AlpacaBroker:
         return True
 
     def lookup(self, client_order_id: str) -> Order | None:
+        leg_id = self._leg_ids.get(client_order_id)
+        if leg_id is not None:  # an OCO stop leg: Alpaca knows it by its own ids only
+            found_leg = self.read(lambda: self.trading.get_order_by_id(leg_id))
+            assert isinstance(found_leg, Order)
+            return found_leg
         try:
             found = self.read(lambda: self.trading.get_order_by_client_id(client_order_id))
         except APIError as exc:
@@ -338,11 +385,15 @@ class AlpacaBroker:
 
     def _reject(self, order: OrderRequest, reason: str) -> None:
         self.errors.append(f"{order.client_order_id}: {reason}")
-        with self._lock:
-            tracked = self._orders[order.client_order_id]
-            tracked.final = True
         assert order.created_at is not None
-        self._events.put(OrderRejected(order.created_at, order.client_order_id, reason))
+        with self._lock:
+            rejected = [order.client_order_id]
+            leg = self._legs_pending.pop(order.client_order_id, None)
+            if leg is not None:
+                rejected.append(leg)  # an OCO pair is refused as a whole
+            for client_order_id in rejected:
+                self._orders[client_order_id].final = True
+                self._events.put(OrderRejected(order.created_at, client_order_id, reason))
 
 
 def _api_message(exc: APIError) -> str:
@@ -368,6 +419,21 @@ def _to_alpaca(order: OrderRequest) -> MarketOrderRequest | LimitOrderRequest | 
         return LimitOrderRequest(limit_price=float(order.limit_price), **common)
     assert order.stop_price is not None
     return StopOrderRequest(stop_price=float(order.stop_price), **common)
+
+
+def _to_alpaca_oco(target: OrderRequest, stop: OrderRequest) -> LimitOrderRequest:
+    """One OCO exit: the take-profit limit is the parent, the stop its leg (Alpaca's shape)."""
+    assert target.limit_price is not None and stop.stop_price is not None
+    return LimitOrderRequest(
+        symbol=target.symbol,
+        qty=target.qty,
+        side=OrderSide.BUY if target.side is Side.BUY else OrderSide.SELL,
+        time_in_force=TimeInForce(target.time_in_force),
+        client_order_id=target.client_order_id,
+        order_class=OrderClass.OCO,
+        take_profit=TakeProfitRequest(limit_price=float(target.limit_price)),
+        stop_loss=StopLossRequest(stop_price=float(stop.stop_price)),
+    )
 
 
 def _from_alpaca(order: Order) -> OrderRequest:

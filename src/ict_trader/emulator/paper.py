@@ -87,7 +87,7 @@ class EmuOrder:
     expired_at: datetime | None = None
     order_class: str = "simple"
     oco_group: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    legs: list[EmuOrder] = field(default_factory=list)
 
     @property
     def open(self) -> bool:
@@ -130,7 +130,7 @@ class EmuOrder:
             "stop_price": str(self.stop_price) if self.stop_price is not None else None,
             "status": self.status,
             "extended_hours": False,
-            "legs": None,
+            "legs": [leg.as_json() for leg in self.legs] or None,
             "trail_percent": None,
             "trail_price": None,
             "hwm": None,
@@ -356,10 +356,9 @@ class PaperAccount:
     def submit(self, payload: dict[str, Any]) -> EmuOrder:
         """POST /v2/orders: validate like Alpaca, accept, and fill what is marketable."""
         order = self._validate(payload)
-        self._sequence += 1
-        order.id = str(uuid.UUID(int=(0xE3 << 120) | self._sequence))
-        self.orders[order.id] = order
-        self.by_client_id[order.client_order_id] = order
+        self._register(order)
+        if payload.get("order_class") == "oco":
+            self._add_stop_leg(order, payload)
         self._update("pending_new", order, execution=False)
         if self._chance(self.options.reject_rate):
             order.status = "rejected"
@@ -382,8 +381,10 @@ class PaperAccount:
         if kind not in {"market", "limit", "stop"}:
             raise ApiError(422, 40010001, f"order type {kind!r} is not supported by the emulator")
         order_class = str(payload.get("order_class") or "simple")
-        if order_class != "simple":
+        if order_class not in {"simple", "oco"}:
             raise ApiError(422, 40010001, f"order_class {order_class!r} is not emulated yet")
+        if order_class == "oco":
+            payload = self._oco_parent_payload(payload, kind)
         qty = self._number(payload.get("qty"), "qty")
         if qty is None:
             raise ApiError(422, 40010001, "qty or notional is required")
@@ -439,9 +440,60 @@ class PaperAccount:
             created_at=self.now,
         )
 
+    def _held(self, side: str) -> int:
+        """Shares held by open closing orders; an OCO pair holds its quantity once."""
+        groups: dict[str, int] = {}
+        for order in self.orders.values():
+            if order.open and order.side == side:
+                key = order.oco_group or order.id
+                groups[key] = max(groups.get(key, 0), order.remaining)
+        return sum(groups.values())
+
+    def _register(self, order: EmuOrder) -> None:
+        self._sequence += 1
+        order.id = str(uuid.UUID(int=(0xE3 << 120) | self._sequence))
+        self.orders[order.id] = order
+        self.by_client_id[order.client_order_id] = order
+
+    def _oco_parent_payload(self, payload: dict[str, Any], kind: str) -> dict[str, Any]:
+        """OCO = an exit pair on an open position: the take-profit limit is the parent order."""
+        if kind != "limit":
+            raise ApiError(422, 40010001, "oco orders must be limit orders")
+        take_profit = payload.get("take_profit") or {}
+        stop_loss = payload.get("stop_loss") or {}
+        if take_profit.get("limit_price") is None:
+            raise ApiError(422, 40010001, "oco orders require take_profit.limit_price")
+        if stop_loss.get("stop_price") is None:
+            raise ApiError(422, 40010001, "oco orders require stop_loss.stop_price")
+        if not self._is_closing(str(payload.get("side", ""))):
+            raise ApiError(422, 42210000, "oco orders must be exit orders for an open position")
+        return {**payload, "limit_price": take_profit["limit_price"]}
+
+    def _add_stop_leg(self, parent: EmuOrder, payload: dict[str, Any]) -> None:
+        stop = self._number(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
+        assert stop is not None
+        leg = EmuOrder(
+            id="",
+            client_order_id=str(uuid.UUID(int=(0xC1 << 120) | (self._sequence + 1))),
+            symbol=parent.symbol,
+            side=parent.side,
+            qty=parent.qty,
+            type="stop",
+            time_in_force=parent.time_in_force,
+            limit_price=None,
+            stop_price=stop,
+            created_at=parent.created_at,
+            status="new",
+            order_class="oco",
+        )
+        self._register(leg)
+        parent.order_class = "oco"
+        parent.oco_group = leg.oco_group = parent.id
+        parent.legs.append(leg)
+
     def _check_quantity_and_power(self, side: str, qty: int, limit: Decimal | None) -> None:
         if self._is_closing(side):
-            held = sum(o.remaining for o in self.orders.values() if o.open and o.side == side)
+            held = self._held(side)
             available = abs(self.position) - held
             if qty > available:
                 raise ApiError(
@@ -496,12 +548,19 @@ class PaperAccount:
         return chosen[:limit]
 
     def cancel(self, order_id: str) -> None:
+        """Cancel an order; canceling any order of an OCO group cancels the whole group."""
         order = self.get(order_id)
         if not order.open:
             raise ApiError(422, 42210000, "order is not cancelable")
-        order.status = "canceled"
-        order.canceled_at = self.now
-        self._update("canceled", order, execution=False)
+        group = [
+            o
+            for o in self.orders.values()
+            if o.open and (o is order or (order.oco_group and o.oco_group == order.oco_group))
+        ]
+        for member in group:
+            member.status = "canceled"
+            member.canceled_at = self.now
+            self._update("canceled", member, execution=False)
 
     def cancel_all(self) -> list[dict[str, Any]]:
         results = []
@@ -521,7 +580,7 @@ class PaperAccount:
             raise ApiError(404, 40410000, "position does not exist")
         qty = self.position
         side = "buy" if qty < 0 else "sell"
-        held = sum(o.remaining for o in self.orders.values() if o.open and o.side == side)
+        held = self._held(side)
         mark = self.mark()
         avg = self.cost_basis / qty
         market_value = qty * mark
