@@ -410,3 +410,47 @@ def test_oco_exit_pair_holds_the_shares_once_and_cancels_as_a_group(sample: BarF
                     stop_loss=StopLossRequest(stop_price=round(price + 50, 2)),
                 )
             )
+
+
+def test_bracket_legs_wait_for_the_entry_then_one_cancels_the_other(sample: BarFile) -> None:
+    upcoming = sample.bars[START : START + 60]
+    price = upcoming[0].open
+    target = round(max(b.high for b in upcoming[1:]) - 0.01, 2)
+    stop = round(price - 50, 2)
+    with running_emulator(sample, start_bar=START) as server:
+        client = trading_client(server)
+        with pytest.raises(APIError, match="beyond stop_loss"):
+            client.submit_order(
+                MarketOrderRequest(
+                    symbol="QQQ",
+                    qty=5,
+                    side=OrderSide.BUY,
+                    time_in_force=TimeInForce.DAY,
+                    order_class=OrderClass.BRACKET,
+                    take_profit=TakeProfitRequest(limit_price=stop),
+                    stop_loss=StopLossRequest(stop_price=target),
+                )
+            )
+        entry = client.submit_order(
+            MarketOrderRequest(
+                symbol="QQQ",
+                qty=5,
+                side=OrderSide.BUY,
+                time_in_force=TimeInForce.DAY,
+                client_order_id="bracket",
+                order_class=OrderClass.BRACKET,
+                take_profit=TakeProfitRequest(limit_price=target),
+                stop_loss=StopLossRequest(stop_price=stop),
+            )
+        )
+        assert isinstance(entry, Order) and entry.status is OrderStatus.FILLED
+        assert entry.legs is not None
+        take_leg, stop_leg = entry.legs
+        assert (take_leg.status, stop_leg.status) == (OrderStatus.NEW, OrderStatus.HELD)
+        hit = next(i for i, b in enumerate(upcoming) if b.high >= target)
+        server.call(server.advance(hit + 1))
+        take_now = client.get_order_by_id(take_leg.id)
+        stop_now = client.get_order_by_id(stop_leg.id)
+        assert isinstance(take_now, Order) and isinstance(stop_now, Order)
+        assert (take_now.status, stop_now.status) == (OrderStatus.FILLED, OrderStatus.CANCELED)
+        assert client.get_all_positions() == []

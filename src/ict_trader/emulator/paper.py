@@ -79,6 +79,7 @@ class EmuOrder:
     stop_price: Decimal | None
     created_at: datetime
     status: str = "pending_new"
+    active: bool = True  # bracket legs wait, inactive, until their entry has filled
     filled_qty: int = 0
     filled_value: Decimal = Decimal(0)
     updated_at: datetime | None = None
@@ -359,6 +360,8 @@ class PaperAccount:
         self._register(order)
         if payload.get("order_class") == "oco":
             self._add_stop_leg(order, payload)
+        elif payload.get("order_class") == "bracket":
+            self._add_bracket_legs(order, payload)
         self._update("pending_new", order, execution=False)
         if self._chance(self.options.reject_rate):
             order.status = "rejected"
@@ -381,10 +384,12 @@ class PaperAccount:
         if kind not in {"market", "limit", "stop"}:
             raise ApiError(422, 40010001, f"order type {kind!r} is not supported by the emulator")
         order_class = str(payload.get("order_class") or "simple")
-        if order_class not in {"simple", "oco"}:
+        if order_class not in {"simple", "oco", "bracket"}:
             raise ApiError(422, 40010001, f"order_class {order_class!r} is not emulated yet")
         if order_class == "oco":
             payload = self._oco_parent_payload(payload, kind)
+        elif order_class == "bracket":
+            self._check_bracket(payload, kind)
         qty = self._number(payload.get("qty"), "qty")
         if qty is None:
             raise ApiError(422, 40010001, "qty or notional is required")
@@ -424,7 +429,7 @@ class PaperAccount:
         shares = int(qty)
         self._check_quantity_and_power(side, shares, limit)
         if self.options.wash_trade_check:
-            opposite = [o for o in self.orders.values() if o.open and o.side != side]
+            opposite = [o for o in self.orders.values() if o.open and o.active and o.side != side]
             if opposite:
                 raise ApiError(403, 40310000, "potential wash trade detected. use complex orders")
         return EmuOrder(
@@ -468,6 +473,60 @@ class PaperAccount:
         if not self._is_closing(str(payload.get("side", ""))):
             raise ApiError(422, 42210000, "oco orders must be exit orders for an open position")
         return {**payload, "limit_price": take_profit["limit_price"]}
+
+    def _check_bracket(self, payload: dict[str, Any], kind: str) -> None:
+        """Bracket = an entry (market or limit) with a take-profit and a stop-loss exit."""
+        if kind not in {"market", "limit"}:
+            raise ApiError(422, 42210000, "bracket orders must be market or limit orders")
+        take = (payload.get("take_profit") or {}).get("limit_price")
+        stop = (payload.get("stop_loss") or {}).get("stop_price")
+        if take is None or stop is None:
+            raise ApiError(
+                422, 40010001, "bracket orders require take_profit.limit_price and stop_price"
+            )
+        take_price = self._number(take, "take_profit.limit_price")
+        stop_price = self._number(stop, "stop_loss.stop_price")
+        assert take_price is not None and stop_price is not None
+        buying = payload.get("side") == "buy"
+        if (take_price <= stop_price) if buying else (take_price >= stop_price):
+            raise ApiError(
+                422, 42210000, "take_profit.limit_price must be beyond stop_loss.stop_price"
+            )
+
+    def _add_bracket_legs(self, parent: EmuOrder, payload: dict[str, Any]) -> None:
+        """Two exit legs, inactive (`held`) until the entry fills, then one-cancels-other."""
+        exit_side = "sell" if parent.side == "buy" else "buy"
+        take = self._number(payload["take_profit"]["limit_price"], "take_profit.limit_price")
+        stop = self._number(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
+        for kind, limit, stop_price in (("limit", take, None), ("stop", None, stop)):
+            leg = EmuOrder(
+                id="",
+                client_order_id=str(uuid.UUID(int=(0xC2 << 120) | (self._sequence + 1))),
+                symbol=parent.symbol,
+                side=exit_side,
+                qty=parent.qty,
+                type=kind,
+                time_in_force=parent.time_in_force,
+                limit_price=limit,
+                stop_price=stop_price,
+                created_at=parent.created_at,
+                status="held",
+                order_class="bracket",
+                active=False,
+            )
+            self._register(leg)
+            leg.oco_group = f"legs-{parent.id}"
+            parent.legs.append(leg)
+        parent.order_class = "bracket"
+
+    def _activate_legs(self, parent: EmuOrder) -> None:
+        """The entry filled completely: the take-profit goes live (`new`), the stop `held`."""
+        for leg in parent.legs:
+            if leg.open and not leg.active:
+                leg.active = True
+                if leg.type == "limit":
+                    leg.status = "new"
+                    self._update("new", leg, execution=False)
 
     def _add_stop_leg(self, parent: EmuOrder, payload: dict[str, Any]) -> None:
         stop = self._number(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
@@ -548,14 +607,20 @@ class PaperAccount:
         return chosen[:limit]
 
     def cancel(self, order_id: str) -> None:
-        """Cancel an order; canceling any order of an OCO group cancels the whole group."""
+        """Cancel an order; canceling any order of an OCO group cancels the whole group, and
+        canceling a bracket's entry cancels its legs."""
         order = self.get(order_id)
         if not order.open:
             raise ApiError(422, 42210000, "order is not cancelable")
         group = [
             o
             for o in self.orders.values()
-            if o.open and (o is order or (order.oco_group and o.oco_group == order.oco_group))
+            if o.open
+            and (
+                o is order
+                or o in order.legs
+                or (order.oco_group is not None and o.oco_group == order.oco_group)
+            )
         ]
         for member in group:
             member.status = "canceled"
@@ -665,7 +730,9 @@ class PaperAccount:
                 self._fill(order, order.remaining, order.limit_price)
 
     def _resting(self) -> list[EmuOrder]:
-        return [o for o in self.orders.values() if o.open and o.type in {"limit", "stop"}]
+        return [
+            o for o in self.orders.values() if o.open and o.active and o.type in {"limit", "stop"}
+        ]
 
     def _chance(self, rate: float) -> bool:
         return rate > 0 and self._random.random() < rate
@@ -721,6 +788,8 @@ class PaperAccount:
             )
             if self._chance(self.options.duplicate_fill_rate):
                 self.updates.append(dict(update))
+        if order.status == "filled" and order.order_class == "bracket" and order.legs:
+            self._activate_legs(order)
         if not order.open and order.oco_group:
             for other in self.orders.values():
                 if other.open and other.oco_group == order.oco_group:
