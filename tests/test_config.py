@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ict_trader.config import load_config, parse_config
-from ict_trader.strategy import ConfigError, StopMode
+from ict_trader.errors import ConfigError
+from ict_trader.strategy import StopMode
 
 FULL = """
 symbol = "qqq"

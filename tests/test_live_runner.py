@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ict_trader.cli import app
+from ict_trader.errors import ConfigError
 from ict_trader.live_runner import (
     LIVE_OPT_IN,
     Credentials,
@@ -15,7 +16,6 @@ from ict_trader.live_runner import (
     endpoints_for,
     find_credentials,
 )
-from ict_trader.strategy import ConfigError
 
 
 def test_credentials_from_env_file_and_environment(

@@ -30,6 +30,7 @@ from ict_trader.bars import Bar
 from ict_trader.config import AppConfig, load_config
 from ict_trader.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.emulator.server import EmulatorServer, Faults
+from ict_trader.errors import ConfigError
 from ict_trader.live import LiveEndpoints
 from ict_trader.live_runner import (
     LIVE_OPT_IN,
@@ -45,7 +46,6 @@ from ict_trader.signal_output import to_csv, to_json, to_table
 from ict_trader.signals import IctDetector, Signal, SignalParams
 from ict_trader.signals.params import ParamError, parse_param_assignments
 from ict_trader.store import Store, StoreError
-from ict_trader.strategy import ConfigError
 
 app = typer.Typer(
     help="Trade ICT setups (sweep, displacement, market structure shift) on QQQ 1-minute bars.",

@@ -21,6 +21,16 @@ starting_equity = 100000
 slippage_bps = 0
 commission_per_share = 0
 
+[risk]              # 0 disables a limit; see ict_trader/risk.py
+daily_loss_limit = 1000
+rapid_loss = 500
+rapid_loss_minutes = 15
+max_errors = 5
+error_window_minutes = 10
+max_drawdown_pct = 5
+max_equity_pct_per_trade = 10
+max_total_equity_pct = 20
+
 [[profiles]]
 name = "conservative"
 allocation = 0.03
@@ -40,11 +50,12 @@ from pathlib import Path
 from typing import Any
 
 from ict_trader.brokers.simulated import SimulatedBrokerConfig
+from ict_trader.errors import ConfigError
+from ict_trader.risk import RiskLimits
 from ict_trader.signals import SignalParams
 from ict_trader.signals.params import ParamError
 from ict_trader.strategy import (
     DEFAULT_PROFILES,
-    ConfigError,
     EngineConfig,
     ExitRules,
     StopMode,
@@ -52,7 +63,8 @@ from ict_trader.strategy import (
 )
 
 DEFAULT_CONFIG_FILE = Path("ict-trader.toml")
-_TOP_LEVEL = {"symbol", "signal", "exits", "simulation", "profiles"}
+_WHOLE_RISK_KEYS = {"max_errors", "max_shares_per_trade", "max_total_shares"}
+_TOP_LEVEL = {"symbol", "signal", "exits", "simulation", "profiles", "risk"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,9 @@ class AppConfig:
             ],
             "simulation": {
                 f.name: str(getattr(self.simulation, f.name)) for f in fields(self.simulation)
+            },
+            "risk": {
+                f.name: str(getattr(self.engine.risk, f.name)) for f in fields(self.engine.risk)
             },
         }
 
@@ -110,9 +125,10 @@ def parse_config(raw: dict[str, Any], source: Path | None = None) -> AppConfig:
     exits = _exits(_table(raw, "exits"))
     profiles = _profiles(raw.get("profiles"))
     simulation = _simulation(_table(raw, "simulation"))
+    risk = _risk(_table(raw, "risk"))
     return AppConfig(
         signal=signal,
-        engine=EngineConfig(symbol=symbol.upper(), profiles=profiles, exits=exits),
+        engine=EngineConfig(symbol=symbol.upper(), profiles=profiles, exits=exits, risk=risk),
         simulation=simulation,
         source=source,
     )
@@ -191,6 +207,20 @@ def _profiles(value: Any) -> tuple[StrategyProfile, ...]:
             )
         )
     return tuple(profiles)
+
+
+def _risk(table: dict[str, Any]) -> RiskLimits:
+    names = {f.name for f in fields(RiskLimits)}
+    _no_unknown(table, names, "risk.")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        whole = key.endswith("_minutes") or key in {
+            "max_errors",
+            "max_shares_per_trade",
+            "max_total_shares",
+        }
+        values[key] = _int(value, f"risk.{key}") if whole else _decimal(value, f"risk.{key}")
+    return RiskLimits(**values)
 
 
 def _simulation(table: dict[str, Any]) -> SimulatedBrokerConfig:

@@ -45,6 +45,7 @@ from ict_trader.events import (
 )
 from ict_trader.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.orders import Leg, OrderRequest, OrderType, Side, client_order_id
+from ict_trader.risk import RiskMonitor, fit_entry
 from ict_trader.signals import Direction, IctDetector, Signal
 from ict_trader.strategy import EngineConfig, StopMode, StrategyProfile
 
@@ -161,6 +162,11 @@ class Engine:
         self._equity: Decimal | None = None
         self._halt_reason: str | None = None
         self._reduce_reason: str | None = None
+        self._buying_power: Decimal | None = None
+        self._account_blocked = False
+        self.risk = RiskMonitor(config.risk)
+        self._risk_session: Session | None = None
+        self._mark: Decimal | None = None  # the last bar's close, for unrealized P&L
         self._active: dict[str, _Trade] = {}  # profile -> its trade that is not finished
         self._orders: dict[str, tuple[_Trade, Leg]] = {}
         self._seen_executions: set[str] = set()
@@ -191,6 +197,9 @@ class Engine:
             self._manage_exits(event.time)
         elif isinstance(event, AccountUpdated):
             self._equity = event.equity
+            self._buying_power = event.buying_power
+            self._account_blocked = event.trading_blocked
+            self.risk.equity(event.equity)  # checked with the next bar or fill
         elif isinstance(event, OrderCanceled):
             self._on_order_done(event.client_order_id, event.time, filled=False, why=event.reason)
         elif isinstance(event, OrderRejected):
@@ -311,10 +320,17 @@ class Engine:
         signal = self.detector.update(bar)
         if not self._active and signal is None:
             return _NOTHING  # most bars: no trade to manage, no signal
+        session = self.detector.session
+        if session is not self._risk_session:  # the daily limits start afresh each session
+            self._risk_session = session
+            if session is not None:
+                self.risk.new_session(session.day)
         out: list[Command] = []
         self._out = out
         now = bar.time + _ONE_MINUTE
         if self._active:
+            self._mark_to_market(price_of(bar.close))
+            self._check_risk(now)
             self._manage_exits(now)
         if signal is not None:
             self._on_signal(signal, now)
@@ -331,7 +347,33 @@ class Engine:
                 self._out.append(EntrySkipped(sid, profile.name, reason, now))
                 continue
             assert self._equity is not None
-            qty = profile.shares_for(self._equity, price_of(signal.close))
+            price = price_of(signal.close)
+            wanted = profile.shares_for(self._equity, price)
+            qty, cuts = fit_entry(
+                wanted,
+                price,
+                equity=self._equity,
+                buying_power=self._buying_power,
+                open_shares=sum(t.planned_qty for t in self._active.values()),
+                open_notional=sum(
+                    (t.planned_qty * price for t in self._active.values()), Decimal(0)
+                ),
+                limits=self.config.risk,
+            )
+            if qty == 0:
+                reason = f"size limits leave 0 of {wanted} shares: {', '.join(cuts)}"
+                self._out.append(EntrySkipped(sid, profile.name, reason, now))
+                continue
+            if cuts:
+                self._out.append(
+                    Notify(
+                        Level.WARNING,
+                        f"{profile.name.upper()} entry reduced",
+                        f"{profile.name} entry reduced from {wanted} to {qty} shares: "
+                        + ", ".join(cuts),
+                        now,
+                    )
+                )
             self._open_trade(profile, signal, sid, qty, now)
 
     def _skip_reason(
@@ -341,6 +383,8 @@ class Engine:
             return f"kill switch engaged: {self._halt_reason}"
         if self._reduce_reason is not None:
             return f"entries blocked: {self._reduce_reason}"
+        if self._account_blocked:
+            return "the broker reports the account or trading as blocked"
         busy = self._active.get(profile.name)
         if busy is not None:
             return f"already in trade {busy.trade_id} ({busy.status.value})"
@@ -468,6 +512,8 @@ class Engine:
             self._record(trade)
 
     def _on_rejected(self, event: OrderRejected) -> None:
+        self.risk.error(event.time)
+        self._check_risk(event.time)
         known = self._orders.get(event.client_order_id)
         if known is not None:
             trade, leg = known
@@ -566,6 +612,32 @@ class Engine:
             oco_group=oco,
         )
 
+    def _mark_to_market(self, mark: Decimal | None) -> None:
+        """Open trades' P&L so far at `mark` (or the last mark), for the loss limits."""
+        if mark is not None:
+            self._mark = mark
+        mark = self._mark
+        if mark is None:
+            return
+        self.risk.mark(
+            sum(
+                (
+                    t.sign * (t.exit_value + mark * t.remaining - t.entry_value)
+                    for t in self._active.values()
+                    if t.entry_qty
+                ),
+                Decimal(0),
+            )
+        )
+
+    def _check_risk(self, now: datetime) -> None:
+        if self._halt_reason is not None:
+            return
+        trip = self.risk.check(now)
+        if trip is not None:
+            breaker, reason = trip
+            self._kill(KillSwitch(now, reason, f"breaker:{breaker}"))
+
     def _stop_price(self, trade: _Trade, entry: Decimal, atr: Decimal) -> Decimal | None:
         exits = self.config.exits
         if exits.stop is StopMode.NONE:
@@ -587,6 +659,11 @@ class Engine:
             trade.status = TradeStatus.CLOSED
             self._active.pop(trade.profile, None)
             self._out.append(self._exit_notice(trade, now))
+            pnl = trade.pnl()
+            assert pnl is not None
+            self.risk.realize(pnl)
+            self._mark_to_market(None)
+            self._check_risk(now)
 
     # ------------------------------------------------------------------ helpers
 

@@ -46,6 +46,7 @@ class AccountUpdated:
     equity: Decimal
     cash: Decimal
     buying_power: Decimal
+    trading_blocked: bool = False  # the broker's trading_blocked or account_blocked flag
 
 
 @dataclass(frozen=True, slots=True)

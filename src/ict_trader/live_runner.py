@@ -31,11 +31,11 @@ from ict_trader.brokers.alpaca import AlpacaBroker
 from ict_trader.calendar import NEW_YORK, NyseCalendar
 from ict_trader.config import AppConfig
 from ict_trader.engine import Engine
+from ict_trader.errors import ConfigError
 from ict_trader.ledger import OrderRecord
 from ict_trader.live import LiveEndpoints, LiveShell, Observer
 from ict_trader.signals import IctDetector
 from ict_trader.store import Store, StoreError
-from ict_trader.strategy import ConfigError
 
 LIVE_OPT_IN = "ICT_TRADER_ALLOW_LIVE"
 

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
-
-class ConfigError(ValueError):
-    """A setting is missing or invalid; the message names the key."""
+from ict_trader.errors import ConfigError
+from ict_trader.risk import RiskLimits
 
 
 class StopMode(StrEnum):
@@ -78,6 +77,7 @@ class EngineConfig:
     symbol: str = "QQQ"
     profiles: tuple[StrategyProfile, ...] = DEFAULT_PROFILES
     exits: ExitRules = field(default_factory=ExitRules)
+    risk: RiskLimits = field(default_factory=RiskLimits)
 
     def __post_init__(self) -> None:
         names = [profile.name for profile in self.profiles]

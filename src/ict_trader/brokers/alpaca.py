@@ -215,6 +215,7 @@ class AlpacaBroker:
             Decimal(account.equity or "0"),
             Decimal(account.cash or "0"),
             Decimal(account.buying_power or "0"),
+            trading_blocked=bool(account.trading_blocked or account.account_blocked),
         )
 
     def clock_now(self) -> datetime:

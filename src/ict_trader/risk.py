@@ -1,0 +1,177 @@
+"""Risk limits and circuit breakers, evaluated inside the pure engine.
+
+Living in the engine means backtests and replays apply exactly the limits live trading does,
+and a breaker that would have tripped in 2024 shows up in the 2024 backtest. All inputs arrive
+as events (fills, bars, account snapshots, rejections); nothing here reads a clock.
+
+Defaults (each configurable under `[risk]`, 0 disables a limit):
+- daily_loss_limit $1,000: realized + unrealized P&L of the session; trips the kill switch;
+- rapid_loss $500 within rapid_loss_minutes (15): the session P&L fell that much from its best
+  point of the window; trips the kill switch;
+- max_errors 5 order errors within error_window_minutes (10); trips the kill switch;
+- max_drawdown_pct 5 % from the account's equity peak; trips the kill switch;
+- per-trade size: max_shares_per_trade, max_notional_per_trade, max_equity_pct_per_trade (10 %);
+  in total over open trades: max_total_shares, max_total_notional, max_total_equity_pct (20 %);
+  an entry over a limit is reduced to fit (or refused if nothing fits), with the reason recorded;
+- buying power: an entry costing more than the account's buying power is reduced or refused.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+
+from ict_trader.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    daily_loss_limit: Decimal = Decimal(1000)
+    rapid_loss: Decimal = Decimal(500)
+    rapid_loss_minutes: int = 15
+    max_errors: int = 5
+    error_window_minutes: int = 10
+    max_drawdown_pct: Decimal = Decimal(5)
+    max_shares_per_trade: int = 0
+    max_notional_per_trade: Decimal = Decimal(0)
+    max_equity_pct_per_trade: Decimal = Decimal(10)
+    max_total_shares: int = 0
+    max_total_notional: Decimal = Decimal(0)
+    max_total_equity_pct: Decimal = Decimal(20)
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"risk.{name} must not be negative")
+        if self.rapid_loss_minutes < 1 or self.error_window_minutes < 1:
+            raise ConfigError("risk.*_minutes must be at least 1")
+
+
+def _whole(amount: Decimal) -> int:
+    return int(amount.to_integral_value(rounding=ROUND_DOWN)) if amount > 0 else 0
+
+
+def fit_entry(
+    wanted: int,
+    price: Decimal,
+    *,
+    equity: Decimal,
+    buying_power: Decimal | None,
+    open_shares: int,
+    open_notional: Decimal,
+    limits: RiskLimits,
+) -> tuple[int, list[str]]:
+    """The largest quantity ≤ `wanted` that respects every size limit, and why it was cut."""
+    caps: list[tuple[int, str]] = []
+    if limits.max_shares_per_trade:
+        caps.append((limits.max_shares_per_trade, f"max {limits.max_shares_per_trade} shares"))
+    if limits.max_notional_per_trade:
+        caps.append(
+            (_whole(limits.max_notional_per_trade / price), f"max ${limits.max_notional_per_trade}")
+        )
+    if limits.max_equity_pct_per_trade:
+        budget = equity * limits.max_equity_pct_per_trade / 100
+        caps.append((_whole(budget / price), f"max {limits.max_equity_pct_per_trade}% of equity"))
+    if limits.max_total_shares:
+        caps.append(
+            (
+                limits.max_total_shares - open_shares,
+                f"max {limits.max_total_shares} shares in total",
+            )
+        )
+    if limits.max_total_notional:
+        room = limits.max_total_notional - open_notional
+        caps.append((_whole(room / price), f"max ${limits.max_total_notional} in total"))
+    if limits.max_total_equity_pct:
+        room = equity * limits.max_total_equity_pct / 100 - open_notional
+        caps.append(
+            (_whole(room / price), f"max {limits.max_total_equity_pct}% of equity in total")
+        )
+    if buying_power is not None:
+        caps.append((_whole(buying_power / price), f"buying power ${buying_power:.2f}"))
+    qty = wanted
+    reasons = []
+    for cap, why in caps:
+        if max(cap, 0) < qty:
+            qty = max(cap, 0)
+            reasons.append(why)
+    return qty, reasons
+
+
+class RiskMonitor:
+    """Session P&L, equity peak and error history; says when a breaker trips."""
+
+    def __init__(self, limits: RiskLimits) -> None:
+        self.limits = limits
+        self.day: date | None = None
+        self.realized = Decimal(0)
+        self.unrealized = Decimal(0)
+        self.equity_peak: Decimal | None = None
+        self.last_equity: Decimal | None = None
+        self._window: deque[tuple[datetime, Decimal]] = deque()
+        self._errors: deque[datetime] = deque()
+
+    @property
+    def session_pnl(self) -> Decimal:
+        return self.realized + self.unrealized
+
+    def new_session(self, day: date) -> None:
+        if day != self.day:
+            self.day = day
+            self.realized = Decimal(0)
+            self.unrealized = Decimal(0)
+            self._window.clear()
+
+    def realize(self, pnl: Decimal) -> None:
+        self.realized += pnl
+
+    def mark(self, unrealized: Decimal) -> None:
+        self.unrealized = unrealized
+
+    def equity(self, equity: Decimal) -> None:
+        if self.equity_peak is None or equity > self.equity_peak:
+            self.equity_peak = equity
+        self.last_equity = equity
+
+    def error(self, now: datetime) -> None:
+        self._errors.append(now)
+
+    def check(self, now: datetime) -> tuple[str, str] | None:
+        """(breaker, reason) of the first limit breached at `now`, else None."""
+        limits = self.limits
+        pnl = self.session_pnl
+        if limits.daily_loss_limit and pnl <= -limits.daily_loss_limit:
+            return "daily_loss", (
+                f"daily loss limit: session P&L {pnl:+.2f} reached -{limits.daily_loss_limit}"
+            )
+        if limits.rapid_loss:
+            window = timedelta(minutes=limits.rapid_loss_minutes)
+            self._window.append((now, pnl))
+            while self._window and self._window[0][0] < now - window:
+                self._window.popleft()
+            best = max(value for _, value in self._window)
+            if best - pnl >= limits.rapid_loss:
+                return "rapid_loss", (
+                    f"rapid loss: {best - pnl:.2f} lost within {limits.rapid_loss_minutes} "
+                    f"minutes (limit {limits.rapid_loss})"
+                )
+        if limits.max_errors:
+            horizon = now - timedelta(minutes=limits.error_window_minutes)
+            while self._errors and self._errors[0] < horizon:
+                self._errors.popleft()
+            if len(self._errors) >= limits.max_errors:
+                return "error_rate", (
+                    f"error rate: {len(self._errors)} order errors within "
+                    f"{limits.error_window_minutes} minutes"
+                )
+        last = self.last_equity
+        if limits.max_drawdown_pct and self.equity_peak and last is not None:
+            drawdown = (self.equity_peak - last) / self.equity_peak * 100
+            if drawdown >= limits.max_drawdown_pct:
+                return "drawdown", (
+                    f"drawdown {drawdown:.2f}% from the equity peak {self.equity_peak:.2f} "
+                    f"(limit {limits.max_drawdown_pct}%)"
+                )
+        return None
