@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -22,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ict_trader import __version__
+from ict_trader import __version__, control
 from ict_trader.backtest import run_backtest, select_bars
 from ict_trader.backtest_summary import summary_table
 from ict_trader.barfile import BarDataError, BarFile, load_bars
@@ -45,6 +46,7 @@ from ict_trader.report_html import write_html_report
 from ict_trader.signal_output import to_csv, to_json, to_table
 from ict_trader.signals import IctDetector, Signal, SignalParams
 from ict_trader.signals.params import ParamError, parse_param_assignments
+from ict_trader.status import collect_status
 from ict_trader.store import Store, StoreError
 
 app = typer.Typer(
@@ -508,3 +510,101 @@ def emulate_alpaca(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
+
+
+StoreOption = Annotated[Path, typer.Option("--db", help="The bot's SQLite store.")]
+
+
+def _existing_store(db: Path) -> Store:
+    if not db.exists():
+        raise ConfigError(f"--db {db}: no such store (start `ict-trader run` first, or pass --db)")
+    return Store(db)
+
+
+@app.command()
+def kill(
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")],
+    db: StoreOption = Path("ict-trader.db"),
+) -> None:
+    """Engage the kill switch: cancel ict-trader's orders, flatten its positions, no entries.
+
+    A running bot obeys within a bar (or a clock tick); a stopped one starts halted. It holds
+    until `ict-trader resume`.
+    """
+    with _user_errors():
+        if not reason.strip():
+            raise ConfigError("--reason must say why")
+        store = _existing_store(db)
+        try:
+            number = control.request(store, "kill", reason.strip(), "cli")
+        finally:
+            store.close()
+    stderr.print(f"kill switch requested (#{number}): {reason.strip()}")
+
+
+@app.command()
+def resume(
+    reason: Annotated[str, typer.Option("--reason", help="Why it is safe to trade again.")],
+    db: StoreOption = Path("ict-trader.db"),
+) -> None:
+    """Lift the kill switch (or a reduce-only block); entries are allowed again."""
+    with _user_errors():
+        if not reason.strip():
+            raise ConfigError("--reason must say why")
+        store = _existing_store(db)
+        try:
+            number = control.request(store, "resume", reason.strip(), "cli")
+        finally:
+            store.close()
+    stderr.print(f"resume requested (#{number}): {reason.strip()}")
+
+
+@app.command()
+def status(
+    db: StoreOption = Path("ict-trader.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Trading state, today's P&L, open trades, breakers and the last bar, from the store."""
+    with _user_errors():
+        store = _existing_store(db)
+        try:
+            report = collect_status(store)
+        finally:
+            store.close()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    colour = {"active": "green", "reducing": "yellow", "halted": "red"}[report["state"]]
+    stdout.print(
+        f"state [bold {colour}]{report['state']}[/]"
+        + (
+            f" — {report['state_reason']} ({report['state_actor']})"
+            if report["state_reason"]
+            else ""
+        ),
+        highlight=False,
+    )
+    stdout.print(
+        f"mode {report['mode']} · feed {report['feed']} · last bar {report['last_bar']} · "
+        f"equity {report['equity']}",
+        highlight=False,
+    )
+    pnl = report["pnl_today"]
+    stdout.print(
+        f"P&L {report['session']}: realized {pnl['realized']}, unrealized {pnl['unrealized']}",
+        highlight=False,
+    )
+    for profile, figures in pnl["per_profile"].items():
+        stdout.print(
+            f"  {profile}: realized {figures['realized']}, unrealized {figures['unrealized']}",
+            highlight=False,
+        )
+    for trade in report["open_trades"]:
+        stdout.print(
+            f"open: {trade['trade_id']} {trade['direction']} {trade['shares']} @ "
+            f"{trade['entry_price']} target {trade['target_price']} · {trade['unrealized']}",
+            highlight=False,
+        )
+    for name, breaker in report["breakers"].items():
+        mark = "[red]TRIPPED[/]" if breaker["tripped"] else "ok"
+        stdout.print(f"breaker {name}: {mark} ({breaker['meaning']})", highlight=False)

@@ -162,6 +162,7 @@ class Engine:
         self._equity: Decimal | None = None
         self._halt_reason: str | None = None
         self._reduce_reason: str | None = None
+        self._state_actor: str | None = None
         self._buying_power: Decimal | None = None
         self._account_blocked = False
         self.risk = RiskMonitor(config.risk)
@@ -208,6 +209,7 @@ class Engine:
             self._kill(event)
         elif isinstance(event, ReduceOnly):
             self._reduce_reason = event.reason
+            self._state_actor = event.actor
             self._out.append(
                 Notify(
                     Level.CRITICAL,
@@ -228,6 +230,14 @@ class Engine:
         return self._halt_reason is not None
 
     @property
+    def state_reason(self) -> str | None:
+        return self._halt_reason if self._halt_reason is not None else self._reduce_reason
+
+    @property
+    def state_actor(self) -> str | None:
+        return self._state_actor
+
+    @property
     def state(self) -> str:
         """`active`, `reducing` (no new entries, exits continue) or `halted` (kill switch)."""
         if self._halt_reason is not None:
@@ -236,6 +246,7 @@ class Engine:
 
     def _kill(self, event: KillSwitch) -> None:
         self._halt_reason = event.reason
+        self._state_actor = event.actor
         self._out.append(
             Notify(
                 Level.CRITICAL,
@@ -252,6 +263,7 @@ class Engine:
     def _resume(self, event: Resume) -> None:
         self._halt_reason = None
         self._reduce_reason = None
+        self._state_actor = event.actor
         self._out.append(
             Notify(
                 Level.WARNING,

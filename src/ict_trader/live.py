@@ -33,6 +33,7 @@ from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.stream import TradingStream
 
+from ict_trader import control
 from ict_trader.bars import Bar
 from ict_trader.brokers.alpaca import AlpacaBroker
 from ict_trader.calendar import NyseCalendar
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _ONE_MINUTE = timedelta(minutes=1)
 LAST_BAR_KEY = "last_bar_time"
+LAST_CLOSE_KEY = "last_close"
 RECONCILE_EVERY_BARS = 15  # and at start; only while no order is working (no transient gaps)
 
 Observer = Callable[[Event | Command], None]
@@ -117,7 +119,10 @@ class LiveShell:
         self._stop = threading.Event()
         self._streams: list[Any] = []
         self._last_arrival = time.monotonic()
-        self._cancels: set[str] = set()  # cancels asked for, re-sent while the order still works
+        self._cancels: set[str] = set()
+        self._state_written: list[
+            str
+        ] = []  # cancels asked for, re-sent while the order still works
         self.stats = LiveStats()
 
     # ------------------------------------------------------------------ lifecycle
@@ -189,6 +194,12 @@ class LiveShell:
                 continue
             self.on_bar(bar)
 
+    def restore_state(self, now: datetime) -> None:
+        """A kill switch or reduce-only state recorded before a restart applies again."""
+        control.restore_state(self.store, self._deliver, now)
+        self._pump()
+        self.store.commit()
+
     def reconcile(self, now: datetime) -> tuple[int, int]:
         """Ledger vs broker after a (re)start: (ledger's net position, broker's net position).
 
@@ -248,11 +259,13 @@ class LiveShell:
                 self.store.record_equity(close_time, account.equity, account.cash)
         self._dispatch(self.engine.on_bar(bar))
         self._pump()
+        self.apply_control()
         self.stats.bars += 1
         if self.stats.bars % RECONCILE_EVERY_BARS == 0 and not self.broker.working():
             self._safe(lambda: self._check_position(close_time), "reconcile")
         self.stats.last_bar = bar.time
         self.store.set_state(LAST_BAR_KEY, bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        self.store.set_state(LAST_CLOSE_KEY, repr(bar.close))
         self.store.commit()
 
     def _retry_cancels(self) -> None:
@@ -283,7 +296,14 @@ class LiveShell:
         if self.engine.open_trades:
             self._dispatch(self.engine.handle(Tick(now)))
             self._pump()
-            self.store.commit()
+        self.apply_control()
+        self.store.commit()
+
+    def apply_control(self) -> None:
+        """Obey a pending `ict-trader kill/resume`; record the engine's trading state."""
+        if control.apply_requests(self.store, self._deliver):
+            self._pump()
+        control.persist_state(self.store, self.engine, self._state_written)
 
     def _catch_up(self) -> None:
         """Staleness watchdog: the data socket is silent (dropped, or "connected" but mute).

@@ -126,6 +126,7 @@ def run_live(
         endpoints=endpoints,
         observer=observer,
     )
+    shell.restore_state(now)
     expected, actual = shell.reconcile(now)
     if expected == actual:
         say(f"reconciled: ledger and broker agree on {actual} {config.engine.symbol}")

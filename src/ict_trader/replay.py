@@ -19,6 +19,7 @@ from types import FrameType
 
 from rich.console import Console
 
+from ict_trader import control
 from ict_trader.bars import Bar
 from ict_trader.brokers.simulated import SimulatedBroker
 from ict_trader.calendar import NEW_YORK, NyseCalendar
@@ -183,6 +184,9 @@ def run_replay(
     shell = SimulationShell(
         engine, broker, store=store, observer=None if quiet else narrator, commit_every_bar=True
     )
+    first = todo[0].time if todo else bars[-1].time
+    control.restore_state(store, shell.deliver, first)  # a kill switch survives restarts
+    shell.apply_control()
     pacer = Pacer(speed)
     done = 0
     interrupted = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
+from ict_trader import control
 from ict_trader.bars import Bar
 from ict_trader.brokers.simulated import SimulatedBroker
 from ict_trader.engine import Engine
@@ -37,6 +38,7 @@ from ict_trader.store import Store
 
 _ONE_MINUTE = timedelta(minutes=1)
 LAST_BAR_KEY = "last_bar_time"
+LAST_CLOSE_KEY = "last_close"  # the mark for unrealized P&L in `ict-trader status`
 
 Observer = Callable[[Event | Command], None]
 
@@ -60,6 +62,7 @@ class SimulationShell:
         self.symbol = engine.config.symbol
         self._account_dirty = True
         self.last_bar: Bar | None = None
+        self._state_written: list[str] = []
 
     def run(self, bars: Iterable[Bar], on_bar: Callable[[Bar], None] | None = None) -> None:
         broker = self.broker
@@ -89,6 +92,7 @@ class SimulationShell:
         """Make the records up to the last completed bar durable, with that bar's time."""
         if self.store is not None and self.last_bar is not None:
             self.store.set_state(LAST_BAR_KEY, self.last_bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            self.store.set_state(LAST_CLOSE_KEY, repr(self.last_bar.close))
             self.store.commit()
 
     def step(self, bar: Bar) -> None:
@@ -112,8 +116,16 @@ class SimulationShell:
             self._dispatch(commands)
             self._pump()
         self.last_bar = bar
-        if self.commit_every_bar:
+        if self.commit_every_bar:  # a paced replay: obey `ict-trader kill/resume` as it runs
+            self.apply_control()
             self.commit()
+
+    def apply_control(self) -> None:
+        """Deliver a pending kill/resume request from the store; record the trading state."""
+        if self.store is None:
+            return
+        control.apply_requests(self.store, self.deliver)
+        control.persist_state(self.store, self.engine, self._state_written)
 
     def _pump(self) -> None:
         """Deliver broker events to the engine until nothing new happens."""
