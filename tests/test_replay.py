@@ -179,7 +179,9 @@ def test_ctrl_c_on_the_real_command_then_resume(tmp_path: Path) -> None:
     assert "run the same command to resume" in rest
     assert "Traceback" not in rest
     with sqlite3.connect(db) as connection:
-        (last,) = connection.execute("SELECT value FROM state").fetchone()
+        (last,) = connection.execute(
+            "SELECT value FROM state WHERE key = 'last_bar_time'"
+        ).fetchone()
     assert "2024-07-30" <= last < "2024-08-09T19:59"
     finished = subprocess.run(
         [*command, "--speed", "0", "--quiet"],
