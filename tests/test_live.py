@@ -17,6 +17,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 
+from ict_trader import control
 from ict_trader.backtest import run_backtest
 from ict_trader.barfile import BarFile, load_bars
 from ict_trader.brokers.alpaca import AlpacaBroker
@@ -329,3 +330,33 @@ def test_stops_travel_as_alpaca_oco_orders(
     assert all(not o.open for o in oco)
     if mode is StopMode.ATR:
         assert {r[6] for r in rows} == {"stop"}
+
+
+def test_kill_while_trading_live_flattens_at_alpaca(sample: BarFile, tmp_path: Path) -> None:
+    db = tmp_path / "kill.db"
+    with running_emulator(sample, start_bar=SESSION_START) as server:
+        store = Store(db)
+        shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3))
+        shell.warm_up(sample.bars[SESSION_START].time)
+        shell.start_streams()
+        wait_until(lambda: server.call(_clients(server)) == (1, 1))
+        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
+        runner.start()
+        drive(server, shell, 100)  # to 11:10: both trades open, targets resting at Alpaca
+        assert server.account.position == -14
+        other = Store(db)  # what `ict-trader kill` does, from another connection
+        control.request(other, "kill", "live test", "cli")
+        other.close()
+        drive(server, shell, 3)
+        shell.stop()
+        runner.join(10)
+        store.close()
+        position = server.account.position
+        working = [o for o in server.account.orders.values() if o.open]
+    assert position == 0
+    assert working == []
+    with sqlite3.connect(db) as connection:
+        reasons = connection.execute("SELECT exit_reason FROM trades").fetchall()
+        state = connection.execute("SELECT value FROM state WHERE key = 'trading_state'").fetchone()
+    assert reasons == [("kill",), ("kill",)]
+    assert '"halted"' in state[0]
