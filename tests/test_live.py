@@ -44,7 +44,9 @@ def make_shell(
     bar_file: BarFile,
     store: Store,
     stale_after: timedelta = timedelta(seconds=90),
+    *,
     config: AppConfig | None = None,
+    stale_data_after: timedelta = timedelta(minutes=5),
 ) -> LiveShell:
     config = config or AppConfig()
     engine = Engine(config.engine, IctDetector(bar_file.calendar, config.signal))
@@ -65,6 +67,7 @@ def make_shell(
         secret_key=SECRET,
         endpoints=endpoints,
         stale_after=stale_after,
+        stale_data_after=stale_data_after,
     )
 
 
@@ -360,3 +363,28 @@ def test_kill_while_trading_live_flattens_at_alpaca(sample: BarFile, tmp_path: P
         state = connection.execute("SELECT value FROM state WHERE key = 'trading_state'").fetchone()
     assert reasons == [("kill",), ("kill",)]
     assert '"halted"' in state[0]
+
+
+def test_stale_data_blocks_entries_until_bars_return(sample: BarFile, tmp_path: Path) -> None:
+    with running_emulator(sample, start_bar=SESSION_START) as server:
+        store = Store(tmp_path / "stale.db")
+        shell = make_shell(
+            server,
+            sample,
+            store,
+            stale_after=timedelta(seconds=0.2),
+            stale_data_after=timedelta(seconds=0.6),
+        )
+        shell.warm_up(sample.bars[SESSION_START].time)
+        shell.start_streams()
+        wait_until(lambda: server.call(_clients(server)) == (1, 1))
+        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
+        runner.start()
+        drive(server, shell, 2)
+        wait_until(lambda: shell.engine.state == "reducing", timeout=10)  # the feed went quiet
+        assert (shell.engine.state_reason or "").startswith("stale data: no new bar for")
+        drive(server, shell, 1)
+        assert shell.engine.state == "active"  # bars are back
+        shell.stop()
+        runner.join(10)
+        store.close()

@@ -50,6 +50,7 @@ from ict_trader.events import (
     OrderFilled,
     OrderRejected,
     ReduceOnly,
+    Resume,
     SignalDetected,
     SubmitOrder,
     Tick,
@@ -62,6 +63,7 @@ T = TypeVar("T")
 _ONE_MINUTE = timedelta(minutes=1)
 LAST_BAR_KEY = "last_bar_time"
 LAST_CLOSE_KEY = "last_close"
+STALE_DATA = "stale data"
 RECONCILE_EVERY_BARS = 15  # and at start; only while no order is working (no transient gaps)
 
 Observer = Callable[[Event | Command], None]
@@ -101,6 +103,7 @@ class LiveShell:
         endpoints: LiveEndpoints,
         observer: Observer | None = None,
         stale_after: timedelta = timedelta(seconds=90),
+        stale_data_after: timedelta = timedelta(minutes=5),
         on_arrival: Callable[[Bar], None] | None = None,
     ) -> None:
         self.engine = engine
@@ -111,7 +114,9 @@ class LiveShell:
         self.symbol = engine.config.symbol
         self.endpoints = endpoints
         self.observer = observer
-        self.stale_after = stale_after
+        self.stale_after = stale_after  # silence before the watchdog fetches bars over REST
+        self.stale_data_after = stale_data_after  # silence (REST included) before entries stop
+        self._last_processed = time.monotonic()
         self.on_arrival = on_arrival  # called in the stream thread as each bar arrives
         self._key = api_key
         self._secret = secret_key
@@ -257,6 +262,10 @@ class LiveShell:
             self._deliver(account)
             if self.engine.open_trades:
                 self.store.record_equity(close_time, account.equity, account.cash)
+        self._last_processed = time.monotonic()
+        reason = self.engine.state_reason
+        if self.engine.state == "reducing" and reason and reason.startswith(STALE_DATA):
+            self._deliver(Resume(close_time, "bars are flowing again", "breaker:stale_data"))
         self._dispatch(self.engine.on_bar(bar))
         self._pump()
         self.apply_control()
@@ -291,6 +300,13 @@ class LiveShell:
             return
         if time.monotonic() - self._last_arrival > self.stale_after.total_seconds():
             self._catch_up()
+        silent = time.monotonic() - self._last_processed
+        if silent > self.stale_data_after.total_seconds() and self.engine.state == "active":
+            # Not even REST has a new bar: decisions would be blind. No new entries until bars
+            # return; open trades keep their resting targets and time exits.
+            reason = f"{STALE_DATA}: no new bar for {silent:.0f} s (last {last:%H:%M}Z)"
+            self._deliver(ReduceOnly(last + _ONE_MINUTE, reason, "breaker:stale_data"))
+            self._pump()
         elapsed = min(time.monotonic() - self._last_arrival, 59.0)
         now = last + _ONE_MINUTE + timedelta(seconds=elapsed)
         if self.engine.open_trades:
