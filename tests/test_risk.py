@@ -18,6 +18,7 @@ from ict_trader.config import AppConfig, parse_config
 from ict_trader.errors import ConfigError
 from ict_trader.events import (
     AccountUpdated,
+    BrokerError,
     CancelOrder,
     EntrySkipped,
     ExitReason,
@@ -105,7 +106,7 @@ def test_error_rate_breaker() -> None:
     script.send(OrderRejected(FILL_TIME, entries[1].client_order_id, "nope"))
     assert not script.engine.halted
     commands = script.send(OrderRejected(FILL_TIME + minutes(1), "unknown-order", "nope"))
-    assert any("error rate: 3 order errors" in n for n in kill_notices(commands))
+    assert any("error rate: 3 broker/order errors" in n for n in kill_notices(commands))
 
 
 def test_drawdown_breaker_uses_the_equity_peak() -> None:
@@ -196,3 +197,12 @@ def test_a_tiny_loss_limit_trips_mid_trade_in_a_replay(dev_year: Path, tmp_path:
     assert {s for s, _ in skipped} == later and len(skipped) == 6
     assert all(reason.startswith("kill switch engaged: daily loss limit") for _, reason in skipped)
     assert any("breaker:daily_loss" in message for message in critical)
+
+
+def test_broker_errors_count_for_the_error_rate_breaker() -> None:
+    script = Script(config=EngineConfig(risk=replace(NO_BREAKERS, max_errors=2)))
+    script.send(BrokerError(FILL_TIME, "account: HTTP 500"))
+    assert not script.engine.halted
+    commands = script.send(BrokerError(FILL_TIME + minutes(3), "poll orders: timeout"))
+    assert any("error rate: 2 broker/order errors" in n for n in kill_notices(commands))
+    assert script.engine.state == "halted"

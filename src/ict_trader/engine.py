@@ -23,6 +23,7 @@ from ict_trader.calendar import Session
 from ict_trader.events import (
     AccountUpdated,
     BarClosed,
+    BrokerError,
     CancelOrder,
     Command,
     EntrySkipped,
@@ -205,6 +206,9 @@ class Engine:
             self._on_order_done(event.client_order_id, event.time, filled=False, why=event.reason)
         elif isinstance(event, OrderRejected):
             self._on_rejected(event)
+        elif isinstance(event, BrokerError):
+            self.risk.error(event.time)
+            self._check_risk(event.time)
         elif isinstance(event, KillSwitch):
             self._kill(event)
         elif isinstance(event, ReduceOnly):

@@ -92,6 +92,14 @@ class OrderCanceled:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerError:
+    """A broker call failed even after its retries (counted by the error-rate breaker)."""
+
+    time: datetime
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class KillSwitch:
     """Stop trading now: cancel ict-trader's orders, flatten its positions, take no entries."""
 
@@ -126,6 +134,7 @@ Event = (
     | OrderFilled
     | OrderRejected
     | OrderCanceled
+    | BrokerError
     | KillSwitch
     | ReduceOnly
     | Resume

@@ -40,6 +40,7 @@ from ict_trader.calendar import NyseCalendar
 from ict_trader.engine import Engine
 from ict_trader.events import (
     AccountUpdated,
+    BrokerError,
     CancelOrder,
     Command,
     EntrySkipped,
@@ -292,6 +293,9 @@ class LiveShell:
             self.stats.errors.append(message)
             self.broker.errors.append(message)
             log.warning("broker call failed (%s); continuing", message)
+            last = self.stats.last_bar
+            if last is not None:  # the error-rate breaker counts these too
+                self._deliver(BrokerError(last + _ONE_MINUTE, message))
             return None
 
     def _tick(self) -> None:

@@ -163,7 +163,7 @@ class RiskMonitor:
                 self._errors.popleft()
             if len(self._errors) >= limits.max_errors:
                 return "error_rate", (
-                    f"error rate: {len(self._errors)} order errors within "
+                    f"error rate: {len(self._errors)} broker/order errors within "
                     f"{limits.error_window_minutes} minutes"
                 )
         last = self.last_equity
