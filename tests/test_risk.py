@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ict_trader.backtest import run_backtest
 from ict_trader.barfile import load_bars
@@ -25,7 +27,7 @@ from ict_trader.events import (
     Notify,
     OrderRejected,
 )
-from ict_trader.risk import RiskLimits, fit_entry
+from ict_trader.risk import RiskLimits, RiskMonitor, fit_entry
 from ict_trader.store import Store
 from ict_trader.strategy import EngineConfig
 from tests.engine_script import FILL_TIME, Script, minutes, submitted
@@ -206,3 +208,25 @@ def test_broker_errors_count_for_the_error_rate_breaker() -> None:
     commands = script.send(BrokerError(FILL_TIME + minutes(3), "poll orders: timeout"))
     assert any("error rate: 2 broker/order errors" in n for n in kill_notices(commands))
     assert script.engine.state == "halted"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(1, 6), st.integers(-40_000, 40_000)), min_size=1, max_size=60
+    )
+)
+def test_rapid_loss_window_matches_a_naive_scan(steps: list[tuple[int, int]]) -> None:
+    """The O(1) monotonic window trips exactly when a scan over the last 15 minutes would."""
+    limits = replace(NO_BREAKERS, rapid_loss=Decimal(500), rapid_loss_minutes=15)
+    monitor = RiskMonitor(limits)
+    now = datetime(2024, 7, 29, 14, 0, tzinfo=UTC)
+    history: list[tuple[datetime, Decimal]] = []
+    for gap, cents in steps:
+        now += minutes(gap)
+        pnl = Decimal(cents) / 100
+        monitor.mark(pnl)
+        history.append((now, pnl))
+        recent = [value for moment, value in history if moment >= now - minutes(15)]
+        tripped = monitor.check(now)
+        assert (tripped is not None) == (max(recent) - pnl >= 500)

@@ -147,11 +147,16 @@ class RiskMonitor:
                 f"daily loss limit: session P&L {pnl:+.2f} reached -{limits.daily_loss_limit}"
             )
         if limits.rapid_loss:
-            window = timedelta(minutes=limits.rapid_loss_minutes)
-            self._window.append((now, pnl))
-            while self._window and self._window[0][0] < now - window:
-                self._window.popleft()
-            best = max(value for _, value in self._window)
+            # A monotonic queue: the best P&L of the window is always at the left end, so each
+            # check is O(1) amortized (it runs every bar a trade is open).
+            window = self._window
+            while window and window[-1][1] <= pnl:
+                window.pop()
+            window.append((now, pnl))
+            horizon = now - timedelta(minutes=limits.rapid_loss_minutes)
+            while window[0][0] < horizon:
+                window.popleft()
+            best = window[0][1]
             if best - pnl >= limits.rapid_loss:
                 return "rapid_loss", (
                     f"rapid loss: {best - pnl:.2f} lost within {limits.rapid_loss_minutes} "
