@@ -39,7 +39,6 @@ from ict_trader.brokers.alpaca import AlpacaBroker
 from ict_trader.calendar import NyseCalendar
 from ict_trader.engine import Engine
 from ict_trader.events import (
-    AccountUpdated,
     BrokerError,
     CancelOrder,
     Command,
@@ -418,7 +417,3 @@ class LiveShell:
                     command.time, f"notify.{command.level.value}", "engine", command.message
                 )
                 log.info("%s", command.message)
-
-
-def account_now(event: AccountUpdated) -> datetime:
-    return event.time

@@ -12,7 +12,7 @@ bar together with the last processed bar, so an interrupted run is consistent up
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from ict_trader import control
 from ict_trader.bars import Bar
@@ -179,8 +179,3 @@ class SimulationShell:
                 store.audit(
                     command.time, f"notify.{command.level.value}", "engine", command.message
                 )
-
-
-def now_of(bar: Bar) -> datetime:
-    """The moment a bar is complete."""
-    return bar.time + _ONE_MINUTE

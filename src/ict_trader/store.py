@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -135,15 +132,6 @@ class StoreError(RuntimeError):
     """The database cannot be used (newer schema, corrupt file, locked)."""
 
 
-@dataclass(frozen=True, slots=True)
-class StoredFill:
-    execution_id: str
-    client_order_id: str
-    time: datetime
-    qty: int
-    price: Decimal
-
-
 def cents(amount: Decimal) -> int:
     """Dollars to integer cents, banker's rounding (amounts are already cent-exact in practice)."""
     return int((amount * 100).to_integral_value(rounding=ROUND_HALF_EVEN))
@@ -216,17 +204,6 @@ class Store:
         self._equity_rows.clear()
         self._db.execute("ROLLBACK")
         self._db.execute("BEGIN")
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        try:
-            yield
-        except BaseException:
-            self.rollback()
-            raise
-        self.commit()
-
-    # ------------------------------------------------------------------ writes
 
     def start_run(self, mode: str, data_source: str | None, config: dict[str, Any]) -> int:
         cursor = self._db.execute(
@@ -393,25 +370,10 @@ class Store:
         query += " ORDER BY entry_order_id"
         return [_trade_from_row(row) for row in self._db.execute(query, params)]
 
-    def count(self, table: str) -> int:
-        self._flush()
-        if table not in {"signals", "skips", "orders", "fills", "trades", "equity", "audit"}:
-            raise ValueError(f"unknown table {table}")
-        return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-
     def orders(self) -> list[dict[str, Any]]:
         cursor = self._db.execute("SELECT * FROM orders ORDER BY created_at, client_order_id")
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
-
-    def fills(self) -> list[StoredFill]:
-        rows = self._db.execute(
-            "SELECT execution_id, client_order_id, time, qty, price FROM fills ORDER BY time"
-        )
-        return [
-            StoredFill(row[0], row[1], _parse_time(row[2]), int(row[3]), Decimal(row[4]))
-            for row in rows
-        ]
 
     def equity_curve(self) -> list[tuple[datetime, Decimal]]:
         self._flush()
@@ -484,10 +446,6 @@ class Store:
             )
         ]
         return Ledger(trades=self.trades(), signals=signals, orders=orders, fills=fills)
-
-    def skips(self) -> list[tuple[str, str, str]]:
-        rows = self._db.execute("SELECT signal_id, profile, reason FROM skips ORDER BY signal_id")
-        return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
 def _parse_time(text: str) -> datetime:
