@@ -106,36 +106,10 @@ def test_a_session_through_the_live_path_equals_the_backtest(
     sample: BarFile, tmp_path: Path
 ) -> None:
     db = tmp_path / "live.db"
-    with running_emulator(sample, start_bar=SESSION_START) as server:
-        store = Store(db)
-        shell = make_shell(server, sample, store)
-        shell.warm_up(sample.bars[SESSION_START].time)
-        shell.start_streams()
-        wait_until(lambda: server.call(_clients(server)) == (1, 1))
-        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
-        runner.start()
-        drive(server, shell, 390)
-        shell.stop()
-        runner.join(10)
-        store.close()
-    session_bars = sample.bars[: SESSION_START + 390]
-    expected = run_backtest(session_bars, sample.calendar, AppConfig())
-    want = sorted(
-        (
-            t.trade_id,
-            t.qty,
-            Decimal(str(t.entry_price)),
-            t.entry_time.strftime("%Y-%m-%dT%H:%M:%SZ") if t.entry_time else None,
-            Decimal(str(t.exit_price)),
-            t.exit_time.strftime("%Y-%m-%dT%H:%M:%SZ") if t.exit_time else None,
-            t.exit_reason.value if t.exit_reason else None,
-            Decimal(str(t.pnl)),
-        )
-        for t in expected.closed_trades()
-    )
+    shell, _ = run_session(sample, db)
     got = trades_of(db)
     assert len(got) == 2  # the 2024-07-30 11:01 short signal, both profiles
-    assert got == want
+    assert got == backtest_rows(sample)
     assert shell.stats.duplicates == 0
 
 

@@ -531,15 +531,7 @@ def kill(
     A running bot obeys within a bar (or a clock tick); a stopped one starts halted. It holds
     until `ict-trader resume`.
     """
-    with _user_errors():
-        if not reason.strip():
-            raise ConfigError("--reason must say why")
-        store = _existing_store(db)
-        try:
-            number = control.request(store, "kill", reason.strip(), "cli")
-        finally:
-            store.close()
-    stderr.print(f"kill switch requested (#{number}): {reason.strip()}")
+    _control_request("kill", reason, db)
 
 
 @app.command()
@@ -548,15 +540,19 @@ def resume(
     db: StoreOption = Path("ict-trader.db"),
 ) -> None:
     """Lift the kill switch (or a reduce-only block); entries are allowed again."""
+    _control_request("resume", reason, db)
+
+
+def _control_request(kind: str, reason: str, db: Path) -> None:
     with _user_errors():
         if not reason.strip():
             raise ConfigError("--reason must say why")
         store = _existing_store(db)
         try:
-            number = control.request(store, "resume", reason.strip(), "cli")
+            number = control.request(store, kind, reason.strip(), "cli")
         finally:
             store.close()
-    stderr.print(f"resume requested (#{number}): {reason.strip()}")
+    stderr.print(f"{kind} requested (#{number}): {reason.strip()}")
 
 
 @app.command()

@@ -42,19 +42,12 @@ from ict_trader.events import (
     BrokerError,
     CancelOrder,
     Command,
-    EntrySkipped,
     Event,
     Notify,
-    OrderAccepted,
-    OrderCanceled,
-    OrderFilled,
-    OrderRejected,
     ReduceOnly,
     Resume,
-    SignalDetected,
     SubmitOrder,
     Tick,
-    TradeUpdated,
 )
 from ict_trader.store import Store
 
@@ -387,8 +380,7 @@ class LiveShell:
     def _deliver(self, event: Event) -> None:
         if self.observer is not None:
             self.observer(event)
-        if isinstance(event, OrderAccepted | OrderFilled | OrderRejected | OrderCanceled):
-            self.store.record_order_event(event)
+        self.store.record_event(event)
         self._dispatch(self.engine.handle(event))
 
     def _dispatch(self, commands: Sequence[Command]) -> None:
@@ -406,14 +398,7 @@ class LiveShell:
             elif isinstance(command, CancelOrder):
                 self._cancels.add(command.client_order_id)
                 self._safe(functools.partial(self.broker.cancel, command.client_order_id), "cancel")
-            elif isinstance(command, TradeUpdated):
-                self.store.record_trade(command.trade)
-            elif isinstance(command, SignalDetected):
-                self.store.record_signal(command)
-            elif isinstance(command, EntrySkipped):
-                self.store.record_skip(command)
-            elif isinstance(command, Notify):
-                self.store.audit(
-                    command.time, f"notify.{command.level.value}", "engine", command.message
-                )
-                log.info("%s", command.message)
+            else:
+                self.store.record(command)
+                if isinstance(command, Notify):
+                    log.info("%s", command.message)

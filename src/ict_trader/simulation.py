@@ -21,18 +21,11 @@ from ict_trader.engine import Engine
 from ict_trader.events import (
     CancelOrder,
     Command,
-    EntrySkipped,
     Event,
     KillSwitch,
-    Notify,
-    OrderAccepted,
-    OrderCanceled,
     OrderFilled,
-    OrderRejected,
     Resume,
-    SignalDetected,
     SubmitOrder,
-    TradeUpdated,
 )
 from ict_trader.store import Store
 
@@ -143,9 +136,8 @@ class SimulationShell:
         if isinstance(event, OrderFilled):
             self._account_dirty = True
         if store is not None:
-            if isinstance(event, OrderAccepted | OrderFilled | OrderRejected | OrderCanceled):
-                store.record_order_event(event)
-            elif isinstance(event, KillSwitch | Resume):
+            store.record_event(event)
+            if isinstance(event, KillSwitch | Resume):
                 kind = "kill" if isinstance(event, KillSwitch) else "resume"
                 store.audit(event.time, kind, event.actor, event.reason)
         self._dispatch(self.engine.handle(event))
@@ -167,15 +159,5 @@ class SimulationShell:
                 self.broker.submit(command.order)
             elif isinstance(command, CancelOrder):
                 self.broker.cancel(command.client_order_id)
-            elif store is None:
-                continue
-            elif isinstance(command, TradeUpdated):
-                store.record_trade(command.trade)
-            elif isinstance(command, SignalDetected):
-                store.record_signal(command)
-            elif isinstance(command, EntrySkipped):
-                store.record_skip(command)
-            elif isinstance(command, Notify):
-                store.audit(
-                    command.time, f"notify.{command.level.value}", "engine", command.message
-                )
+            elif store is not None:
+                store.record(command)

@@ -19,11 +19,13 @@ from typing import Any
 from ict_trader.events import (
     EntrySkipped,
     ExitReason,
+    Notify,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
     OrderRejected,
     SignalDetected,
+    TradeUpdated,
     TradeView,
 )
 from ict_trader.ledger import FillRecord, Ledger, OrderRecord
@@ -305,6 +307,22 @@ class Store:
                 " WHERE client_order_id = ?",
                 (status.value, event.reason, when, order_id),
             )
+
+    def record(self, command: TradeUpdated | SignalDetected | EntrySkipped | Notify) -> None:
+        """Record an engine command that only needs remembering (every shell does the same)."""
+        if isinstance(command, TradeUpdated):
+            self.record_trade(command.trade)
+        elif isinstance(command, SignalDetected):
+            self.record_signal(command)
+        elif isinstance(command, EntrySkipped):
+            self.record_skip(command)
+        else:
+            self.audit(command.time, f"notify.{command.level.value}", "engine", command.message)
+
+    def record_event(self, event: object) -> None:
+        """Record a broker event about an order; other events carry nothing to store."""
+        if isinstance(event, OrderAccepted | OrderFilled | OrderRejected | OrderCanceled):
+            self.record_order_event(event)
 
     def record_trade(self, trade: TradeView) -> None:
         self._db.execute(
