@@ -20,3 +20,12 @@ def sample_csv() -> Path:
 @pytest.fixture(scope="session")
 def dev_year() -> Path:
     return DEV_YEAR
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ict-trader run` serves the dashboard: in tests on any free port, with its token file
+    in a temporary config folder, never the user's port 5000 or ~/.config."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("ICT_TRADER_DASHBOARD_PORT", "0")
+    monkeypatch.delenv("ICT_TRADER_DASHBOARD_TOKEN", raising=False)

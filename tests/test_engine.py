@@ -84,8 +84,10 @@ def test_entry_fill_places_the_target_rounded_away_from_the_entry() -> None:
         (Side.BUY, 41, Decimal("83.60")),
     ]
     notices = [c for c in script.commands if isinstance(c, Notify)]
-    assert notices[0].message.startswith("CONSERVATIVE entry — SHORT 30 QQQ @ 97.6000")
-    assert "order ict-202407291335s-conservative-entry" in notices[0].message
+    assert notices[0].message == (
+        "CONSERVATIVE entry — SHORT 30 QQQ @ 97.60 · "
+        "order b-ict-202407291335s-conservative-entry · target 83.60"
+    )  # the broker's order id, the one a user finds in the broker's app
 
 
 def test_time_exit_cancels_the_target_then_closes_after_the_confirmation() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -29,6 +31,14 @@ from ict_trader.backtest_summary import summary_table
 from ict_trader.barfile import BarDataError, BarFile, load_bars
 from ict_trader.bars import Bar
 from ict_trader.config import AppConfig, load_config
+from ict_trader.dashboard.launch import open_dashboard
+from ict_trader.dashboard.server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    Dashboard,
+    DashboardError,
+    is_loopback,
+)
 from ict_trader.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.emulator.server import EmulatorServer, Faults
 from ict_trader.errors import ConfigError
@@ -40,7 +50,9 @@ from ict_trader.live_runner import (
     endpoints_for,
     find_credentials,
     run_live,
+    settings_environment,
 )
+from ict_trader.notify import Notifier, notifier_from_env
 from ict_trader.replay import Narrator, ReplayOutcome, data_fingerprint, run_replay
 from ict_trader.report_html import write_html_report
 from ict_trader.signal_output import to_csv, to_json, to_table
@@ -283,6 +295,25 @@ class _Counter:
             self.count = 0
 
 
+DashboardHostOption = Annotated[
+    str, typer.Option("--dashboard-host", help="Address to serve the dashboard on.")
+]
+DashboardPortOption = Annotated[
+    int,
+    typer.Option(
+        "--dashboard-port",
+        min=0,
+        max=65535,
+        envvar="ICT_TRADER_DASHBOARD_PORT",
+        help="Dashboard TCP port (0: any free port).",
+    ),
+]
+AllowRemoteOption = Annotated[
+    bool,
+    typer.Option("--allow-remote", help="Allow a non-loopback --dashboard-host (warns)."),
+]
+
+
 @app.command()
 def run(
     data: DataOption = None,
@@ -323,6 +354,12 @@ def run(
     sessions: Annotated[
         int, typer.Option("--sessions", min=1, help="Live: sessions to trade.")
     ] = 1,
+    dashboard: Annotated[
+        bool, typer.Option("--dashboard/--no-dashboard", help="Serve the web dashboard.")
+    ] = True,
+    dashboard_host: DashboardHostOption = DEFAULT_HOST,
+    dashboard_port: DashboardPortOption = DEFAULT_PORT,
+    allow_remote: AllowRemoteOption = False,
 ) -> None:
     """Trade: live on Alpaca paper with credentials, else replay real bars offline.
 
@@ -335,12 +372,23 @@ def run(
         credentials = find_credentials()
         if alpaca_url is not None and credentials is None:
             credentials = Credentials("emulator-key", "emulator-secret")
+        serve = _dashboard_starter(dashboard, dashboard_host, dashboard_port, allow_remote)
         if credentials is not None and not replay:
             if feed not in {"iex", "sip"}:
                 raise ConfigError(f"--feed {feed!r}: use iex or sip")
             paper = check_live_money(live)
             endpoints = endpoints_for(alpaca_url, feed)
-            _run_live(settings, credentials, endpoints, db, paper=paper, sessions=sessions)
+            with _notifier() as notifier:
+                _run_live(
+                    settings,
+                    credentials,
+                    endpoints,
+                    db,
+                    serve,
+                    notifier,
+                    paper=paper,
+                    sessions=sessions,
+                )
             return
         if live:
             raise ConfigError("--live needs Alpaca credentials (ALPACA_API_KEY/ALPACA_API_SECRET)")
@@ -348,6 +396,8 @@ def run(
         if fresh:
             _delete_replay_store(db)
         store = Store(db)
+    web = serve(db)
+    notifier = _start_notifier()
     try:
         with _user_errors():
             stderr.print(
@@ -363,10 +413,15 @@ def run(
                 speed=speed,
                 console=stdout,
                 quiet=quiet,
+                notifier=notifier,
             )
             _print_replay_summary(store, outcome)
     finally:
+        notifier.close()
         store.close()
+        if web is not None:
+            web.stop()
+            stderr.print(f"to look at this run again: ict-trader dashboard --db {db}")
     if outcome.interrupted:
         raise typer.Exit(130)
 
@@ -376,12 +431,15 @@ def _run_live(
     credentials: Credentials,
     endpoints: LiveEndpoints,
     db: Path,
+    serve: Callable[[Path], Dashboard | None],
+    notifier: Notifier,
     *,
     paper: bool,
     sessions: int,
 ) -> None:
     store = Store(db)
     narrator = Narrator(stdout)
+    web = serve(db)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             run_live(
@@ -393,9 +451,57 @@ def _run_live(
                 observer=narrator,
                 say=lambda text: stderr.print(text, highlight=False),
                 sessions=sessions,
+                notifier=notifier,
             )
     finally:
         store.close()
+        if web is not None:
+            web.stop()
+
+
+def _start_notifier() -> Notifier:
+    """Pushover if configured (environment or .env); said once either way."""
+    notifier = notifier_from_env(settings_environment())
+    stderr.print(notifier.describe(), highlight=False, soft_wrap=True)
+    return notifier
+
+
+@contextmanager
+def _notifier() -> Iterator[Notifier]:
+    notifier = _start_notifier()
+    try:
+        yield notifier
+    finally:
+        notifier.close()  # flushes what is queued, within a few seconds
+
+
+def _dashboard_starter(
+    enabled: bool, host: str, port: int, allow_remote: bool
+) -> Callable[[Path], Dashboard | None]:
+    """Checks the address now (a user error stops the run before it starts); serving starts
+    once the store exists. A busy port does not stop trading: the run goes on without it."""
+    if enabled and not allow_remote and not is_loopback(host):
+        open_dashboard(  # raises the explanatory ConfigError
+            Path(), host, port, allow_remote=False, environ=os.environ, say=stderr.print
+        )
+
+    def start(db: Path) -> Dashboard | None:
+        if not enabled:
+            return None
+        try:
+            return open_dashboard(
+                db,
+                host,
+                port,
+                allow_remote=allow_remote,
+                environ=os.environ,
+                say=lambda text: stderr.print(text, highlight=False, soft_wrap=True),
+            )
+        except DashboardError as exc:
+            stderr.print(f"[yellow]{exc}; running without the dashboard[/]", highlight=False)
+            return None
+
+    return start
 
 
 def _print_replay_summary(store: Store, outcome: ReplayOutcome) -> None:
@@ -553,6 +659,39 @@ def _control_request(kind: str, reason: str, db: Path) -> None:
         finally:
             store.close()
     stderr.print(f"{kind} requested (#{number}): {reason.strip()}")
+
+
+@app.command("dashboard")
+def dashboard_command(
+    db: StoreOption = Path("ict-trader.db"),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = (
+        DEFAULT_PORT
+    ),
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (warns).")
+    ] = False,
+) -> None:
+    """Serve the web dashboard of a store (a running bot's or a finished run's) until Ctrl-C."""
+    with _user_errors():
+        _existing_store(db).close()
+        try:
+            web = open_dashboard(
+                db,
+                host,
+                port,
+                allow_remote=allow_remote,
+                environ=os.environ,
+                say=lambda text: stderr.print(text, highlight=False, soft_wrap=True),
+            )
+        except DashboardError as exc:
+            raise ConfigError(str(exc)) from None
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    finally:
+        web.stop()
 
 
 @app.command()

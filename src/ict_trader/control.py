@@ -27,6 +27,7 @@ def request(store: Store, kind: str, reason: str, actor: str, now: datetime | No
     if kind not in {"kill", "resume"}:
         raise ValueError(f"unknown control request {kind!r}")
     moment = now or datetime.now(UTC)
+    store.begin()
     previous = store.state(REQUEST_KEY)
     number = json.loads(previous)["id"] + 1 if previous else 1
     payload = {"id": number, "kind": kind, "reason": reason, "actor": actor, "time": _iso(moment)}

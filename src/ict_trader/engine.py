@@ -98,6 +98,10 @@ class _Trade:
     exit_value: Decimal = Decimal(0)
     exit_time: datetime | None = None
     commission: Decimal = Decimal(0)
+    # The broker's ids of the orders that filled, for notifications (a user finds an order in
+    # the broker's app by its id, not by ours).
+    entry_broker_id: str | None = None
+    exit_broker_ids: list[str] = field(default_factory=list)
 
     @property
     def sign(self) -> int:
@@ -516,9 +520,12 @@ class Engine:
         if leg is Leg.ENTRY:
             trade.entry_qty += fill.qty
             trade.entry_value += value
+            trade.entry_broker_id = fill.broker_order_id
             if trade.entry_time is None:
                 trade.entry_time = fill.time
         else:
+            if fill.broker_order_id not in trade.exit_broker_ids:
+                trade.exit_broker_ids.append(fill.broker_order_id)
             trade.exit_qty += fill.qty
             trade.exit_value += value
             trade.exit_time = fill.time
@@ -722,26 +729,37 @@ class Engine:
     def _entry_notice(self, trade: _Trade, now: datetime) -> Notify:
         price = trade.entry_price
         assert price is not None
+        order = trade.entry_broker_id or trade.entry_order_id
         return Notify(
             Level.INFO,
             f"{trade.profile.upper()} entry",
             f"{trade.profile.upper()} entry — {trade.direction.value.upper()} {trade.entry_qty} "
-            f"{self.config.symbol} @ {_round_price(price)} · order {trade.entry_order_id} · "
-            f"target {trade.target_price}",
+            f"{self.config.symbol} @ {price_text(price)} · order {order} · "
+            f"target {price_text(trade.target_price)}",
             now,
         )
 
     def _exit_notice(self, trade: _Trade, now: datetime) -> Notify:
         view = trade.view()
-        reason = view.exit_reason.value if view.exit_reason else "exit"
+        reason = view.exit_reason.value.replace("_", " ") if view.exit_reason else "exit"
+        orders = ", ".join(trade.exit_broker_ids) or "?"
         return Notify(
             Level.INFO,
             f"{trade.profile.upper()} {reason} exit",
             f"{trade.profile.upper()} {reason} exit — {trade.direction.value.upper()} "
-            f"{trade.entry_qty} {self.config.symbol} {view.entry_price} → {view.exit_price} · "
-            f"P&L {view.pnl:+.2f} · trade {trade.trade_id}",
+            f"{trade.entry_qty} {self.config.symbol} {price_text(view.entry_price)} → "
+            f"{price_text(view.exit_price)} · P&L {view.pnl:+.2f} · order {orders} "
+            f"(entry {trade.entry_broker_id or trade.entry_order_id})",
             now,
         )
+
+
+def price_text(value: Decimal | None) -> str:
+    """A price as people write it: cents, or more digits only when the fill was sub-penny."""
+    if value is None:
+        return "?"
+    cents = value.quantize(CENT)
+    return str(cents if cents == value else value.normalize())
 
 
 def _fill_key(fill: FillRecord) -> tuple[datetime, str]:

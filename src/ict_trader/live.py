@@ -49,6 +49,7 @@ from ict_trader.events import (
     SubmitOrder,
     Tick,
 )
+from ict_trader.notify import Notifier
 from ict_trader.store import Store
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,10 @@ class LiveShell:
         stale_after: timedelta = timedelta(seconds=90),
         stale_data_after: timedelta = timedelta(minutes=5),
         on_arrival: Callable[[Bar], None] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.engine = engine
+        self.notifier = notifier
         self.broker = broker
         self.store = store
         self.data = data
@@ -138,6 +141,8 @@ class LiveShell:
         for bar in self._history(start, until - _ONE_MINUTE):
             self.engine.detector.update(bar)
             self.stats.last_bar = bar.time
+            self.store.record_bar(bar)  # today's chart on the dashboard starts at the open
+        self.store.commit()
 
     def start_streams(self) -> None:
         data = StockDataStream(
@@ -253,8 +258,7 @@ class LiveShell:
         account = self._safe(lambda: self.broker.account(close_time), "account")
         if account is not None:  # else the engine keeps the last known equity
             self._deliver(account)
-            if self.engine.open_trades:
-                self.store.record_equity(close_time, account.equity, account.cash)
+            self.store.record_equity(close_time, account.equity, account.cash)
         self._last_processed = time.monotonic()
         reason = self.engine.state_reason
         if self.engine.state == "reducing" and reason and reason.startswith(STALE_DATA):
@@ -266,6 +270,7 @@ class LiveShell:
         if self.stats.bars % RECONCILE_EVERY_BARS == 0 and not self.broker.working():
             self._safe(lambda: self._check_position(close_time), "reconcile")
         self.stats.last_bar = bar.time
+        self.store.record_bar(bar)
         self.store.set_state(LAST_BAR_KEY, bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
         self.store.set_state(LAST_CLOSE_KEY, repr(bar.close))
         self.store.commit()
@@ -402,3 +407,5 @@ class LiveShell:
                 self.store.record(command)
                 if isinstance(command, Notify):
                     log.info("%s", command.message)
+                    if self.notifier is not None:
+                        self.notifier.send(command)  # a queue: never waits on the network

@@ -30,10 +30,12 @@ from dotenv import dotenv_values
 from ict_trader.brokers.alpaca import AlpacaBroker
 from ict_trader.calendar import NEW_YORK, NyseCalendar
 from ict_trader.config import AppConfig
+from ict_trader.daily_summary import send_daily_summary
 from ict_trader.engine import Engine
 from ict_trader.errors import ConfigError
 from ict_trader.ledger import OrderRecord
 from ict_trader.live import LiveEndpoints, LiveShell, Observer
+from ict_trader.notify import Notifier
 from ict_trader.signals import IctDetector
 from ict_trader.store import Store, StoreError
 
@@ -49,9 +51,15 @@ class Credentials:
         return f"Credentials(key={self.key[:4]}…, secret=***)"
 
 
+def settings_environment(env_file: Path = Path(".env")) -> dict[str, str]:
+    """The environment over `.env`: where credentials (Alpaca, Pushover) are looked up."""
+    from_file = dotenv_values(env_file) if env_file.exists() else {}
+    return {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
+
+
 def find_credentials(env_file: Path = Path(".env")) -> Credentials | None:
     """ALPACA_API_KEY / ALPACA_API_SECRET from the environment, else from `.env`."""
-    values = {**dotenv_values(env_file), **os.environ} if env_file.exists() else dict(os.environ)
+    values = settings_environment(env_file)
     key, secret = values.get("ALPACA_API_KEY"), values.get("ALPACA_API_SECRET")
     if key and secret:
         return Credentials(key, secret)
@@ -97,6 +105,7 @@ def run_live(
     observer: Observer | None = None,
     say: Callable[[str], None] = print,
     sessions: int = 1,
+    notifier: Notifier | None = None,
 ) -> LiveShell:
     """Trade `sessions` sessions, then return (the caller restarts it for the next day)."""
     broker = AlpacaBroker(
@@ -125,6 +134,7 @@ def run_live(
         secret_key=credentials.secret,
         endpoints=endpoints,
         observer=observer,
+        notifier=notifier,
     )
     shell.restore_state(now)
     expected, actual = shell.reconcile(now)
@@ -147,6 +157,9 @@ def run_live(
             f"New York ({'paper' if paper else 'LIVE MONEY'}, feed {endpoints.feed.value})"
         )
         shell.run(until=_session_done(shell, session_close))
+        day = session_close.astimezone(NEW_YORK).date()
+        send_daily_summary(store, notifier, day, session_close)
+        store.commit()
     shell.stop()
     return shell
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -24,6 +24,7 @@ from ict_trader.bars import Bar
 from ict_trader.brokers.simulated import SimulatedBroker
 from ict_trader.calendar import NEW_YORK, NyseCalendar
 from ict_trader.config import AppConfig
+from ict_trader.daily_summary import send_daily_summary
 from ict_trader.engine import Engine
 from ict_trader.events import (
     Command,
@@ -36,6 +37,7 @@ from ict_trader.events import (
     SignalDetected,
     SubmitOrder,
 )
+from ict_trader.notify import Notifier
 from ict_trader.signals import IctDetector
 from ict_trader.simulation import LAST_BAR_KEY, SimulationShell
 from ict_trader.store import Store, StoreError
@@ -168,6 +170,7 @@ def run_replay(
     speed: float,
     console: Console,
     quiet: bool = False,
+    notifier: Notifier | None = None,
 ) -> ReplayOutcome:
     """Replay `bars`, resuming after the store's last committed bar if it holds this replay."""
     engine = Engine(config.engine, IctDetector(calendar, config.signal))
@@ -182,7 +185,12 @@ def run_replay(
             f"{len(engine.open_trades)} open trade(s)"
         )
     shell = SimulationShell(
-        engine, broker, store=store, observer=None if quiet else narrator, commit_every_bar=True
+        engine,
+        broker,
+        store=store,
+        observer=None if quiet else narrator,
+        commit_every_bar=True,
+        notifier=notifier,
     )
     first = todo[0].time if todo else bars[-1].time
     control.restore_state(store, shell.deliver, first)  # a kill switch survives restarts
@@ -196,13 +204,29 @@ def run_replay(
                 pacer.wait()
                 if not quiet:
                     narrator.bar(bar)
+                day = _session_day(bar)
+                previous = shell.last_bar
+                if previous is not None and _session_day(previous) != day:
+                    _close_day(store, notifier, previous)
                 shell.step(bar)
                 done += 1
+            if todo and shell.last_bar is not None:
+                _close_day(store, notifier, shell.last_bar)
         except KeyboardInterrupt:
             interrupted = True
             store.rollback()  # a bar interrupted half-way is redone on resume
     last = shell.last_bar.time if shell.last_bar is not None else resumed_after
     return ReplayOutcome(done, len(todo), resumed_after, interrupted, last)
+
+
+def _session_day(bar: Bar) -> date:
+    return bar.time.astimezone(NEW_YORK).date()
+
+
+def _close_day(store: Store, notifier: Notifier | None, last: Bar) -> None:
+    """The session's last bar is done: its summary goes out (and is committed with the bar)."""
+    send_daily_summary(store, notifier, _session_day(last), last.time + timedelta(minutes=1))
+    store.commit()
 
 
 def _prepare(

@@ -23,10 +23,12 @@ from ict_trader.events import (
     Command,
     Event,
     KillSwitch,
+    Notify,
     OrderFilled,
     Resume,
     SubmitOrder,
 )
+from ict_trader.notify import Notifier
 from ict_trader.store import Store
 
 _ONE_MINUTE = timedelta(minutes=1)
@@ -44,13 +46,16 @@ class SimulationShell:
         engine: Engine,
         broker: SimulatedBroker,
         store: Store | None = None,
+        *,
         observer: Observer | None = None,
         commit_every_bar: bool = False,
+        notifier: Notifier | None = None,
     ) -> None:
         self.engine = engine
         self.broker = broker
         self.store = store
         self.observer = observer
+        self.notifier = notifier
         self.commit_every_bar = commit_every_bar
         self.symbol = engine.config.symbol
         self._account_dirty = True
@@ -110,6 +115,8 @@ class SimulationShell:
             self._pump()
         self.last_bar = bar
         if self.commit_every_bar:  # a paced replay: obey `ict-trader kill/resume` as it runs
+            if self.store is not None:  # and chart the bars on the dashboard
+                self.store.record_bar(bar)
             self.apply_control()
             self.commit()
 
@@ -159,5 +166,8 @@ class SimulationShell:
                 self.broker.submit(command.order)
             elif isinstance(command, CancelOrder):
                 self.broker.cancel(command.client_order_id)
-            elif store is not None:
-                store.record(command)
+            else:
+                if store is not None:
+                    store.record(command)
+                if self.notifier is not None and isinstance(command, Notify):
+                    self.notifier.send(command)  # a queue: never waits on the network

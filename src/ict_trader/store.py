@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
+from ict_trader.bars import Bar
 from ict_trader.events import (
     EntrySkipped,
     ExitReason,
@@ -32,7 +33,7 @@ from ict_trader.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.orders import Leg, OrderRequest, OrderStatus, OrderType, Side
 from ict_trader.signals import Direction, Signal
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -127,6 +128,17 @@ _MIGRATIONS: dict[int, str] = {
         value TEXT NOT NULL
     );
     """,
+    # v2: the session's bars, so the dashboard can chart today's candles with the trades on them.
+    2: """
+    CREATE TABLE bars (
+        time TEXT PRIMARY KEY,
+        open REAL NOT NULL,
+        high REAL NOT NULL,
+        low REAL NOT NULL,
+        close REAL NOT NULL,
+        volume REAL NOT NULL
+    );
+    """,
 }
 
 
@@ -155,8 +167,11 @@ def _dec(value: Decimal | None) -> str | None:
 class Store:
     """A connection to one ict-trader database; never used by two threads at once."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, reader: bool = False) -> None:
+        """`reader=True` is for the dashboard: no long-lived transaction, so every query sees the
+        latest commit of the trading loop (a writer's open transaction would pin a snapshot)."""
         self.path = Path(path)
+        self.reader = reader
         self._equity_rows: list[tuple[str, int, int]] = []
         # Which bars the trades were decided on: "file" (backtest/replay data) or the live feed
         # ("iex", "sip"); IEX bars differ from the consolidated tape, so it is kept per trade.
@@ -171,7 +186,8 @@ class Store:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
-        self._db.execute("BEGIN")
+        if not reader:
+            self._db.execute("BEGIN")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -190,8 +206,10 @@ class Store:
     def commit(self) -> None:
         """Make everything recorded so far durable, atomically, and start a new transaction."""
         self._flush()
-        self._db.execute("COMMIT")
-        self._db.execute("BEGIN")
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+        if not self.reader:
+            self._db.execute("BEGIN")
 
     def close(self) -> None:
         """Close, dropping anything not committed: only the shells know when a unit of work
@@ -200,6 +218,11 @@ class Store:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
         self._db.close()
+
+    def begin(self) -> None:
+        """Start a transaction if none is open (a reader's writes are then atomic too)."""
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
 
     def rollback(self) -> None:
         """Drop everything since the last commit (e.g. a bar interrupted half-way)."""
@@ -370,6 +393,12 @@ class Store:
             (_iso(moment), kind, actor, message, None if data is None else json.dumps(data)),
         )
 
+    def record_bar(self, bar: Bar) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?)",
+            (_iso(bar.time), bar.open, bar.high, bar.low, bar.close, bar.volume),
+        )
+
     def set_state(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
 
@@ -392,6 +421,50 @@ class Store:
         cursor = self._db.execute("SELECT * FROM orders ORDER BY created_at, client_order_id")
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def bars_between(self, start: datetime, end: datetime) -> list[Bar]:
+        rows = self._db.execute(
+            "SELECT * FROM bars WHERE time >= ? AND time < ? ORDER BY time",
+            (_iso(start), _iso(end)),
+        )
+        return [Bar(_parse_time(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    def signals_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        cursor = self._db.execute(
+            "SELECT signal_id, time, direction, close, atr, extreme, mss_level FROM signals"
+            " WHERE time >= ? AND time < ? ORDER BY time",
+            (_iso(start), _iso(end)),
+        )
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def skips(self) -> list[dict[str, Any]]:
+        cursor = self._db.execute("SELECT * FROM skips ORDER BY time, profile")
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def audit_events(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` audit events, newest first."""
+        cursor = self._db.execute(
+            "SELECT audit_id, time, kind, actor, message FROM audit ORDER BY audit_id DESC LIMIT ?",
+            (limit,),
+        )
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def latest_account(self) -> tuple[datetime, Decimal, Decimal] | None:
+        """The last account snapshot: (time, equity, cash) as the broker reported them."""
+        self._flush()
+        row = self._db.execute(
+            "SELECT time, equity_cents, cash_cents FROM equity ORDER BY time DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return (_parse_time(row[0]), Decimal(row[1]) / 100, Decimal(row[2]) / 100)
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: the dashboard's cheap change check."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
     def equity_curve(self) -> list[tuple[datetime, Decimal]]:
         self._flush()

@@ -1,0 +1,247 @@
+// ict-trader dashboard: reads /api/*, re-reads on every server-sent `update`, never reloads.
+// Money arrives as decimal strings; it is only formatted here, never recomputed, so the page
+// shows the store's figures to the cent. Each figure also carries its raw value in data-value.
+"use strict";
+
+const NY = "America/New_York";
+const timeFmt = new Intl.DateTimeFormat("en-US", { timeZone: NY, hour: "2-digit", minute: "2-digit", hour12: false });
+const dateTimeFmt = new Intl.DateTimeFormat("en-US", { timeZone: NY, month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false });
+const $ = (id) => document.getElementById(id);
+
+function money(text, signed = false) {
+  if (text === null || text === undefined) return "–";
+  const value = Number(text);
+  const abs = Math.abs(value).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const sign = value < 0 ? "−" : (signed && value > 0 ? "+" : "");
+  return `${sign}$${abs}`;
+}
+function pct(rate) { return rate === null || rate === undefined ? "–" : `${(rate * 100).toFixed(1)}%`; }
+function nyTime(iso) { return iso ? timeFmt.format(new Date(iso)) : "–"; }
+function nyDateTime(iso) { return iso ? dateTimeFmt.format(new Date(iso)) : "–"; }
+// Plotly draws ISO times with a Z in UTC; the charts show New York wall-clock time instead.
+const nyParts = new Intl.DateTimeFormat("en-CA", { timeZone: NY, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+function nyPlot(iso) {
+  const p = Object.fromEntries(nyParts.formatToParts(new Date(iso)).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
+}
+function tone(text) { const v = Number(text); return v > 0 ? "pos" : v < 0 ? "neg" : ""; }
+
+function setFigure(id, raw, text, cls) {
+  const el = $(id);
+  el.textContent = text;
+  el.dataset.value = raw === null || raw === undefined ? "" : String(raw);
+  if (cls !== undefined) el.className = cls;
+}
+
+function cell(text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+function fillTable(id, rows, columns, emptyText) {
+  const body = $(id).querySelector("tbody");
+  body.replaceChildren();
+  if (rows.length === 0) {
+    const tr = document.createElement("tr");
+    const td = cell(emptyText, "empty");
+    td.colSpan = $(id).querySelectorAll("thead th").length;
+    tr.append(td);
+    body.append(tr);
+    return;
+  }
+  for (const row of rows) {
+    const tr = document.createElement("tr");
+    if (row.trade_id) tr.dataset.tradeId = row.trade_id;
+    for (const column of columns) {
+      const [text, cls] = column(row);
+      tr.append(cell(text, cls));
+    }
+    body.append(tr);
+  }
+}
+
+async function getJSON(path) {
+  const response = await fetch(path, { cache: "no-store" });
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+const THRESHOLD_UNITS = {
+  daily_loss: (v) => `$${v}`, rapid_loss: (v) => `$${v}`, error_rate: (v) => `${v} errors`, drawdown: (v) => `${v}%`,
+};
+
+function renderStatus(s) {
+  $("mode").textContent = [s.mode || "no run yet", s.feed, s.symbol].filter(Boolean).join(" · ");
+  const state = $("state");
+  state.textContent = s.state;
+  state.className = `state ${s.state}`;
+  $("state-reason").textContent = s.state_reason ? `${s.state_reason} (${s.state_actor || "?"})` : "";
+  $("last-bar").textContent = nyDateTime(s.last_bar);
+  const account = s.account || {};
+  setFigure("equity", account.equity, money(account.equity));
+  setFigure("cash", account.cash, money(account.cash));
+  $("account-time").textContent = nyTime(account.time);
+  setFigure("pnl-today", s.pnl.today, money(s.pnl.today, true), tone(s.pnl.today));
+  $("pnl-today-realized").textContent = money(s.pnl.today_realized, true);
+  $("pnl-today-unrealized").textContent = money(s.pnl.today_unrealized, true);
+  setFigure("pnl-total", s.pnl.total, money(s.pnl.total, true), tone(s.pnl.total));
+  setFigure("win-rate", s.trades.win_rate, pct(s.trades.win_rate));
+  $("wins").textContent = s.trades.wins;
+  $("closed").textContent = s.trades.closed;
+  const profiles = Object.entries(s.profiles).map(([name, p]) => ({ name, ...p }));
+  fillTable("profiles", profiles, [
+    (p) => [p.name], (p) => [String(p.closed ?? 0), "num"], (p) => [String(p.wins ?? 0), "num"],
+    (p) => [pct(p.win_rate), "num"], (p) => [String(p.open ?? 0), "num"],
+    (p) => [money(p.pnl_today, true), `num ${tone(p.pnl_today)}`],
+    (p) => [money(p.unrealized, true), `num ${tone(p.unrealized)}`],
+    (p) => [money(p.pnl_total, true), `num ${tone(p.pnl_total)}`],
+  ], "no trades yet");
+  const layers = [{ name: "kill switch / state", threshold: "–", on: s.state !== "active", text: s.state }];
+  for (const [name, b] of Object.entries(s.breakers)) {
+    const unit = THRESHOLD_UNITS[name] || ((v) => v);
+    layers.push({ name: name.replace("_", " "), threshold: b.threshold === null ? "–" : unit(b.threshold), on: b.tripped, text: b.tripped ? "TRIPPED" : "ok" });
+  }
+  fillTable("breakers", layers, [
+    (b) => [b.name], (b) => [String(b.threshold)], (b) => [b.text, b.on ? "tripped" : ""],
+  ], "");
+}
+
+function renderPositions(rows) {
+  fillTable("positions", rows, [
+    (p) => [p.profile], (p) => [p.direction], (p) => [String(p.shares), "num"],
+    (p) => [p.entry_price, "num"], (p) => [nyTime(p.entry_time)], (p) => [p.target_price, "num"],
+    (p) => [p.mark ?? "–", "num"], (p) => [money(p.unrealized, true), `num ${tone(p.unrealized)}`],
+    (p) => [p.minutes_left === null ? "–" : `${p.minutes_left} min`, "num"],
+  ], "flat");
+}
+
+function renderTrades(rows) {
+  fillTable("trades", rows, [
+    (t) => [nyDateTime(t.entry_time)], (t) => [t.profile], (t) => [t.direction],
+    (t) => [String(t.shares), "num"], (t) => [t.entry_price ?? "–", "num"],
+    (t) => [nyTime(t.exit_time)], (t) => [t.exit_price ?? "–", "num"],
+    (t) => [t.exit_reason ?? t.status], (t) => [money(t.pnl, true), `num ${tone(t.pnl)}`],
+    (t) => [t.entry_order ?? "–"], (t) => [t.exit_orders.join(", ") || "–"],
+  ], "no trades yet");
+}
+
+function renderEvents(rows) {
+  const list = $("events");
+  list.replaceChildren();
+  for (const e of rows) {
+    const li = document.createElement("li");
+    const when = document.createElement("time");
+    when.textContent = nyDateTime(e.time);
+    li.append(when, `${e.kind} · ${e.actor} · ${e.message}`);
+    list.append(li);
+  }
+}
+
+const chartLayout = {
+  paper_bgcolor: "#182028", plot_bgcolor: "#182028", font: { color: "#dde3ea", size: 11 },
+  margin: { l: 50, r: 20, t: 10, b: 30 }, showlegend: true, legend: { orientation: "h", y: 1.08 },
+  xaxis: { gridcolor: "#2a3542", rangeslider: { visible: false } }, yaxis: { gridcolor: "#2a3542" },
+};
+const plotConfig = { displaylogo: false, responsive: true };
+
+function renderCandles(b) {
+  $("chart-day").textContent = b.day || "";
+  if (!window.Plotly) return;
+  const t = b.bars.map((x) => nyPlot(x.t));
+  const traces = [{
+    type: "candlestick", name: "QQQ 1m", x: t, open: b.bars.map((x) => x.o), high: b.bars.map((x) => x.h),
+    low: b.bars.map((x) => x.l), close: b.bars.map((x) => x.c),
+    increasing: { line: { color: "#26a69a" } }, decreasing: { line: { color: "#ef5350" } },
+  }];
+  const marker = (rows, name, symbol, color, price, text) => ({
+    type: "scatter", mode: "markers", name, x: rows.map((r) => nyPlot(r.t)), y: rows.map(price),
+    text: rows.map(text), hoverinfo: "text+x", marker: { symbol, size: 11, color, line: { width: 1, color: "#fff" } },
+  });
+  traces.push(marker(b.signals, "signal", "star", "#f0b429", (s) => Number(s.close), (s) => `${s.direction} signal`));
+  traces.push(marker(b.entries, "entry", "triangle-right", "#42a5f5", (e) => Number(e.price), (e) => `${e.profile} ${e.direction} entry @ ${e.price}`));
+  traces.push(marker(b.exits, "exit", "x", "#ffffff", (e) => Number(e.price), (e) => `${e.profile} ${e.reason} exit @ ${e.price} · P&L ${e.pnl}`));
+  window.Plotly.react("candles", traces, chartLayout, plotConfig);
+}
+
+function renderEquity(rows) {
+  if (!window.Plotly) return;
+  window.Plotly.react("equity-chart", [{
+    type: "scatter", mode: "lines", name: "equity", x: rows.map((r) => nyPlot(r.t)), y: rows.map((r) => Number(r.equity)),
+    line: { color: "#42a5f5", shape: "hv" },  // equity changes only at the recorded snapshots
+  }], { ...chartLayout, showlegend: false }, plotConfig);
+}
+
+let refreshing = null;
+let again = false;
+async function refresh() {
+  if (refreshing) { again = true; return refreshing; }
+  refreshing = (async () => {
+    do {
+      again = false;
+      try {
+        const [status, positions, trades, bars, equity, events] = await Promise.all([
+          getJSON("/api/status"), getJSON("/api/positions"), getJSON("/api/trades"),
+          getJSON("/api/bars"), getJSON("/api/equity"), getJSON("/api/events?limit=50"),
+        ]);
+        renderStatus(status); renderPositions(positions); renderTrades(trades);
+        renderCandles(bars); renderEquity(equity); renderEvents(events);
+        document.body.dataset.version = String((Number(document.body.dataset.version) || 0) + 1);
+      } catch (error) {
+        console.warn("refresh failed", error);
+      }
+    } while (again);
+  })();
+  try { await refreshing; } finally { refreshing = null; }
+}
+
+function connect() {
+  const live = $("live");
+  const source = new EventSource("/api/stream");
+  source.addEventListener("update", () => { live.className = "live on"; refresh(); });
+  source.onerror = () => { live.className = "live off"; };  // EventSource reconnects itself
+}
+
+function confirmControl(kind) {
+  const dialog = $("confirm");
+  $("confirm-title").textContent = kind === "kill" ? "Engage the kill switch?" : "Resume trading?";
+  $("confirm-text").textContent = kind === "kill"
+    ? "Cancels every open ict-trader order, closes every position it opened at market, and blocks new entries until resumed."
+    : "Allows new entries again.";
+  $("confirm-error").textContent = "";
+  $("confirm-reason").value = "";
+  $("confirm-token").value = sessionStorage.getItem("ict-trader-token") || "";
+  dialog.dataset.kind = kind;
+  dialog.showModal();
+}
+
+async function sendControl(event) {
+  const dialog = $("confirm");
+  if (event.submitter && event.submitter.value !== "go") return;
+  event.preventDefault();
+  const token = $("confirm-token").value.trim();
+  const reason = $("confirm-reason").value.trim();
+  const response = await fetch(`/api/${dialog.dataset.kind}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ reason }),
+  });
+  if (response.ok) {
+    sessionStorage.setItem("ict-trader-token", token);
+    dialog.close();
+    refresh();
+  } else {
+    const body = await response.json().catch(() => ({}));
+    $("confirm-error").textContent = `${response.status}: ${body.error || "refused"}`;
+    if (response.status === 401) sessionStorage.removeItem("ict-trader-token");
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("kill").addEventListener("click", () => confirmControl("kill"));
+  $("resume").addEventListener("click", () => confirmControl("resume"));
+  $("confirm-form").addEventListener("submit", sendControl);
+  refresh();
+  connect();
+});

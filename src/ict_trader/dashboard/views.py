@@ -1,0 +1,236 @@
+"""What the dashboard shows, as JSON-ready dicts built from the store alone.
+
+The dashboard never talks to the engine or the broker: everything it shows was committed to the
+SQLite store by the trading loop (account snapshots as the broker reported them, fills, trades),
+so a page served by `ict-trader dashboard` on a stopped bot shows exactly what a running one
+would. Money leaves here as decimal strings, never floats, so the page and the store agree to the
+cent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ict_trader.calendar import NEW_YORK
+from ict_trader.events import TradeView
+from ict_trader.status import collect_status
+from ict_trader.store import Store
+
+_CENT = Decimal("0.01")
+_ONE_MINUTE = timedelta(minutes=1)
+_EXIT_LEGS = ("target", "stop", "exit")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(_CENT))
+
+
+def _now(status: dict[str, Any]) -> datetime | None:
+    """The dashboard's "now": the close of the last processed bar (replay time in a replay)."""
+    last = status.get("last_bar")
+    if not last:
+        return None
+    return datetime.fromisoformat(str(last).replace("Z", "+00:00")) + _ONE_MINUTE
+
+
+def _max_hold_minutes(store: Store) -> int:
+    run = store.last_run() or {}
+    return int(run.get("config", {}).get("exits", {}).get("max_hold_minutes", 60))
+
+
+def _profile_stats(trades: list[TradeView], today: date | None) -> dict[str, dict[str, Any]]:
+    stats: dict[str, dict[str, Any]] = {}
+    for trade in trades:
+        entry = stats.setdefault(
+            trade.profile,
+            {"closed": 0, "wins": 0, "losses": 0, "open": 0, "pnl_total": Decimal(0)},
+        )
+        entry.setdefault("pnl_today", Decimal(0))
+        if trade.status == "closed" and trade.pnl is not None:
+            entry["closed"] += 1
+            entry["pnl_total"] += trade.pnl
+            if trade.pnl > 0:
+                entry["wins"] += 1
+            else:
+                entry["losses"] += 1
+            exit_day = trade.exit_time.astimezone(NEW_YORK).date() if trade.exit_time else None
+            if today is not None and exit_day == today:
+                entry["pnl_today"] += trade.pnl
+        elif trade.status in {"open", "exiting", "pending"}:
+            entry["open"] += 1
+    for entry in stats.values():
+        closed = entry["closed"]
+        entry["win_rate"] = None if closed == 0 else round(entry["wins"] / closed, 4)
+        entry["pnl_total"] = _money(entry["pnl_total"])
+        entry["pnl_today"] = _money(entry["pnl_today"])
+    return dict(sorted(stats.items()))
+
+
+def status_view(store: Store) -> dict[str, Any]:
+    """Account, P&L (today, total, per profile), win rates, trading state, breakers."""
+    status = collect_status(store)
+    account = store.latest_account()
+    trades = store.trades()
+    today = date.fromisoformat(status["session"]) if status["session"] else None
+    profiles = _profile_stats(trades, today)
+    unrealized = Decimal(status["pnl_today"]["unrealized"])
+    realized_today = Decimal(status["pnl_today"]["realized"])
+    total = sum((t.pnl for t in trades if t.status == "closed" and t.pnl is not None), Decimal(0))
+    for name, figures in status["pnl_today"]["per_profile"].items():
+        profiles.setdefault(name, {})["unrealized"] = figures["unrealized"]
+    closed = sum(p.get("closed", 0) for p in profiles.values())
+    wins = sum(p.get("wins", 0) for p in profiles.values())
+    run = store.last_run() or {}
+    return {
+        "mode": status["mode"],
+        "feed": status["feed"],
+        "symbol": run.get("config", {}).get("symbol"),
+        "state": status["state"],
+        "state_reason": status["state_reason"],
+        "state_actor": status["state_actor"],
+        "last_bar": status["last_bar"],
+        "session": status["session"],
+        "account": None
+        if account is None
+        else {"time": _iso(account[0]), "equity": _money(account[1]), "cash": _money(account[2])},
+        "pnl": {
+            "today": _money(realized_today + unrealized),
+            "today_realized": _money(realized_today),
+            "today_unrealized": _money(unrealized),
+            "total": _money(total + unrealized),
+            "total_realized": _money(total),
+        },
+        "trades": {
+            "closed": closed,
+            "wins": wins,
+            "win_rate": None if closed == 0 else round(wins / closed, 4),
+        },
+        "profiles": profiles,
+        "breakers": status["breakers"],
+    }
+
+
+def _orders_by_trade(store: Store) -> dict[str, list[dict[str, Any]]]:
+    by_trade: dict[str, list[dict[str, Any]]] = {}
+    for order in store.orders():
+        by_trade.setdefault(order["trade_id"], []).append(order)
+    return by_trade
+
+
+def trades_view(store: Store) -> list[dict[str, Any]]:
+    """Every trade, newest first, with the broker's order ids of its entry and exit."""
+    orders = _orders_by_trade(store)
+    rows = []
+    for trade in store.trades():
+        legs = orders.get(trade.trade_id, [])
+        entry = next((o for o in legs if o["leg"] == "entry"), None)
+        exits = [o for o in legs if o["leg"] in _EXIT_LEGS and o["filled_qty"] > 0]
+        rows.append(
+            {
+                "trade_id": trade.trade_id,
+                "profile": trade.profile,
+                "direction": trade.direction,
+                "status": trade.status,
+                "shares": trade.qty,
+                "entry_time": _iso(trade.entry_time),
+                "entry_price": None if trade.entry_price is None else str(trade.entry_price),
+                "exit_time": _iso(trade.exit_time),
+                "exit_price": None if trade.exit_price is None else str(trade.exit_price),
+                "exit_reason": None if trade.exit_reason is None else trade.exit_reason.value,
+                "pnl": None if trade.pnl is None else _money(trade.pnl),
+                "entry_order": None if entry is None else entry["broker_order_id"],
+                "exit_orders": [o["broker_order_id"] for o in exits],
+            }
+        )
+    rows.sort(key=lambda row: row["entry_time"] or "", reverse=True)
+    return rows
+
+
+def positions_view(store: Store) -> list[dict[str, Any]]:
+    """Open trades with unrealized P&L at the last close and the minutes left to the time exit."""
+    status = collect_status(store)
+    now = _now(status)
+    hold = timedelta(minutes=_max_hold_minutes(store))
+    mark = store.state("last_close")
+    positions = []
+    for trade in status["open_trades"]:
+        entry_time = datetime.fromisoformat(trade["entry_time"]) if trade["entry_time"] else None
+        left = None
+        if entry_time is not None and now is not None:
+            left = max(0, round((entry_time + hold - now).total_seconds() / 60))
+        positions.append(
+            {
+                **trade,
+                "entry_time": _iso(entry_time),
+                "mark": None if mark is None else str(round(Decimal(mark), 4)),
+                "minutes_left": left,
+            }
+        )
+    return positions
+
+
+def session_day(store: Store, day: str | None) -> date | None:
+    if day:
+        return date.fromisoformat(day)
+    session = collect_status(store)["session"]
+    return None if session is None else date.fromisoformat(session)
+
+
+def bars_view(store: Store, day: date | None) -> dict[str, Any]:
+    """One session's candles with its signals and the trades' entries and exits to mark."""
+    if day is None:
+        return {"day": None, "bars": [], "signals": [], "entries": [], "exits": []}
+    start = datetime.combine(day, time(4, 0), NEW_YORK)
+    end = datetime.combine(day, time(20, 0), NEW_YORK)
+    bars = store.bars_between(start, end)
+    in_day = [t for t in store.trades() if t.entry_time is not None and start <= t.entry_time < end]
+    return {
+        "day": day.isoformat(),
+        "bars": [
+            {"t": _iso(b.time), "o": b.open, "h": b.high, "l": b.low, "c": b.close, "v": b.volume}
+            for b in bars
+        ],
+        "signals": [
+            {"t": s["time"], "direction": s["direction"], "close": s["close"]}
+            for s in store.signals_between(start, end)
+        ],
+        "entries": [
+            {
+                "t": _iso(t.entry_time),
+                "price": str(t.entry_price),
+                "profile": t.profile,
+                "direction": t.direction,
+            }
+            for t in in_day
+        ],
+        "exits": [
+            {
+                "t": _iso(t.exit_time),
+                "price": str(t.exit_price),
+                "profile": t.profile,
+                "reason": None if t.exit_reason is None else t.exit_reason.value,
+                "pnl": None if t.pnl is None else _money(t.pnl),
+            }
+            for t in in_day
+            if t.exit_time is not None
+        ],
+    }
+
+
+def equity_view(store: Store, max_points: int = 2000) -> list[dict[str, str]]:
+    """The equity curve, thinned evenly to at most `max_points` (keeping the last point)."""
+    curve = store.equity_curve()
+    if len(curve) > max_points:
+        step = len(curve) / max_points
+        curve = [curve[int(i * step)] for i in range(max_points - 1)] + [curve[-1]]
+    return [{"t": _iso(moment) or "", "equity": _money(value)} for moment, value in curve]
+
+
+def events_view(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    return store.audit_events(limit)

@@ -1,0 +1,168 @@
+"""The dashboard in a real browser (headless Chromium via Playwright) during a real replay.
+
+`ict-trader run` runs as a subprocess exactly as a user starts it, serving its dashboard; the
+browser watches a trade appear without a reload, engages the kill switch through the page's
+confirmation dialog, and the store then shows the position flat and no entry after the kill.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from ict_trader.dashboard.views import status_view, trades_view
+from ict_trader.store import Store
+from tests.test_report_html import CHROMIUM, OUTPUT
+
+TOKEN = "browser-test-token-42"
+# From 10:30 New York on 2024-07-30: 31 bars before the 11:01 short signal (the detector is warm
+# by then), so at 180 market minutes per minute the trade opens ~10 s in and stays open ~12 s.
+START = "2024-07-30T14:30"
+SPEED = "180"
+BOT = [sys.executable, "-m", "ict_trader", "run"]
+
+
+@pytest.fixture
+def bot(sample_csv: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    data = tmp_path / "session.csv"
+    with sample_csv.open() as source, data.open("w", newline="") as target:
+        rows = list(csv.reader(source))
+        kept = [r for r in rows[1:] if START <= r[0] < "2024-07-31"]
+        csv.writer(target).writerows([rows[0], *kept])
+    db = tmp_path / "bot.db"
+    env = {**os.environ, "ICT_TRADER_DASHBOARD_TOKEN": TOKEN, "COLUMNS": "200"}
+    process = subprocess.Popen(
+        [*BOT, "--data", str(data), "--db", str(db), "--speed", SPEED, "--dashboard-port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stderr is not None
+    url = ""
+    for line in iter(process.stderr.readline, ""):
+        assert TOKEN not in line  # a token from the environment is never printed
+        if line.startswith("dashboard: "):
+            url = line.removeprefix("dashboard: ").strip()
+            break
+    assert url.startswith("http://127.0.0.1:")
+    try:
+        yield url, db
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest = process.communicate(timeout=60)[1]
+        assert "Traceback" not in rest
+        assert TOKEN not in rest
+
+
+def store_figures(db: Path) -> tuple[dict[str, object], list[dict[str, object]]]:
+    store = Store(db, reader=True)
+    try:
+        return status_view(store), trades_view(store)
+    finally:
+        store.close()
+
+
+def figure(page: Page, test_id: str) -> str:
+    return page.get_by_test_id(test_id).get_attribute("data-value") or ""
+
+
+def test_dashboard_in_a_real_browser(bot: tuple[str, Path]) -> None:
+    url, db = bot
+    errors: list[str] = []
+    foreign: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on(
+            "console",
+            # the one refused request is the wrong token this test sends on purpose
+            lambda message: (
+                errors.append(message.text)
+                if message.type == "error" and "401" not in message.text
+                else None
+            ),
+        )
+        page.on(
+            "request",
+            lambda request: None if request.url.startswith(url) else foreign.append(request.url),
+        )
+        page.goto(url)
+        page.evaluate("window.__sameDocument = true")  # gone if the page ever reloads
+        expect(page.get_by_test_id("state")).to_have_text("active")
+
+        # A new trade appears without a reload, with its broker order id.
+        rows = page.locator("[data-testid=trades] tbody tr[data-trade-id]")
+        expect(rows).to_have_count(2, timeout=60_000)
+        assert page.evaluate("window.__sameDocument") is True
+        expect(page.locator("[data-testid=positions] tbody tr")).to_have_count(2)
+        expect(page.get_by_test_id("candles").locator(".main-svg").first).to_be_visible()
+
+        # A kill without the token is refused by the server and changes nothing.
+        refused = page.request.post(url + "api/kill", data={"reason": "no token"})
+        assert refused.status == 401
+        status, _ = store_figures(db)
+        assert status["state"] == "active"
+
+        # The kill switch through the page: dialog, reason, wrong token first, then the right one.
+        page.get_by_test_id("kill").click()
+        dialog = page.get_by_test_id("confirm")
+        expect(dialog).to_be_visible()
+        page.fill("#confirm-reason", "browser test")
+        page.fill("#confirm-token", "wrong")
+        page.click("#confirm-go")
+        expect(page.locator("#confirm-error")).to_contain_text("401")
+        page.fill("#confirm-token", TOKEN)
+        page.click("#confirm-go")
+        expect(dialog).to_be_hidden()
+        expect(page.get_by_test_id("state")).to_have_text("halted", timeout=30_000)
+        expect(page.locator("[data-testid=positions] tbody tr td.empty")).to_have_text(
+            "flat", timeout=30_000
+        )
+
+        # Flat and halted, the figures stop moving: the page shows the store's, to the cent.
+        status, trades = store_figures(db)
+        account = status["account"]
+        pnl = status["pnl"]
+        assert isinstance(account, dict) and isinstance(pnl, dict)
+        expect(page.get_by_test_id("equity")).to_have_attribute("data-value", account["equity"])
+        expect(page.get_by_test_id("pnl-total")).to_have_attribute("data-value", pnl["total"])
+        expect(page.get_by_test_id("pnl-today")).to_have_attribute("data-value", pnl["today"])
+        assert figure(page, "cash") == account["cash"]
+        trades_text = page.get_by_test_id("trades").inner_text()
+        for trade in trades:
+            assert trade["exit_reason"] == "kill"
+            assert str(trade["entry_order"]) in trades_text
+            assert str(trade["exit_orders"][0]) in trades_text  # type: ignore[index]
+        page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+        assert page.evaluate("window.__sameDocument") is True
+        browser.close()
+    assert errors == []
+    assert foreign == []  # every asset from the local server: works offline
+
+    # The store: halted, every order done (target cancelled, position closed at market).
+    store = Store(db, reader=True)
+    try:
+        halted = json.loads(store.state("trading_state") or "{}")
+        orders = store.orders()
+        closed = store.trades()
+    finally:
+        store.close()
+    assert halted["state"] == "halted"
+    assert halted["actor"] == "dashboard"
+    assert all(o["status"] in {"filled", "canceled"} for o in orders)
+    assert sorted(o["leg"] for o in orders) == ["entry"] * 2 + ["exit"] * 2 + ["target"] * 2
+    assert {(t.status, t.exit_reason) for t in closed} == {("closed", "kill")}
