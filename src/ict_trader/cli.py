@@ -52,6 +52,7 @@ from ict_trader.live_runner import (
     run_live,
     settings_environment,
 )
+from ict_trader.logs import close_logging, setup_logging
 from ict_trader.notify import Notifier, notifier_from_env
 from ict_trader.replay import Narrator, ReplayOutcome, data_fingerprint, run_replay
 from ict_trader.report_html import write_html_report
@@ -360,6 +361,10 @@ def run(
     dashboard_host: DashboardHostOption = DEFAULT_HOST,
     dashboard_port: DashboardPortOption = DEFAULT_PORT,
     allow_remote: AllowRemoteOption = False,
+    log_file: Annotated[
+        Path | None,
+        typer.Option("--log-file", help="JSON-lines log (default: the store's name + .log)."),
+    ] = None,
 ) -> None:
     """Trade: live on Alpaca paper with credentials, else replay real bars offline.
 
@@ -367,63 +372,69 @@ def run(
     Alpaca (paper unless --live with ICT_TRADER_ALLOW_LIVE=yes). Without, replays bars through
     the simulated broker at --speed.
     """
-    with _user_errors():
-        settings = _settings(config, param)
-        credentials = find_credentials()
-        if alpaca_url is not None and credentials is None:
-            credentials = Credentials("emulator-key", "emulator-secret")
-        serve = _dashboard_starter(dashboard, dashboard_host, dashboard_port, allow_remote)
-        if credentials is not None and not replay:
-            if feed not in {"iex", "sip"}:
-                raise ConfigError(f"--feed {feed!r}: use iex or sip")
-            paper = check_live_money(live)
-            endpoints = endpoints_for(alpaca_url, feed)
-            with _notifier() as notifier:
-                _run_live(
-                    settings,
-                    credentials,
-                    endpoints,
-                    db,
-                    serve,
-                    notifier,
-                    paper=paper,
-                    sessions=sessions,
-                )
-            return
-        if live:
-            raise ConfigError("--live needs Alpaca credentials (ALPACA_API_KEY/ALPACA_API_SECRET)")
-        bar_file = _load(data, tz)
-        if fresh:
-            _delete_replay_store(db)
-        store = Store(db)
-    web = serve(db)
-    notifier = _start_notifier()
     try:
         with _user_errors():
-            stderr.print(
-                f"replaying {len(bar_file.bars):,} bars of {bar_file.path.name} at speed "
-                f"{speed:g} (store: {db}); Ctrl-C stops cleanly and the same command resumes"
-            )
-            outcome = run_replay(
-                bar_file.bars,
-                bar_file.calendar,
-                settings,
-                store,
-                data_fingerprint(bar_file.path),
-                speed=speed,
-                console=stdout,
-                quiet=quiet,
-                notifier=notifier,
-            )
-            _print_replay_summary(store, outcome)
+            setup_logging(log_file or db.with_suffix(".log"))
+            settings = _settings(config, param)
+            credentials = find_credentials()
+            if alpaca_url is not None and credentials is None:
+                credentials = Credentials("emulator-key", "emulator-secret")
+            serve = _dashboard_starter(dashboard, dashboard_host, dashboard_port, allow_remote)
+            if credentials is not None and not replay:
+                if feed not in {"iex", "sip"}:
+                    raise ConfigError(f"--feed {feed!r}: use iex or sip")
+                paper = check_live_money(live)
+                endpoints = endpoints_for(alpaca_url, feed)
+                with _notifier() as notifier:
+                    _run_live(
+                        settings,
+                        credentials,
+                        endpoints,
+                        db,
+                        serve,
+                        notifier,
+                        paper=paper,
+                        sessions=sessions,
+                    )
+                return
+            if live:
+                raise ConfigError(
+                    "--live needs Alpaca credentials (ALPACA_API_KEY/ALPACA_API_SECRET)"
+                )
+            bar_file = _load(data, tz)
+            if fresh:
+                _delete_replay_store(db)
+            store = Store(db)
+        web = serve(db)
+        notifier = _start_notifier()
+        try:
+            with _user_errors():
+                stderr.print(
+                    f"replaying {len(bar_file.bars):,} bars of {bar_file.path.name} at speed "
+                    f"{speed:g} (store: {db}); Ctrl-C stops cleanly and the same command resumes"
+                )
+                outcome = run_replay(
+                    bar_file.bars,
+                    bar_file.calendar,
+                    settings,
+                    store,
+                    data_fingerprint(bar_file.path),
+                    speed=speed,
+                    console=stdout,
+                    quiet=quiet,
+                    notifier=notifier,
+                )
+                _print_replay_summary(store, outcome)
+        finally:
+            notifier.close()
+            store.close()
+            if web is not None:
+                web.stop()
+                stderr.print(f"to look at this run again: ict-trader dashboard --db {db}")
+        if outcome.interrupted:
+            raise typer.Exit(130)
     finally:
-        notifier.close()
-        store.close()
-        if web is not None:
-            web.stop()
-            stderr.print(f"to look at this run again: ict-trader dashboard --db {db}")
-    if outcome.interrupted:
-        raise typer.Exit(130)
+        close_logging()
 
 
 def _run_live(

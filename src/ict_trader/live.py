@@ -49,6 +49,7 @@ from ict_trader.events import (
     SubmitOrder,
     Tick,
 )
+from ict_trader.logs import log_command
 from ict_trader.notify import Notifier
 from ict_trader.store import Store
 
@@ -396,6 +397,7 @@ class LiveShell:
         for command in commands:
             if self.observer is not None:
                 self.observer(command)
+            log_command(command)
             if isinstance(command, SubmitOrder):
                 self.store.record_order(command.order)
                 self.store.commit()  # the intent is durable before the order exists anywhere
@@ -405,7 +407,5 @@ class LiveShell:
                 self._safe(functools.partial(self.broker.cancel, command.client_order_id), "cancel")
             else:
                 self.store.record(command)
-                if isinstance(command, Notify):
-                    log.info("%s", command.message)
-                    if self.notifier is not None:
-                        self.notifier.send(command)  # a queue: never waits on the network
+                if isinstance(command, Notify) and self.notifier is not None:
+                    self.notifier.send(command)  # a queue: never waits on the network

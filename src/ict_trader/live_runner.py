@@ -35,6 +35,7 @@ from ict_trader.engine import Engine
 from ict_trader.errors import ConfigError
 from ict_trader.ledger import OrderRecord
 from ict_trader.live import LiveEndpoints, LiveShell, Observer
+from ict_trader.logs import register_secret
 from ict_trader.notify import Notifier
 from ict_trader.signals import IctDetector
 from ict_trader.store import Store, StoreError
@@ -62,6 +63,8 @@ def find_credentials(env_file: Path = Path(".env")) -> Credentials | None:
     values = settings_environment(env_file)
     key, secret = values.get("ALPACA_API_KEY"), values.get("ALPACA_API_SECRET")
     if key and secret:
+        register_secret(key)
+        register_secret(secret)
         return Credentials(key, secret)
     return None
 

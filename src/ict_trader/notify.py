@@ -35,6 +35,7 @@ from typing import Any, Final, Protocol
 import requests
 
 from ict_trader.events import Level, Notify
+from ict_trader.logs import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -367,5 +368,7 @@ def notifier_from_env(environ: Mapping[str, str], base_url: str | None = None) -
     user = environ.get("PUSHOVER_USER", "").strip()
     if not token or not user:
         return DisabledNotifier()
+    register_secret(token)
+    register_secret(user)
     url = base_url or environ.get("ICT_TRADER_PUSHOVER_URL", "").strip() or PUSHOVER_URL
     return PushoverNotifier(token, user, url)

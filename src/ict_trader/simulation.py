@@ -28,6 +28,7 @@ from ict_trader.events import (
     Resume,
     SubmitOrder,
 )
+from ict_trader.logs import log_command
 from ict_trader.notify import Notifier
 from ict_trader.store import Store
 
@@ -160,6 +161,7 @@ class SimulationShell:
         for command in commands:
             if observer is not None:
                 observer(command)
+            log_command(command)
             if isinstance(command, SubmitOrder):
                 if store is not None:
                     store.record_order(command.order)

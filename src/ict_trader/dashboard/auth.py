@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ict_trader.logs import register_secret
+
 TOKEN_ENV = "ICT_TRADER_DASHBOARD_TOKEN"
 TOKEN_FILE_NAME = "dashboard-token"
 
@@ -46,6 +48,12 @@ class DashboardToken:
 
 def load_token(environ: Mapping[str, str], path: Path | None = None) -> DashboardToken:
     """The environment's token, else the saved one, else a new one saved with mode 0600."""
+    token = _find_or_create(environ, path)
+    register_secret(token.value)
+    return token
+
+
+def _find_or_create(environ: Mapping[str, str], path: Path | None) -> DashboardToken:
     from_env = environ.get(TOKEN_ENV, "").strip()
     if from_env:
         return DashboardToken(from_env, "environment")
