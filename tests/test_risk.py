@@ -24,6 +24,7 @@ from ict_trader.events import (
     CancelOrder,
     EntrySkipped,
     ExitReason,
+    Level,
     Notify,
     OrderRejected,
 )
@@ -203,7 +204,10 @@ def test_a_tiny_loss_limit_trips_mid_trade_in_a_replay(dev_year: Path, tmp_path:
 
 def test_broker_errors_count_for_the_error_rate_breaker() -> None:
     script = Script(config=EngineConfig(risk=replace(NO_BREAKERS, max_errors=2)))
-    script.send(BrokerError(FILL_TIME, "account: HTTP 500"))
+    first = script.send(BrokerError(FILL_TIME, "account: HTTP 500"))
+    assert [(n.level, n.message) for n in first if isinstance(n, Notify)] == [
+        (Level.WARNING, "account: HTTP 500")  # every broker error reaches the user
+    ]
     assert not script.engine.halted
     commands = script.send(BrokerError(FILL_TIME + minutes(3), "poll orders: timeout"))
     assert any("error rate: 2 broker/order errors" in n for n in kill_notices(commands))

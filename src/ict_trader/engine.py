@@ -211,6 +211,7 @@ class Engine:
         elif isinstance(event, OrderRejected):
             self._on_rejected(event)
         elif isinstance(event, BrokerError):
+            self._out.append(Notify(Level.WARNING, "Broker error", event.message, event.time))
             self.risk.error(event.time)
             self._check_risk(event.time)
         elif isinstance(event, KillSwitch):
