@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from ict_trader.barfile import load_bars
+from ict_trader.brokers.alpaca import AlpacaBroker
+from ict_trader.calendar import NyseCalendar
 from ict_trader.cli import app
+from ict_trader.emulator.paper import PaperAccount
+from ict_trader.emulator.server import EmulatorServer
 from ict_trader.errors import ConfigError
 from ict_trader.live_runner import (
     LIVE_OPT_IN,
@@ -15,7 +21,9 @@ from ict_trader.live_runner import (
     check_live_money,
     endpoints_for,
     find_credentials,
+    sync_calendar,
 )
+from tests.alpaca_emulator import KEY, SECRET
 
 
 def test_credentials_from_env_file_and_environment(
@@ -68,3 +76,35 @@ def test_endpoints_for_an_emulator() -> None:
     assert endpoints_for(None, "sip").rest_url is None  # Alpaca's own endpoints
     with pytest.raises(ConfigError, match="expected http://host:port"):
         endpoints_for("127.0.0.1:8765", "iex")
+
+
+def test_the_brokers_hours_win_over_a_stale_local_calendar(sample_csv: Path) -> None:
+    """An unscheduled early close that exchange_calendars does not know: the bot trades by
+    Alpaca's calendar (through the real SDK), and says so."""
+    sample = load_bars(sample_csv)
+    day = date(2024, 7, 30)
+    broker_calendar = NyseCalendar(sample.calendar.start, sample.calendar.end)
+    regular = broker_calendar.session_on(day)
+    assert regular is not None
+    broker_calendar.override(day, regular.open, regular.open + timedelta(hours=3, minutes=30))
+    server = EmulatorServer(PaperAccount(sample.bars, broker_calendar), key=KEY, secret=SECRET)
+    server.run_in_thread()
+    try:
+        broker = AlpacaBroker(KEY, SECRET, url_override=server.base_url, sleep=lambda _: None)
+        local = NyseCalendar(sample.calendar.start, sample.calendar.end)
+        said: list[str] = []
+        assert sync_calendar(broker, local, day, said.append)
+        assert not sync_calendar(broker, local, day, said.append)  # they agree now
+        assert not sync_calendar(broker, local, date(2024, 7, 31), said.append)
+    finally:
+        server.stop_thread()
+    session = local.session_on(day)
+    assert session is not None
+    assert session.close == datetime(2024, 7, 30, 17, 0, tzinfo=UTC)  # 13:00 New York
+    assert session.previous_day == date(2024, 7, 29)
+    assert local.session_at(datetime(2024, 7, 30, 17, 30, tzinfo=UTC)) is None
+    assert len(said) == 1
+    assert "13:00" in said[0] and "16:00" in said[0]
+    # the shared, cached calendar of the data is untouched
+    unchanged = sample.calendar.session_on(day)
+    assert unchanged is not None and unchanged.close == datetime(2024, 7, 30, 20, tzinfo=UTC)

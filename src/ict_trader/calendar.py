@@ -51,7 +51,7 @@ class NyseCalendar:
             raise ValueError(f"calendar end {end} is before start {start}")
         self.start = start
         self.end = end
-        self._sessions = _build_sessions(start, end)
+        self._sessions = dict(_build_sessions(start, end))  # a copy: `override` changes it
 
     @classmethod
     def covering(cls, first: datetime, last: datetime) -> NyseCalendar:
@@ -72,6 +72,18 @@ class NyseCalendar:
         if session is None or not session.contains(moment):
             return None
         return session
+
+    def override(self, day: date, open_: datetime, close: datetime) -> None:
+        """Replace a day's hours with the broker's: an unscheduled closure or early close that
+        this installation of exchange_calendars does not know yet."""
+        self._check_range(day)
+        current = self._sessions.get(day)
+        previous = (
+            current.previous_day
+            if current
+            else max((d for d in self._sessions if d < day), default=None)
+        )
+        self._sessions[day] = Session(day, open_.astimezone(UTC), close.astimezone(UTC), previous)
 
     def sessions(self) -> list[Session]:
         """All sessions of the calendar's range, oldest first."""

@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -150,6 +150,7 @@ def run_live(
         )
     for _ in range(sessions):
         session_close = _wait_for_open(broker, calendar, say)
+        sync_calendar(broker, calendar, session_close.astimezone(NEW_YORK).date(), say)
         clock = broker.trading.get_clock()
         assert isinstance(clock, Clock)
         shell.warm_up(clock.timestamp.astimezone(UTC))
@@ -189,6 +190,30 @@ def _adopt_orders(broker: AlpacaBroker, open_records: list[OrderRecord]) -> None
     for record in open_records:
         found = broker.lookup(record.request.client_order_id)
         broker.adopt(record.request, found if isinstance(found, Order) else None)
+
+
+def sync_calendar(
+    broker: AlpacaBroker, calendar: NyseCalendar, day: date, say: Callable[[str], None]
+) -> bool:
+    """Make the engine's session of `day` the broker's: its flatten-before-close, time limits and
+    "previous session" must follow the hours the market really keeps. True if they differed."""
+    hours = broker.session_hours(day)
+    local = calendar.session_on(day)
+    if hours is None or (local is not None and (local.open, local.close) == hours):
+        return False
+    open_, close = hours
+    known = (
+        f"{local.open.astimezone(NEW_YORK):%H:%M}-{local.close.astimezone(NEW_YORK):%H:%M}"
+        if local
+        else "closed"
+    )
+    say(
+        f"WARNING: Alpaca's calendar has {day} as {open_.astimezone(NEW_YORK):%H:%M}-"
+        f"{close.astimezone(NEW_YORK):%H:%M} New York, exchange_calendars as {known}; "
+        "trading by Alpaca's hours (update exchange_calendars)"
+    )
+    calendar.override(day, open_, close)
+    return True
 
 
 def _wait_for_open(

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -30,8 +30,9 @@ import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderClass, OrderSide, QueryOrderStatus, TimeInForce
-from alpaca.trading.models import Clock, Order, Position, TradeAccount
+from alpaca.trading.models import Calendar, Clock, Order, Position, TradeAccount
 from alpaca.trading.requests import (
+    GetCalendarRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
@@ -41,6 +42,7 @@ from alpaca.trading.requests import (
 )
 
 from ict_trader.brokers.base import BrokerOrder
+from ict_trader.calendar import NEW_YORK
 from ict_trader.events import (
     AccountUpdated,
     Event,
@@ -223,6 +225,22 @@ class AlpacaBroker:
         clock = self.read(self.trading.get_clock)
         assert isinstance(clock, Clock)
         return clock.timestamp.astimezone(UTC)
+
+    def session_hours(self, day: date) -> tuple[datetime, datetime] | None:
+        """The broker's regular-hours open and close of New York date `day` (UTC), or None
+        when it says the market is closed that day."""
+        answer = self.read(
+            lambda: self.trading.get_calendar(GetCalendarRequest(start=day, end=day))
+        )
+        assert isinstance(answer, list)
+        for entry in answer:
+            assert isinstance(entry, Calendar)
+            if entry.date == day:  # alpaca-py parses "HH:MM" as naive New York wall time
+                return (
+                    entry.open.replace(tzinfo=NEW_YORK).astimezone(UTC),
+                    entry.close.replace(tzinfo=NEW_YORK).astimezone(UTC),
+                )
+        return None
 
     def position(self, symbol: str) -> int:
         try:
