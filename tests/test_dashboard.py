@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 from rich.console import Console
+from typer.testing import CliRunner
 
 from ict_trader.barfile import load_bars
+from ict_trader.cli import app
 from ict_trader.config import AppConfig
 from ict_trader.dashboard.auth import TOKEN_ENV, DashboardToken, load_token
 from ict_trader.dashboard.launch import open_dashboard
@@ -299,3 +301,30 @@ def test_first_start_prints_the_token_once(replayed: Path, tmp_path: Path) -> No
         dashboard.stop()
     token = path.read_text().strip()
     assert sum(token in line for line in said) == 1
+
+
+def test_an_empty_store_is_served_without_errors(tmp_path: Path) -> None:
+    """A bot started for the first time: nothing traded yet, every view answers."""
+    db = tmp_path / "empty.db"
+    Store(db).close()
+    dashboard = Dashboard(db, TOKEN, port=0)
+    dashboard.start()
+    try:
+        status = api(dashboard, "/api/status")
+        assert isinstance(status, dict)
+        assert (status["mode"], status["account"], status["last_bar"]) == (None, None, None)
+        assert status["trades"] == {"closed": 0, "wins": 0, "win_rate": None}
+        assert api(dashboard, "/api/trades") == []
+        assert api(dashboard, "/api/positions") == []
+        assert api(dashboard, "/api/equity") == []
+        assert api(dashboard, "/api/events") == []
+        bars = api(dashboard, "/api/bars")
+        assert isinstance(bars, dict) and bars["bars"] == []
+    finally:
+        dashboard.stop()
+
+
+def test_a_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["dashboard", "--db", str(tmp_path / "nope.db")])
+    assert result.exit_code == 2
+    assert "no such store" in result.output
