@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from ict_trader.calendar import NEW_YORK
 from ict_trader.events import Level, Notify, TradeView
+from ict_trader.logs import log_command
 from ict_trader.notify import Notifier
 from ict_trader.store import Store
 
@@ -50,6 +51,7 @@ def _count(n: int, noun: str) -> str:
 def send_daily_summary(store: Store, notifier: Notifier | None, day: date, at: datetime) -> Notify:
     """Record the summary in the audit log and send it (if notifications are on)."""
     notice = daily_summary(store.trades(), day, at)
+    log_command(notice)
     store.record(notice)
     if notifier is not None:
         notifier.send(notice)
