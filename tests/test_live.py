@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import requests
 from alpaca.data.enums import DataFeed
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
@@ -22,6 +23,8 @@ from ict_trader.backtest import run_backtest
 from ict_trader.barfile import BarFile, load_bars
 from ict_trader.brokers.alpaca import AlpacaBroker
 from ict_trader.config import AppConfig
+from ict_trader.dashboard.auth import DashboardToken
+from ict_trader.dashboard.server import Dashboard
 from ict_trader.emulator.paper import EmulatorOptions
 from ict_trader.emulator.server import EmulatorServer, Faults
 from ict_trader.engine import Engine
@@ -362,3 +365,28 @@ def test_stale_data_blocks_entries_until_bars_return(sample: BarFile, tmp_path: 
         shell.stop()
         runner.join(10)
         store.close()
+
+
+def test_the_dashboard_shows_a_live_session_as_the_broker_saw_it(
+    sample: BarFile, tmp_path: Path
+) -> None:
+    """Equity and cash are the broker's; each trade's order ids are the broker's own ids."""
+    db = tmp_path / "dash.db"
+    _, server = run_session(sample, db)
+    account = server.account
+    dashboard = Dashboard(db, DashboardToken("t" * 20, "environment"), port=0)
+    dashboard.start()
+    try:
+        status = requests.get(dashboard.url + "api/status", timeout=10).json()
+        trades = requests.get(dashboard.url + "api/trades", timeout=10).json()
+    finally:
+        dashboard.stop()
+    assert Decimal(status["account"]["equity"]) == account.equity().quantize(Decimal("0.01"))
+    assert Decimal(status["account"]["cash"]) == account.cash.quantize(Decimal("0.01"))
+    by_client_id = {o.client_order_id: o.id for o in account.orders.values()}
+    assert len(trades) == 2
+    for trade in trades:
+        assert trade["entry_order"] == by_client_id[f"{trade['trade_id']}-entry"]
+        assert trade["exit_orders"] and all(
+            order_id in by_client_id.values() for order_id in trade["exit_orders"]
+        )
