@@ -25,17 +25,16 @@ key are never logged; log lines name a notice by its title only.
 from __future__ import annotations
 
 import logging
-import queue
-import random
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 import requests
 
 from ict_trader.events import Level, Notify
 from ict_trader.logs import register_secret
+from ict_trader.notify_apprise import AppriseNotifier
+from ict_trader.notify_queue import QueuedNotifier
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,7 @@ MESSAGES_PATH: Final = "/1/messages.json"
 MAX_MESSAGE_CHARS: Final = 1024
 MAX_TITLE_CHARS: Final = 250
 ELLIPSIS: Final = "…"
+APPRISE_ENV: Final = "ICT_TRADER_APPRISE_URLS"
 QUOTA_PAUSE_SECONDS: Final = 3600.0  # after a 429 without an X-Limit-App-Reset header
 
 # Never 2 (emergency): that needs retry/expire and an acknowledgement from the user.
@@ -87,7 +87,10 @@ class DisabledNotifier:
     enabled: bool = False
 
     def describe(self) -> str:
-        return "notifications disabled (set PUSHOVER_TOKEN and PUSHOVER_USER to enable)"
+        return (
+            "notifications disabled (set PUSHOVER_TOKEN and PUSHOVER_USER, or "
+            f"{APPRISE_ENV}, to enable)"
+        )
 
     def send(self, notice: Notify) -> None:
         pass
@@ -102,13 +105,8 @@ class DisabledNotifier:
         self.close()
 
 
-_STOP: Final = object()  # tells the worker to exit
-
-
-class PushoverNotifier:
+class PushoverNotifier(QueuedNotifier):
     """Delivers notices to Pushover from a daemon thread; see the module docstring."""
-
-    enabled: bool = True
 
     def __init__(
         self,
@@ -123,32 +121,22 @@ class PushoverNotifier:
         queue_size: int = 1000,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
         self._token = token
         self._user = user
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + MESSAGES_PATH
-        self.max_attempts = max_attempts
-        self.backoff_seconds = backoff_seconds
-        self.max_backoff_seconds = max_backoff_seconds
         self.timeout_seconds = timeout_seconds
-        self._sleep = sleep
-        self._random = random.Random()
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
-        self._stop = threading.Event()  # set by close(): abandon retries, exit
-        self._closed = False
-        self._lock = threading.Lock()  # guards the counters and _closed
-        self.sent = 0
-        self.failed = 0
-        self.dropped = 0
         self.remaining: int | None = None  # X-Limit-App-Remaining from the last answer
         self.suspended_until: float | None = None  # unix time; set by a 429
         self._session = requests.Session()
-        self._thread = threading.Thread(target=self._run, name="pushover-notifier", daemon=True)
-        self._thread.start()
+        super().__init__(
+            name="pushover-notifier",
+            max_attempts=max_attempts,
+            backoff_seconds=backoff_seconds,
+            max_backoff_seconds=max_backoff_seconds,
+            queue_size=queue_size,
+            sleep=sleep,
+        )
 
     def describe(self) -> str:
         return f"Pushover notifications via {self.base_url}"
@@ -156,88 +144,10 @@ class PushoverNotifier:
     def __repr__(self) -> str:  # never show the credentials
         return f"PushoverNotifier({self.base_url!r})"
 
-    def __enter__(self) -> PushoverNotifier:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ------------------------------------------------------------------ caller side
-
-    def send(self, notice: Notify) -> None:
-        try:
-            with self._lock:
-                if self._closed:
-                    self.dropped += 1
-                    log.warning("notifier closed; dropped notice %r", notice.title)
-                    return
-                self._queue.put_nowait(notice)
-        except queue.Full:
-            with self._lock:
-                self.dropped += 1
-            log.warning("notification queue full; dropped notice %r", notice.title)
-        except Exception:  # never let a notification break the caller
-            log.exception("could not queue notice %r", getattr(notice, "title", "?"))
-
-    def close(self, timeout: float = 5.0) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True  # send() drops from now on, so the queue only shrinks
-        deadline = time.monotonic() + timeout
-        # Flush: wait for the worker to finish what is queued.
-        with self._queue.all_tasks_done:
-            while self._queue.unfinished_tasks:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._queue.all_tasks_done.wait(remaining)
-        # Stop: abandon backoff waits, drop whatever is still queued, wake the worker.
-        self._stop.set()
-        abandoned = 0
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-            self._queue.task_done()
-            abandoned += 1
-        if abandoned:
-            with self._lock:
-                self.dropped += abandoned
-            log.warning("notifier closing; dropped %d queued notice(s)", abandoned)
-        self._queue.put_nowait(_STOP)  # the queue is empty and nothing else is added
-        self._thread.join(max(deadline - time.monotonic(), 0.0))
-        if self._thread.is_alive():
-            log.warning("notifier thread still busy after %.1f s; leaving it to finish", timeout)
-
-    # ------------------------------------------------------------------ worker side
-
-    def _run(self) -> None:
-        try:
-            while True:
-                item = self._queue.get()
-                try:
-                    if item is _STOP:
-                        return
-                    assert isinstance(item, Notify)
-                    self._handle(item)
-                except Exception:  # the worker must survive anything
-                    self._count("failed")
-                    log.exception("notifier failed on a notice")
-                finally:
-                    self._queue.task_done()
-        finally:
-            self._session.close()
-
-    def _count(self, counter: str) -> None:
-        with self._lock:
-            setattr(self, counter, getattr(self, counter) + 1)
+    def _cleanup(self) -> None:
+        self._session.close()
 
     def _handle(self, notice: Notify) -> None:
-        if self._stop.is_set():
-            self._count("dropped")
-            return
         if self.suspended_until is not None:
             if time.time() < self.suspended_until:
                 self._count("dropped")
@@ -329,19 +239,6 @@ class PushoverNotifier:
                 text = text.replace(secret, "***")
         return text
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: between half and all of base * 2^(attempt - 1)."""
-        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
-        return self._random.uniform(ceiling / 2, ceiling)
-
-    def _wait(self, seconds: float) -> bool:
-        """Sleep before a retry; False when close() asked to stop meanwhile."""
-        if self._sleep is not None:
-            self._sleep(seconds)
-        else:
-            self._stop.wait(seconds)
-        return not self._stop.is_set()
-
 
 def _json(response: requests.Response) -> dict[str, Any]:
     try:
@@ -359,16 +256,47 @@ def _int_header(response: requests.Response, name: str) -> int | None:
         return None
 
 
-def notifier_from_env(environ: Mapping[str, str], base_url: str | None = None) -> Notifier:
-    """Pushover when PUSHOVER_TOKEN and PUSHOVER_USER are both set, else a disabled notifier.
+class FanOutNotifier:
+    """Several channels at once (Pushover and apprise URLs): each gets every notice."""
 
-    The API address comes from `base_url`, else ICT_TRADER_PUSHOVER_URL, else Pushover's own.
+    enabled: bool = True
+
+    def __init__(self, channels: Sequence[Notifier]) -> None:
+        self.channels = list(channels)
+
+    def describe(self) -> str:
+        return "; ".join(channel.describe() for channel in self.channels)
+
+    def send(self, notice: Notify) -> None:
+        for channel in self.channels:
+            channel.send(notice)
+
+    def close(self, timeout: float = 5.0) -> None:
+        for channel in self.channels:  # they flush one after another; each within `timeout`
+            channel.close(timeout)
+
+
+def notifier_from_env(environ: Mapping[str, str], base_url: str | None = None) -> Notifier:
+    """Pushover when PUSHOVER_TOKEN and PUSHOVER_USER are both set, plus one channel per URL in
+    ICT_TRADER_APPRISE_URLS (separated by spaces or commas); disabled when there is none.
+
+    The Pushover address comes from `base_url`, else ICT_TRADER_PUSHOVER_URL, else Pushover's.
     """
+    channels: list[Notifier] = []
     token = environ.get("PUSHOVER_TOKEN", "").strip()
     user = environ.get("PUSHOVER_USER", "").strip()
-    if not token or not user:
+    if token and user:
+        register_secret(token)
+        register_secret(user)
+        url = base_url or environ.get("ICT_TRADER_PUSHOVER_URL", "").strip() or PUSHOVER_URL
+        channels.append(PushoverNotifier(token, user, url))
+    for apprise_url in environ.get(APPRISE_ENV, "").replace(",", " ").split():
+        try:
+            channels.append(AppriseNotifier(apprise_url))
+        except Exception:
+            for channel in channels:  # no worker thread left behind
+                channel.close(0)
+            raise
+    if not channels:
         return DisabledNotifier()
-    register_secret(token)
-    register_secret(user)
-    url = base_url or environ.get("ICT_TRADER_PUSHOVER_URL", "").strip() or PUSHOVER_URL
-    return PushoverNotifier(token, user, url)
+    return channels[0] if len(channels) == 1 else FanOutNotifier(channels)
