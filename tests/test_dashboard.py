@@ -132,6 +132,10 @@ def test_bars_of_a_trading_day_with_its_marks(served: tuple[Dashboard, Path]) ->
     latest = api(dashboard, "/api/bars")
     assert isinstance(latest, dict)
     assert latest["day"] == "2024-08-09"  # the last session replayed
+    days = api(dashboard, "/api/days")
+    assert isinstance(days, list)
+    assert len(days) == 10
+    assert (days[0], days[-1]) == ("2024-07-29", "2024-08-09")
 
 
 def test_bad_queries_get_a_clear_400(served: tuple[Dashboard, Path]) -> None:

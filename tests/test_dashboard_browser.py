@@ -110,6 +110,7 @@ def test_dashboard_in_a_real_browser(bot: tuple[str, Path]) -> None:
         assert page.evaluate("window.__sameDocument") is True
         expect(page.locator("[data-testid=positions] tbody tr")).to_have_count(2)
         expect(page.get_by_test_id("candles").locator(".main-svg").first).to_be_visible()
+        expect(page.get_by_test_id("day")).to_have_value("2024-07-30")
 
         # A kill without the token is refused by the server and changes nothing.
         refused = page.request.post(url + "api/kill", data={"reason": "no token"})

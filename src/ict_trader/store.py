@@ -429,6 +429,12 @@ class Store:
         )
         return [Bar(_parse_time(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
+    def bar_days(self) -> list[str]:
+        """The dates (YYYY-MM-DD) with bars, oldest first; regular-hours bars (13:30-20:00 UTC)
+        fall on the same date in New York and in UTC."""
+        rows = self._db.execute("SELECT DISTINCT substr(time, 1, 10) FROM bars ORDER BY 1")
+        return [str(row[0]) for row in rows]
+
     def signals_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         cursor = self._db.execute(
             "SELECT signal_id, time, direction, close, atr, extreme, mss_level FROM signals"

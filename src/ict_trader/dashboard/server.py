@@ -164,6 +164,7 @@ class Dashboard:
         r.add_get("/api/equity", self._json_view(lambda s, _: views.equity_view(s)))
         r.add_get("/api/events", self._json_view(_events))
         r.add_get("/api/bars", self._json_view(_bars))
+        r.add_get("/api/days", self._json_view(lambda s, _: s.bar_days()))
         r.add_get("/api/stream", self._stream)
         r.add_post("/api/kill", self._control("kill"))
         r.add_post("/api/resume", self._control("resume"))

@@ -15,6 +15,12 @@ function money(text, signed = false) {
   const sign = value < 0 ? "−" : (signed && value > 0 ? "+" : "");
   return `${sign}$${abs}`;
 }
+// Prices as people write them: cents, with more digits only for a sub-penny average fill.
+function price(text) {
+  if (text === null || text === undefined) return "–";
+  const value = Number(text);
+  return Number.isInteger(Math.round(value * 1e6) / 1e4) ? value.toFixed(2) : String(value);
+}
 function pct(rate) { return rate === null || rate === undefined ? "–" : `${(rate * 100).toFixed(1)}%`; }
 function nyTime(iso) { return iso ? timeFmt.format(new Date(iso)) : "–"; }
 function nyDateTime(iso) { return iso ? dateTimeFmt.format(new Date(iso)) : "–"; }
@@ -111,8 +117,8 @@ function renderStatus(s) {
 function renderPositions(rows) {
   fillTable("positions", rows, [
     (p) => [p.profile], (p) => [p.direction], (p) => [String(p.shares), "num"],
-    (p) => [p.entry_price, "num"], (p) => [nyTime(p.entry_time)], (p) => [p.target_price, "num"],
-    (p) => [p.mark ?? "–", "num"], (p) => [money(p.unrealized, true), `num ${tone(p.unrealized)}`],
+    (p) => [price(p.entry_price), "num"], (p) => [nyTime(p.entry_time)], (p) => [price(p.target_price), "num"],
+    (p) => [price(p.mark), "num"], (p) => [money(p.unrealized, true), `num ${tone(p.unrealized)}`],
     (p) => [p.minutes_left === null ? "–" : `${p.minutes_left} min`, "num"],
   ], "flat");
 }
@@ -120,8 +126,8 @@ function renderPositions(rows) {
 function renderTrades(rows) {
   fillTable("trades", rows, [
     (t) => [nyDateTime(t.entry_time)], (t) => [t.profile], (t) => [t.direction],
-    (t) => [String(t.shares), "num"], (t) => [t.entry_price ?? "–", "num"],
-    (t) => [nyTime(t.exit_time)], (t) => [t.exit_price ?? "–", "num"],
+    (t) => [String(t.shares), "num"], (t) => [price(t.entry_price), "num"],
+    (t) => [nyTime(t.exit_time)], (t) => [price(t.exit_price), "num"],
     (t) => [t.exit_reason ?? t.status], (t) => [money(t.pnl, true), `num ${tone(t.pnl)}`],
     (t) => [t.entry_order ?? "–"], (t) => [t.exit_orders.join(", ") || "–"],
   ], "no trades yet");
@@ -146,8 +152,18 @@ const chartLayout = {
 };
 const plotConfig = { displaylogo: false, responsive: true };
 
+// The session charted: the latest (following live) unless the user picked an earlier one.
+let pickedDay = "";
+function renderDays(days, shown) {
+  const select = $("day");
+  const wanted = pickedDay || shown || "";
+  if (select.options.length !== days.length) {
+    select.replaceChildren(...days.slice().reverse().map((d) => new Option(d, d)));
+  }
+  select.value = wanted;
+}
+
 function renderCandles(b) {
-  $("chart-day").textContent = b.day || "";
   if (!window.Plotly) return;
   const t = b.bars.map((x) => nyPlot(x.t));
   const traces = [{
@@ -181,12 +197,14 @@ async function refresh() {
     do {
       again = false;
       try {
-        const [status, positions, trades, bars, equity, events] = await Promise.all([
+        const barsPath = pickedDay ? `/api/bars?day=${pickedDay}` : "/api/bars";
+        const [status, positions, trades, bars, equity, events, days] = await Promise.all([
           getJSON("/api/status"), getJSON("/api/positions"), getJSON("/api/trades"),
-          getJSON("/api/bars"), getJSON("/api/equity"), getJSON("/api/events?limit=50"),
+          getJSON(barsPath), getJSON("/api/equity"), getJSON("/api/events?limit=50"),
+          getJSON("/api/days"),
         ]);
         renderStatus(status); renderPositions(positions); renderTrades(trades);
-        renderCandles(bars); renderEquity(equity); renderEvents(events);
+        renderDays(days, bars.day); renderCandles(bars); renderEquity(equity); renderEvents(events);
         document.body.dataset.version = String((Number(document.body.dataset.version) || 0) + 1);
       } catch (error) {
         console.warn("refresh failed", error);
@@ -242,6 +260,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("kill").addEventListener("click", () => confirmControl("kill"));
   $("resume").addEventListener("click", () => confirmControl("resume"));
   $("confirm-form").addEventListener("submit", sendControl);
+  $("day").addEventListener("change", (event) => {
+    const days = Array.from(event.target.options).map((o) => o.value);
+    pickedDay = event.target.value === days[0] ? "" : event.target.value;  // newest: follow live
+    refresh();
+  });
   refresh();
   connect();
 });
