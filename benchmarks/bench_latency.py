@@ -3,10 +3,12 @@
 The real live path — alpaca-py's msgpack data stream, the live shell, the engine, the Alpaca
 broker adapter and alpaca-py's REST client — runs against the loopback emulator, which replays
 the bundled sample session by session (10 sessions) with permissive signal settings so there are
-enough orders to measure. For every POST /v2/orders the emulator notes when it arrived; the
-latency is that moment minus the moment the triggering bar arrived in the bot (both taken with
-time.perf_counter() in this one process). The peer is the original design's 60-second polling
-loop, which by construction acts 0-60 s after the bar closes (30 s on average). Prints figures.
+enough orders to measure. The emulator runs in its own process (`ict-trader emulate-alpaca`), as
+Alpaca runs on its own servers, so it never competes with the bot for the GIL. For every
+POST /v2/orders it notes when the request arrived; the latency is that moment minus the moment
+the triggering bar arrived in the bot (both time.perf_counter(), i.e. CLOCK_MONOTONIC on Linux,
+one clock for both processes). The peer is the original design's 60-second polling loop, which by
+construction acts 0-60 s after the bar closes (30 s on average). Prints figures.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -22,6 +26,8 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+
+import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -33,8 +39,6 @@ from ict_trader.barfile import load_bars  # noqa: E402
 from ict_trader.bars import Bar  # noqa: E402
 from ict_trader.brokers.alpaca import AlpacaBroker  # noqa: E402
 from ict_trader.config import AppConfig  # noqa: E402
-from ict_trader.emulator.paper import PaperAccount  # noqa: E402
-from ict_trader.emulator.server import EmulatorServer  # noqa: E402
 from ict_trader.engine import Engine  # noqa: E402
 from ict_trader.live import LiveEndpoints, LiveShell  # noqa: E402
 from ict_trader.signals import IctDetector  # noqa: E402
@@ -57,54 +61,70 @@ def main() -> int:
         config, signal=config.signal.with_overrides({"require_fvg": False, "displacement_atr": 0.8})
     )
     first_session = 390  # the detector warms up on the first session
-    account = PaperAccount(bar_file.bars, bar_file.calendar)
-    for _ in range(first_session):
-        account.complete_bar()
-    account.drain_updates()
-    server = EmulatorServer(account, key=KEY, secret=SECRET)
-    server.run_in_thread()
+    port = _free_port()
+    emulator = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "ict_trader", "emulate-alpaca", "--data", str(args.data)),
+            *("--port", str(port), "--speed", "0", "--start-bar", str(first_session)),
+            *("--key", KEY, "--secret", SECRET),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    control = requests.Session()
     arrivals: list[float] = []
-    with tempfile.TemporaryDirectory() as folder:
-        store = Store(Path(folder) / "bench.db")
-        engine = Engine(config.engine, IctDetector(bar_file.calendar, config.signal))
-        broker = AlpacaBroker(KEY, SECRET, url_override=server.base_url)
-        data = StockHistoricalDataClient(KEY, SECRET, url_override=server.base_url)
-        port = server.port
-        shell = LiveShell(
-            engine,
-            broker,
-            store,
-            data,
-            bar_file.calendar,
-            api_key=KEY,
-            secret_key=SECRET,
-            endpoints=LiveEndpoints(
-                rest_url=server.base_url,
-                data_stream_url=f"ws://127.0.0.1:{port}/v2/iex",
-                trade_stream_url=f"ws://127.0.0.1:{port}/stream",
-                feed=DataFeed.IEX,
-            ),
-            stale_after=timedelta(seconds=5),
-            on_arrival=lambda bar: arrivals.append(time.perf_counter()),
-        )
-        shell.warm_up(bar_file.bars[first_session].time)
-        shell.start_streams()
-        while len(server._trade_sockets) != 1 or len(server._data_sockets) != 1:
-            time.sleep(0.05)
-        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
-        runner.start()
-        started = time.perf_counter()
-        for bar in bar_file.bars[first_session:]:
-            server.call(server.advance(1))
-            wait_for(shell, bar)
-        elapsed = time.perf_counter() - started
-        shell.stop()
-        runner.join(10)
-        store.close()
-    server.stop_thread()
+    try:
+        _wait_until_up(control, base_url)
+        with tempfile.TemporaryDirectory() as folder:
+            store = Store(Path(folder) / "bench.db")
+            engine = Engine(config.engine, IctDetector(bar_file.calendar, config.signal))
+            broker = AlpacaBroker(KEY, SECRET, url_override=base_url)
+            data = StockHistoricalDataClient(KEY, SECRET, url_override=base_url)
+            shell = LiveShell(
+                engine,
+                broker,
+                store,
+                data,
+                bar_file.calendar,
+                api_key=KEY,
+                secret_key=SECRET,
+                endpoints=LiveEndpoints(
+                    rest_url=base_url,
+                    data_stream_url=f"ws://127.0.0.1:{port}/v2/iex",
+                    trade_stream_url=f"ws://127.0.0.1:{port}/stream",
+                    feed=DataFeed.IEX,
+                ),
+                stale_after=timedelta(seconds=5),
+                on_arrival=lambda bar: arrivals.append(time.perf_counter()),
+            )
+            shell.warm_up(bar_file.bars[first_session].time)
+            shell.start_streams()
+            while True:
+                state = control.get(f"{base_url}/_emulator/state", timeout=10).json()
+                if state["trade_stream_clients"] == 1 and state["data_stream_clients"] == 1:
+                    break
+                time.sleep(0.05)
+            runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
+            runner.start()
+            started = time.perf_counter()
+            for bar in bar_file.bars[first_session:]:
+                control.post(f"{base_url}/_emulator/advance", json={"bars": 1}, timeout=30)
+                wait_for(shell, bar)
+            elapsed = time.perf_counter() - started
+            order_arrivals = control.get(f"{base_url}/_emulator/state", timeout=10).json()[
+                "order_arrivals"
+            ]
+            shell.stop()
+            runner.join(10)
+            store.close()
+    finally:
+        control.close()
+        emulator.terminate()
+        emulator.wait(10)
 
     latencies = []
-    for posted in server.order_arrivals:
+    for posted in order_arrivals:
         index = bisect.bisect_right(arrivals, posted) - 1
         if index >= 0:
             latencies.append((posted - arrivals[index]) * 1000)
@@ -146,7 +166,25 @@ def wait_for(shell: LiveShell, bar: Bar) -> None:
     while shell.stats.last_bar is None or shell.stats.last_bar < bar.time:
         if time.monotonic() > deadline:
             raise SystemExit(f"the live shell never processed {bar.time}")
-        time.sleep(0.0005)
+        time.sleep(0.002)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_up(session: requests.Session, base_url: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            session.get(f"{base_url}/_emulator/state", timeout=5)
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise SystemExit("the Alpaca emulator did not start") from None
+            time.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -337,6 +337,9 @@ class EmulatorServer:
                 "orders": len(self.account.orders),
                 "trade_stream_clients": len(self._trade_sockets),
                 "data_stream_clients": len(self._data_sockets),
+                # time.perf_counter() (CLOCK_MONOTONIC: comparable across processes on one
+                # machine) of each POST /v2/orders, for the latency benchmark
+                "order_arrivals": self.order_arrivals,
             }
         )
 
