@@ -73,7 +73,8 @@ def main() -> int:
     )
     base_url = f"http://127.0.0.1:{port}"
     control = requests.Session()
-    arrivals: list[float] = []
+    arrivals: list[float] = []  # perf_counter() of each bar's arrival in the bot
+    updates: list[tuple[float, str, str]] = []  # (arrival, event, client order id) of updates
     try:
         _wait_until_up(control, base_url)
         with tempfile.TemporaryDirectory() as folder:
@@ -97,6 +98,9 @@ def main() -> int:
                 ),
                 stale_after=timedelta(seconds=5),
                 on_arrival=lambda bar: arrivals.append(time.perf_counter()),
+                on_trade_update=lambda update: updates.append(
+                    (time.perf_counter(), str(update.event), update.order.client_order_id)
+                ),
             )
             shell.warm_up(bar_file.bars[first_session].time)
             shell.start_streams()
@@ -112,9 +116,8 @@ def main() -> int:
                 control.post(f"{base_url}/_emulator/advance", json={"bars": 1}, timeout=30)
                 wait_for(shell, bar)
             elapsed = time.perf_counter() - started
-            order_arrivals = control.get(f"{base_url}/_emulator/state", timeout=10).json()[
-                "order_arrivals"
-            ]
+            state = control.get(f"{base_url}/_emulator/state", timeout=10).json()
+            order_arrivals = [(float(t), str(cid)) for t, cid in state["order_arrivals"]]
             shell.stop()
             runner.join(10)
             store.close()
@@ -123,39 +126,63 @@ def main() -> int:
         emulator.terminate()
         emulator.wait(10)
 
-    latencies = []
-    for posted in order_arrivals:
-        index = bisect.bisect_right(arrivals, posted) - 1
-        if index >= 0:
-            latencies.append((posted - arrivals[index]) * 1000)
-    if len(latencies) < 20:
-        print(f"too few orders to measure ({len(latencies)})", file=sys.stderr)
+    # Each order is measured from the message that caused it: an entry from its bar; a target
+    # from its entry's fill; a market exit from the confirmation that its resting target was
+    # cancelled (Alpaca's held shares force cancel-then-close), or from its bar when nothing
+    # rested. (In real trading the entry fills milliseconds after it is sent; in this replay
+    # the fill comes with the next bar, so "from the last bar" would measure the replay.)
+    from_bar: list[float] = []
+    caused: list[float] = []
+    for posted, client_order_id in order_arrivals:
+        trade_id, _, leg = client_order_id.rpartition("-")
+        bar_index = bisect.bisect_right(arrivals, posted) - 1
+        if bar_index < 0:
+            continue
+        cause = arrivals[bar_index]
+        if leg == "entry":
+            from_bar.append((posted - cause) * 1000)
+        else:
+            wanted = {"fill"} if leg == "target" else {"canceled"}
+            legs = {f"{trade_id}-entry"} if leg == "target" else {f"{trade_id}-target"}
+            seen = [
+                t for t, event, cid in updates if event in wanted and cid in legs and t < posted
+            ]
+            if seen and seen[-1] > cause:
+                cause = seen[-1]
+        caused.append((posted - cause) * 1000)
+    if len(from_bar) < 20:
+        print(f"too few orders to measure ({len(from_bar)} entries)", file=sys.stderr)
         return 1
-    ordered = sorted(latencies)
-    p50 = statistics.median(ordered)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    entries = _percentiles(from_bar)
+    every = _percentiles(caused)
     bars = len(bar_file.bars) - first_session
+    met = entries["p99"] < GOAL_P99_MS and every["p99"] < GOAL_P99_MS
     figures = {
         "bars": bars,
-        "orders": len(latencies),
-        "p50_ms": round(p50, 2),
-        "p99_ms": round(p99, 2),
-        "max_ms": round(ordered[-1], 2),
+        "entry_orders": len(from_bar),
+        "entry_ms": entries,
+        "all_orders": len(caused),
+        "all_orders_ms": every,
         "replay_seconds": round(elapsed, 1),
         "polling_peer_worst_s": POLLING_WORST_S,
         "polling_peer_mean_s": POLLING_MEAN_S,
-        "goal_p99_under_20_ms": p99 < GOAL_P99_MS,
+        "goal_p99_under_20_ms": met,
     }
     print(f"{bars:,} bars replayed through alpaca-py + the live shell in {elapsed:.1f} s")
     print(
-        f"bar on the socket -> order at the emulator, {len(latencies)} orders: "
-        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ordered[-1]:.1f} ms"
+        f"bar on the socket -> entry order at the emulator, {len(from_bar)} orders: "
+        f"p50 {entries['p50']:.1f} ms, p99 {entries['p99']:.1f} ms, max {entries['max']:.1f} ms"
+    )
+    print(
+        f"bar or trade update -> the order it causes, all {len(caused)} orders: "
+        f"p50 {every['p50']:.1f} ms, p99 {every['p99']:.1f} ms, max {every['max']:.1f} ms"
     )
     print(
         f"original design's 60-second polling: up to {POLLING_WORST_S:.0f} s late "
-        f"({POLLING_MEAN_S:.0f} s on average) -> p50 ~{POLLING_MEAN_S * 1000 / p50:,.0f}x slower"
+        f"({POLLING_MEAN_S:.0f} s on average) -> entries ~"
+        f"{POLLING_MEAN_S * 1000 / entries['p50']:,.0f}x slower at p50"
     )
-    print(f"goal p99 < {GOAL_P99_MS:.0f} ms: {'yes' if p99 < GOAL_P99_MS else 'NO'}")
+    print(f"goal p99 < {GOAL_P99_MS:.0f} ms: {'yes' if met else 'NO'}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return 0
@@ -167,6 +194,16 @@ def wait_for(shell: LiveShell, bar: Bar) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"the live shell never processed {bar.time}")
         time.sleep(0.002)
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {
+        "p50": round(statistics.median(ordered), 2),
+        "p99": round(p99, 2),
+        "max": round(ordered[-1], 2),
+    }
 
 
 def _free_port() -> int:

@@ -56,6 +56,7 @@ from ict_trader.store import Store
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _ONE_MINUTE = timedelta(minutes=1)
+_WAKE = object()  # queued by the trade-updates stream: broker events are waiting
 LAST_BAR_KEY = "last_bar_time"
 LAST_CLOSE_KEY = "last_close"
 STALE_DATA = "stale data"
@@ -100,6 +101,7 @@ class LiveShell:
         stale_after: timedelta = timedelta(seconds=90),
         stale_data_after: timedelta = timedelta(minutes=5),
         on_arrival: Callable[[Bar], None] | None = None,
+        on_trade_update: Callable[[Any], None] | None = None,
         notifier: Notifier | None = None,
     ) -> None:
         self.engine = engine
@@ -115,9 +117,14 @@ class LiveShell:
         self.stale_data_after = stale_data_after  # silence (REST included) before entries stop
         self._last_processed = time.monotonic()
         self.on_arrival = on_arrival  # called in the stream thread as each bar arrives
+        self.on_trade_update = on_trade_update  # likewise for each trade update (benchmarks)
+        self._account_known = False
         self._key = api_key
         self._secret = secret_key
-        self._bars: queue.Queue[Bar] = queue.Queue()
+        # Bars, and `_WAKE` when the trade-updates stream reported something: the trading thread
+        # reacts to a fill or a cancel at once (a target rests ms after its entry fills), not
+        # at the next bar.
+        self._bars: queue.Queue[Bar | object] = queue.Queue()
         self._stop = threading.Event()
         self._streams: list[Any] = []
         self._last_arrival = time.monotonic()
@@ -172,7 +179,10 @@ class LiveShell:
             self._bars.put(bar)
 
         async def on_update(update: Any) -> None:
+            if self.on_trade_update is not None:
+                self.on_trade_update(update)
             self.broker.observe(update.order, update.timestamp)
+            self._bars.put(_WAKE)
 
         data.subscribe_bars(on_bar, self.symbol)
         trades.subscribe_trade_updates(on_update)
@@ -192,11 +202,15 @@ class LiveShell:
         """Process bars until `until()` says stop (or `stop()` is called)."""
         while not self._stop.is_set() and not until():
             try:
-                bar = self._bars.get(timeout=0.2)
+                item = self._bars.get(timeout=0.2)
             except queue.Empty:
                 self._tick()
                 continue
-            self.on_bar(bar)
+            if isinstance(item, Bar):
+                self.on_bar(item)
+            elif self.stats.last_bar is not None:  # a trade update: act on it now
+                self._pump()
+                self.store.commit()
 
     def restore_state(self, now: datetime) -> None:
         """A kill switch or reduce-only state recorded before a restart applies again."""
@@ -252,20 +266,27 @@ class LiveShell:
 
     def _process(self, bar: Bar) -> None:
         close_time = bar.time + _ONE_MINUTE
-        if self.broker.working():
-            self._safe(self.broker.poll_working, "poll orders")
-            self._retry_cancels()
-        self._pump()
-        account = self._safe(lambda: self.broker.account(close_time), "account")
-        if account is not None:  # else the engine keeps the last known equity
-            self._deliver(account)
-            self.store.record_equity(close_time, account.equity, account.cash)
+        self._pump()  # what the trade-updates stream reported since the last bar
+        if not self._account_known:  # the first bar: decide with a fresh account
+            self._refresh_account(close_time)
         self._last_processed = time.monotonic()
         reason = self.engine.state_reason
         if self.engine.state == "reducing" and reason and reason.startswith(STALE_DATA):
             self._deliver(Resume(close_time, "bars are flowing again", "breaker:stale_data"))
         self._dispatch(self.engine.on_bar(bar))
         self._pump()
+        if self.broker.working():
+            # The polling fallback for stream updates that never came — after this bar's orders
+            # are out, so a signal never waits on it. A fill it finds is handled now; a decision
+            # made meanwhile on the older state is one the engine already handles, since a fill
+            # can race any cancel (e.g. a target filling while its time exit cancels it).
+            self._safe(self.broker.poll_working, "poll orders")
+            self._retry_cancels()
+            self._pump()
+        # The account for the next bar's decisions (sizing, buying power, drawdown), fetched now
+        # that this bar's orders are out: a signal never waits on a REST round trip, which to
+        # Alpaca over the internet costs tens of milliseconds.
+        self._refresh_account(close_time)
         self.apply_control()
         self.stats.bars += 1
         if self.stats.bars % RECONCILE_EVERY_BARS == 0 and not self.broker.working():
@@ -275,6 +296,13 @@ class LiveShell:
         self.store.set_state(LAST_BAR_KEY, bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
         self.store.set_state(LAST_CLOSE_KEY, repr(bar.close))
         self.store.commit()
+
+    def _refresh_account(self, when: datetime) -> None:
+        account = self._safe(lambda: self.broker.account(when), "account")
+        if account is not None:  # else the engine keeps the last known equity
+            self._account_known = True
+            self._deliver(account)
+            self.store.record_equity(when, account.equity, account.cash)
 
     def _retry_cancels(self) -> None:
         working = set(self.broker.working())

@@ -79,7 +79,8 @@ class EmulatorServer:
         self.requests: list[tuple[str, str]] = []  # (method, path), for tests and diagnostics
         self.api_errors: list[tuple[str, int, str]] = []  # (path, status, message) answered
         self.injected: Counter[tuple[str, str, int]] = Counter()  # faults served
-        self.order_arrivals: list[float] = []  # perf_counter() of each POST /v2/orders
+        # (perf_counter(), client_order_id) of each POST /v2/orders, for the latency benchmark
+        self.order_arrivals: list[tuple[float, str]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -192,7 +193,13 @@ class EmulatorServer:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
         if request.method == "POST" and request.path == "/v2/orders":
-            self.order_arrivals.append(time.perf_counter())  # for the latency benchmark
+            arrived = time.perf_counter()  # for the latency benchmark
+            try:
+                body = await request.json()  # aiohttp keeps the body for the handler
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                body = None
+            cid = body.get("client_order_id") if isinstance(body, dict) else None
+            self.order_arrivals.append((arrived, str(cid)))
         if request.path.startswith("/_emulator") or request.path in {
             "/stream",
             "/v2/iex",
