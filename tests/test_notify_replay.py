@@ -22,7 +22,7 @@ USER_KEY = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG"
 # What a user's phone shows for the bundled sample (3 signals, both profiles): entries with the
 # broker's order id, exits with P&L and order ids, and a summary after each session's close.
 EXPECTED = [
-    ("Daily summary 2024-07-29", "2024-07-29: 0 trades, 0 wins, P&L +0.00"),
+    ("Daily summary 2024-07-29", "0 trades, 0 wins, P&L +0.00"),
     (
         "CONSERVATIVE entry",
         "CONSERVATIVE entry — SHORT 6 QQQ @ 460.27 · order sim-000001 · target 458.02",
@@ -41,12 +41,12 @@ EXPECTED = [
     ),
     (
         "Daily summary 2024-07-30",
-        "2024-07-30: 2 trades, 2 wins, P&L +31.50 · aggressive 1 trade +18.00 (target) · conservative 1 trade +13.50 (target)",
+        "2 trades, 2 wins, P&L +31.50 · aggressive 1 trade +18.00 (target) · conservative 1 trade +13.50 (target)",
     ),
-    ("Daily summary 2024-07-31", "2024-07-31: 0 trades, 0 wins, P&L +0.00"),
-    ("Daily summary 2024-08-01", "2024-08-01: 0 trades, 0 wins, P&L +0.00"),
-    ("Daily summary 2024-08-02", "2024-08-02: 0 trades, 0 wins, P&L +0.00"),
-    ("Daily summary 2024-08-05", "2024-08-05: 0 trades, 0 wins, P&L +0.00"),
+    ("Daily summary 2024-07-31", "0 trades, 0 wins, P&L +0.00"),
+    ("Daily summary 2024-08-01", "0 trades, 0 wins, P&L +0.00"),
+    ("Daily summary 2024-08-02", "0 trades, 0 wins, P&L +0.00"),
+    ("Daily summary 2024-08-05", "0 trades, 0 wins, P&L +0.00"),
     (
         "CONSERVATIVE entry",
         "CONSERVATIVE entry — SHORT 6 QQQ @ 445.63 · order sim-000005 · target 443.95",
@@ -65,9 +65,9 @@ EXPECTED = [
     ),
     (
         "Daily summary 2024-08-06",
-        "2024-08-06: 2 trades, 2 wins, P&L +23.52 · aggressive 1 trade +13.44 (target) · conservative 1 trade +10.08 (target)",
+        "2 trades, 2 wins, P&L +23.52 · aggressive 1 trade +13.44 (target) · conservative 1 trade +10.08 (target)",
     ),
-    ("Daily summary 2024-08-07", "2024-08-07: 0 trades, 0 wins, P&L +0.00"),
+    ("Daily summary 2024-08-07", "0 trades, 0 wins, P&L +0.00"),
     (
         "CONSERVATIVE entry",
         "CONSERVATIVE entry — SHORT 6 QQQ @ 447.63 · order sim-000009 · target 446.09",
@@ -86,9 +86,9 @@ EXPECTED = [
     ),
     (
         "Daily summary 2024-08-08",
-        "2024-08-08: 2 trades, 2 wins, P&L +2.63 · aggressive 1 trade +1.50 (time) · conservative 1 trade +1.13 (time)",
+        "2 trades, 2 wins, P&L +2.63 · aggressive 1 trade +1.50 (time) · conservative 1 trade +1.13 (time)",
     ),
-    ("Daily summary 2024-08-09", "2024-08-09: 0 trades, 0 wins, P&L +0.00"),
+    ("Daily summary 2024-08-09", "0 trades, 0 wins, P&L +0.00"),
 ]
 
 

@@ -29,10 +29,7 @@ def daily_summary(trades: Sequence[TradeView], day: date, at: datetime) -> Notif
     ]
     total = sum((t.pnl or Decimal(0) for t in closed), Decimal(0))
     wins = sum(1 for t in closed if t.pnl is not None and t.pnl > 0)
-    parts = [
-        f"{day.isoformat()}: {_count(len(closed), 'trade')}, {_count(wins, 'win')}, "
-        f"P&L {total:+.2f}"
-    ]
+    parts = [f"{_count(len(closed), 'trade')}, {_count(wins, 'win')}, P&L {total:+.2f}"]
     for profile in sorted({t.profile for t in closed}):
         mine = [t for t in closed if t.profile == profile]
         pnl = sum((t.pnl or Decimal(0) for t in mine), Decimal(0))

@@ -30,6 +30,7 @@ from ict_trader.events import (
     Command,
     EntrySkipped,
     Event,
+    Level,
     Notify,
     OrderCanceled,
     OrderFilled,
@@ -39,7 +40,7 @@ from ict_trader.events import (
 )
 from ict_trader.notify import Notifier
 from ict_trader.signals import IctDetector
-from ict_trader.simulation import LAST_BAR_KEY, SimulationShell
+from ict_trader.simulation import LAST_BAR_KEY, Observer, SimulationShell
 from ict_trader.store import Store, StoreError
 
 REPLAY_MODE = "replay"
@@ -109,8 +110,14 @@ class Narrator:
             return f"{_ny(item.time)}  [red]rejected[/] {item.client_order_id}: {item.reason}"
         if isinstance(item, OrderCanceled):
             return f"{_ny(item.time)}  [dim]{item.reason}: {item.client_order_id}[/]"
-        if isinstance(item, Notify) and " exit" in item.title:
-            return f"{_ny(item.time)}  [bold]{item.message}[/]"
+        if isinstance(item, Notify):
+            if item.level is not Level.INFO:
+                colour = "red" if item.level is Level.CRITICAL else "yellow"
+                return f"{_ny(item.time)}  [bold {colour}]{item.title}[/]: {item.message}"
+            if " exit" in item.title:
+                return f"{_ny(item.time)}  [bold]{item.message}[/]"
+            if item.title.startswith("Daily summary"):
+                return f"{_ny(item.time)}  [bold]{item.title}[/] — {item.message}"
         return None
 
 
@@ -207,11 +214,11 @@ def run_replay(
                 day = _session_day(bar)
                 previous = shell.last_bar
                 if previous is not None and _session_day(previous) != day:
-                    _close_day(store, notifier, previous)
+                    _close_day(store, notifier, previous, shell.observer)
                 shell.step(bar)
                 done += 1
             if todo and shell.last_bar is not None:
-                _close_day(store, notifier, shell.last_bar)
+                _close_day(store, notifier, shell.last_bar, shell.observer)
         except KeyboardInterrupt:
             interrupted = True
             store.rollback()  # a bar interrupted half-way is redone on resume
@@ -223,9 +230,15 @@ def _session_day(bar: Bar) -> date:
     return bar.time.astimezone(NEW_YORK).date()
 
 
-def _close_day(store: Store, notifier: Notifier | None, last: Bar) -> None:
+def _close_day(
+    store: Store, notifier: Notifier | None, last: Bar, observer: Observer | None
+) -> None:
     """The session's last bar is done: its summary goes out (and is committed with the bar)."""
-    send_daily_summary(store, notifier, _session_day(last), last.time + timedelta(minutes=1))
+    notice = send_daily_summary(
+        store, notifier, _session_day(last), last.time + timedelta(minutes=1)
+    )
+    if observer is not None:
+        observer(notice)
     store.commit()
 
 
