@@ -25,9 +25,9 @@ from tests.test_report_html import CHROMIUM, OUTPUT
 
 TOKEN = "browser-test-token-42"
 # From 10:30 New York on 2024-07-30: 31 bars before the 11:01 short signal (the detector is warm
-# by then), so at 180 market minutes per minute the trade opens ~10 s in and stays open ~12 s.
+# by then), so at 120 market minutes per minute the trade opens ~16 s in and stays open ~18 s.
 START = "2024-07-30T14:30"
-SPEED = "180"
+SPEED = "120"
 BOT = [sys.executable, "-m", "ict_trader", "run"]
 
 
