@@ -26,6 +26,10 @@ stop_atr_multiple = 1.5
 starting_equity = 25000
 slippage_bps = 1
 commission_per_share = 0.005
+[risk]
+stale_data_minutes = 0
+daily_loss_limit = 250
+
 [[profiles]]
 name = "small"
 allocation = 0.01
@@ -57,6 +61,10 @@ def test_a_full_file(tmp_path: Path) -> None:
         StopMode.ATR,
     )
     assert config.simulation.commission_per_share == Decimal("0.005")
+    assert (config.engine.risk.stale_data_minutes, config.engine.risk.daily_loss_limit) == (
+        0,
+        Decimal(250),
+    )
     assert [(p.name, p.allocation, p.enabled) for p in config.engine.profiles] == [
         ("small", Decimal("0.01"), True),
         ("off", Decimal("0.02"), False),

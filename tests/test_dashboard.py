@@ -97,7 +97,14 @@ def test_status_figures_are_the_stores(served: tuple[Dashboard, Path]) -> None:
         mine_total = sum((t.pnl or Decimal(0) for t in mine), Decimal(0))
         assert Decimal(figures["pnl_total"]) == mine_total.quantize(CENT)
     assert status["state"] == "active"
-    assert set(status["breakers"]) == {"daily_loss", "rapid_loss", "error_rate", "drawdown"}
+    assert set(status["breakers"]) == {
+        "daily_loss",
+        "rapid_loss",
+        "error_rate",
+        "drawdown",
+        "stale_data",
+    }
+    assert status["breakers"]["stale_data"]["threshold"] == "5"
 
 
 def test_trades_carry_the_brokers_order_ids(served: tuple[Dashboard, Path]) -> None:

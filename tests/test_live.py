@@ -49,7 +49,7 @@ def make_shell(
     stale_after: timedelta = timedelta(seconds=90),
     *,
     config: AppConfig | None = None,
-    stale_data_after: timedelta = timedelta(minutes=5),
+    stale_data_after: timedelta | None = timedelta(minutes=5),
 ) -> LiveShell:
     config = config or AppConfig()
     engine = Engine(config.engine, IctDetector(bar_file.calendar, config.signal))
@@ -362,6 +362,26 @@ def test_stale_data_blocks_entries_until_bars_return(sample: BarFile, tmp_path: 
         assert (shell.engine.state_reason or "").startswith("stale data: no new bar for")
         drive(server, shell, 1)
         assert shell.engine.state == "active"  # bars are back
+        shell.stop()
+        runner.join(10)
+        store.close()
+
+
+def test_the_stale_data_breaker_can_be_switched_off(sample: BarFile, tmp_path: Path) -> None:
+    """`[risk] stale_data_minutes = 0`: a quiet feed is backfilled but never blocks entries."""
+    with running_emulator(sample, start_bar=SESSION_START) as server:
+        store = Store(tmp_path / "off.db")
+        shell = make_shell(
+            server, sample, store, stale_after=timedelta(seconds=0.2), stale_data_after=None
+        )
+        shell.warm_up(sample.bars[SESSION_START].time)
+        shell.start_streams()
+        wait_until(lambda: server.call(_clients(server)) == (1, 1))
+        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
+        runner.start()
+        drive(server, shell, 2)
+        time.sleep(1.5)  # well past the 0.6 s that trips the breaker when it is on
+        assert shell.engine.state == "active"
         shell.stop()
         runner.join(10)
         store.close()

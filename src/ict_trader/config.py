@@ -30,6 +30,7 @@ error_window_minutes = 10
 max_drawdown_pct = 5
 max_equity_pct_per_trade = 10
 max_total_equity_pct = 20
+stale_data_minutes = 5   # live: no bar this long -> entries pause until bars return
 
 [[profiles]]
 name = "conservative"

@@ -99,7 +99,7 @@ class LiveShell:
         endpoints: LiveEndpoints,
         observer: Observer | None = None,
         stale_after: timedelta = timedelta(seconds=90),
-        stale_data_after: timedelta = timedelta(minutes=5),
+        stale_data_after: timedelta | None = timedelta(minutes=5),
         on_arrival: Callable[[Bar], None] | None = None,
         on_trade_update: Callable[[Any], None] | None = None,
         notifier: Notifier | None = None,
@@ -114,7 +114,8 @@ class LiveShell:
         self.endpoints = endpoints
         self.observer = observer
         self.stale_after = stale_after  # silence before the watchdog fetches bars over REST
-        self.stale_data_after = stale_data_after  # silence (REST included) before entries stop
+        # silence (REST included) before entries stop; None: the breaker is off
+        self.stale_data_after = stale_data_after
         self._last_processed = time.monotonic()
         self.on_arrival = on_arrival  # called in the stream thread as each bar arrives
         self.on_trade_update = on_trade_update  # likewise for each trade update (benchmarks)
@@ -331,7 +332,8 @@ class LiveShell:
         if time.monotonic() - self._last_arrival > self.stale_after.total_seconds():
             self._catch_up()
         silent = time.monotonic() - self._last_processed
-        if silent > self.stale_data_after.total_seconds() and self.engine.state == "active":
+        limit = self.stale_data_after
+        if limit is not None and silent > limit.total_seconds() and self.engine.state == "active":
             # Not even REST has a new bar: decisions would be blind. No new entries until bars
             # return; open trades keep their resting targets and time exits.
             reason = f"{STALE_DATA}: no new bar for {silent:.0f} s (last {last:%H:%M}Z)"

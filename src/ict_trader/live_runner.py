@@ -119,6 +119,7 @@ def run_live(
     now = clock.timestamp.astimezone(UTC)
     calendar = NyseCalendar.covering(now - timedelta(days=10), now + timedelta(days=10))
     engine = Engine(config.engine, IctDetector(calendar, config.signal))
+    risk = config.engine.risk
     _record_run(store, config, endpoints, paper)
     ledger = store.load_ledger()
     engine.restore(ledger)
@@ -138,6 +139,7 @@ def run_live(
         endpoints=endpoints,
         observer=observer,
         notifier=notifier,
+        stale_data_after=timedelta(minutes=stale) if (stale := risk.stale_data_minutes) else None,
     )
     shell.restore_state(now)
     expected, actual = shell.reconcile(now)

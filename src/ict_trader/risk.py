@@ -13,7 +13,9 @@ Defaults (each configurable under `[risk]`, 0 disables a limit):
 - per-trade size: max_shares_per_trade, max_notional_per_trade, max_equity_pct_per_trade (10 %);
   in total over open trades: max_total_shares, max_total_notional, max_total_equity_pct (20 %);
   an entry over a limit is reduced to fit (or refused if nothing fits), with the reason recorded;
-- buying power: an entry costing more than the account's buying power is reduced or refused.
+- buying power: an entry costing more than the account's buying power is reduced or refused;
+- stale_data_minutes (5), live only: no new bar, on the stream or over REST, for that long ->
+  reduce-only until bars return (applied by the live shell, which owns the wall clock).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class RiskLimits:
     max_total_shares: int = 0
     max_total_notional: Decimal = Decimal(0)
     max_total_equity_pct: Decimal = Decimal(20)
+    stale_data_minutes: int = 5  # live: no new bar this long -> no new entries until bars return
 
     def __post_init__(self) -> None:
         for name in self.__slots__:

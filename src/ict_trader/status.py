@@ -17,6 +17,7 @@ BREAKERS = {
     "rapid_loss": ("rapid_loss", "{} lost within rapid_loss_minutes"),
     "error_rate": ("max_errors", "{} order errors within error_window_minutes"),
     "drawdown": ("max_drawdown_pct", "{}% below the equity peak"),
+    "stale_data": ("stale_data_minutes", "no new bar for {} minutes (live; entries pause)"),
 }
 
 

@@ -76,6 +76,7 @@ async function getJSON(path) {
 
 const THRESHOLD_UNITS = {
   daily_loss: (v) => `$${v}`, rapid_loss: (v) => `$${v}`, error_rate: (v) => `${v} errors`, drawdown: (v) => `${v}%`,
+  stale_data: (v) => `${v} min`,
 };
 
 function renderStatus(s) {
