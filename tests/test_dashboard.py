@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
@@ -13,18 +12,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from rich.console import Console
 from typer.testing import CliRunner
 
 from ict_trader.barfile import load_bars
 from ict_trader.cli import app
-from ict_trader.config import AppConfig
 from ict_trader.dashboard.auth import TOKEN_ENV, DashboardToken, load_token
 from ict_trader.dashboard.launch import open_dashboard
 from ict_trader.dashboard.server import Dashboard
 from ict_trader.errors import ConfigError
-from ict_trader.replay import data_fingerprint, run_replay
 from ict_trader.store import Store
+from tests.test_replay import replay_all
 
 CENT = Decimal("0.01")
 TOKEN = DashboardToken("test-token-0123456789", "environment")
@@ -34,20 +31,7 @@ TOKEN = DashboardToken("test-token-0123456789", "environment")
 def replayed(sample_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store holding a finished replay of the bundled sample (6 trades)."""
     db = tmp_path_factory.mktemp("dash") / "replay.db"
-    sample = load_bars(sample_csv)
-    store = Store(db)
-    try:
-        run_replay(
-            sample.bars,
-            sample.calendar,
-            AppConfig(),
-            store,
-            data_fingerprint(sample.path),
-            speed=0,
-            console=Console(file=io.StringIO()),
-        )
-    finally:
-        store.close()
+    replay_all(load_bars(sample_csv), db)
     return db
 
 

@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from ict_trader.dashboard.views import status_view, trades_view
 from ict_trader.store import Store
-from tests.test_report_html import CHROMIUM, OUTPUT
+from tests.browser import OUTPUT, launch_chromium
 
 TOKEN = "browser-test-token-42"
 # From 10:30 New York on 2024-07-30: 31 bars before the 11:01 short signal (the detector is warm
@@ -81,10 +81,7 @@ def test_dashboard_in_a_real_browser(bot: tuple[str, Path]) -> None:
     errors: list[str] = []
     foreign: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on(
@@ -148,6 +145,7 @@ def test_dashboard_in_a_real_browser(bot: tuple[str, Path]) -> None:
             assert trade["exit_reason"] == "kill"
             assert str(trade["entry_order"]) in trades_text
             assert str(trade["exit_orders"][0]) in trades_text  # type: ignore[index]
+        OUTPUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
         assert page.evaluate("window.__sameDocument") is True
         browser.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -116,6 +117,21 @@ def test_a_session_through_the_live_path_equals_the_backtest(
     assert shell.stats.duplicates == 0
 
 
+@contextmanager
+def trading(server: EmulatorServer, shell: LiveShell, start: datetime) -> Iterator[None]:
+    """The shell warmed up to `start`, its streams connected, trading in a thread until exit."""
+    shell.warm_up(start)
+    shell.start_streams()
+    wait_until(lambda: server.call(_clients(server)) == (1, 1))
+    runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
+    runner.start()
+    try:
+        yield
+    finally:
+        shell.stop()
+        runner.join(10)
+
+
 async def _clients(server: EmulatorServer) -> tuple[int, int]:
     return len(server._trade_sockets), len(server._data_sockets)
 
@@ -155,14 +171,8 @@ def run_session(
         store = Store(db)
         shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3), config=config)
         shell.reconcile(sample.bars[start].time)
-        shell.warm_up(sample.bars[start].time)
-        shell.start_streams()
-        wait_until(lambda: server.call(_clients(server)) == (1, 1))
-        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
-        runner.start()
-        drive(server, shell, 390)
-        shell.stop()
-        runner.join(10)
+        with trading(server, shell, sample.bars[start].time):
+            drive(server, shell, 390)
         store.close()
     return shell, server
 
@@ -317,19 +327,13 @@ def test_kill_while_trading_live_flattens_at_alpaca(sample: BarFile, tmp_path: P
     with running_emulator(sample, start_bar=SESSION_START) as server:
         store = Store(db)
         shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3))
-        shell.warm_up(sample.bars[SESSION_START].time)
-        shell.start_streams()
-        wait_until(lambda: server.call(_clients(server)) == (1, 1))
-        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
-        runner.start()
-        drive(server, shell, 100)  # to 11:10: both trades open, targets resting at Alpaca
-        assert server.account.position == -14
-        other = Store(db)  # what `ict-trader kill` does, from another connection
-        control.request(other, "kill", "live test", "cli")
-        other.close()
-        drive(server, shell, 3)
-        shell.stop()
-        runner.join(10)
+        with trading(server, shell, sample.bars[SESSION_START].time):
+            drive(server, shell, 100)  # to 11:10: both trades open, targets resting at Alpaca
+            assert server.account.position == -14
+            other = Store(db)  # what `ict-trader kill` does, from another connection
+            control.request(other, "kill", "live test", "cli")
+            other.close()
+            drive(server, shell, 3)
         store.close()
         position = server.account.position
         working = [o for o in server.account.orders.values() if o.open]
@@ -352,18 +356,12 @@ def test_stale_data_blocks_entries_until_bars_return(sample: BarFile, tmp_path: 
             stale_after=timedelta(seconds=0.2),
             stale_data_after=timedelta(seconds=0.6),
         )
-        shell.warm_up(sample.bars[SESSION_START].time)
-        shell.start_streams()
-        wait_until(lambda: server.call(_clients(server)) == (1, 1))
-        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
-        runner.start()
-        drive(server, shell, 2)
-        wait_until(lambda: shell.engine.state == "reducing", timeout=10)  # the feed went quiet
-        assert (shell.engine.state_reason or "").startswith("stale data: no new bar for")
-        drive(server, shell, 1)
-        assert shell.engine.state == "active"  # bars are back
-        shell.stop()
-        runner.join(10)
+        with trading(server, shell, sample.bars[SESSION_START].time):
+            drive(server, shell, 2)
+            wait_until(lambda: shell.engine.state == "reducing", timeout=10)  # the feed went quiet
+            assert (shell.engine.state_reason or "").startswith("stale data: no new bar for")
+            drive(server, shell, 1)
+            assert shell.engine.state == "active"  # bars are back
         store.close()
 
 
@@ -374,16 +372,10 @@ def test_the_stale_data_breaker_can_be_switched_off(sample: BarFile, tmp_path: P
         shell = make_shell(
             server, sample, store, stale_after=timedelta(seconds=0.2), stale_data_after=None
         )
-        shell.warm_up(sample.bars[SESSION_START].time)
-        shell.start_streams()
-        wait_until(lambda: server.call(_clients(server)) == (1, 1))
-        runner = threading.Thread(target=shell.run, args=(lambda: False,), daemon=True)
-        runner.start()
-        drive(server, shell, 2)
-        time.sleep(1.5)  # well past the 0.6 s that trips the breaker when it is on
-        assert shell.engine.state == "active"
-        shell.stop()
-        runner.join(10)
+        with trading(server, shell, sample.bars[SESSION_START].time):
+            drive(server, shell, 2)
+            time.sleep(1.5)  # well past the 0.6 s that trips the breaker when it is on
+            assert shell.engine.state == "active"
         store.close()
 
 

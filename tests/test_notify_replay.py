@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import sqlite3
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from ict_trader.barfile import BarFile, load_bars
-from ict_trader.config import AppConfig
 from ict_trader.notify import PushoverNotifier
-from ict_trader.replay import data_fingerprint, run_replay
-from ict_trader.store import Store
 from tests.pushover_emulator import PushoverEmulator, running_pushover
+from tests.test_replay import replay_all
 
 APP_TOKEN = "azGDORePK8gMaC0QOYAMyEEuzJnyUi"
 USER_KEY = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG"
@@ -97,23 +93,6 @@ def sample(sample_csv: Path) -> BarFile:
     return load_bars(sample_csv)
 
 
-def replay(sample: BarFile, db: Path, notifier: PushoverNotifier | None) -> None:
-    store = Store(db)
-    try:
-        run_replay(
-            sample.bars,
-            sample.calendar,
-            AppConfig(),
-            store,
-            data_fingerprint(sample.path),
-            speed=0,
-            console=Console(file=io.StringIO()),
-            notifier=notifier,
-        )
-    finally:
-        store.close()
-
-
 def notifier_for(server: PushoverEmulator) -> PushoverNotifier:
     return PushoverNotifier(APP_TOKEN, USER_KEY, server.base_url, backoff_seconds=0.01)
 
@@ -130,7 +109,7 @@ def test_the_exact_messages_of_a_replayed_session(sample: BarFile, tmp_path: Pat
     db = tmp_path / "n.db"
     with running_pushover(APP_TOKEN, USER_KEY) as server:
         notifier = notifier_for(server)
-        replay(sample, db, notifier)
+        replay_all(sample, db, notifier=notifier)
         notifier.close(timeout=10)
         messages = server.messages
     assert [(m["title"], m["message"]) for m in messages] == EXPECTED
@@ -150,7 +129,7 @@ def test_a_failed_delivery_is_retried_and_nothing_is_lost(sample: BarFile, tmp_p
     with running_pushover(APP_TOKEN, USER_KEY) as server:
         server.fail_next = [500, 500, 503]
         notifier = notifier_for(server)
-        replay(sample, tmp_path / "r.db", notifier)
+        replay_all(sample, tmp_path / "r.db", notifier=notifier)
         notifier.close(timeout=10)
         messages = server.messages
         statuses = server.statuses
@@ -165,9 +144,9 @@ def test_a_dead_notifier_never_holds_up_an_order(sample: BarFile, tmp_path: Path
     with running_pushover(APP_TOKEN, USER_KEY) as server:
         server.hang()
         notifier = PushoverNotifier(APP_TOKEN, USER_KEY, server.base_url, timeout_seconds=30)
-        replay(sample, tmp_path / "dead.db", notifier)
+        replay_all(sample, tmp_path / "dead.db", notifier=notifier)
         notifier.close(timeout=0.5)
         assert server.messages == []
-    replay(sample, tmp_path / "quiet.db", None)
+    replay_all(sample, tmp_path / "quiet.db")
     assert orders_of(tmp_path / "dead.db") == orders_of(tmp_path / "quiet.db")
     assert len(orders_of(tmp_path / "quiet.db")) == 14

@@ -19,6 +19,7 @@ from rich.console import Console
 from ict_trader.backtest import run_backtest
 from ict_trader.barfile import BarFile, load_bars
 from ict_trader.config import AppConfig
+from ict_trader.notify import Notifier
 from ict_trader.replay import Pacer, data_fingerprint, run_replay
 from ict_trader.store import Store, StoreError
 
@@ -36,7 +37,13 @@ def trade_rows(db: Path) -> list[tuple[object, ...]]:
         ).fetchall()
 
 
-def replay_all(sample: BarFile, db: Path, console: Console | None = None) -> None:
+def replay_all(
+    sample: BarFile,
+    db: Path,
+    console: Console | None = None,
+    notifier: Notifier | None = None,
+) -> None:
+    """The whole file replayed into `db` as fast as possible (also used by other test files)."""
     store = Store(db)
     try:
         run_replay(
@@ -47,6 +54,7 @@ def replay_all(sample: BarFile, db: Path, console: Console | None = None) -> Non
             data_fingerprint(sample.path),
             speed=0,
             console=console or Console(file=io.StringIO()),
+            notifier=notifier,
         )
     finally:
         store.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from ict_trader.backtest import BacktestResult, run_backtest
 from ict_trader.barfile import load_bars
 from ict_trader.config import AppConfig
 from ict_trader.report_html import write_html_report
+from tests.browser import OUTPUT, launch_chromium
 
 Report = tuple[str, BacktestResult]
 
@@ -72,12 +72,6 @@ def test_figures_are_valid_json(report: Report) -> None:
         assert isinstance(json.loads(data), list)
 
 
-CHROMIUM = os.environ.get("ICT_TRADER_CHROMIUM", "/usr/bin/chromium")
-
-
-OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
-
-
 def test_report_renders_offline_in_a_real_browser(report: Report, tmp_path: Path) -> None:
     """Chromium with every network request refused: the charts still draw, no script errors."""
 
@@ -88,10 +82,7 @@ def test_report_renders_offline_in_a_real_browser(report: Report, tmp_path: Path
     errors: list[str] = []
     requests: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
 
         def refuse(route: Route) -> None:

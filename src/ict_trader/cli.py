@@ -31,13 +31,12 @@ from ict_trader.backtest_summary import summary_table
 from ict_trader.barfile import BarDataError, BarFile, load_bars
 from ict_trader.bars import Bar
 from ict_trader.config import AppConfig, load_config
-from ict_trader.dashboard.launch import open_dashboard
+from ict_trader.dashboard.launch import check_address, open_dashboard
 from ict_trader.dashboard.server import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     Dashboard,
     DashboardError,
-    is_loopback,
 )
 from ict_trader.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.emulator.server import EmulatorServer, Faults
@@ -473,7 +472,7 @@ def _run_live(
 def _start_notifier() -> Notifier:
     """Pushover if configured (environment or .env); said once either way."""
     notifier = notifier_from_env(settings_environment())
-    stderr.print(notifier.describe(), highlight=False, soft_wrap=True)
+    _say(notifier.describe())
     return notifier
 
 
@@ -486,15 +485,18 @@ def _notifier() -> Iterator[Notifier]:
         notifier.close()  # flushes what is queued, within a few seconds
 
 
+def _say(text: str) -> None:
+    """A message for the user on stderr, never wrapped (a token must stay copyable)."""
+    stderr.print(text, highlight=False, soft_wrap=True)
+
+
 def _dashboard_starter(
     enabled: bool, host: str, port: int, allow_remote: bool
 ) -> Callable[[Path], Dashboard | None]:
     """Checks the address now (a user error stops the run before it starts); serving starts
     once the store exists. A busy port does not stop trading: the run goes on without it."""
-    if enabled and not allow_remote and not is_loopback(host):
-        open_dashboard(  # raises the explanatory ConfigError
-            Path(), host, port, allow_remote=False, environ=os.environ, say=stderr.print
-        )
+    if enabled:
+        check_address(host, allow_remote)
 
     def start(db: Path) -> Dashboard | None:
         if not enabled:
@@ -506,7 +508,7 @@ def _dashboard_starter(
                 port,
                 allow_remote=allow_remote,
                 environ=os.environ,
-                say=lambda text: stderr.print(text, highlight=False, soft_wrap=True),
+                say=_say,
             )
         except DashboardError as exc:
             stderr.print(f"[yellow]{exc}; running without the dashboard[/]", highlight=False)
@@ -693,7 +695,7 @@ def dashboard_command(
                 port,
                 allow_remote=allow_remote,
                 environ=os.environ,
-                say=lambda text: stderr.print(text, highlight=False, soft_wrap=True),
+                say=_say,
             )
         except DashboardError as exc:
             raise ConfigError(str(exc)) from None

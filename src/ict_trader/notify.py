@@ -171,26 +171,7 @@ class PushoverNotifier(QueuedNotifier):
                     self._settle(response, notice)
                     return
                 problem = f"HTTP {status}: {self._errors(response)}"
-            if attempt == self.max_attempts:
-                self._count("failed")
-                log.error(
-                    "could not deliver notice %r after %d attempts (%s); dropped",
-                    notice.title,
-                    attempt,
-                    problem,
-                )
-                return
-            delay = self._backoff(attempt)
-            log.warning(
-                "notice %r attempt %d failed (%s); retrying in %.2f s",
-                notice.title,
-                attempt,
-                problem,
-                delay,
-            )
-            if not self._wait(delay):
-                self._count("failed")
-                log.warning("notifier closing; gave up on notice %r", notice.title)
+            if not self._may_retry(notice, attempt, problem):
                 return
 
     def _settle(self, response: requests.Response, notice: Notify) -> None:

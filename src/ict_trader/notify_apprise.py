@@ -87,23 +87,5 @@ class AppriseNotifier(QueuedNotifier):
             if delivered:
                 self._count("sent")
                 return
-            if attempt == self.max_attempts:
-                self._count("failed")
-                log.error(
-                    "could not deliver notice %r to %s:// after %d attempts; dropped",
-                    notice.title,
-                    self.scheme,
-                    attempt,
-                )
-                return
-            delay = self._backoff(attempt)
-            log.warning(
-                "notice %r to %s:// attempt %d failed; retrying in %.2f s",
-                notice.title,
-                self.scheme,
-                attempt,
-                delay,
-            )
-            if not self._wait(delay):
-                self._count("failed")
+            if not self._may_retry(notice, attempt, f"{self.scheme}:// refused or unreachable"):
                 return

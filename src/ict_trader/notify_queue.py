@@ -154,6 +154,32 @@ class QueuedNotifier:
         with self._lock:
             setattr(self, counter, getattr(self, counter) + 1)
 
+    def _may_retry(self, notice: Notify, attempt: int, problem: str) -> bool:
+        """After failed attempt `attempt`: wait out the backoff and say True to try again, or
+        count the notice as failed and say False (attempts used up, or the notifier closing)."""
+        if attempt >= self.max_attempts:
+            self._count("failed")
+            log.error(
+                "could not deliver notice %r after %d attempts (%s); dropped",
+                notice.title,
+                attempt,
+                problem,
+            )
+            return False
+        delay = self._backoff(attempt)
+        log.warning(
+            "notice %r attempt %d failed (%s); retrying in %.2f s",
+            notice.title,
+            attempt,
+            problem,
+            delay,
+        )
+        if not self._wait(delay):
+            self._count("failed")
+            log.warning("notifier closing; gave up on notice %r", notice.title)
+            return False
+        return True
+
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: between half and all of base * 2^(attempt - 1)."""
         ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))

@@ -10,6 +10,15 @@ from ict_trader.dashboard.server import Dashboard, is_loopback
 from ict_trader.errors import ConfigError
 
 
+def check_address(host: str, allow_remote: bool) -> None:
+    """A non-loopback address only on request: the dashboard holds the kill switch."""
+    if not is_loopback(host) and not allow_remote:
+        raise ConfigError(
+            f"--dashboard-host {host}: not a loopback address; the dashboard controls the "
+            "kill switch, so serving it beyond this machine needs --allow-remote"
+        )
+
+
 def open_dashboard(
     db: Path,
     host: str,
@@ -21,12 +30,8 @@ def open_dashboard(
     token_path: Path | None = None,
 ) -> Dashboard:
     """Start serving `db`; raises ConfigError or DashboardError with a message for the user."""
+    check_address(host, allow_remote)
     if not is_loopback(host):
-        if not allow_remote:
-            raise ConfigError(
-                f"--dashboard-host {host}: not a loopback address; the dashboard controls the "
-                "kill switch, so serving it beyond this machine needs --allow-remote"
-            )
         say(
             f"WARNING: the dashboard listens on {host}, reachable from other machines, over "
             "plain HTTP: anyone on the network can read your account figures, and the token "

@@ -49,9 +49,15 @@ def _profile_stats(trades: list[TradeView], today: date | None) -> dict[str, dic
     for trade in trades:
         entry = stats.setdefault(
             trade.profile,
-            {"closed": 0, "wins": 0, "losses": 0, "open": 0, "pnl_total": Decimal(0)},
+            {
+                "closed": 0,
+                "wins": 0,
+                "losses": 0,
+                "open": 0,
+                "pnl_total": Decimal(0),
+                "pnl_today": Decimal(0),
+            },
         )
-        entry.setdefault("pnl_today", Decimal(0))
         if trade.status == "closed" and trade.pnl is not None:
             entry["closed"] += 1
             entry["pnl_total"] += trade.pnl
