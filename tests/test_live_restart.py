@@ -34,6 +34,7 @@ def sample(sample_csv: Path) -> BarFile:
 def start_bot(server: EmulatorServer, db: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ALPACA_API_KEY": KEY, "ALPACA_API_SECRET": SECRET, "COLUMNS": "200"}
     command = [sys.executable, "-m", "ict_trader", "run", "--alpaca-url", server.base_url]
+    command += ["--sessions", "1"]
     with log.open("ab") as output:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [*command, "--db", str(db)],

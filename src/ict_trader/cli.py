@@ -352,8 +352,11 @@ def run(
         "iex"
     ),
     sessions: Annotated[
-        int, typer.Option("--sessions", min=1, help="Live: sessions to trade.")
-    ] = 1,
+        int,
+        typer.Option(
+            "--sessions", min=0, help="Live: sessions to trade, then exit (0: until stopped)."
+        ),
+    ] = 0,
     dashboard: Annotated[
         bool, typer.Option("--dashboard/--no-dashboard", help="Serve the web dashboard.")
     ] = True,

@@ -60,6 +60,11 @@ _WAKE = object()  # queued by the trade-updates stream: broker events are waitin
 LAST_BAR_KEY = "last_bar_time"
 LAST_CLOSE_KEY = "last_close"
 STALE_DATA = "stale data"
+HEARTBEAT_KEY = "heartbeat"  # health: the trading thread's last pass (UTC, ISO)
+BROKER_OK_KEY = "broker_ok"  # health: "1" if the last broker call succeeded, else "0"
+BROKER_CHECKED_KEY = "broker_checked_at"
+BROKER_ERROR_KEY = "broker_last_error"
+HEARTBEAT_EVERY_SECONDS = 5.0
 RECONCILE_EVERY_BARS = 15  # and at start; only while no order is working (no transient gaps)
 
 Observer = Callable[[Event | Command], None]
@@ -80,6 +85,7 @@ class LiveStats:
     bars: int = 0
     backfilled: int = 0
     duplicates: int = 0
+    extended_hours: int = 0  # pre- and after-market bars received and ignored
     reconnects: int = 0
     last_bar: datetime | None = None
     errors: list[str] = field(default_factory=list)
@@ -134,6 +140,12 @@ class LiveShell:
             str
         ] = []  # cancels asked for, re-sent while the order still works
         self.stats = LiveStats()
+        # Whether the session is on: between sessions a silent stream is normal, so neither the
+        # REST watchdog nor the stale-data breaker may act on it.
+        self._market_open = False
+        self._beat_at = 0.0
+        self._broker_ok: bool | None = None
+        self._broker_error = ""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -147,10 +159,21 @@ class LiveShell:
             previous = self.calendar.session_on(session.previous_day)
             if previous is not None:
                 start = previous.open
+        seen = self.stats.last_bar
+        if seen is not None:
+            # A bot running for days has fed the detector up to `seen` already; what came since
+            # is a gap like any other, traded as the stream would have delivered it.
+            for bar in self._history(seen + _ONE_MINUTE, until - _ONE_MINUTE):
+                if bar.time > seen:
+                    self.stats.backfilled += 1
+                    self._process(bar)
+            self._last_arrival = self._last_processed = time.monotonic()
+            return
         for bar in self._history(start, until - _ONE_MINUTE):
             self.engine.detector.update(bar)
             self.stats.last_bar = bar.time
             self.store.record_bar(bar)  # today's chart on the dashboard starts at the open
+        self._last_arrival = self._last_processed = time.monotonic()  # the night was not silence
         self.store.commit()
 
     def start_streams(self) -> None:
@@ -199,8 +222,46 @@ class LiveShell:
             except Exception:
                 log.debug("stream stop failed", exc_info=True)
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def idle(self, seconds: float) -> None:
+        """Between sessions: for `seconds`, obey kill/resume requests, handle any order update,
+        drop extended-hours bars and keep the heartbeat — but no staleness alarms."""
+        self._market_open = False
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            try:
+                item = self._bars.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                item = None
+            if isinstance(item, Bar):
+                self.on_bar(item)
+            elif item is not None and self.stats.last_bar is not None:
+                self._pump()
+            self.apply_control()
+            self._beat()
+            self.store.commit()
+
+    def note_broker(self, ok: bool, error: str = "") -> None:
+        """Broker connectivity for the health check: the latest call's outcome."""
+        if ok == self._broker_ok and (ok or error == self._broker_error):
+            return
+        self._broker_ok, self._broker_error = ok, error
+        self.store.set_state(BROKER_OK_KEY, "1" if ok else "0")
+        self.store.set_state(BROKER_CHECKED_KEY, _utc_text(datetime.now(UTC)))
+        if error:
+            self.store.set_state(BROKER_ERROR_KEY, error)
+
+    def _beat(self) -> None:
+        if time.monotonic() - self._beat_at >= HEARTBEAT_EVERY_SECONDS:
+            self._beat_at = time.monotonic()
+            self.store.set_state(HEARTBEAT_KEY, _utc_text(datetime.now(UTC)))
+
     def run(self, until: Callable[[], bool]) -> None:
         """Process bars until `until()` says stop (or `stop()` is called)."""
+        self._market_open = True
         while not self._stop.is_set() and not until():
             try:
                 item = self._bars.get(timeout=0.2)
@@ -247,6 +308,12 @@ class LiveShell:
     # ------------------------------------------------------------------ per bar
 
     def on_bar(self, bar: Bar) -> None:
+        if not self._regular_hours(bar.time):
+            # Alpaca's bars stream also carries pre- and after-market bars; the signal is
+            # defined on regular hours only, so they are counted and dropped.
+            self.stats.extended_hours += 1
+            log.debug("extended-hours bar %s ignored", bar.time.isoformat())
+            return
         last = self.stats.last_bar
         if last is not None and bar.time <= last:
             self.stats.duplicates += 1
@@ -298,9 +365,16 @@ class LiveShell:
         self.store.set_state(LAST_CLOSE_KEY, repr(bar.close))
         self.store.commit()
 
+    def _regular_hours(self, moment: datetime) -> bool:
+        try:
+            return self.calendar.session_at(moment) is not None
+        except ValueError:  # beyond the loaded calendar: not a session ict-trader knows
+            return False
+
     def _refresh_account(self, when: datetime) -> None:
         account = self._safe(lambda: self.broker.account(when), "account")
         if account is not None:  # else the engine keeps the last known equity
+            self.note_broker(True)
             self._account_known = True
             self._deliver(account)
             self.store.record_equity(when, account.equity, account.cash)
@@ -317,6 +391,7 @@ class LiveShell:
             return call()
         except (APIError, requests.RequestException) as exc:
             message = f"{what}: {exc}"[:300]
+            self.note_broker(False, message)
             self.stats.errors.append(message)
             self.broker.errors.append(message)
             log.warning("broker call failed (%s); continuing", message)
@@ -326,8 +401,9 @@ class LiveShell:
             return None
 
     def _tick(self) -> None:
+        self._beat()
         last = self.stats.last_bar
-        if last is None:
+        if last is None or not self._market_open:
             return
         if time.monotonic() - self._last_arrival > self.stale_after.total_seconds():
             self._catch_up()
@@ -439,3 +515,7 @@ class LiveShell:
                 self.store.record(command)
                 if isinstance(command, Notify) and self.notifier is not None:
                     self.notifier.send(command)  # a queue: never waits on the network
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -220,11 +220,15 @@ class AlpacaBroker:
             trading_blocked=bool(account.trading_blocked or account.account_blocked),
         )
 
-    def clock_now(self) -> datetime:
-        """The broker's current time (the emulator's is simulated, Alpaca's is real)."""
+    def clock(self) -> Clock:
+        """The broker's clock (is the market open, next open and close), read with retries."""
         clock = self.read(self.trading.get_clock)
         assert isinstance(clock, Clock)
-        return clock.timestamp.astimezone(UTC)
+        return clock
+
+    def clock_now(self) -> datetime:
+        """The broker's current time (the emulator's is simulated, Alpaca's is real)."""
+        return self.clock().timestamp.astimezone(UTC)
 
     def session_hours(self, day: date) -> tuple[datetime, datetime] | None:
         """The broker's regular-hours open and close of New York date `day` (UTC), or None

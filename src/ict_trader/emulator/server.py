@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -42,6 +42,8 @@ class Faults:
     order_504_rate: float = 0.0  # POST /v2/orders: the order IS created, the answer is a 504
     drop_data_socket_every: int = 0  # bars; 0 = never
     seed: int = 11
+    # Scripted failures: the next requests matching (method, path) get this status, in order.
+    fail_next: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 class EmulatorServer:
@@ -212,6 +214,15 @@ class EmulatorServer:
         ):
             return _error(401, {"code": 40110000, "message": "request is not authorized"})
         faults = self.faults
+        scripted = next(
+            (f for f in faults.fail_next if f[:2] == (request.method, request.path)), None
+        )
+        if scripted is not None:
+            faults.fail_next.remove(scripted)
+            self.injected[scripted] += 1
+            if scripted[2] == 429:
+                return _error(429, {"code": 42910000, "message": "rate limit exceeded"})
+            return web.Response(status=scripted[2], text="Internal Server Error")
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         if self._chance(faults.error_429_rate):
