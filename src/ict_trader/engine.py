@@ -549,6 +549,13 @@ class Engine:
                     event.time,
                 )
             )
+            if leg is Leg.STOP and trade.status is TradeStatus.OPEN:
+                # The broker will not rest the stop (Alpaca refuses an OCO whose stop the price
+                # has already crossed): the position may not stay without the protection its
+                # profile asks for, so it is closed now, as the stop would have closed it.
+                self._on_order_done(event.client_order_id, event.time, filled=False, why="")
+                self._begin_exit(trade, ExitReason.STOP, event.time)
+                return
         self._on_order_done(event.client_order_id, event.time, filled=False, why=event.reason)
 
     def _on_order_done(self, order_id: str, now: datetime, *, filled: bool, why: str) -> None:

@@ -26,7 +26,6 @@ import requests
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
-from alpaca.trading.models import Order
 from dotenv import dotenv_values
 
 from ict_trader.brokers.alpaca import AlpacaBroker
@@ -250,9 +249,7 @@ def _record_run(store: Store, config: AppConfig, endpoints: LiveEndpoints, paper
 
 def _adopt_orders(broker: AlpacaBroker, open_records: list[OrderRecord]) -> None:
     """Track the ledger's working orders again (by client order id); submit nothing."""
-    for record in open_records:
-        found = broker.lookup(record.request.client_order_id)
-        broker.adopt(record.request, found if isinstance(found, Order) else None)
+    broker.adopt_orders([record.request for record in open_records])
 
 
 def sync_calendar(
