@@ -43,7 +43,9 @@ from ict_trader.events import (
     CancelOrder,
     Command,
     Event,
+    Level,
     Notify,
+    OrderCanceled,
     ReduceOnly,
     Resume,
     SubmitOrder,
@@ -51,6 +53,7 @@ from ict_trader.events import (
 )
 from ict_trader.logs import log_command
 from ict_trader.notify import Notifier
+from ict_trader.orders import Leg, OrderRequest
 from ict_trader.store import Store
 
 log = logging.getLogger(__name__)
@@ -146,6 +149,9 @@ class LiveShell:
         self._beat_at = 0.0
         self._broker_ok: bool | None = None
         self._broker_error = ""
+        self._disputed: str | None = None  # set while the broker's position is disputed
+        self._held: dict[str, OrderRequest] = {}  # orders not sent while disputed
+        self._exits_covered = False  # disputed, but the broker holds all of the ledger's shares
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -280,29 +286,65 @@ class LiveShell:
         self._pump()
         self.store.commit()
 
-    def reconcile(self, now: datetime) -> tuple[int, int]:
+    def reconcile(self, now: datetime, unplaced: Sequence[OrderRequest] = ()) -> tuple[int, int]:
         """Ledger vs broker after a (re)start: (ledger's net position, broker's net position).
 
         Fills that happened while ict-trader was down are read from the adopted orders first.
-        A difference blocks new entries (reduce-only) and is recorded; nothing is traded to fix it.
+        A difference blocks new entries (reduce-only) and holds every order for the disputed
+        shares; nothing is traded to fix it. Orders the ledger recorded but Alpaca never
+        received (`unplaced`) are then sent — exits only if the position is not disputed; an
+        entry that never went out is dropped, its moment has passed.
         """
         self.broker.poll_working()
         self._pump()
         result = self._check_position(now)
+        for order in unplaced:
+            if order.leg is Leg.ENTRY:
+                self._deliver(OrderCanceled(now, order.client_order_id, "never reached Alpaca"))
+            else:
+                self._send_or_hold(order)
+        self.broker.flush()
+        self._pump()
         self.store.commit()
         return result
 
+    @property
+    def disputed(self) -> str | None:
+        """Why the broker's position and the ledger disagree, or None when they agree."""
+        return self._disputed
+
     def _check_position(self, now: datetime) -> tuple[int, int]:
-        """Ledger vs broker net position; a new difference blocks entries (once) and is recorded."""
+        """Ledger vs broker net position. A difference blocks entries, holds the orders for the
+        disputed shares and is recorded; agreement (restored by a person at the broker, or by
+        `ict-trader reconcile --accept-broker`) sends the held orders."""
         expected = self.engine.open_position()
         actual = self.broker.position(self.symbol)
-        if expected != actual and self.engine.state == "active":
+        if expected != actual:
             reason = (
                 f"broker position {actual} {self.symbol} differs from ict-trader's ledger "
-                f"({expected}); positions ict-trader did not open are never touched"
+                f"({expected}); positions ict-trader did not open are never touched, and no "
+                "order is sent for disputed shares until the two agree: restore the position at "
+                "the broker, or run `ict-trader reconcile --accept-broker`"
             )
-            self._deliver(ReduceOnly(now, reason, "reconciliation"))
-            self.store.audit(now, "reconcile.mismatch", "reconciliation", reason)
+            if self._disputed is None:
+                self.store.audit(now, "reconcile.mismatch", "reconciliation", reason)
+                log.warning("%s", reason)
+            self._disputed = reason
+            # The broker holding at least the ledger's shares, on the same side (someone else's
+            # shares beside ours), lets ict-trader still close its own; anything less does not.
+            self._exits_covered = expected * actual > 0 and abs(actual) >= abs(expected)
+            if self.engine.state == "active":
+                self._deliver(ReduceOnly(now, reason, "reconciliation"))
+        elif self._disputed is not None:
+            self._disputed = None
+            self.store.audit(
+                now, "reconcile.agreed", "reconciliation", f"broker and ledger agree on {actual}"
+            )
+            held, self._held = self._held, {}
+            for order in held.values():
+                self.broker.submit(order)
+            self.broker.flush()
+            self._pump()
         return expected, actual
 
     # ------------------------------------------------------------------ per bar
@@ -357,7 +399,8 @@ class LiveShell:
         self._refresh_account(close_time)
         self.apply_control()
         self.stats.bars += 1
-        if self.stats.bars % RECONCILE_EVERY_BARS == 0 and not self.broker.working():
+        due = self._disputed is not None or self.stats.bars % RECONCILE_EVERY_BARS == 0
+        if due and not self.broker.working():
             self._safe(lambda: self._check_position(close_time), "reconcile")
         self.stats.last_bar = bar.time
         self.store.record_bar(bar)
@@ -495,6 +538,25 @@ class LiveShell:
         self.store.record_event(event)
         self._dispatch(self.engine.handle(event))
 
+    def _send_or_hold(self, order: OrderRequest) -> None:
+        """Send an order — unless the position is disputed and the order would trade shares
+        the broker may not hold: a hand-closed short "closed" again by the bot would open a
+        long nobody manages. Entries are blocked by the engine's reduce-only state already."""
+        if self._disputed is None or order.leg is Leg.ENTRY or self._exits_covered:
+            self.broker.submit(order)
+            return
+        self._held[order.client_order_id] = order
+        moment = order.created_at or _now(self)
+        text = (
+            f"{order.side.value} {order.qty} {order.symbol} ({order.client_order_id}) held: "
+            f"{self._disputed}"
+        )
+        self.store.audit(moment, "order.held", "reconciliation", text)
+        notice = Notify(Level.CRITICAL, "Order held: position disputed", text, moment)
+        self.store.record(notice)
+        if self.notifier is not None:
+            self.notifier.send(notice)
+
     def _dispatch(self, commands: Sequence[Command]) -> None:
         self._dispatch_each(commands)
         self.broker.flush()  # an OCO half whose sibling never came goes out alone
@@ -507,8 +569,11 @@ class LiveShell:
             if isinstance(command, SubmitOrder):
                 self.store.record_order(command.order)
                 self.store.commit()  # the intent is durable before the order exists anywhere
-                self.broker.submit(command.order)
+                self._send_or_hold(command.order)
             elif isinstance(command, CancelOrder):
+                if self._held.pop(command.client_order_id, None) is not None:
+                    self._deliver(OrderCanceled(_now(self), command.client_order_id, "held"))
+                    continue
                 self._cancels.add(command.client_order_id)
                 self._safe(functools.partial(self.broker.cancel, command.client_order_id), "cancel")
             else:
@@ -519,3 +584,9 @@ class LiveShell:
 
 def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _now(shell: LiveShell) -> datetime:
+    """The shell's best idea of the time: the last bar's close (events need a time)."""
+    last = shell.stats.last_bar
+    return last + _ONE_MINUTE if last is not None else datetime.now(UTC)

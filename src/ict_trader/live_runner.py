@@ -34,7 +34,6 @@ from ict_trader.config import AppConfig
 from ict_trader.daily_summary import send_daily_summary
 from ict_trader.engine import Engine
 from ict_trader.errors import ConfigError
-from ict_trader.ledger import OrderRecord
 from ict_trader.live import LiveEndpoints, LiveShell, Observer
 from ict_trader.logs import register_secret
 from ict_trader.notify import Notifier
@@ -134,7 +133,7 @@ def run_live(
     _record_run(store, config, endpoints, paper)
     ledger = store.load_ledger()
     engine.restore(ledger)
-    _adopt_orders(broker, ledger.open_orders())
+    unplaced = broker.adopt_orders([record.request for record in ledger.open_orders()])
     data = StockHistoricalDataClient(
         credentials.key, credentials.secret, url_override=endpoints.rest_url
     )
@@ -153,7 +152,7 @@ def run_live(
         stale_data_after=timedelta(minutes=stale) if (stale := risk.stale_data_minutes) else None,
     )
     shell.restore_state(now)
-    expected, actual = shell.reconcile(now)
+    expected, actual = shell.reconcile(now, unplaced)
     if expected == actual:
         say(f"reconciled: ledger and broker agree on {actual} {config.engine.symbol}")
     else:
@@ -245,11 +244,6 @@ def _record_run(store: Store, config: AppConfig, endpoints: LiveEndpoints, paper
     store.data_feed = endpoints.feed.value
     store.start_run(mode, endpoints.rest_url or "alpaca", described)
     store.commit()
-
-
-def _adopt_orders(broker: AlpacaBroker, open_records: list[OrderRecord]) -> None:
-    """Track the ledger's working orders again (by client order id); submit nothing."""
-    broker.adopt_orders([record.request for record in open_records])
 
 
 def sync_calendar(

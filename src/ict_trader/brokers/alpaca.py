@@ -415,17 +415,30 @@ class AlpacaBroker:
         if broker_order is not None:
             self.observe(broker_order)
 
-    def adopt_orders(self, orders: list[OrderRequest]) -> None:
+    def adopt_orders(self, orders: list[OrderRequest]) -> list[OrderRequest]:
         """After a restart, track the ledger's working orders again by client order id; an
         OCO's stop leg, which Alpaca knows only by its own ids, is found through its parent
-        (the take-profit of the same group) read with `nested=true`. Submits nothing."""
+        (the take-profit of the same group) read with `nested=true`. Submits nothing.
+
+        Returns the orders Alpaca has never heard of (the process died between recording the
+        intent and the POST): they are not tracked; the caller decides whether to send them."""
         stops = {o.oco_group: o for o in orders if o.leg is Leg.STOP and o.oco_group}
+        unplaced: list[OrderRequest] = []
         for order in orders:
             if order.leg is Leg.STOP and order.oco_group:
                 continue
             found = self.lookup(order.client_order_id)
+            if found is None:
+                unplaced.append(order)
+                continue
             self.adopt(order, found)
+        placed_targets = {o.client_order_id for o in orders} - {o.client_order_id for o in unplaced}
         for group, stop in stops.items():
+            if _oco_parent_id(stop) not in placed_targets and _oco_parent_id(stop) in {
+                o.client_order_id for o in unplaced
+            }:
+                unplaced.append(stop)  # the OCO never reached Alpaca: neither did its stop
+                continue
             self.adopt(stop, None)
             parent = _oco_parent_id(stop)
             if parent not in self._orders:  # the target is final in the ledger: track it too
@@ -439,6 +452,7 @@ class AlpacaBroker:
                 log.debug("OCO group %s: parent %s tracked for its leg", group, parent)
             self._legs_pending[parent] = stop.client_order_id
             self._learn_legs(parent)
+        return unplaced
 
     # ------------------------------------------------------------------ internals
 
