@@ -53,7 +53,13 @@ from ict_trader.live_runner import (
 )
 from ict_trader.logs import close_logging, setup_logging
 from ict_trader.notify import Notifier, notifier_from_env
-from ict_trader.replay import Narrator, ReplayOutcome, data_fingerprint, run_replay
+from ict_trader.replay import (
+    Narrator,
+    ReplayOutcome,
+    data_fingerprint,
+    run_replay,
+    sigterm_as_interrupt,
+)
 from ict_trader.report_html import write_html_report
 from ict_trader.signal_output import to_csv, to_json, to_table
 from ict_trader.signals import IctDetector, Signal, SignalParams
@@ -454,7 +460,7 @@ def _run_live(
     narrator = Narrator(stdout)
     web = serve(db)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt), sigterm_as_interrupt():
             run_live(
                 settings,
                 credentials,
