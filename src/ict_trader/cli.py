@@ -680,13 +680,14 @@ def _control_request(kind: str, reason: str, db: Path) -> None:
     with _user_errors():
         if not reason.strip():
             raise ConfigError("--reason must say why")
-        store = _existing_store(db)
         try:
-            number = control.request(store, kind, reason.strip(), "cli")
+            store = _existing_store(db)
+            try:
+                number = control.request(store, kind, reason.strip(), "cli")
+            finally:
+                store.close()
         except StoreError as exc:  # busy after retries, disk full: the user must know
             raise StoreError(f"{exc} — the {kind} request was NOT recorded") from None
-        finally:
-            store.close()
     # Said only now: the request is committed, the bot will see it.
     stderr.print(f"{kind} requested (#{number}): {reason.strip()}")
 

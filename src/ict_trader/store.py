@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -231,7 +232,7 @@ class Store:
         *,
         reader: bool = False,
         lock: bool | None = None,
-        busy_timeout: float = BUSY_TIMEOUT_SECONDS,
+        busy_timeout: float | None = None,
     ) -> None:
         """`reader=True` is for the dashboard and the command line's `status`: it never takes
         the writer lock. `lock` (default: not a reader) takes the store's one-writer-process lock;
@@ -256,7 +257,10 @@ class Store:
             # Used by one thread at a time, but not always the one that opened it (a shell may be
             # built in one thread and run in another): hence check_same_thread=False.
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_SECONDS if busy_timeout is None else busy_timeout,
             )
         except sqlite3.Error as exc:
             self._release_lock()
@@ -273,6 +277,11 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self._db.close()
             self._release_lock()
+            if _disk_full(self.path):  # SQLite says "disk I/O error" when it cannot map the WAL
+                raise StoreFullError(
+                    f"{self.path}: database or disk is full (cannot open it: {exc}); "
+                    "nothing was recorded"
+                ) from None
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
 
     def _release_lock(self) -> None:
@@ -744,6 +753,14 @@ class Store:
             )
         ]
         return Ledger(trades=self.trades(), signals=signals, orders=orders, fills=fills)
+
+
+def _disk_full(path: Path) -> bool:
+    """True when the file system holding `path` has (almost) no space left."""
+    try:
+        return shutil.disk_usage(path.resolve().parent).free < 64 * 1024
+    except OSError:
+        return False
 
 
 def _statements(script: str) -> list[str]:

@@ -41,7 +41,7 @@ from ict_trader import control
 from ict_trader.dashboard import views
 from ict_trader.dashboard.auth import DashboardToken, bearer
 from ict_trader.status import DEFAULT_MAX_HEARTBEAT_AGE, collect_health
-from ict_trader.store import BUSY_TIMEOUT_SECONDS, Store, StoreError
+from ict_trader.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,7 +99,7 @@ class Dashboard:
         port: int = DEFAULT_PORT,
         *,
         poll_seconds: float = 0.25,
-        busy_timeout: float = BUSY_TIMEOUT_SECONDS,
+        busy_timeout: float | None = None,
         max_heartbeat_age: float = DEFAULT_MAX_HEARTBEAT_AGE,
     ) -> None:
         self.db = db
