@@ -188,7 +188,7 @@ def test_a_locked_write_is_retried_until_the_lock_is_free(
         if len(pauses) == 2:
             blocker.execute("COMMIT")
 
-    monkeypatch.setattr(store_module.time, "sleep", pause)
+    monkeypatch.setattr(store_module, "pause", pause)
     client = Store(db, reader=True, busy_timeout=0.01)
     number = control.request(client, "resume", "after a busy spell", "cli")
     client.close()
@@ -206,7 +206,7 @@ def test_a_lock_held_through_every_retry_is_an_error_and_records_nothing(
     Store(db).close()
     blocker = _blocker(db)
     pauses: list[float] = []
-    monkeypatch.setattr(store_module.time, "sleep", pauses.append)
+    monkeypatch.setattr(store_module, "pause", pauses.append)
     client = Store(db, reader=True, busy_timeout=0.01)
     with pytest.raises(StoreBusyError, match=r"s\.db: the store stayed locked"):
         control.request(client, "kill", "never lands", "cli")

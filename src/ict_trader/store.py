@@ -56,6 +56,7 @@ SCHEMA_VERSION = 3
 BUSY_TIMEOUT_SECONDS = 5.0  # how long one attempt waits for another connection's write lock
 # Pauses between attempts to take the write lock once busy_timeout ran out (with jitter).
 LOCK_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.2, 0.5, 1.0)
+pause = time.sleep  # between those attempts (a seam for tests)
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -336,7 +337,7 @@ class Store:
                         f"{self.path}: the store stayed locked by another connection; "
                         "nothing was recorded"
                     ) from None
-                time.sleep(delay * random.uniform(0.5, 1.5))  # jitter: waiters spread out
+                pause(delay * random.uniform(0.5, 1.5))  # jitter: waiters spread out
 
     def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         """Every write goes through here: it opens the transaction and maps failures."""
