@@ -35,7 +35,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from ict_trader import control
 from ict_trader.dashboard import views
@@ -69,6 +69,11 @@ FIRST_DAY = date(1990, 1, 1)  # /api/bars accepts days in this range; others are
 LAST_DAY = date(2199, 12, 31)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# The answers aiohttp builds itself for unparsable requests (a header too long, a bad request
+# line) never reach the app's hooks; they take the Server header from this module default. The
+# process's other aiohttp server is the Alpaca emulator, which is ours too.
+setattr(web_response, "SERVER_SOFTWARE", SERVER_NAME)  # noqa: B010 - not re-exported for mypy
 
 
 class StoreUnavailableError(RuntimeError):
