@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from decimal import Decimal
 from enum import StrEnum
 from importlib.resources import as_file, files
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -64,7 +65,7 @@ from ict_trader.report_html import write_html_report
 from ict_trader.signal_output import to_csv, to_json, to_table
 from ict_trader.signals import IctDetector, Signal, SignalParams
 from ict_trader.signals.params import ParamError, parse_param_assignments
-from ict_trader.status import collect_status
+from ict_trader.status import DEFAULT_MAX_HEARTBEAT_AGE, collect_health, collect_status
 from ict_trader.store import Store, StoreError
 
 app = typer.Typer(
@@ -644,9 +645,22 @@ StoreOption = Annotated[Path, typer.Option("--db", help="The bot's SQLite store.
 
 
 def _existing_store(db: Path) -> Store:
+    """A connection beside the bot: it never takes the one-writer lock the running bot holds
+    (kill and resume still write, each in its own committed transaction)."""
     if not db.exists():
         raise ConfigError(f"--db {db}: no such store (start `ict-trader run` first, or pass --db)")
-    return Store(db)
+    return Store(db, reader=True)
+
+
+def _read_store(db: Path, read: Callable[[Store], dict[str, object]]) -> dict[str, object]:
+    """Run `read` on the store; a database error is one line naming it, not a traceback."""
+    store = _existing_store(db)
+    try:
+        return read(store)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{db}: cannot read the store: {exc}") from None
+    finally:
+        store.close()
 
 
 @app.command()
@@ -675,11 +689,15 @@ def _control_request(kind: str, reason: str, db: Path) -> None:
     with _user_errors():
         if not reason.strip():
             raise ConfigError("--reason must say why")
-        store = _existing_store(db)
         try:
-            number = control.request(store, kind, reason.strip(), "cli")
-        finally:
-            store.close()
+            store = _existing_store(db)
+            try:
+                number = control.request(store, kind, reason.strip(), "cli")
+            finally:
+                store.close()
+        except StoreError as exc:  # busy after retries, disk full: the user must know
+            raise StoreError(f"{exc} — the {kind} request was NOT recorded") from None
+    # Said only now: the request is committed, the bot will see it.
     stderr.print(f"{kind} requested (#{number}): {reason.strip()}")
 
 
@@ -723,15 +741,11 @@ def status(
 ) -> None:
     """Trading state, today's P&L, open trades, breakers and the last bar, from the store."""
     with _user_errors():
-        store = _existing_store(db)
-        try:
-            report = collect_status(store)
-        finally:
-            store.close()
+        report: dict[str, Any] = _read_store(db, collect_status)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
-    colour = {"active": "green", "reducing": "yellow", "halted": "red"}[report["state"]]
+    colour = {"active": "green", "reducing": "yellow", "halted": "red"}.get(report["state"], "red")
     stdout.print(
         f"state [bold {colour}]{report['state']}[/]"
         + (
@@ -741,6 +755,15 @@ def status(
         ),
         highlight=False,
     )
+    for item in report["pending_requests"]:
+        stdout.print(
+            f"pending: {item['kind']} #{item['request']} by {item['actor']} ({item['reason']}) — "
+            "applied at the bot's next bar, or when it starts",
+            highlight=False,
+        )
+    if report["pending_requests"]:
+        recorded = report["recorded_state"]
+        stdout.print(f"(the bot last recorded: {recorded['state']})", highlight=False)
     stdout.print(
         f"mode {report['mode']} · feed {report['feed']} · last bar {report['last_bar']} · "
         f"equity {report['equity']}",
@@ -765,3 +788,35 @@ def status(
     for name, breaker in report["breakers"].items():
         mark = "[red]TRIPPED[/]" if breaker["tripped"] else "ok"
         stdout.print(f"breaker {name}: {mark} ({breaker['meaning']})", highlight=False)
+
+
+@app.command()
+def health(
+    db: StoreOption = Path("ict-trader.db"),
+    max_heartbeat_age: Annotated[
+        float,
+        typer.Option(
+            "--max-heartbeat-age", min=1, help="Seconds without a loop pass that count as down."
+        ),
+    ] = DEFAULT_MAX_HEARTBEAT_AGE,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """For supervisors: exit 0 if the bot's heartbeat is fresh and its broker ok, else 1."""
+    with _user_errors():
+        report: dict[str, Any] = _read_store(
+            db, lambda store: collect_health(store, None, max_heartbeat_age)
+        )
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        broker = report["broker"]
+        typer.echo(
+            f"{'healthy' if report['healthy'] else 'UNHEALTHY'} · state {report['state']} · "
+            f"heartbeat {report['heartbeat']} ({report['heartbeat_age_seconds']} s ago) · "
+            f"last bar {report['last_bar_time']} ({report['last_bar_age_seconds']} s ago) · "
+            f"broker {'ok' if broker['ok'] else 'NOT ok'} (checked {broker['checked_at']})"
+        )
+        for problem in report["problems"]:
+            typer.echo(f"  {problem}")
+    if not report["healthy"]:
+        raise typer.Exit(1)
