@@ -286,6 +286,22 @@ def test_an_oco_stop_leg_is_held_with_its_own_event_and_listed_only_when_nested(
         assert isinstance(position, Position) and position.qty_available == "0"
 
 
+def test_old_behaviour_puts_legs_in_every_body_when_asked(sample: BarFile) -> None:
+    price = price_of(sample.bars[START].open)
+    with running_emulator(sample, start_bar=START, options=whole(legs_always=True)) as server:
+        client = trading_client(server)
+        holding(server, client, 10)
+        with trade_updates(server) as updates:
+            pair = client.submit_order(oco("exits", OrderSide.SELL, 10, price + 5, price - 5))
+            (first,) = take(updates, 1)
+        assert isinstance(pair, Order) and pair.legs is not None
+        assert (first.event, [x.id for x in first.order.legs or []]) == (
+            "pending_new",
+            [pair.legs[0].id],
+        )
+        assert [x.id for x in order(client, pair.id).legs or []] == [pair.legs[0].id]
+
+
 @pytest.mark.parametrize(("qty", "side"), [(10, OrderSide.SELL), (-10, OrderSide.BUY)])
 def test_an_oco_stop_must_be_a_cent_beyond_the_current_price(
     sample: BarFile, qty: int, side: OrderSide

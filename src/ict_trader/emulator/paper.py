@@ -120,6 +120,7 @@ class EmulatorOptions:
     fill_in_post: bool = False  # old: POST routes and fills before answering
     instant_cancel: bool = False  # old: a cancel is final at once, no `pending_cancel`
     sibling_after_stop: str = "replaced"  # [PY #198]; "canceled" as the docs describe (old)
+    legs_always: bool = False  # old: `legs` in every order body, stream updates included
     seed: int = 7
 
 
@@ -1118,7 +1119,7 @@ class PaperAccount:
         update = {
             "event": event,
             "execution_id": execution_id,
-            "order": order.as_json(),
+            "order": order.as_json(nested=self.options.legs_always),
             "timestamp": _ts(moment),
             "position_qty": str(self.position) if execution else None,
             "price": str(price) if price is not None else None,

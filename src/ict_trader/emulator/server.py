@@ -310,21 +310,24 @@ class EmulatorServer:
 
     async def _orders(self, request: web.Request) -> web.Response:
         nested = _flag(request, "nested")
+        shown = nested or self.account.options.legs_always
         orders = self.account.list_orders(
             status=request.query.get("status", "open"),
             limit=int(request.query.get("limit", "50")),
             direction=request.query.get("direction", "desc"),
             nested=nested,
         )
-        return web.json_response([o.as_json(nested=nested) for o in orders])
+        return web.json_response([o.as_json(nested=shown) for o in orders])
 
     async def _order(self, request: web.Request) -> web.Response:
         order = self.account.get(request.match_info["order_id"])
-        return web.json_response(order.as_json(nested=_flag(request, "nested")))
+        nested = _flag(request, "nested") or self.account.options.legs_always
+        return web.json_response(order.as_json(nested=nested))
 
     async def _order_by_client_id(self, request: web.Request) -> web.Response:
         client_order_id = request.query.get("client_order_id", "")
-        return web.json_response(self.account.get_by_client_id(client_order_id).as_json())
+        order = self.account.get_by_client_id(client_order_id)
+        return web.json_response(order.as_json(nested=self.account.options.legs_always))
 
     async def _cancel(self, request: web.Request) -> web.Response:
         self.account.cancel(request.match_info["order_id"])
