@@ -585,7 +585,13 @@ def emulate_alpaca(
         "emulator-secret"
     ),
     slippage_bps: Annotated[float, typer.Option("--slippage-bps", min=0)] = 0.0,
-    partial_fill_rate: Annotated[float, typer.Option("--partial-fill-rate", min=0, max=1)] = 0.0,
+    spread: Annotated[
+        float,
+        typer.Option("--spread", min=0, help="Bid/ask spread in dollars (quotes: price ± half)."),
+    ] = 0.02,
+    partial_fill_rate: Annotated[
+        float, typer.Option("--partial-fill-rate", min=0, max=1, help="Alpaca paper: 10 %.")
+    ] = 0.1,
     reject_rate: Annotated[float, typer.Option("--reject-rate", min=0, max=1)] = 0.0,
     duplicate_fill_rate: Annotated[
         float, typer.Option("--duplicate-fill-rate", min=0, max=1)
@@ -604,6 +610,7 @@ def emulate_alpaca(
             raise ConfigError(f"--start-bar {start_bar}: the file has {len(bar_file.bars)} bars")
     options = EmulatorOptions(
         slippage_bps=Decimal(str(slippage_bps)),
+        spread=Decimal(str(spread)),
         wash_trade_check=not no_wash_trade_check,
         partial_fill_rate=partial_fill_rate,
         reject_rate=reject_rate,
