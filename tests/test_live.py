@@ -314,15 +314,9 @@ def test_stops_travel_as_alpaca_oco_orders(
         ),
     )
     db = tmp_path / "oco.db"
-    options = backtest_like(
-        # LEAD: bot bug — the OCO's stop-leg alias is learnt only from the first snapshot with
-        # `legs`; the stream's pending_new update (legs null, as the spec says) comes first, so
-        # the stop leg's canceled/fill updates are ignored and the trade never closes
-        legs_always=True,
-        # LEAD: bot bug — a stop-out reports the take-profit `replaced` (alpaca-py #198); the
-        # trade stays `exiting` with no P&L
-        sibling_after_stop="canceled",
-    )
+    # Alpaca's own behaviour: stream updates carry no `legs` (the stop leg's ids come from a
+    # nested read), and a stop-out reports the take-profit `replaced` (alpaca-py #198).
+    options = backtest_like()
     _, server = run_session(sample, db, config=config, start=start, options=options)
     rows = trades_of(db)
     assert rows == backtest_rows(sample, start, config)

@@ -330,9 +330,10 @@ class AlpacaBroker:
     def observe(self, order: Order, when: datetime | None = None) -> None:
         """Turn an order snapshot (stream, submit answer or poll) into engine events, once."""
         with self._lock:
-            stop_leg = self._legs_pending.pop(order.client_order_id, None)
-            if stop_leg is not None and order.legs:
-                # Alpaca names an OCO's stop leg itself; remember which of ours it is.
+            if order.legs and order.client_order_id in self._legs_pending:
+                # Alpaca names an OCO's stop leg itself; remember which of ours it is. Only
+                # nested answers carry `legs` (stream updates and plain reads do not).
+                stop_leg = self._legs_pending.pop(order.client_order_id)
                 self._aliases[order.legs[0].client_order_id] = stop_leg
                 self._leg_ids[stop_leg] = str(order.legs[0].id)
             for leg in order.legs or []:
