@@ -468,6 +468,8 @@ def run(
             if alpaca_url is not None and credentials is None:
                 credentials = Credentials("emulator-key", "emulator-secret")
             serve = _dashboard_starter(dashboard, dashboard_host, dashboard_port, allow_remote)
+            _check_output(db, "--db")
+            _check_output(log_file or db.with_suffix(".log"), "--log-file")
             if credentials is not None and not replay:
                 if feed not in {"iex", "sip"}:
                     raise ConfigError(f"--feed {feed!r}: use iex or sip")
