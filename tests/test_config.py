@@ -233,3 +233,19 @@ def test_values_inside_a_range_are_kept_exactly(table: str, key: str, data: st.D
         good = data.draw(st.floats(float(allowed.low), float(allowed.high)))
     described = parse_config({table: {key: good}}).describe()[table][key]
     assert Decimal(str(described)) == Decimal(repr(good))
+
+
+EN_DASH = "\u2013"  # the README writes a range as low, an en dash, high
+
+
+def test_the_readme_lists_every_range_as_enforced() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+    def shown(bound: Decimal) -> str:
+        return f"{int(bound):,}" if bound == bound.to_integral_value() else ranges.plain(bound)
+
+    listed = [(f"{table}.{key}", ranges.TABLES[table][key]) for table, key in SETTINGS]
+    listed.append(("profiles.allocation", ranges.PROFILE_ALLOCATION))
+    for key, allowed in listed:
+        cell = f"| `{key}` | {shown(allowed.low)}{EN_DASH}{shown(allowed.high)}"
+        assert cell in readme, cell

@@ -591,8 +591,8 @@ def test_a_sample_through_the_real_executable(
 
 
 def _extreme_config(end: str) -> str:
-    """Every exits/simulation/risk setting at one end of its range, one profile with all of
-    the allocation range's same end; signal parameters at their defaults so trades happen."""
+    """Every exits/simulation/risk setting at one end of its range and one profile (the whole
+    account at the high end); signal parameters stay at their defaults so trades happen."""
     lines = []
     for table in ("exits", "simulation", "risk"):
         lines.append(f"[{table}]")
