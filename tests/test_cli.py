@@ -202,11 +202,13 @@ def test_unwritable_outputs_are_refused_before_the_work(tmp_path: Path) -> None:
     result = runner.invoke(app, ["signals", "--out", str(tmp_path)])
     assert (result.exit_code, result.stderr.strip()) == (
         2,
-        f"error: --out {tmp_path}: is a directory, expected a file name",
+        f"error: --out {tmp_path}: cannot write: it is a directory",
     )
     missing = tmp_path / "no" / "report.html"
     db = tmp_path / "bt.db"
     result = runner.invoke(app, ["backtest", "--html", str(missing), "--db", str(db)])
     assert result.exit_code == 2
-    assert f"--html {missing}: the folder {missing.parent} does not exist" in result.stderr
+    assert f"--html {missing}: cannot write: the folder {missing.parent} does not exist" in (
+        result.stderr
+    )
     assert not db.exists()

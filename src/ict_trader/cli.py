@@ -273,12 +273,14 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(USER_ERROR) from None
 
 
-def _check_output(path: Path, option: str) -> None:
+def _check_output(path: Path, option: str, what: str = "write") -> None:
     """Refuse an output path that cannot be written before the work, not after it."""
     if path.is_dir():
-        raise ConfigError(f"{option} {path}: is a directory, expected a file name")
+        raise ConfigError(f"{option} {path}: cannot {what}: it is a directory")
     if not path.parent.is_dir():
-        raise ConfigError(f"{option} {path}: the folder {path.parent} does not exist")
+        raise ConfigError(
+            f"{option} {path}: cannot {what}: the folder {path.parent} does not exist"
+        )
 
 
 @contextmanager
@@ -468,8 +470,8 @@ def run(
             if alpaca_url is not None and credentials is None:
                 credentials = Credentials("emulator-key", "emulator-secret")
             serve = _dashboard_starter(dashboard, dashboard_host, dashboard_port, allow_remote)
-            _check_output(db, "--db")
-            _check_output(log_file or db.with_suffix(".log"), "--log-file")
+            _check_output(db, "--db", "open the store")
+            _check_output(log_file or db.with_suffix(".log"), "--log-file", "write the log")
             if credentials is not None and not replay:
                 if feed not in {"iex", "sip"}:
                     raise ConfigError(f"--feed {feed!r}: use iex or sip")
