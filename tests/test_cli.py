@@ -185,7 +185,7 @@ def test_errors_keep_square_brackets_and_are_one_line(tmp_path: Path) -> None:
 def test_usage_errors_are_one_line_naming_the_option() -> None:
     for args, option in (
         (["run", "--speed", "inf"], "'--speed'"),
-        (["run", "--sessions", "0"], "'--sessions'"),
+        (["run", "--sessions", "-1"], "'--sessions'"),
         (["backtest", "--slippage-bps", "1e9"], "'--slippage-bps'"),
         (["signals", "--bogus"], "--bogus"),
         (["kill"], "'--reason'"),

@@ -86,12 +86,29 @@ def wait_until(condition: object, timeout: float = 20.0) -> None:
 
 
 def drive(server: EmulatorServer, shell: LiveShell, bars: int) -> None:
-    """Complete `bars` bars one at a time, each once the shell has handled the previous one."""
+    """Complete `bars` bars one at a time, each once the shell has handled the previous one
+    and the exchange of orders it caused has come to rest — as in real time, where a minute is
+    long enough for an entry's fill and the protective orders it triggers to land in the bar."""
     for _ in range(bars):
         (bar,) = server.call(server.advance(1))
         wait_until(
             lambda b=bar: shell.stats.last_bar is not None and shell.stats.last_bar >= b.time
         )
+        settled(server, shell)
+
+
+def settled(server: EmulatorServer, shell: LiveShell) -> None:
+    """Wait until neither side has work in flight: no pending order work at the emulator, no
+    bar or trade update queued in the shell, and no new request for a few polls."""
+    quiet = 0
+    seen = len(server.requests)
+    deadline = time.monotonic() + 10
+    while quiet < 4 and time.monotonic() < deadline:
+        time.sleep(0.005)
+        busy = server.account.has_pending_work() or not shell._bars.empty()
+        count = len(server.requests)
+        quiet = 0 if busy or count != seen else quiet + 1
+        seen = count
 
 
 def trades_of(db: Path) -> list[tuple[object, ...]]:

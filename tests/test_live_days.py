@@ -24,8 +24,9 @@ from ict_trader.emulator.server import EmulatorServer, Faults
 from ict_trader.live import LiveEndpoints, LiveShell
 from ict_trader.live_runner import Credentials, run_live
 from ict_trader.store import Store
-from tests.alpaca_emulator import KEY, SECRET, running_emulator
+from tests.alpaca_emulator import KEY, SECRET, backtest_like, running_emulator
 from tests.test_live import make_shell
+from tests.test_live_restart import quiet_exchange
 
 SESSION_START = 390  # 2024-07-30 09:30: one full session before it for the warm-up
 SESSION_BARS = 390
@@ -110,6 +111,7 @@ def step(server: EmulatorServer, runner: Runner, bars: int) -> None:
         (bar,) = server.call(server.advance(1))
         stamp = bar.time.strftime("%Y-%m-%dT%H:%M:%SZ")
         wait(lambda s=stamp: runner.last_bar() >= s, runner, f"bar {stamp}")
+        quiet_exchange(server)
 
 
 def closed_trades(db: Path) -> list[tuple[object, ...]]:
@@ -125,7 +127,8 @@ def test_two_sessions_in_one_run_equal_the_backtest(sample: BarFile, tmp_path: P
     """The second session's warm-up used to feed the detector the first session again
     (BarOrderError); now one process trades both days and then returns by itself."""
     db = tmp_path / "days.db"
-    with running_emulator(sample, start_bar=SESSION_START) as server:
+    # Fills as the backtest models them (no spread, no random partials), to compare to the cent.
+    with running_emulator(sample, start_bar=SESSION_START, options=backtest_like()) as server:
         runner = Runner(server, db, sessions=2)
         wait(lambda: server.call(_clients(server)) == (1, 1), runner, "streams")
         step(server, runner, 2 * SESSION_BARS)

@@ -47,6 +47,7 @@ from ict_trader.events import (
     Notify,
     OrderCanceled,
     ReduceOnly,
+    ReleaseTrades,
     Resume,
     SubmitOrder,
     Tick,
@@ -282,7 +283,7 @@ class LiveShell:
 
     def restore_state(self, now: datetime) -> None:
         """A kill switch or reduce-only state recorded before a restart applies again."""
-        control.restore_state(self.store, self._deliver, now)
+        control.restore_state(self.store, self._deliver_control, now)
         self._pump()
         self.store.commit()
 
@@ -468,7 +469,7 @@ class LiveShell:
 
     def apply_control(self) -> None:
         """Obey a pending `ict-trader kill/resume`; record the engine's trading state."""
-        if control.apply_requests(self.store, self._deliver):
+        if control.apply_requests(self.store, self._deliver_control):
             self._pump()
         control.persist_state(self.store, self.engine, self._state_written)
 
@@ -531,6 +532,32 @@ class LiveShell:
             for event in events:
                 self._deliver(event)
             events = self.broker.events()
+
+    def _deliver_control(self, event: Event) -> None:
+        """A person's request. `reconcile --accept-broker` (ReleaseTrades) is applied only while
+        the broker really disagrees with the ledger — asked now, never assumed: releasing
+        trades whose shares the broker holds would leave them managed by nobody."""
+        if isinstance(event, ReleaseTrades):
+            expected = self.engine.open_position()
+            actual = self._safe(lambda: self.broker.position(self.symbol), "position")
+            if actual is None or actual == expected:
+                why = (
+                    "Alpaca's position could not be read; run the command again"
+                    if actual is None
+                    else f"broker and ledger agree on {actual} {self.symbol}: nothing to release"
+                )
+                self.store.audit(event.time, "release.refused", event.actor, why)
+                log.warning("release request not applied: %s", why)
+                return
+            self.store.audit(
+                event.time,
+                "release.applied",
+                event.actor,
+                f"ledger {expected}, broker {actual} {self.symbol}: {event.reason}",
+            )
+        self._deliver(event)
+        if isinstance(event, ReleaseTrades):
+            self._safe(lambda: self._check_position(event.time), "reconcile")
 
     def _deliver(self, event: Event) -> None:
         if self.observer is not None:
