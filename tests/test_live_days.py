@@ -9,7 +9,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime
+from contextlib import closing
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -80,7 +81,7 @@ class Runner:
     def last_bar(self) -> str:
         if not self.db.exists():
             return ""
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as connection:
+        with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as connection:
             try:
                 row = connection.execute(
                     "SELECT value FROM state WHERE key = 'last_bar_time'"
@@ -193,3 +194,50 @@ def test_extended_hours_bars_are_counted_and_ignored(sample: BarFile, tmp_path: 
         assert shell.stats.backfilled == 0
         store.close()
     assert before == sample.bars[SESSION_START - 1].time  # the previous session's last bar
+
+
+@pytest.fixture(scope="module")
+def dev(dev_year: Path) -> BarFile:
+    return load_bars(dev_year)
+
+
+@pytest.mark.parametrize(
+    ("first_day", "closes"),
+    [
+        # Friday before the spring DST change, then Monday: the open moves from 14:30Z to 13:30Z
+        (date(2024, 3, 8), ["16:00", "16:00"]),
+        # the 13:00 early close of July 3rd, the July 4th holiday, then Friday July 5th
+        (date(2024, 7, 3), ["13:00", "16:00"]),
+    ],
+)
+def test_dst_changes_early_closes_and_holidays_come_from_alpacas_clock(
+    dev: BarFile, tmp_path: Path, first_day: date, closes: list[str]
+) -> None:
+    days = [s for s in dev.calendar.sessions() if s.day >= first_day][:2]
+    previous = dev.calendar.session_on(days[0].previous_day or first_day)
+    assert previous is not None
+    bars = [b for b in dev.bars if previous.open <= b.time < days[-1].close]
+    window = BarFile(dev.path, bars, dev.calendar)
+    warm_up = sum(1 for b in bars if b.time < days[0].open)
+    db = tmp_path / "calendar.db"
+    with running_emulator(window, start_bar=warm_up, options=backtest_like()) as server:
+        runner = Runner(server, db, sessions=2)
+        wait(lambda: server.call(_clients(server)) == (1, 1), runner, "streams")
+        step(server, runner, len(bars) - warm_up)
+        runner.thread.join(30)
+        position = server.account.position
+    assert runner.error is None, repr(runner.error)
+    assert not runner.thread.is_alive()
+    said = [line for line in runner.said if line.startswith("trading QQQ until")]
+    assert [line.split()[3] for line in said] == closes
+    assert position == 0
+    with closing(sqlite3.connect(db)) as connection:
+        stuck = connection.execute(
+            "SELECT COUNT(*) FROM trades WHERE status IN ('pending', 'open', 'exiting')"
+        ).fetchone()
+        days_traded = connection.execute(
+            "SELECT COUNT(DISTINCT substr(time, 1, 10)) FROM bars WHERE time >= ?",
+            (days[0].open.strftime("%Y-%m-%dT%H:%M:%SZ"),),
+        ).fetchone()
+    assert stuck == (0,)
+    assert days_traded == (2,)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def wait_connected(server: EmulatorServer, bot: subprocess.Popen[bytes], log: Pa
 def last_bar(db: Path) -> str | None:
     if not db.exists():
         return None
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
         try:
             row = connection.execute(
                 "SELECT value FROM state WHERE key = 'last_bar_time'"

@@ -577,6 +577,8 @@ def _run_live(
                 say=lambda text: stderr.print(text, highlight=False),
                 sessions=sessions,
                 notifier=notifier,
+                # an emulator's clock may jump (its bars are replayed): ask it every second
+                poll_seconds=1.0 if endpoints.rest_url is not None else 60.0,
             )
     finally:
         store.close()
