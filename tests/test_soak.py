@@ -10,13 +10,13 @@ from benchmarks.soak_live import soak
 from ict_trader.barfile import load_bars
 
 
-def test_two_sessions_with_faults_and_kills_leave_ledger_and_broker_equal(
+def test_a_session_with_faults_and_kills_leaves_ledger_and_broker_equal(
     dev_year: Path, tmp_path: Path
 ) -> None:
     report = soak(
         load_bars(dev_year),
         first_session=60,
-        sessions=2,
+        sessions=1,
         kills=2,
         seed=11,
         work=tmp_path,
