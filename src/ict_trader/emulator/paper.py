@@ -6,12 +6,17 @@ behaviour (see the research notes in shared/research/alpaca_api.md):
 
 - ids are UUIDs; client order ids are unique forever (422 40010001) and at most 48 characters;
 - status lifecycle pending_new -> new -> (partially_filled) -> filled | canceled | expired;
-  orders sent while the market is closed are `accepted` and wait for the next open;
+  orders sent while the market is closed (outside regular hours: pre- and after-market bars of an
+  extended-hours file, between sessions, after the replay) are `accepted` and wait for the next
+  open, where they are routed (`pending_new`, `new`, market orders fill at the open); resting
+  orders never fill on a bar outside regular hours (no order here is `extended_hours`);
 - the open closing orders of a position *hold* its shares: selling more than is available
   answers 403 "insufficient qty available for order";
 - an order opposite to an open order on the same symbol is refused as a potential wash trade;
 - opening orders are checked against buying power (403 "insufficient buying power");
-- DAY orders expire at the session close.
+- DAY orders expire at the session close;
+- account activities (FILL) have ids `"<New York time, ms>::<uuid>"` as Alpaca's do (the spec's
+  example: transaction_time 18:55:09.981Z, id 20220202135509981::…), in execution order.
 
 Fill model (an emulator choice, documented because Alpaca fills against live quotes we do not
 have): a market order fills at once at the open of the bar in progress (the latest price),
@@ -32,6 +37,7 @@ from typing import Any
 
 from ict_trader.bars import Bar
 from ict_trader.calendar import NEW_YORK, NyseCalendar, Session
+from ict_trader.emulator.activities import activity_id
 
 ACCOUNT_ID = "2f7f6a3c-1b0e-4d4f-9a55-6f2c1c9b2a10"
 QQQ_ASSET_ID = "b6d1aa75-5c9c-4353-a305-9e2caa1925ab"
@@ -63,6 +69,9 @@ class EmulatorOptions:
     partial_fill_rate: float = 0.0
     reject_rate: float = 0.0  # orders rejected after acceptance (a `rejected` update)
     duplicate_fill_rate: float = 0.0  # fill updates sent twice with the same execution id
+    # LEAD: bot must handle — after a session's last bar the clock stays at the close
+    # (is_open false) until the next advance opens the next session's first bar
+    closed_between_sessions: bool = False
     seed: int = 7
 
 
@@ -191,6 +200,7 @@ class PaperAccount:
         self._sequence = 0
         self._executions = 0
         self._last_equity = self.options.starting_cash
+        self._between: datetime | None = None  # the close, while waiting for the next session
         self.finished = False
 
     # ------------------------------------------------------------------ clock
@@ -204,19 +214,25 @@ class PaperAccount:
         """Simulated time: the open of the bar in progress (its close once the replay ends)."""
         if self.finished:
             return self.bars[-1].time + _ONE_MINUTE
+        if self._between is not None:
+            return self._between
         return self.current_bar.time
 
     def session(self) -> Session | None:
         return self.calendar.session_at(self.current_bar.time)
 
     def market_open(self) -> bool:
-        return not self.finished
+        """Whether `now` is inside a regular session (orders sent otherwise wait, `accepted`)."""
+        return not self.finished and self.calendar.session_at(self.now) is not None
 
     def complete_bar(self) -> Bar:
         """The bar in progress completes: resting orders it reached fill, then it is published
         (returned) and the next bar opens — gapping through resting orders fills them at the open;
         at a session change DAY orders expire first."""
         bar = self.current_bar
+        if self._between is not None:  # the next session opens with this bar
+            self._between = None
+            self._open_bar(bar)
         self._fill_resting(bar)
         self._last_close = bar.close
         next_index = self.cursor + 1
@@ -226,18 +242,24 @@ class PaperAccount:
             self.cursor = len(self.bars)
             return bar
         following = self.bars[next_index]
-        if following.time.date() != bar.time.date():
+        session = self.calendar.session_at(bar.time)
+        leaving = session is not None and not session.contains(following.time)
+        if leaving:
             self._expire_day_orders(bar.time + _ONE_MINUTE)
+        if following.time.date() != bar.time.date():
             self._last_equity = self.equity()
         self.cursor = next_index
-        self._open_bar(following)
+        if leaving and self.options.closed_between_sessions:
+            self._between = bar.time + _ONE_MINUTE
+        else:
+            self._open_bar(following)
         return bar
 
     # ------------------------------------------------------------------ REST: account & market
 
     def mark(self) -> Decimal:
-        if self.finished:
-            return _price(self.bars[-1].close)
+        if self.finished or self._between is not None:
+            return _price(self.bars[self.cursor - 1].close)
         return _price(self.current_bar.open)
 
     def equity(self) -> Decimal:
@@ -290,8 +312,7 @@ class PaperAccount:
 
     def clock_json(self) -> dict[str, Any]:
         now = self.now
-        session = None if self.finished else self.calendar.session_at(self.current_bar.time)
-        is_open = session is not None and session.open <= now < session.close
+        is_open = self.market_open()
         upcoming = self._next_sessions(now)
         next_open = next((s.open for s in upcoming if s.open > now), None)
         next_close = next((s.close for s in upcoming if s.close > now), None)
@@ -362,6 +383,15 @@ class PaperAccount:
             self._add_stop_leg(order, payload)
         elif payload.get("order_class") == "bracket":
             self._add_bracket_legs(order, payload)
+        if not self.market_open():
+            order.status = "accepted"  # routed at the next open (`_open_bar`)
+            self._update("accepted", order, execution=False)
+            return order
+        return self._route(order)
+
+    def _route(self, order: EmuOrder) -> EmuOrder:
+        """Send an accepted order to the (simulated) market: new, and a market order fills."""
+        order.status = "pending_new"
         self._update("pending_new", order, execution=False)
         if self._chance(self.options.reject_rate):
             order.status = "rejected"
@@ -680,26 +710,6 @@ class PaperAccount:
         side = "sell" if self.position > 0 else "buy"
         return self.submit({"symbol": symbol, "qty": shares, "side": side, "type": "market"})
 
-    # ------------------------------------------------------------------ market data
-
-    def bars_page(
-        self, start: datetime | None, end: datetime | None, limit: int, page_token: str | None
-    ) -> tuple[list[Bar], str | None]:
-        """Completed bars in [start, end], `limit` per page; never a bar still in progress."""
-        available = self.bars[: self.cursor]
-        chosen = [
-            b
-            for b in available
-            if (start is None or b.time >= start) and (end is None or b.time <= end)
-        ]
-        offset = int(page_token) if page_token else 0
-        page = chosen[offset : offset + limit]
-        following = offset + limit
-        return page, (str(following) if following < len(chosen) else None)
-
-    def latest_bar(self) -> Bar | None:
-        return self.bars[self.cursor - 1] if self.cursor > 0 else None
-
     # ------------------------------------------------------------------ internals
 
     def _opening_orders(self) -> list[EmuOrder]:
@@ -709,7 +719,12 @@ class PaperAccount:
         return (side == "sell" and self.position > 0) or (side == "buy" and self.position < 0)
 
     def _open_bar(self, bar: Bar) -> None:
-        """A new bar opens: resting orders its open gapped through fill at the open."""
+        """A new bar opens: inside regular hours, orders queued while the market was closed are
+        routed (in the order they came) and resting orders its open gapped through fill at it."""
+        if self.calendar.session_at(bar.time) is None:
+            return
+        for queued in [o for o in self.orders.values() if o.status == "accepted"]:
+            self._route(queued)
         open_ = _price(bar.open)
         for order in self._resting():
             if _reached(order, open_, open_):
@@ -717,6 +732,8 @@ class PaperAccount:
                 self._fill(order, order.remaining, price)
 
     def _fill_resting(self, bar: Bar) -> None:
+        if self.calendar.session_at(bar.time) is None:
+            return  # pre- and after-market prints do not reach regular-hours orders
         high, low = _price(bar.high), _price(bar.low)
         resting = sorted(self._resting(), key=lambda o: o.type != "stop")  # stops first
         for order in resting:
@@ -772,7 +789,7 @@ class PaperAccount:
             update = self._update(event, order, execution=True, price=price, qty=part)
             self._activities.append(
                 {
-                    "id": update["execution_id"],
+                    "id": activity_id(self.now, len(self._activities) + 1),
                     "activity_type": "FILL",
                     "transaction_time": update["timestamp"],
                     "type": event,
@@ -836,7 +853,7 @@ class PaperAccount:
         return update
 
     def fill_activities(self) -> list[dict[str, Any]]:
-        """Account activities of type FILL, as /v2/account/activities/FILL lists them."""
+        """Every FILL activity, oldest first (`activities.select` filters, orders and pages)."""
         return list(self._activities)
 
     def drain_updates(self) -> list[dict[str, Any]]:
