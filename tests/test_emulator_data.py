@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -23,16 +28,19 @@ from alpaca.data.live import StockDataStream
 from alpaca.data.models import BarSet
 from alpaca.data.requests import StockBarsRequest, StockLatestBarRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.models import Clock, Order
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
 from alpaca.trading.stream import TradingStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from ict_trader.barfile import BarDataError, BarFile, load_bars
 from ict_trader.bars import Bar
 from ict_trader.calendar import NEW_YORK
+from ict_trader.cli import app
 from ict_trader.emulator.feed import DataOptions, Timeframe, aggregate, minute_bar
 from ict_trader.emulator.paper import EmulatorOptions
 from ict_trader.emulator.server import EmulatorServer
@@ -335,10 +343,15 @@ def test_missing_minutes_and_updated_bars(sample: BarFile, streams: list[Any]) -
         assert by_time[revised.timestamp].volume == revised.volume  # history holds the revision
 
 
-def test_minutes_are_all_there_by_default(sample: BarFile) -> None:
+def test_by_default_every_minute_is_there_and_a_few_are_revised(sample: BarFile) -> None:
     with running_emulator(sample, start_bar=200) as server:
         got = history(server, TimeFrame.Minute, sample.bars[0].time, sample.bars[199].time)
     assert [b.timestamp for b in got] == [b.time for b in sample.bars[:200]]
+    revised = [(b, f) for b, f in zip(got, sample.bars, strict=False) if b.volume != f.volume]
+    assert 0 < len(revised) < 40  # about 5 %
+    for bar, original in revised:
+        assert (bar.open, bar.close) == (original.open, original.close)
+        assert bar.volume > original.volume
 
 
 # ---------------------------------------------------------------------- stream protocol
@@ -476,7 +489,10 @@ def test_protocol_errors_and_subscription_replies(sample: BarFile) -> None:
 
 def test_rest_bars_honour_the_timeframe(sample: BarFile) -> None:
     day = sample.bars[:SESSION]  # 2024-07-29, all completed
-    with running_emulator(sample, start_bar=SESSION + 30, max_page_size=10) as server:
+    unrevised = DataOptions(updated_bar_rate=0.0)  # so the sums are the file's
+    with running_emulator(
+        sample, start_bar=SESSION + 30, max_page_size=10, data=unrevised
+    ) as server:
         start, end = ny(29, 0, 0), ny(29, 23, 59)
         five = history(server, TimeFrame(5, TimeFrameUnit.Minute), start, end)
         pages = sum(1 for _, path in server.requests if path == "/v2/stocks/bars")
@@ -634,3 +650,42 @@ def test_activity_dates_filter_by_new_york_day(sample: BarFile) -> None:
     assert [a["side"] for a in monday] == ["buy"]
     assert [a["side"] for a in after] == ["sell"]
     assert until == monday
+
+
+# ---------------------------------------------------------------------- the command
+
+
+def test_emulate_alpaca_refuses_extended_hours_files_and_unknown_plans_in_one_line() -> None:
+    without = CliRunner().invoke(app, ["emulate-alpaca", "--data", str(ETH_SAMPLE)])
+    plan = CliRunner().invoke(app, ["emulate-alpaca", "--plan", "gold"])
+    assert without.exit_code == 2 and plan.exit_code == 2
+    assert without.output.strip().splitlines() == [
+        f"error: {ETH_SAMPLE}: row 1 (line 2): bar 2024-07-29T08:00:00Z (04:00 New York) is "
+        "outside regular hours 09:30-16:00 of 2024-07-29"
+    ]
+    assert plan.output.strip() == "error: --plan 'gold': use free or sip"
+
+
+def test_emulate_alpaca_serves_extended_hours_with_a_closed_clock() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "ict_trader", "emulate-alpaca", "--port", str(port)]
+    options = ["--speed", "0", "--data", str(ETH_SAMPLE), "--extended-hours", "--plan", "sip"]
+    process = subprocess.Popen(
+        [*command, *options, "--key", KEY, "--secret", SECRET],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        assert process.stderr is not None
+        assert f"Alpaca emulator on http://127.0.0.1:{port}" in process.stderr.readline()
+        client = TradingClient(KEY, SECRET, url_override=f"http://127.0.0.1:{port}")
+        now = client.get_clock()
+        assert isinstance(now, Clock)
+        assert not now.is_open and now.timestamp == ny(29, 4, 0)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    assert process.returncode == 0

@@ -84,8 +84,10 @@ class DataOptions:
     connection_limit: int = 1  # concurrent authenticated data-stream connections per key (406)
     # LEAD: bot must handle — IEX minutes with no bar (neither streamed nor in feed=iex history)
     missing_minute_rate: float = 0.0
-    # LEAD: bot must handle — `u` messages revising the last bar; history returns the revision
-    updated_bar_rate: float = 0.0
+    # `u` messages revising the bar sent a minute earlier, and history returning the revision;
+    # on by default (the bot subscribes to `bars` only and its live tests pass with it). The
+    # rate is an assumption: no source gives one.
+    updated_bar_rate: float = 0.05
     seed: int = 19
 
 
