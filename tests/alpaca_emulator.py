@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
 
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
@@ -15,6 +17,14 @@ from ict_trader.emulator.server import EmulatorServer, Faults
 
 KEY = "test-key"
 SECRET = "test-secret"
+
+
+def backtest_like(**changes: Any) -> EmulatorOptions:
+    """Alpaca's realistic behaviour, except the two paper-fill rules the backtest's fill model
+    lacks: fills at traded prices (no bid/ask spread) and in one execution (no random 10 %
+    partial fills). Tests that compare live trades with the backtest's to the cent use it: with
+    those rules the trades differ, and that is no bug of the bot."""
+    return EmulatorOptions(spread=Decimal(0), partial_fill_rate=0.0, **changes)
 
 
 @contextmanager

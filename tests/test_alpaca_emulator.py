@@ -54,6 +54,11 @@ def market(cid: str, side: OrderSide, qty: int) -> MarketOrderRequest:
     )
 
 
+def bid_at_high(bar: Any) -> Decimal:
+    """The best bid while a bar traded at its high (the default spread is 0.02)."""
+    return Decimal(repr(bar.high)) - Decimal("0.01")
+
+
 def test_account_clock_calendar_and_asset_parse(sample: BarFile) -> None:
     with running_emulator(sample, start_bar=START) as server:
         client = trading_client(server)
@@ -84,17 +89,21 @@ def test_account_clock_calendar_and_asset_parse(sample: BarFile) -> None:
         assert (asset.symbol, asset.shortable, asset.easy_to_borrow) == ("QQQ", True, True)
 
 
-def test_market_order_fills_at_the_open_and_is_found_by_client_id(sample: BarFile) -> None:
-    with running_emulator(sample, start_bar=START) as server:
+WHOLE = EmulatorOptions(partial_fill_rate=0.0)  # realistic, but no random partial fills
+
+
+def test_market_order_fills_at_the_bid_and_is_found_by_client_id(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=START, options=WHOLE) as server:
         client = trading_client(server)
         order = client.submit_order(market("ict-1-entry", OrderSide.SELL, 6))
         assert isinstance(order, Order)
-        assert order.status is OrderStatus.FILLED
-        open_price = sample.bars[START].open
-        assert Decimal(str(order.filled_avg_price)) == Decimal(repr(open_price))
+        assert order.status is OrderStatus.PENDING_NEW  # fills come after the answer
+        server.call(server.settle())
+        bid = Decimal(repr(sample.bars[START].open)) - Decimal("0.01")
         again = client.get_order_by_client_id("ict-1-entry")
         assert isinstance(again, Order)
-        assert (again.id, again.filled_qty) == (order.id, "6")
+        assert (again.id, again.filled_qty, again.status) == (order.id, "6", OrderStatus.FILLED)
+        assert Decimal(str(again.filled_avg_price)) == bid
         position = client.get_open_position("QQQ")
         assert isinstance(position, Position)
         assert (position.qty, position.side.value) == ("-6", "short")
@@ -105,9 +114,10 @@ def test_market_order_fills_at_the_open_and_is_found_by_client_id(sample: BarFil
 
 
 def test_a_resting_target_holds_the_shares(sample: BarFile) -> None:
-    with running_emulator(sample, start_bar=START) as server:
+    with running_emulator(sample, start_bar=START, options=WHOLE) as server:
         client = trading_client(server)
         client.submit_order(market("entry", OrderSide.BUY, 10))
+        server.call(server.settle())
         target = client.submit_order(
             LimitOrderRequest(
                 symbol="QQQ",
@@ -118,7 +128,7 @@ def test_a_resting_target_holds_the_shares(sample: BarFile) -> None:
                 client_order_id="target",
             )
         )
-        assert isinstance(target, Order) and target.status is OrderStatus.NEW
+        assert isinstance(target, Order) and target.status is OrderStatus.PENDING_NEW
         with pytest.raises(APIError) as held:
             client.submit_order(market("exit-while-held", OrderSide.SELL, 10))
         assert held.value.status_code == 403
@@ -126,8 +136,10 @@ def test_a_resting_target_holds_the_shares(sample: BarFile) -> None:
             held.value
         )
         client.cancel_order_by_id(target.id)
+        server.call(server.settle())  # the cancel is confirmed
         exit_order = client.submit_order(market("exit", OrderSide.SELL, 10))
-        assert isinstance(exit_order, Order) and exit_order.status is OrderStatus.FILLED
+        assert isinstance(exit_order, Order)
+        server.call(server.settle())
         assert client.get_all_positions() == []
 
 
@@ -149,15 +161,19 @@ def test_opposite_order_is_refused_as_a_wash_trade(sample: BarFile) -> None:
 
 
 def test_resting_limit_fills_when_a_bar_reaches_it(sample: BarFile) -> None:
-    """A sell limit above the market rests until the first completed bar whose high reaches it."""
+    """A sell limit above the market rests until the first completed bar whose bid (the high
+    less half the 0.02 spread) reaches it, and fills at the limit."""
     upcoming = sample.bars[START : START + 60]
-    target_price = max(b.high for b in upcoming[1:]) - 0.01
+    target_price = max(b.high for b in upcoming[1:]) - 0.02
     assert target_price > upcoming[0].high  # not reachable by the bar in progress
-    hit = next(i for i, b in enumerate(upcoming) if b.high >= target_price)
-    assert upcoming[hit].open < target_price  # reached inside the bar, not at a gapped open
-    with running_emulator(sample, start_bar=START) as server:
+    hit = next(
+        i for i, b in enumerate(upcoming) if bid_at_high(b) >= Decimal(str(round(target_price, 2)))
+    )
+    assert upcoming[hit].open - 0.01 < target_price  # reached inside the bar, not at an open
+    with running_emulator(sample, start_bar=START, options=WHOLE) as server:
         client = trading_client(server)
         client.submit_order(market("entry", OrderSide.BUY, 3))
+        server.call(server.settle())  # filled: a sell now closes, it is no wash trade
         client.submit_order(
             LimitOrderRequest(
                 symbol="QQQ",
@@ -231,6 +247,7 @@ def test_injected_faults(sample: BarFile) -> None:
         with pytest.raises(APIError) as timeout:
             client.submit_order(market("maybe", OrderSide.BUY, 1))
         assert timeout.value.status_code == 504
+        server.call(server.settle())
         existing = client.get_order_by_client_id("maybe")  # the unknown outcome, resolved
         assert isinstance(existing, Order) and existing.status is OrderStatus.FILLED
 
@@ -257,7 +274,7 @@ async def _state(server: EmulatorServer) -> dict[str, int]:
 
 
 def test_streams_deliver_bars_and_trade_updates(sample: BarFile) -> None:
-    with running_emulator(sample, start_bar=START) as server:
+    with running_emulator(sample, start_bar=START, options=WHOLE) as server:
         bars: queue.Queue[Any] = queue.Queue()
         updates: queue.Queue[Any] = queue.Queue()
         data = StockDataStream(KEY, SECRET, url_override=f"ws://127.0.0.1:{server.port}/v2/iex")
@@ -285,21 +302,25 @@ def test_streams_deliver_bars_and_trade_updates(sample: BarFile) -> None:
         fill = events[-1]
         assert (fill.qty, fill.position_qty, fill.order.client_order_id) == (2, 2, "streamed")
         assert fill.execution_id is not None
-        assert fill.price == sample.bars[START + 3].open
+        assert fill.price == round(sample.bars[START + 3].open + 0.01, 2)  # at the ask
         data.stop()
         trades.stop()
 
 
 def test_partial_fills_and_rejections_when_asked(sample: BarFile) -> None:
-    options = EmulatorOptions(partial_fill_rate=1.0, seed=3)
+    """Old behaviour on request (fill_in_post): a partial fill, then the rest a bar later; a
+    rejection answered in the POST itself."""
+    options = EmulatorOptions(partial_fill_rate=1.0, seed=3, fill_in_post=True)
     with running_emulator(sample, start_bar=START, options=options) as server:
         order = trading_client(server).submit_order(market("split", OrderSide.BUY, 10))
-        assert isinstance(order, Order) and order.status is OrderStatus.FILLED
+        assert isinstance(order, Order) and order.status is OrderStatus.PARTIALLY_FILLED
+        server.call(server.advance(9))
         activities = server.account.fill_activities()
-        assert [a["type"] for a in activities] == ["partial_fill", "fill"]
+        kinds = [a["type"] for a in activities]
+        assert (kinds[0], kinds[-1]) == ("partial_fill", "fill")
         assert sum(int(a["qty"]) for a in activities) == 10
     with running_emulator(
-        sample, start_bar=START, options=EmulatorOptions(reject_rate=1.0)
+        sample, start_bar=START, options=EmulatorOptions(reject_rate=1.0, fill_in_post=True)
     ) as server:
         order = trading_client(server).submit_order(market("nope", OrderSide.BUY, 1))
         assert isinstance(order, Order) and order.status is OrderStatus.REJECTED
@@ -371,9 +392,10 @@ def test_the_emulate_alpaca_command_checks_its_options() -> None:
 
 
 def test_oco_exit_pair_holds_the_shares_once_and_cancels_as_a_group(sample: BarFile) -> None:
-    with running_emulator(sample, start_bar=START) as server:
+    with running_emulator(sample, start_bar=START, options=WHOLE) as server:
         client = trading_client(server)
         client.submit_order(market("entry", OrderSide.BUY, 10))
+        server.call(server.settle())
         price = sample.bars[START].open
         oco = client.submit_order(
             LimitOrderRequest(
@@ -396,6 +418,7 @@ def test_oco_exit_pair_holds_the_shares_once_and_cancels_as_a_group(sample: BarF
         with pytest.raises(APIError, match="insufficient qty available"):
             client.submit_order(market("extra-exit", OrderSide.SELL, 1))
         client.cancel_order_by_id(oco.id)  # canceling one order of the group cancels both
+        server.call(server.settle())
         stop_leg = client.get_order_by_id(leg.id)
         assert isinstance(stop_leg, Order) and stop_leg.status is OrderStatus.CANCELED
         with pytest.raises(APIError, match="exit orders"):
@@ -415,9 +438,9 @@ def test_oco_exit_pair_holds_the_shares_once_and_cancels_as_a_group(sample: BarF
 def test_bracket_legs_wait_for_the_entry_then_one_cancels_the_other(sample: BarFile) -> None:
     upcoming = sample.bars[START : START + 60]
     price = upcoming[0].open
-    target = round(max(b.high for b in upcoming[1:]) - 0.01, 2)
+    target = round(max(b.high for b in upcoming[1:]) - 0.02, 2)
     stop = round(price - 50, 2)
-    with running_emulator(sample, start_bar=START) as server:
+    with running_emulator(sample, start_bar=START, options=WHOLE) as server:
         client = trading_client(server)
         with pytest.raises(APIError, match="beyond stop_loss"):
             client.submit_order(
@@ -443,11 +466,15 @@ def test_bracket_legs_wait_for_the_entry_then_one_cancels_the_other(sample: BarF
                 stop_loss=StopLossRequest(stop_price=stop),
             )
         )
-        assert isinstance(entry, Order) and entry.status is OrderStatus.FILLED
+        assert isinstance(entry, Order) and entry.status is OrderStatus.PENDING_NEW
         assert entry.legs is not None
         take_leg, stop_leg = entry.legs
-        assert (take_leg.status, stop_leg.status) == (OrderStatus.NEW, OrderStatus.HELD)
-        hit = next(i for i, b in enumerate(upcoming) if b.high >= target)
+        server.call(server.settle())
+        take_now = client.get_order_by_id(take_leg.id)
+        stop_now = client.get_order_by_id(stop_leg.id)
+        assert isinstance(take_now, Order) and isinstance(stop_now, Order)
+        assert (take_now.status, stop_now.status) == (OrderStatus.NEW, OrderStatus.HELD)
+        hit = next(i for i, b in enumerate(upcoming) if bid_at_high(b) >= Decimal(str(target)))
         server.call(server.advance(hit + 1))
         take_now = client.get_order_by_id(take_leg.id)
         stop_now = client.get_order_by_id(stop_leg.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -132,6 +133,22 @@ def test_unknown_tz_is_named(tmp_path: Path) -> None:
         (",465,466,464,465,1", "timestamp is empty"),
         ("2024-07-29T13:32:00Z,465,466,464,465,1", "duplicate timestamp 2024-07-29T13:32:00Z"),
         ("2024-07-29T13:31:30Z,465,466,464,465,1", "is before the previous row's"),
+        ("2024-07-29T13:33:00Z,465,1e400,464,465,1", "high is infinite"),
+        ("2024-07-29T13:33:00Z,465,2e6,464,465,1", "high 2e+06 is above 1,000,000"),
+        ("2024-07-29T13:33:00Z,1e-9,1e-9,1e-9,1e-9,1", "open 1e-09 is below 0.0001"),
+        ("2024-07-29T13:33:00Z,465,466,464,465,1e20", "volume 1e+20 is above 1e+12"),
+        (
+            "1600-01-03T14:30:00Z,465,466,464,465,1",
+            "timestamp '1600-01-03T14:30:00Z' is outside the years 1990-2099",
+        ),
+        (
+            "2300-01-03T14:30:00Z,465,466,464,465,1",
+            "timestamp '2300-01-03T14:30:00Z' is outside the years 1990-2099",
+        ),
+        (
+            "1989-12-29T14:30:00-05:00,465,466,464,465,1",
+            "timestamp '1989-12-29T14:30:00-05:00' is outside the years 1990-2099",
+        ),
     ],
 )
 def test_bad_rows_name_row_and_problem(tmp_path: Path, row: str, expected: str) -> None:
@@ -189,3 +206,56 @@ def test_unreadable_files(tmp_path: Path, name: str, content: str, expected: str
 
 def test_missing_file(tmp_path: Path) -> None:
     assert "file not found" in error_of(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize("year", [1600, 1677, 1989, 2100, 2262, 2300, 9999])
+def test_far_dates_are_refused_as_written_never_wrapped_to_another_date(
+    tmp_path: Path, year: int
+) -> None:
+    """Years outside 1677-2262 do not fit in nanoseconds; converting them used to wrap around
+    silently (1600 became 2184). Every unit and path reports the date the file holds."""
+    stamp = f"{year}-01-03T14:30:00"
+    message = error_of(write_csv(tmp_path, [f"{stamp}Z,465,466,464,465,1"]))
+    assert f"row 1 (line 2): timestamp '{stamp}Z' is outside the years 1990-2099" in message
+    naive = write_csv(tmp_path, [f"{stamp},465,466,464,465,1"])
+    assert f"timestamp '{stamp}' is outside" in error_of(naive, tz="America/New_York")
+    for unit in ("s", "ms", "us"):
+        path = tmp_path / f"bars_{unit}.parquet"
+        moment = datetime(year, 1, 3, 14, 30, tzinfo=UTC)
+        table = pa.table(
+            {
+                "timestamp": pa.array([moment], pa.timestamp(unit, tz="UTC")),
+                **{name: [465.0] for name in ("open", "high", "low", "close", "volume")},
+            }
+        )
+        pq.write_table(table, path)
+        assert f"row 1: timestamp {year}-01-03 14:30:00+00:00 is outside" in error_of(path)
+
+
+def test_first_and_last_supported_years_load(tmp_path: Path) -> None:
+    first = "1990-01-02T14:30:00Z,465,466,464,465,1"  # a Tuesday session
+    last = "2099-12-31T14:30:00Z,465,466,464,465,1"  # a Thursday
+    for row in (first, last):
+        assert len(load_bars(write_csv(tmp_path, [row])).bars) == 1
+
+
+def test_truncated_gzip_names_the_file(tmp_path: Path, dev_year: Path) -> None:
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(dev_year.read_bytes()[:5000])
+    assert error_of(path) == f"{path}: cannot be read: the compressed file is truncated"
+    garbled = tmp_path / "garbled.csv.gz"
+    garbled.write_bytes(b"\x1f\x8b" + bytes(range(256)) * 4)
+    assert error_of(garbled).startswith(f"{garbled}: cannot be read: ")
+
+
+def test_non_regular_files_are_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO would block the loader forever: refused from its type, without opening it."""
+    fifo = tmp_path / "bars.csv"
+    os.mkfifo(fifo)
+    assert error_of(fifo) == f"{fifo}: is a FIFO, not a regular file; expected a bar file"
+    device = Path("/dev/null")
+    assert (
+        error_of(device)
+        == "/dev/null: is a device or socket, not a regular file; expected a bar file"
+    )
+    assert error_of(tmp_path) == f"{tmp_path}: is a directory, expected a bar file"

@@ -169,3 +169,46 @@ def test_backtest_date_range_selects_sessions() -> None:
     empty = runner.invoke(app, ["backtest", "--from", "2025-01-01"])
     assert empty.exit_code == 2
     assert "no bars between --from and --to" in empty.output
+
+
+def test_errors_keep_square_brackets_and_are_one_line(tmp_path: Path) -> None:
+    """Messages quote TOML tables; printed as rich markup, `[[profiles]]` used to vanish."""
+    config = tmp_path / "bad.toml"
+    config.write_text("profiles = 3\n", encoding="utf-8")
+    result = runner.invoke(app, ["backtest", "--config", str(config)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {config}: profiles must be a non-empty list of [[profiles]] tables"
+    ]
+
+
+def test_usage_errors_are_one_line_naming_the_option() -> None:
+    for args, option in (
+        (["run", "--speed", "inf"], "'--speed'"),
+        (["run", "--sessions", "-1"], "'--sessions'"),
+        (["backtest", "--slippage-bps", "1e9"], "'--slippage-bps'"),
+        (["signals", "--bogus"], "--bogus"),
+        (["kill"], "'--reason'"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, args
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and option in lines[0], lines
+    bare = runner.invoke(app, [])
+    assert "Usage" in bare.output and "Commands" in bare.output  # no arguments: the help
+
+
+def test_unwritable_outputs_are_refused_before_the_work(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["signals", "--out", str(tmp_path)])
+    assert (result.exit_code, result.stderr.strip()) == (
+        2,
+        f"error: --out {tmp_path}: cannot write: it is a directory",
+    )
+    missing = tmp_path / "no" / "report.html"
+    db = tmp_path / "bt.db"
+    result = runner.invoke(app, ["backtest", "--html", str(missing), "--db", str(db)])
+    assert result.exit_code == 2
+    assert f"--html {missing}: cannot write: the folder {missing.parent} does not exist" in (
+        result.stderr
+    )
+    assert not db.exists()

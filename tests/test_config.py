@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import os
+from dataclasses import fields
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ict_trader import ranges
+from ict_trader.brokers.simulated import SimulatedBrokerConfig
 from ict_trader.config import load_config, parse_config
 from ict_trader.errors import ConfigError
-from ict_trader.strategy import StopMode
+from ict_trader.risk import RiskLimits
+from ict_trader.signals import SignalParams
+from ict_trader.strategy import ExitRules, StopMode
 
 FULL = """
 symbol = "qqq"
@@ -75,16 +84,42 @@ def test_a_full_file(tmp_path: Path) -> None:
     ("raw", "message"),
     [
         ({"exits": {"max_hold": 30}}, "unknown setting exits.max_hold"),
-        ({"exits": {"max_hold_minutes": 0}}, "exits.max_hold_minutes must be at least 1"),
-        ({"exits": {"max_hold_minutes": "60"}}, "exits.max_hold_minutes must be a whole number"),
-        ({"exits": {"stop": "trailing"}}, "exits.stop must be one of none, sweep, atr"),
+        (
+            {"exits": {"max_hold_minutes": 0}},
+            "exits.max_hold_minutes must be a whole number between 1 and 1440, got 0",
+        ),
+        (
+            {"exits": {"max_hold_minutes": "60"}},
+            'exits.max_hold_minutes must be a whole number between 1 and 1440, got "60"',
+        ),
+        ({"exits": {"stop": "trailing"}}, 'exits.stop must be one of none, sweep, atr, got "tr'),
+        ({"exits": {"stop": 3}}, "exits.stop must be one of none, sweep, atr, got 3"),
         ({"simulation": {"slippage_bps": -1}}, "simulation.slippage_bps must not be negative"),
-        ({"simulation": {"starting_equity": 0}}, "simulation.starting_equity must be positive"),
-        ({"signal": {"atr_period": 0}}, "'atr_period' must be at least 1"),
+        (
+            {"simulation": {"starting_equity": 0}},
+            "simulation.starting_equity must be a finite number between 1 and 1000000000, got 0",
+        ),
+        (
+            {"signal": {"atr_period": 0}},
+            "signal.atr_period must be a whole number between 1 and 500, got 0",
+        ),
         (
             {"profiles": [{"name": "a", "allocation": 1.5}]},
-            "profiles.a.allocation must be in (0, 1]",
+            "profiles[0].allocation must be a finite number between 0.0001 and 1, got 1.5",
         ),
+        (
+            {"profiles": [{"name": "a", "allocation": float("nan")}]},
+            "profiles[0].allocation must be a finite number between 0.0001 and 1, got nan",
+        ),
+        ({"profiles": [{"name": 7, "allocation": 0.1}]}, "profiles[0].name must be text, got 7"),
+        ({"profiles": [{"name": "x" * 33, "allocation": 0.1}]}, "longer than 32 characters"),
+        ({"profiles": [{"name": "é", "allocation": 0.1}]}, "letters, digits"),
+        (
+            {"profiles": [{"name": f"p{i}", "allocation": 0.01} for i in range(21)]},
+            "profiles: 21 profiles, at most 20",
+        ),
+        ({"profiles": []}, "profiles must be a non-empty list of [[profiles]] tables"),
+        ({"exits": 5}, "exits must be a table ([exits])"),
         ({"profiles": [{"name": "a"}]}, "profiles[0] needs a name and an allocation"),
         (
             {"profiles": [{"name": "a", "allocation": 0.1}, {"name": "a", "allocation": 0.2}]},
@@ -93,6 +128,8 @@ def test_a_full_file(tmp_path: Path) -> None:
         ({"profiles": [{"name": "a b", "allocation": 0.1}]}, "letters, digits"),
         ({"colour": "red"}, "unknown setting colour"),
         ({"symbol": "QQQ!"}, "symbol must be a ticker"),
+        ({"symbol": "Q" * 11}, "symbol must be a ticker"),
+        ({"symbol": 5}, "symbol must be a ticker like 'QQQ', got 5"),
     ],
 )
 def test_errors_name_the_key(raw: dict[str, object], message: str) -> None:
@@ -108,3 +145,107 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_file_that_is_not_a_settings_file_is_refused_by_name(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'symbol = "QQQ" # caf\xe9\n')
+    with pytest.raises(ConfigError, match=r"latin\.toml: not UTF-8 text \(byte 20\)"):
+        load_config(latin)
+    with pytest.raises(ConfigError, match="is a directory, expected a TOML settings file"):
+        load_config(tmp_path)
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"pipe\.toml: is not a regular file"):
+        load_config(fifo)  # refused from its type: reading it would block forever
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * (1 << 20) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"big\.toml: .* too large for a settings file"):
+        load_config(big)
+
+
+NUMERIC_FIELDS = {
+    "signal": {f.name for f in fields(SignalParams) if f.type != "bool"},
+    "exits": {f.name for f in fields(ExitRules) if f.name != "stop"},
+    "simulation": {f.name for f in fields(SimulatedBrokerConfig)},
+    "risk": {f.name for f in fields(RiskLimits)},
+}
+
+
+def test_every_numeric_setting_has_a_range_that_holds_its_default() -> None:
+    defaults = parse_config({}).describe()
+    for table, names in NUMERIC_FIELDS.items():
+        assert set(ranges.TABLES[table]) == names, table
+        for name, allowed in ranges.TABLES[table].items():
+            default = Decimal(str(defaults[table][name]))
+            assert allowed.low <= default <= allowed.high, f"{table}.{name}"
+
+
+SETTINGS = [(table, key) for table, keys in ranges.TABLES.items() for key in keys]
+
+
+@pytest.mark.parametrize(("table", "key"), SETTINGS)
+def test_both_ends_of_each_range_are_accepted(table: str, key: str) -> None:
+    allowed = ranges.TABLES[table][key]
+    for bound in (allowed.low, allowed.high):
+        value: int | float = int(bound) if allowed.whole else float(bound)
+        described = parse_config({table: {key: value}}).describe()[table][key]
+        assert Decimal(str(described)) == bound
+
+
+@pytest.mark.parametrize(("table", "key"), SETTINGS)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_values_outside_a_range_are_refused_naming_the_key(
+    table: str, key: str, data: st.DataObject
+) -> None:
+    allowed = ranges.TABLES[table][key]
+    low, high = float(allowed.low), float(allowed.high)
+    bad = data.draw(
+        st.one_of(
+            st.sampled_from([math.inf, -math.inf, math.nan, 1e30, 1e400, -1.0, True, "5", [1]]),
+            st.floats(max_value=low, exclude_max=True, allow_nan=False),
+            st.floats(min_value=high, exclude_min=True, allow_nan=False),
+            st.integers(max_value=int(low) - 1)
+            if allowed.low == int(allowed.low)
+            else st.nothing(),
+            st.integers(min_value=int(high) + 1),
+            st.floats(min_value=low, max_value=high) if allowed.whole else st.nothing(),
+        )
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config({table: {key: bad}})
+    message = str(caught.value)
+    assert message.startswith(f"{table}.{key} must ")
+    assert allowed.describe() in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("table", "key"), SETTINGS)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_values_inside_a_range_are_kept_exactly(table: str, key: str, data: st.DataObject) -> None:
+    allowed = ranges.TABLES[table][key]
+    good: int | float
+    if allowed.whole:
+        good = data.draw(st.integers(int(allowed.low), int(allowed.high)))
+    else:
+        good = data.draw(st.floats(float(allowed.low), float(allowed.high)))
+    described = parse_config({table: {key: good}}).describe()[table][key]
+    assert Decimal(str(described)) == Decimal(repr(good))
+
+
+EN_DASH = "\u2013"  # the README writes a range as low, an en dash, high
+
+
+def test_the_readme_lists_every_range_as_enforced() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+    def shown(bound: Decimal) -> str:
+        return f"{int(bound):,}" if bound == bound.to_integral_value() else ranges.plain(bound)
+
+    listed = [(f"{table}.{key}", ranges.TABLES[table][key]) for table, key in SETTINGS]
+    listed.append(("profiles.allocation", ranges.PROFILE_ALLOCATION))
+    for key, allowed in listed:
+        cell = f"| `{key}` | {shown(allowed.low)}{EN_DASH}{shown(allowed.high)}"
+        assert cell in readme, cell

@@ -212,6 +212,41 @@ def test_stop_modes_place_an_oco_stop() -> None:
         ]
 
 
+def test_a_refused_stop_closes_the_position_at_market() -> None:
+    """Alpaca answers 422 to an OCO whose stop the price has crossed, refusing both legs: the
+    position must not stay open unprotected until the time exit."""
+    script = Script(exits=ExitRules(stop=StopMode.SWEEP))
+    script.equity()
+    entries = submitted(script.to_signal())
+    target, stop = submitted(script.fill(entries[0], entries[0].qty, "97.60"))
+    reason = "stop price must be at least 0.01 above the base price"
+    assert submitted(script.send(OrderRejected(FILL_TIME, target.client_order_id, reason))) == []
+    (exit_order,) = submitted(script.send(OrderRejected(FILL_TIME, stop.client_order_id, reason)))
+    assert (exit_order.leg, exit_order.type, exit_order.side, exit_order.qty) == (
+        Leg.EXIT,
+        OrderType.MARKET,
+        Side.BUY,
+        entries[0].qty,
+    )
+    script.fill(exit_order, exit_order.qty, "102.60")
+    closed = last_trade(script, "conservative").trade
+    assert (closed.status, closed.exit_reason) == ("closed", "stop")
+
+
+def test_a_refused_stop_with_the_target_resting_cancels_the_target_first() -> None:
+    script = Script(exits=ExitRules(stop=StopMode.SWEEP))
+    script.equity()
+    entries = submitted(script.to_signal())
+    target, stop = submitted(script.fill(entries[0], entries[0].qty, "97.60"))
+    after = script.send(OrderRejected(FILL_TIME, stop.client_order_id, "refused"))
+    assert submitted(after) == []  # the target still holds the shares
+    assert [c.client_order_id for c in after if isinstance(c, CancelOrder)] == [
+        target.client_order_id
+    ]
+    (exit_order,) = submitted(script.cancel_confirmed(target.client_order_id, FILL_TIME))
+    assert exit_order.qty == entries[0].qty
+
+
 def test_the_same_events_give_the_same_commands() -> None:
     first, _ = opened()
     second, _ = opened()

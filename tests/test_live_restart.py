@@ -21,7 +21,7 @@ from ict_trader.backtest import run_backtest
 from ict_trader.barfile import BarFile, load_bars
 from ict_trader.config import AppConfig
 from ict_trader.emulator.server import EmulatorServer
-from tests.alpaca_emulator import KEY, SECRET, running_emulator
+from tests.alpaca_emulator import KEY, SECRET, backtest_like, running_emulator
 
 SESSION_START = 390  # 2024-07-30 09:30; the 11:01 short signal's entry fills at 11:02 (bar 482)
 
@@ -34,6 +34,7 @@ def sample(sample_csv: Path) -> BarFile:
 def start_bot(server: EmulatorServer, db: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ALPACA_API_KEY": KEY, "ALPACA_API_SECRET": SECRET, "COLUMNS": "200"}
     command = [sys.executable, "-m", "ict_trader", "run", "--alpaca-url", server.base_url]
+    command += ["--sessions", "1"]
     with log.open("ab") as output:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [*command, "--db", str(db)],
@@ -105,7 +106,8 @@ def test_kill_9_then_restart(
     sample: BarFile, tmp_path: Path, kill_after: int, down_for: int, position_at_restart: int
 ) -> None:
     db, log = tmp_path / "bot.db", tmp_path / "bot.log"
-    with running_emulator(sample, start_bar=SESSION_START) as server:
+    options = backtest_like()  # the trades are compared with the backtest's below
+    with running_emulator(sample, start_bar=SESSION_START, options=options) as server:
         bot = start_bot(server, db, log)
         wait_connected(server, bot, log)
         step(server, db, kill_after, bot_up=True, log=log)

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from ict_trader import control
+from ict_trader import store as store_module
 from ict_trader.backtest import run_backtest
 from ict_trader.barfile import load_bars
 from ict_trader.config import AppConfig
-from ict_trader.store import SCHEMA_VERSION, Store, StoreError
+from ict_trader.store import (
+    SCHEMA_VERSION,
+    Store,
+    StoreBusyError,
+    StoreError,
+    StoreFullError,
+    StoreLockedError,
+)
 
 
 def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
@@ -95,3 +109,156 @@ def test_backtest_ledger_is_consistent(sample_csv: Path, tmp_path: Path) -> None
         assert kind == "text"
         assert Decimal(pnl) == flows[trade_id], "trade P&L is exactly the cash its fills moved"
     assert sum(Decimal(t[4]) for t in trades) == result.metrics["all"].total_pnl
+
+
+# ---------------------------------------------------------------- concurrency and failures
+
+HOLDER = """
+import sys
+from ict_trader.store import Store
+store = Store(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def _hold_writer_lock(db: Path) -> subprocess.Popen[str]:
+    """Another process that opened `db` as its writer (what a running bot does) and waits."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_one_writer_process_and_a_killed_one_does_not_block(tmp_path: Path) -> None:
+    db = tmp_path / "bot.db"
+    Store(db).close()
+    holder = _hold_writer_lock(db)
+    try:
+        with pytest.raises(StoreLockedError, match=rf"already running \(pid {holder.pid}\)"):
+            Store(db)
+        reader = Store(db, reader=True)  # the dashboard, status, kill and resume still work
+        assert control.request(reader, "kill", "while running", "cli") == 1
+        reader.close()
+    finally:
+        holder.kill()  # SIGKILL: no clean-up code runs, the kernel drops the flock
+        holder.communicate()
+    Store(db).close()  # a stale lock from a killed process does not block the next start
+
+
+def test_writers_in_one_process_share_the_lock(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    first, second = Store(db), Store(db)
+    second.set_state("k", "v")
+    second.commit()
+    assert first.state("k") == "v"
+    first.close()
+    descriptor = os.open(f"{db}.lock", os.O_RDWR)
+    try:
+        with pytest.raises(BlockingIOError):  # still held: `second` is open
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        second.close()
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released with the last one
+    finally:
+        os.close(descriptor)
+
+
+def _blocker(db: Path) -> sqlite3.Connection:
+    """A connection holding the write lock (as the bot does during a bar's work)."""
+    connection = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    connection.execute("BEGIN IMMEDIATE")
+    return connection
+
+
+def test_a_locked_write_is_retried_until_the_lock_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "s.db"
+    Store(db).close()
+    blocker = _blocker(db)
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:  # the other writer finishes during the second pause
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            blocker.execute("COMMIT")
+
+    monkeypatch.setattr(store_module, "pause", pause)
+    client = Store(db, reader=True, busy_timeout=0.01)
+    number = control.request(client, "resume", "after a busy spell", "cli")
+    client.close()
+    blocker.close()
+    assert len(pauses) == 2
+    check = Store(db, reader=True)
+    assert [r.number for r in control.pending(check)] == [number]
+    check.close()
+
+
+def test_a_lock_held_through_every_retry_is_an_error_and_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "s.db"
+    Store(db).close()
+    blocker = _blocker(db)
+    pauses: list[float] = []
+    monkeypatch.setattr(store_module, "pause", pauses.append)
+    client = Store(db, reader=True, busy_timeout=0.01)
+    with pytest.raises(StoreBusyError, match=r"s\.db: the store stayed locked"):
+        control.request(client, "kill", "never lands", "cli")
+    assert len(pauses) == len(store_module.LOCK_RETRY_DELAYS)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert control.pending(client) == []  # nothing half-written
+    assert control.request(client, "kill", "lands now", "cli") == 1  # the connection recovered
+    client.close()
+
+
+def test_a_full_database_is_a_store_error_and_the_store_stays_usable(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.set_state("kept", "1")
+    store.commit()
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages + 2}")  # a disk with two pages left
+    with pytest.raises(StoreFullError, match=r"s\.db: database or disk is full"):
+        for index in range(100):
+            store.set_state(f"big{index}", "x" * 4000)
+    assert not store.in_transaction  # rolled back: the caller knows nothing was recorded
+    assert (store.state("kept"), store.state("big0")) == ("1", None)
+    store._db.execute("PRAGMA max_page_count = 1073741823")  # space again
+    store.set_state("after", "1")
+    store.commit()
+    store.close()
+    reopened = Store(tmp_path / "s.db", reader=True)
+    assert (reopened.state("kept"), reopened.state("after")) == ("1", "1")
+    reopened.close()
+
+
+def test_a_version_2_store_keeps_its_pending_request(tmp_path: Path) -> None:
+    """The single request key of schema 2 becomes the first row of the request log."""
+    db = tmp_path / "v2.db"
+    with sqlite3.connect(db) as connection:
+        for version in (1, 2):
+            connection.executescript(store_module._MIGRATIONS[version])
+        payload = {
+            "id": 7,
+            "kind": "kill",
+            "reason": "old",
+            "actor": "cli",
+            "time": "2024-01-02T03:04:05Z",
+        }
+        connection.execute(
+            "INSERT INTO state VALUES ('control_request', ?)", (json.dumps(payload),)
+        )
+        connection.execute("PRAGMA user_version = 2")
+    store = Store(db, reader=True)
+    assert [(r.number, r.kind, r.reason, r.actor) for r in control.pending(store)] == [
+        (7, "kill", "old", "cli")
+    ]
+    assert store.state("control_request") is None
+    assert control.request(store, "resume", "new", "cli") == 8  # numbering carries on
+    store.close()

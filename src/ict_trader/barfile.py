@@ -8,6 +8,8 @@ order is reported as one line naming the file, the row and what is wrong.
 from __future__ import annotations
 
 import re
+import stat
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +27,17 @@ from ict_trader.calendar import NEW_YORK, NyseCalendar
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 NAT_INT = np.iinfo(np.int64).min  # how numpy stores NaT in int64
+# Bars from before 1990 or after 2099 are typos or corrupt stamps, never QQQ minutes (QQQ listed
+# in 1999). Checked in the column's own unit: converting year 1600 or 2300 to nanoseconds would
+# silently wrap around to another date.
+FIRST_YEAR, LAST_YEAR = 1990, 2099
+EARLIEST = np.datetime64(f"{FIRST_YEAR}-01-01T00:00:00")
+LATEST = np.datetime64(f"{LAST_YEAR + 1}-01-01T00:00:00")
+# A price outside these is a unit error or corruption; sizing divides by it, so a near-zero
+# price would ask for astronomically many shares.
+MIN_PRICE = 0.0001
+MAX_PRICE = 1_000_000.0
+MAX_VOLUME = 1e12  # QQQ trades ~5e7 shares a day
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 
 
@@ -122,10 +135,7 @@ class _Problems:
 
 def _read_frame(path: Path) -> tuple[pd.DataFrame, int | None]:
     """The raw table and, for text files, how many lines precede the first data row."""
-    if not path.exists():
-        raise BarDataError(path, "file not found")
-    if path.is_dir():
-        raise BarDataError(path, "is a directory, expected a bar file")
+    _require_regular_file(path)
     name = path.name.lower()
     try:
         if name.endswith(".parquet") or name.endswith(".pq"):
@@ -136,12 +146,32 @@ def _read_frame(path: Path) -> tuple[pd.DataFrame, int | None]:
             )
             frame.columns = [str(column).strip().lower() for column in frame.columns]
             return frame, 1
-    except (pa.ArrowException, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BarDataError(path, f"cannot be read: {message}") from None
     except UnicodeDecodeError:
         raise BarDataError(path, "cannot be read: not a UTF-8 text file") from None
+    except EOFError:  # gzip's answer to a truncated file
+        raise BarDataError(path, "cannot be read: the compressed file is truncated") from None
+    except (pa.ArrowException, ValueError, OSError, zlib.error) as exc:
+        # ValueError covers pandas' ParserError and EmptyDataError and its other complaints
+        # about a malformed table; OSError covers gzip.BadGzipFile.
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BarDataError(path, f"cannot be read: {message}") from None
     raise BarDataError(path, "unsupported file type; expected .csv, .csv.gz or .parquet")
+
+
+def _require_regular_file(path: Path) -> None:
+    """Refuse at once what cannot be a bar file: reading a FIFO or a device blocks or never
+    ends, and a directory cannot be read at all."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise BarDataError(path, "file not found") from None
+    except OSError as exc:
+        raise BarDataError(path, f"cannot be read: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise BarDataError(path, "is a directory, expected a bar file")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise BarDataError(path, f"is {kind}, not a regular file; expected a bar file")
 
 
 def _parquet_to_frame(table: pa.Table) -> pd.DataFrame:
@@ -163,7 +193,9 @@ def _parse_timestamps(column: pd.Series, tz: str | None, problems: _Problems) ->
                 )
             series = series.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
         problems.add(series.isna().to_numpy(), lambda i: "timestamp is missing or not valid")
-        return _utc_nanos(series)
+        nanos, outside = _utc_nanos(series)
+        problems.add(outside, lambda i: _outside_years(str(series.iloc[i])))
+        return nanos
 
     text = column.astype("string").str.strip()
     blank = (text.isna() | (text == "")).to_numpy()
@@ -171,8 +203,9 @@ def _parse_timestamps(column: pd.Series, tz: str | None, problems: _Problems) ->
     has_offset = text.str.contains(_OFFSET, na=False).to_numpy()
     naive = ~has_offset & ~blank
     nanos = np.full(len(text), NAT_INT, dtype="int64")
+    outside = np.zeros(len(text), dtype=bool)
     if has_offset.any():
-        nanos[has_offset] = _utc_nanos(
+        nanos[has_offset], outside[has_offset] = _utc_nanos(
             pd.to_datetime(text[has_offset], utc=True, format="ISO8601", errors="coerce")
         )
     naive_but_readable = np.zeros(len(text), dtype=bool)
@@ -182,7 +215,8 @@ def _parse_timestamps(column: pd.Series, tz: str | None, problems: _Problems) ->
             naive_but_readable[naive] = local.notna().to_numpy()
         else:
             localized = local.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
-            nanos[naive] = _utc_nanos(localized)
+            nanos[naive], outside[naive] = _utc_nanos(localized)
+    problems.add(outside, lambda i: _outside_years(repr(text.iloc[i])))
     problems.add(
         naive_but_readable,
         lambda i: (
@@ -190,7 +224,7 @@ def _parse_timestamps(column: pd.Series, tz: str | None, problems: _Problems) ->
             "write it with Z or +HH:MM, or pass --tz (e.g. --tz America/New_York)"
         ),
     )
-    unparsable = (nanos == NAT_INT) & ~blank & ~naive_but_readable
+    unparsable = (nanos == NAT_INT) & ~blank & ~naive_but_readable & ~outside
     problems.add(
         unparsable,
         lambda i: f"timestamp {text.iloc[i]!r} cannot be parsed (or is not a valid local time)",
@@ -198,11 +232,18 @@ def _parse_timestamps(column: pd.Series, tz: str | None, problems: _Problems) ->
     return nanos
 
 
-def _utc_nanos(series: pd.Series) -> np.ndarray:
-    """int64 nanoseconds since the epoch, UTC; NaT becomes NAT_INT."""
-    naive_utc = series.dt.tz_convert(UTC).dt.tz_localize(None)
-    nanos: np.ndarray = naive_utc.to_numpy("datetime64[ns]").astype("int64")
-    return nanos
+def _utc_nanos(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """int64 nanoseconds since the epoch, UTC, with NaT as NAT_INT; and which rows hold a time
+    outside EARLIEST..LATEST (also NAT_INT: they must not reach the calendar)."""
+    moments = series.dt.tz_convert(UTC).dt.tz_localize(None).to_numpy()
+    outside = ~np.isnat(moments) & ((moments < EARLIEST) | (moments >= LATEST))
+    kept = np.where(outside, np.datetime64("NaT"), moments)
+    nanos: np.ndarray = kept.astype("datetime64[ns]").astype("int64")
+    return nanos, outside
+
+
+def _outside_years(shown: str) -> str:
+    return f"timestamp {shown} is outside the years {FIRST_YEAR}-{LAST_YEAR}"
 
 
 def _zone(tz: str | None, path: Path) -> ZoneInfo | None:
@@ -230,12 +271,20 @@ def _parse_numbers(column: pd.Series, name: str, problems: _Problems) -> np.ndar
 def _check_prices(values: dict[str, np.ndarray], problems: _Problems) -> None:
     open_, high, low, close = (values[name] for name in PRICE_COLUMNS)
     for name in PRICE_COLUMNS:
-        problems.add(values[name] <= 0, _describe_not_positive(name, values[name]))
+        column = values[name]
+        problems.add(column <= 0, _describe_not_positive(name, column))
+        problems.add((column > 0) & (column < MIN_PRICE), _describe_limit(name, column, "below"))
+        too_high = np.isfinite(column) & (column > MAX_PRICE)
+        problems.add(too_high, _describe_limit(name, column, "above"))
     for name, other in (("open", open_), ("close", close)):
         problems.add(high < other, _describe_beyond("high", high, "below", name, other))
         problems.add(low > other, _describe_beyond("low", low, "above", name, other))
     volume = values["volume"]
     problems.add(volume < 0, lambda i: f"volume {volume[i]:g} is negative")
+    problems.add(
+        np.isfinite(volume) & (volume > MAX_VOLUME),
+        lambda i: f"volume {volume[i]:g} is above {MAX_VOLUME:g}",
+    )
 
 
 def _calendar_for(times: np.ndarray, problems: _Problems) -> NyseCalendar:
@@ -253,6 +302,11 @@ def _calendar_for(times: np.ndarray, problems: _Problems) -> NyseCalendar:
 
 def _describe_not_positive(name: str, column: np.ndarray) -> Callable[[int], str]:
     return lambda i: f"{name} {column[i]:g} is not positive"
+
+
+def _describe_limit(name: str, column: np.ndarray, relation: str) -> Callable[[int], str]:
+    limit = f"{MIN_PRICE:g}" if relation == "below" else f"{MAX_PRICE:,.0f}"
+    return lambda i: f"{name} {column[i]:g} is {relation} {limit}, not a plausible price"
 
 
 def _describe_beyond(

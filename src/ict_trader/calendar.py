@@ -85,6 +85,15 @@ class NyseCalendar:
         )
         self._sessions[day] = Session(day, open_.astimezone(UTC), close.astimezone(UTC), previous)
 
+    def extend_to(self, last: date) -> None:
+        """Cover sessions up to `last` too: a bot that runs for weeks outlives the range it
+        started with. Days already known (and any broker override of them) are kept."""
+        if last <= self.end:
+            return
+        for day, session in _build_sessions(self.start, last).items():
+            self._sessions.setdefault(day, session)
+        self.end = last
+
     def sessions(self) -> list[Session]:
         """All sessions of the calendar's range, oldest first."""
         return list(self._sessions.values())

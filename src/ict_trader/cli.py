@@ -1,7 +1,9 @@
 """The `ict-trader` command line.
 
 Thin on purpose: it parses options, calls library code and maps user errors (bad files, bad
-parameters) to one readable line and exit code 2, never a traceback.
+parameters, bad options) to one readable line and exit code 2, never a traceback. Everything a
+command needs is validated before it writes anything (store, log, report), so a refused command
+leaves no trace behind.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,18 +22,22 @@ from decimal import Decimal
 from enum import StrEnum
 from importlib.resources import as_file, files
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+from typer._click.core import Context as ClickContext
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
 from ict_trader import __version__, control
 from ict_trader.backtest import run_backtest, select_bars
 from ict_trader.backtest_summary import summary_table
 from ict_trader.barfile import BarDataError, BarFile, load_bars
 from ict_trader.bars import Bar
-from ict_trader.config import AppConfig, load_config
+from ict_trader.config import AppConfig, load_config, signal_params
 from ict_trader.dashboard.launch import check_address, open_dashboard
 from ict_trader.dashboard.server import (
     DEFAULT_HOST,
@@ -54,24 +61,81 @@ from ict_trader.live_runner import (
 )
 from ict_trader.logs import close_logging, setup_logging
 from ict_trader.notify import Notifier, notifier_from_env
-from ict_trader.replay import Narrator, ReplayOutcome, data_fingerprint, run_replay
+from ict_trader.replay import (
+    Narrator,
+    ReplayOutcome,
+    data_fingerprint,
+    run_replay,
+    sigterm_as_interrupt,
+)
 from ict_trader.report_html import write_html_report
 from ict_trader.signal_output import to_csv, to_json, to_table
 from ict_trader.signals import IctDetector, Signal, SignalParams
 from ict_trader.signals.params import ParamError, parse_param_assignments
-from ict_trader.status import collect_status
+from ict_trader.status import DEFAULT_MAX_HEARTBEAT_AGE, collect_health, collect_status
 from ict_trader.store import Store, StoreError
 
+stdout = Console()
+stderr = Console(stderr=True)
+
+USER_ERROR = 2
+MAX_SPEED = 1_000_000.0  # market minutes per wall-clock minute: a year of bars in ~6 seconds
+MAX_SESSIONS = 260  # about a year of trading days
+MAX_SLIPPAGE_BPS = 1000.0  # 10 %, as [simulation] slippage_bps
+
+
+def _error_line(message: str) -> None:
+    """`error: …` as exactly one line on stderr.
+
+    Printed as plain text, not rich markup: messages quote settings such as `[[profiles]]` or
+    `[exits]`, which markup would silently swallow.
+    """
+    line = Text("error: ", style="bold red")
+    line.append(" ".join(message.split("\n")))
+    stderr.print(line, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise  # `ict-trader` alone shows the help, as it should
+    except UsageError as exc:
+        _error_line(exc.format_message())
+        raise typer.Exit(USER_ERROR) from None
+
+
+class _OneLineErrorsGroup(TyperGroup):
+    """Usage errors (an unknown option, `--speed inf`, a missing `--reason`) in one line with
+    exit code 2, like every other user error, instead of typer's multi-line panel.
+
+    Imports typer's vendored click exceptions (typer ≥ 0.25 ships click inside itself); uv.lock
+    pins the version and tests/test_misuse_inputs.py fails if a release moves them.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: ClickContext | None = None,
+        **extra: Any,
+    ) -> ClickContext:
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
+    cls=_OneLineErrorsGroup,
     help="Trade ICT setups (sweep, displacement, market structure shift) on QQQ 1-minute bars.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stdout = Console()
-stderr = Console(stderr=True)
-
-USER_ERROR = 2
 PROGRESS_THRESHOLD = 20_000  # bars; smaller files finish before a bar would be readable
 SAMPLE_NAME = "qqq_1min_sample.csv"
 
@@ -136,7 +200,11 @@ def signals(
 ) -> None:
     """Detect ICT signals in a bar file and list them."""
     with _user_errors():
-        params = SignalParams().with_overrides(parse_param_assignments(param or []))
+        params = signal_params(
+            SignalParams(), parse_param_assignments(param or []), from_file=False
+        )
+        if out is not None:
+            _check_output(out, "--out")
         bar_file = _load(data, tz)
     found = _detect(bar_file, params)
     title = (
@@ -149,14 +217,15 @@ def signals(
         if out is None:
             stdout.print(to_table(found, title))
         else:
-            with out.open("w", encoding="utf-8") as handle:
+            with _user_errors(), _writing(out, "--out"), out.open("w", encoding="utf-8") as handle:
                 Console(file=handle, width=120, no_color=True).print(to_table(found, title))
     else:
         text = to_csv(found) if output_format is OutputFormat.CSV else to_json(found)
         if out is None:
             typer.echo(text, nl=False)
         else:
-            out.write_text(text, encoding="utf-8")
+            with _user_errors(), _writing(out, "--out"):
+                out.write_text(text, encoding="utf-8")
     if out is not None:
         stderr.print(f"wrote {len(found)} signals to {out}")
 
@@ -208,8 +277,27 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except (BarDataError, ParamError, ConfigError, StoreError) as exc:
-        stderr.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        _error_line(str(exc))
         raise typer.Exit(USER_ERROR) from None
+
+
+def _check_output(path: Path, option: str, what: str = "write") -> None:
+    """Refuse an output path that cannot be written before the work, not after it."""
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: cannot {what}: it is a directory")
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"{option} {path}: cannot {what}: the folder {path.parent} does not exist"
+        )
+
+
+@contextmanager
+def _writing(path: Path, option: str) -> Iterator[None]:
+    """A write that still fails (permissions, a full disk) as one line naming the option."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write: {exc.strerror or exc}") from None
 
 
 def _settings(config: Path | None, param: list[str] | None) -> AppConfig:
@@ -217,7 +305,7 @@ def _settings(config: Path | None, param: list[str] | None) -> AppConfig:
     overrides = parse_param_assignments(param or [])
     if not overrides:
         return settings
-    return replace(settings, signal=settings.signal.with_overrides(overrides))
+    return replace(settings, signal=signal_params(settings.signal, overrides, from_file=False))
 
 
 @app.command()
@@ -235,7 +323,10 @@ def backtest(
     config: ConfigOption = None,
     param: ParamOption = None,
     slippage_bps: Annotated[
-        float | None, typer.Option("--slippage-bps", min=0, help="Market and stop slippage.")
+        float | None,
+        typer.Option(
+            "--slippage-bps", min=0, max=MAX_SLIPPAGE_BPS, help="Market and stop slippage."
+        ),
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write every metric and trade as JSON.")
@@ -256,6 +347,9 @@ def backtest(
                 settings,
                 simulation=replace(settings.simulation, slippage_bps=Decimal(str(slippage_bps))),
             )
+        for path, option in ((json_out, "--json"), (html_out, "--html")):
+            if path is not None:
+                _check_output(path, option)
         bar_file = _load(data, tz)
         bars = select_bars(
             bar_file.bars,
@@ -274,10 +368,12 @@ def backtest(
             store.close()
     stdout.print(summary_table(result))
     if json_out is not None:
-        result.write_json(json_out)
+        with _user_errors(), _writing(json_out, "--json"):
+            result.write_json(json_out)
         stderr.print(f"wrote {json_out}")
     if html_out is not None:
-        write_html_report(result, html_out)
+        with _user_errors(), _writing(html_out, "--html"):
+            write_html_report(result, html_out)
         stderr.print(f"wrote {html_out}")
 
 
@@ -326,6 +422,7 @@ def run(
         typer.Option(
             "--speed",
             min=0,
+            max=MAX_SPEED,
             help="Replay: market minutes per wall-clock minute (60: a bar a second; 0: no pause).",
         ),
     ] = 60.0,
@@ -353,8 +450,14 @@ def run(
         "iex"
     ),
     sessions: Annotated[
-        int, typer.Option("--sessions", min=1, help="Live: sessions to trade.")
-    ] = 1,
+        int,
+        typer.Option(
+            "--sessions",
+            min=0,
+            max=MAX_SESSIONS,
+            help="Live: sessions to trade, then exit (0: until stopped).",
+        ),
+    ] = 0,
     dashboard: Annotated[
         bool, typer.Option("--dashboard/--no-dashboard", help="Serve the web dashboard.")
     ] = True,
@@ -374,18 +477,23 @@ def run(
     """
     try:
         with _user_errors():
-            setup_logging(log_file or db.with_suffix(".log"))
+            # Everything is checked before anything is written: a refused run leaves neither a
+            # store nor a log behind (and never a store that a later resume would pick up).
             settings = _settings(config, param)
             credentials = find_credentials()
             if alpaca_url is not None and credentials is None:
                 credentials = Credentials("emulator-key", "emulator-secret")
             serve = _dashboard_starter(dashboard, dashboard_host, dashboard_port, allow_remote)
+            _check_output(db, "--db", "open the store")
+            _check_output(log_file or db.with_suffix(".log"), "--log-file", "write the log")
             if credentials is not None and not replay:
                 if feed not in {"iex", "sip"}:
                     raise ConfigError(f"--feed {feed!r}: use iex or sip")
                 paper = check_live_money(live)
                 endpoints = endpoints_for(alpaca_url, feed)
+                # A bad ICT_TRADER_APPRISE_URLS stops the run here, before the log or the store.
                 with _notifier() as notifier:
+                    setup_logging(log_file or db.with_suffix(".log"))
                     _run_live(
                         settings,
                         credentials,
@@ -402,35 +510,40 @@ def run(
                     "--live needs Alpaca credentials (ALPACA_API_KEY/ALPACA_API_SECRET)"
                 )
             bar_file = _load(data, tz)
-            if fresh:
-                _delete_replay_store(db)
-            store = Store(db)
-        web = serve(db)
-        notifier = _start_notifier()
+            notifier = _start_notifier()
         try:
             with _user_errors():
-                stderr.print(
-                    f"replaying {len(bar_file.bars):,} bars of {bar_file.path.name} at speed "
-                    f"{speed:g} (store: {db}); Ctrl-C stops cleanly and the same command resumes"
-                )
-                outcome = run_replay(
-                    bar_file.bars,
-                    bar_file.calendar,
-                    settings,
-                    store,
-                    data_fingerprint(bar_file.path),
-                    speed=speed,
-                    console=stdout,
-                    quiet=quiet,
-                    notifier=notifier,
-                )
-                _print_replay_summary(store, outcome)
+                setup_logging(log_file or db.with_suffix(".log"))
+                if fresh:
+                    _delete_replay_store(db)
+                store = Store(db)
+            web = serve(db)
+            try:
+                with _user_errors():
+                    stderr.print(
+                        f"replaying {len(bar_file.bars):,} bars of {bar_file.path.name} at "
+                        f"speed {speed:g} (store: {db}); Ctrl-C stops cleanly and the same "
+                        "command resumes"
+                    )
+                    outcome = run_replay(
+                        bar_file.bars,
+                        bar_file.calendar,
+                        settings,
+                        store,
+                        data_fingerprint(bar_file.path),
+                        speed=speed,
+                        console=stdout,
+                        quiet=quiet,
+                        notifier=notifier,
+                    )
+                    _print_replay_summary(store, outcome)
+            finally:
+                store.close()
+                if web is not None:
+                    web.stop()
+                    stderr.print(f"to look at this run again: ict-trader dashboard --db {db}")
         finally:
             notifier.close()
-            store.close()
-            if web is not None:
-                web.stop()
-                stderr.print(f"to look at this run again: ict-trader dashboard --db {db}")
         if outcome.interrupted:
             raise typer.Exit(130)
     finally:
@@ -452,7 +565,7 @@ def _run_live(
     narrator = Narrator(stdout)
     web = serve(db)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt), sigterm_as_interrupt():
             run_live(
                 settings,
                 credentials,
@@ -561,10 +674,17 @@ def _delete_replay_store(db: Path) -> None:
 def emulate_alpaca(
     data: DataOption = None,
     tz: TzOption = None,
-    port: Annotated[int, typer.Option("--port", help="TCP port on 127.0.0.1.")] = 8765,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="TCP port on 127.0.0.1.")
+    ] = 8765,
     speed: Annotated[
         float,
-        typer.Option("--speed", min=0, help="Market minutes per wall-clock minute; 0 = manual."),
+        typer.Option(
+            "--speed",
+            min=0,
+            max=MAX_SPEED,
+            help="Market minutes per wall-clock minute; 0 = manual.",
+        ),
     ] = 60.0,
     start_bar: Annotated[
         int, typer.Option("--start-bar", min=0, help="Bars already completed at start.")
@@ -575,17 +695,29 @@ def emulate_alpaca(
     secret: Annotated[str, typer.Option("--secret", help="API secret it accepts.")] = (
         "emulator-secret"
     ),
-    slippage_bps: Annotated[float, typer.Option("--slippage-bps", min=0)] = 0.0,
-    partial_fill_rate: Annotated[float, typer.Option("--partial-fill-rate", min=0, max=1)] = 0.0,
+    slippage_bps: Annotated[
+        float, typer.Option("--slippage-bps", min=0, max=MAX_SLIPPAGE_BPS)
+    ] = 0.0,
+    spread: Annotated[
+        float,
+        typer.Option(
+            "--spread", min=0, max=100, help="Bid/ask spread in dollars (quotes: price ± half)."
+        ),
+    ] = 0.02,
+    partial_fill_rate: Annotated[
+        float, typer.Option("--partial-fill-rate", min=0, max=1, help="Alpaca paper: 10 %.")
+    ] = 0.1,
     reject_rate: Annotated[float, typer.Option("--reject-rate", min=0, max=1)] = 0.0,
     duplicate_fill_rate: Annotated[
         float, typer.Option("--duplicate-fill-rate", min=0, max=1)
     ] = 0.0,
-    latency_ms: Annotated[int, typer.Option("--latency-ms", min=0)] = 0,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", min=0, max=60_000)] = 0,
     error_500_rate: Annotated[float, typer.Option("--error-500-rate", min=0, max=1)] = 0.0,
     error_429_rate: Annotated[float, typer.Option("--error-429-rate", min=0, max=1)] = 0.0,
     order_504_rate: Annotated[float, typer.Option("--order-504-rate", min=0, max=1)] = 0.0,
-    drop_socket_every: Annotated[int, typer.Option("--drop-socket-every", min=0)] = 0,
+    drop_socket_every: Annotated[
+        int, typer.Option("--drop-socket-every", min=0, max=1_000_000)
+    ] = 0,
     no_wash_trade_check: Annotated[bool, typer.Option("--no-wash-trade-check")] = False,
     extended_hours: Annotated[
         bool,
@@ -618,6 +750,7 @@ def emulate_alpaca(
     )
     options = EmulatorOptions(
         slippage_bps=Decimal(str(slippage_bps)),
+        spread=Decimal(str(spread)),
         wash_trade_check=not no_wash_trade_check,
         partial_fill_rate=partial_fill_rate,
         reject_rate=reject_rate,
@@ -662,9 +795,22 @@ StoreOption = Annotated[Path, typer.Option("--db", help="The bot's SQLite store.
 
 
 def _existing_store(db: Path) -> Store:
+    """A connection beside the bot: it never takes the one-writer lock the running bot holds
+    (kill and resume still write, each in its own committed transaction)."""
     if not db.exists():
         raise ConfigError(f"--db {db}: no such store (start `ict-trader run` first, or pass --db)")
-    return Store(db)
+    return Store(db, reader=True)
+
+
+def _read_store(db: Path, read: Callable[[Store], dict[str, object]]) -> dict[str, object]:
+    """Run `read` on the store; a database error is one line naming it, not a traceback."""
+    store = _existing_store(db)
+    try:
+        return read(store)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{db}: cannot read the store: {exc}") from None
+    finally:
+        store.close()
 
 
 @app.command()
@@ -693,11 +839,15 @@ def _control_request(kind: str, reason: str, db: Path) -> None:
     with _user_errors():
         if not reason.strip():
             raise ConfigError("--reason must say why")
-        store = _existing_store(db)
         try:
-            number = control.request(store, kind, reason.strip(), "cli")
-        finally:
-            store.close()
+            store = _existing_store(db)
+            try:
+                number = control.request(store, kind, reason.strip(), "cli")
+            finally:
+                store.close()
+        except StoreError as exc:  # busy after retries, disk full: the user must know
+            raise StoreError(f"{exc} — the {kind} request was NOT recorded") from None
+    # Said only now: the request is committed, the bot will see it.
     stderr.print(f"{kind} requested (#{number}): {reason.strip()}")
 
 
@@ -741,15 +891,11 @@ def status(
 ) -> None:
     """Trading state, today's P&L, open trades, breakers and the last bar, from the store."""
     with _user_errors():
-        store = _existing_store(db)
-        try:
-            report = collect_status(store)
-        finally:
-            store.close()
+        report: dict[str, Any] = _read_store(db, collect_status)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
-    colour = {"active": "green", "reducing": "yellow", "halted": "red"}[report["state"]]
+    colour = {"active": "green", "reducing": "yellow", "halted": "red"}.get(report["state"], "red")
     stdout.print(
         f"state [bold {colour}]{report['state']}[/]"
         + (
@@ -759,6 +905,15 @@ def status(
         ),
         highlight=False,
     )
+    for item in report["pending_requests"]:
+        stdout.print(
+            f"pending: {item['kind']} #{item['request']} by {item['actor']} ({item['reason']}) — "
+            "applied at the bot's next bar, or when it starts",
+            highlight=False,
+        )
+    if report["pending_requests"]:
+        recorded = report["recorded_state"]
+        stdout.print(f"(the bot last recorded: {recorded['state']})", highlight=False)
     stdout.print(
         f"mode {report['mode']} · feed {report['feed']} · last bar {report['last_bar']} · "
         f"equity {report['equity']}",
@@ -783,3 +938,35 @@ def status(
     for name, breaker in report["breakers"].items():
         mark = "[red]TRIPPED[/]" if breaker["tripped"] else "ok"
         stdout.print(f"breaker {name}: {mark} ({breaker['meaning']})", highlight=False)
+
+
+@app.command()
+def health(
+    db: StoreOption = Path("ict-trader.db"),
+    max_heartbeat_age: Annotated[
+        float,
+        typer.Option(
+            "--max-heartbeat-age", min=1, help="Seconds without a loop pass that count as down."
+        ),
+    ] = DEFAULT_MAX_HEARTBEAT_AGE,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """For supervisors: exit 0 if the bot's heartbeat is fresh and its broker ok, else 1."""
+    with _user_errors():
+        report: dict[str, Any] = _read_store(
+            db, lambda store: collect_health(store, None, max_heartbeat_age)
+        )
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        broker = report["broker"]
+        typer.echo(
+            f"{'healthy' if report['healthy'] else 'UNHEALTHY'} · state {report['state']} · "
+            f"heartbeat {report['heartbeat']} ({report['heartbeat_age_seconds']} s ago) · "
+            f"last bar {report['last_bar_time']} ({report['last_bar_age_seconds']} s ago) · "
+            f"broker {'ok' if broker['ok'] else 'NOT ok'} (checked {broker['checked_at']})"
+        )
+        for problem in report["problems"]:
+            typer.echo(f"  {problem}")
+    if not report["healthy"]:
+        raise typer.Exit(1)

@@ -44,12 +44,14 @@ allocation = 0.04
 
 from __future__ import annotations
 
+import stat
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from ict_trader import ranges
 from ict_trader.brokers.simulated import SimulatedBrokerConfig
 from ict_trader.errors import ConfigError
 from ict_trader.risk import RiskLimits
@@ -64,8 +66,10 @@ from ict_trader.strategy import (
 )
 
 DEFAULT_CONFIG_FILE = Path("ict-trader.toml")
-_WHOLE_RISK_KEYS = {"max_errors", "max_shares_per_trade", "max_total_shares"}
+MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes; anything this big is not one
+MAX_PROFILES = 20
 _TOP_LEVEL = {"symbol", "signal", "exits", "simulation", "profiles", "risk"}
+_SYMBOL_LENGTH = 10
 
 
 @dataclass(frozen=True)
@@ -97,15 +101,17 @@ class AppConfig:
 
 
 def load_config(path: Path | None = None) -> AppConfig:
-    """Read `path`, or `./ict-trader.toml` if it exists, or use the defaults."""
+    """Read `path`, or `./ict-trader.toml` if it exists, or use the defaults.
+
+    Every way the file can be unusable (missing, a directory or FIFO, not UTF-8, not TOML, a
+    bad value) becomes one ConfigError naming the file, never a traceback or a hang.
+    """
     if path is None:
         if not DEFAULT_CONFIG_FILE.exists():
             return AppConfig()
         path = DEFAULT_CONFIG_FILE
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raw = tomllib.loads(_read_settings_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
@@ -114,15 +120,41 @@ def load_config(path: Path | None = None) -> AppConfig:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def _read_settings_text(path: Path) -> str:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO or device would block or never end; a directory cannot be read.
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise ConfigError(f"{path}: is {kind}, expected a TOML settings file")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {info.st_size:,} bytes is too large for a settings file")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
 def parse_config(raw: dict[str, Any], source: Path | None = None) -> AppConfig:
     _no_unknown(raw, _TOP_LEVEL, "")
     symbol = raw.get("symbol", "QQQ")
-    if not isinstance(symbol, str) or not symbol.isalnum():
-        raise ConfigError(f"symbol must be a ticker like 'QQQ', got {symbol!r}")
-    try:
-        signal = SignalParams().with_overrides(_table(raw, "signal"))
-    except ParamError as exc:
-        raise ConfigError(f"signal: {exc}") from None
+    if (
+        not isinstance(symbol, str)
+        or not symbol.isascii()
+        or not symbol.isalnum()
+        or len(symbol) > _SYMBOL_LENGTH
+    ):
+        raise ConfigError(f"symbol must be a ticker like 'QQQ', got {ranges.shown(symbol)}")
+    signal = signal_params(SignalParams(), _table(raw, "signal"), from_file=True)
     exits = _exits(_table(raw, "exits"))
     profiles = _profiles(raw.get("profiles"))
     simulation = _simulation(_table(raw, "simulation"))
@@ -135,6 +167,25 @@ def parse_config(raw: dict[str, Any], source: Path | None = None) -> AppConfig:
     )
 
 
+def signal_params(
+    base: SignalParams, overrides: Mapping[str, Any], *, from_file: bool
+) -> SignalParams:
+    """`base` with `overrides` (a `[signal]` table, or `--param` strings) applied, each number
+    checked against its range first: SignalParams alone would take `inf`, or call `nan`
+    negative."""
+    for name, value in overrides.items():
+        allowed = ranges.SIGNAL.get(name)
+        if allowed is not None:
+            key = f"signal.{name}" if from_file else f"--param {name}"
+            ranges.checked(allowed, value, key, text=not from_file)
+    try:
+        return base.with_overrides(overrides)
+    except ParamError as exc:
+        if from_file:
+            raise ConfigError(f"signal: {exc}") from None
+        raise
+
+
 def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
     value = raw.get(key, {})
     if not isinstance(value, dict):
@@ -142,7 +193,7 @@ def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _no_unknown(table: dict[str, Any], known: set[str], prefix: str) -> None:
+def _no_unknown(table: dict[str, Any], known: set[str] | Mapping[str, Any], prefix: str) -> None:
     for key in table:
         if key not in known:
             raise ConfigError(
@@ -150,37 +201,29 @@ def _no_unknown(table: dict[str, Any], known: set[str], prefix: str) -> None:
             )
 
 
-def _decimal(value: Any, key: str) -> Decimal:
-    if isinstance(value, bool):
-        raise ConfigError(f"{key} must be a number, got {value!r}")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ConfigError(f"{key} must be a number, got {value!r}") from None
-
-
-def _int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key} must be a whole number, got {value!r}")
-    return value
+def _numbers(table: dict[str, Any], name: str) -> dict[str, Any]:
+    """Every key of `[name]` checked against its range; whole-number settings as int."""
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        number = ranges.setting(name, key, value)
+        values[key] = int(number) if ranges.TABLES[name][key].whole else number
+    return values
 
 
 def _exits(table: dict[str, Any]) -> ExitRules:
     names = {f.name for f in fields(ExitRules)}
     _no_unknown(table, names, "exits.")
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        full = f"exits.{key}"
-        if key in {"max_hold_minutes", "flatten_before_close_minutes"}:
-            values[key] = _int(value, full)
-        elif key == "stop":
-            try:
-                values[key] = StopMode(str(value))
-            except ValueError:
-                modes = ", ".join(m.value for m in StopMode)
-                raise ConfigError(f"{full} must be one of {modes}, got {value!r}") from None
-        else:
-            values[key] = _decimal(value, full)
+    numeric = {key: value for key, value in table.items() if key != "stop"}
+    values: dict[str, Any] = _numbers(numeric, "exits")
+    if "stop" in table:
+        value = table["stop"]
+        try:
+            values["stop"] = StopMode(value) if isinstance(value, str) else None
+        except ValueError:
+            values["stop"] = None
+        if values["stop"] is None:
+            modes = ", ".join(m.value for m in StopMode)
+            raise ConfigError(f"exits.stop must be one of {modes}, got {ranges.shown(value)}")
     return ExitRules(**values)
 
 
@@ -189,6 +232,8 @@ def _profiles(value: Any) -> tuple[StrategyProfile, ...]:
         return DEFAULT_PROFILES
     if not isinstance(value, list) or not value:
         raise ConfigError("profiles must be a non-empty list of [[profiles]] tables")
+    if len(value) > MAX_PROFILES:
+        raise ConfigError(f"profiles: {len(value)} profiles, at most {MAX_PROFILES} are allowed")
     profiles = []
     for index, item in enumerate(value):
         prefix = f"profiles[{index}]."
@@ -197,40 +242,23 @@ def _profiles(value: Any) -> tuple[StrategyProfile, ...]:
         _no_unknown(item, {"name", "allocation", "enabled"}, prefix)
         if "name" not in item or "allocation" not in item:
             raise ConfigError(f"profiles[{index}] needs a name and an allocation")
+        if not isinstance(item["name"], str):
+            raise ConfigError(f"{prefix}name must be text, got {ranges.shown(item['name'])}")
         enabled = item.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{prefix}enabled must be true or false")
-        profiles.append(
-            StrategyProfile(
-                name=str(item["name"]),
-                allocation=_decimal(item["allocation"], prefix + "allocation"),
-                enabled=enabled,
-            )
+        allocation = ranges.checked(
+            ranges.PROFILE_ALLOCATION, item["allocation"], prefix + "allocation"
         )
+        profiles.append(StrategyProfile(name=item["name"], allocation=allocation, enabled=enabled))
     return tuple(profiles)
 
 
 def _risk(table: dict[str, Any]) -> RiskLimits:
-    names = {f.name for f in fields(RiskLimits)}
-    _no_unknown(table, names, "risk.")
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        whole = key.endswith("_minutes") or key in {
-            "max_errors",
-            "max_shares_per_trade",
-            "max_total_shares",
-        }
-        values[key] = _int(value, f"risk.{key}") if whole else _decimal(value, f"risk.{key}")
-    return RiskLimits(**values)
+    _no_unknown(table, ranges.RISK, "risk.")
+    return RiskLimits(**_numbers(table, "risk"))
 
 
 def _simulation(table: dict[str, Any]) -> SimulatedBrokerConfig:
-    names = {f.name for f in fields(SimulatedBrokerConfig)}
-    _no_unknown(table, names, "simulation.")
-    values = {key: _decimal(value, f"simulation.{key}") for key, value in table.items()}
-    for key, amount in values.items():
-        if amount < 0:
-            raise ConfigError(f"simulation.{key} must not be negative")
-    if values.get("starting_equity", Decimal(1)) <= 0:
-        raise ConfigError("simulation.starting_equity must be positive")
-    return SimulatedBrokerConfig(**values)
+    _no_unknown(table, ranges.SIMULATION, "simulation.")
+    return SimulatedBrokerConfig(**_numbers(table, "simulation"))

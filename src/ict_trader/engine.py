@@ -37,6 +37,7 @@ from ict_trader.events import (
     OrderFilled,
     OrderRejected,
     ReduceOnly,
+    ReleaseTrades,
     Resume,
     SignalDetected,
     SubmitOrder,
@@ -61,6 +62,9 @@ class TradeStatus(StrEnum):
     EXITING = "exiting"  # exit decided, waiting for cancels and the closing fill
     CLOSED = "closed"
     CANCELED = "canceled"  # entry never filled
+    # Closed outside ict-trader (a person said so after a reconciliation dispute): no exit
+    # fill was seen, so no P&L is booked.
+    RELEASED = "released"
 
 
 def signal_id(signal: Signal) -> str:
@@ -229,6 +233,8 @@ class Engine:
             )
         elif isinstance(event, Resume):
             self._resume(event)
+        elif isinstance(event, ReleaseTrades):
+            self._release(event)
         elif isinstance(event, OrderAccepted):
             pass  # the shell records broker ids; nothing to decide
         return self._out
@@ -281,6 +287,33 @@ class Engine:
                 event.time,
             )
         )
+
+    def _release(self, event: ReleaseTrades) -> None:
+        for trade in list(self._active.values()):
+            working = set(trade.resting)
+            if trade.exit_order_id is not None:
+                working.add(trade.exit_order_id)
+            for order_id in sorted(working):
+                self._out.append(CancelOrder(order_id, "released"))
+                self._orders.pop(order_id, None)
+            if trade.status is TradeStatus.PENDING:
+                self._orders.pop(trade.entry_order_id, None)
+                self._out.append(CancelOrder(trade.entry_order_id, "released"))
+            trade.resting.clear()
+            trade.exit_order_id = None
+            trade.status = TradeStatus.RELEASED
+            self._active.pop(trade.profile, None)
+            self._record(trade)
+            self._out.append(
+                Notify(
+                    Level.WARNING,
+                    f"{trade.profile.upper()} trade released",
+                    f"{trade.trade_id}: {trade.remaining} share(s) no longer managed by "
+                    f"ict-trader ({event.actor}: {event.reason}); no P&L booked",
+                    event.time,
+                )
+            )
+        self._mark_to_market(None)
 
     def restore(self, ledger: Ledger) -> None:
         """Resume managing the unfinished trades of a previous run from its ledger.
@@ -549,6 +582,13 @@ class Engine:
                     event.time,
                 )
             )
+            if leg is Leg.STOP and trade.status is TradeStatus.OPEN:
+                # The broker will not rest the stop (Alpaca refuses an OCO whose stop the price
+                # has already crossed): the position may not stay without the protection its
+                # profile asks for, so it is closed now, as the stop would have closed it.
+                self._on_order_done(event.client_order_id, event.time, filled=False, why="")
+                self._begin_exit(trade, ExitReason.STOP, event.time)
+                return
         self._on_order_done(event.client_order_id, event.time, filled=False, why=event.reason)
 
     def _on_order_done(self, order_id: str, now: datetime, *, filled: bool, why: str) -> None:

@@ -126,6 +126,17 @@ class Resume:
     actor: str
 
 
+@dataclass(frozen=True, slots=True)
+class ReleaseTrades:
+    """A person settled a dispute in the broker's favour: the shares of ict-trader's unfinished
+    trades were closed outside it (by hand, at the broker), so ict-trader stops managing them.
+    No fill is booked and no P&L counted for what it did not see happen."""
+
+    time: datetime
+    reason: str
+    actor: str
+
+
 Event = (
     BarClosed
     | Tick
@@ -138,6 +149,7 @@ Event = (
     | KillSwitch
     | ReduceOnly
     | Resume
+    | ReleaseTrades
 )
 
 # ---------------------------------------------------------------- commands

@@ -43,7 +43,9 @@ from ict_trader.events import (
     CancelOrder,
     Command,
     Event,
+    Level,
     Notify,
+    OrderCanceled,
     ReduceOnly,
     Resume,
     SubmitOrder,
@@ -51,6 +53,7 @@ from ict_trader.events import (
 )
 from ict_trader.logs import log_command
 from ict_trader.notify import Notifier
+from ict_trader.orders import Leg, OrderRequest
 from ict_trader.store import Store
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,11 @@ _WAKE = object()  # queued by the trade-updates stream: broker events are waitin
 LAST_BAR_KEY = "last_bar_time"
 LAST_CLOSE_KEY = "last_close"
 STALE_DATA = "stale data"
+HEARTBEAT_KEY = "heartbeat"  # health: the trading thread's last pass (UTC, ISO)
+BROKER_OK_KEY = "broker_ok"  # health: "1" if the last broker call succeeded, else "0"
+BROKER_CHECKED_KEY = "broker_checked_at"
+BROKER_ERROR_KEY = "broker_last_error"
+HEARTBEAT_EVERY_SECONDS = 5.0
 RECONCILE_EVERY_BARS = 15  # and at start; only while no order is working (no transient gaps)
 
 Observer = Callable[[Event | Command], None]
@@ -80,6 +88,7 @@ class LiveStats:
     bars: int = 0
     backfilled: int = 0
     duplicates: int = 0
+    extended_hours: int = 0  # pre- and after-market bars received and ignored
     reconnects: int = 0
     last_bar: datetime | None = None
     errors: list[str] = field(default_factory=list)
@@ -134,6 +143,15 @@ class LiveShell:
             str
         ] = []  # cancels asked for, re-sent while the order still works
         self.stats = LiveStats()
+        # Whether the session is on: between sessions a silent stream is normal, so neither the
+        # REST watchdog nor the stale-data breaker may act on it.
+        self._market_open = False
+        self._beat_at = 0.0
+        self._broker_ok: bool | None = None
+        self._broker_error = ""
+        self._disputed: str | None = None  # set while the broker's position is disputed
+        self._held: dict[str, OrderRequest] = {}  # orders not sent while disputed
+        self._exits_covered = False  # disputed, but the broker holds all of the ledger's shares
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -147,10 +165,21 @@ class LiveShell:
             previous = self.calendar.session_on(session.previous_day)
             if previous is not None:
                 start = previous.open
+        seen = self.stats.last_bar
+        if seen is not None:
+            # A bot running for days has fed the detector up to `seen` already; what came since
+            # is a gap like any other, traded as the stream would have delivered it.
+            for bar in self._history(seen + _ONE_MINUTE, until - _ONE_MINUTE):
+                if bar.time > seen:
+                    self.stats.backfilled += 1
+                    self._process(bar)
+            self._last_arrival = self._last_processed = time.monotonic()
+            return
         for bar in self._history(start, until - _ONE_MINUTE):
             self.engine.detector.update(bar)
             self.stats.last_bar = bar.time
             self.store.record_bar(bar)  # today's chart on the dashboard starts at the open
+        self._last_arrival = self._last_processed = time.monotonic()  # the night was not silence
         self.store.commit()
 
     def start_streams(self) -> None:
@@ -199,8 +228,46 @@ class LiveShell:
             except Exception:
                 log.debug("stream stop failed", exc_info=True)
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def idle(self, seconds: float) -> None:
+        """Between sessions: for `seconds`, obey kill/resume requests, handle any order update,
+        drop extended-hours bars and keep the heartbeat — but no staleness alarms."""
+        self._market_open = False
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            try:
+                item = self._bars.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                item = None
+            if isinstance(item, Bar):
+                self.on_bar(item)
+            elif item is not None and self.stats.last_bar is not None:
+                self._pump()
+            self.apply_control()
+            self._beat()
+            self.store.commit()
+
+    def note_broker(self, ok: bool, error: str = "") -> None:
+        """Broker connectivity for the health check: the latest call's outcome."""
+        if ok == self._broker_ok and (ok or error == self._broker_error):
+            return
+        self._broker_ok, self._broker_error = ok, error
+        self.store.set_state(BROKER_OK_KEY, "1" if ok else "0")
+        self.store.set_state(BROKER_CHECKED_KEY, _utc_text(datetime.now(UTC)))
+        if error:
+            self.store.set_state(BROKER_ERROR_KEY, error)
+
+    def _beat(self) -> None:
+        if time.monotonic() - self._beat_at >= HEARTBEAT_EVERY_SECONDS:
+            self._beat_at = time.monotonic()
+            self.store.set_state(HEARTBEAT_KEY, _utc_text(datetime.now(UTC)))
+
     def run(self, until: Callable[[], bool]) -> None:
         """Process bars until `until()` says stop (or `stop()` is called)."""
+        self._market_open = True
         while not self._stop.is_set() and not until():
             try:
                 item = self._bars.get(timeout=0.2)
@@ -219,34 +286,76 @@ class LiveShell:
         self._pump()
         self.store.commit()
 
-    def reconcile(self, now: datetime) -> tuple[int, int]:
+    def reconcile(self, now: datetime, unplaced: Sequence[OrderRequest] = ()) -> tuple[int, int]:
         """Ledger vs broker after a (re)start: (ledger's net position, broker's net position).
 
         Fills that happened while ict-trader was down are read from the adopted orders first.
-        A difference blocks new entries (reduce-only) and is recorded; nothing is traded to fix it.
+        A difference blocks new entries (reduce-only) and holds every order for the disputed
+        shares; nothing is traded to fix it. Orders the ledger recorded but Alpaca never
+        received (`unplaced`) are then sent — exits only if the position is not disputed; an
+        entry that never went out is dropped, its moment has passed.
         """
         self.broker.poll_working()
         self._pump()
         result = self._check_position(now)
+        for order in unplaced:
+            if order.leg is Leg.ENTRY:
+                self._deliver(OrderCanceled(now, order.client_order_id, "never reached Alpaca"))
+            else:
+                self._send_or_hold(order)
+        self.broker.flush()
+        self._pump()
         self.store.commit()
         return result
 
+    @property
+    def disputed(self) -> str | None:
+        """Why the broker's position and the ledger disagree, or None when they agree."""
+        return self._disputed
+
     def _check_position(self, now: datetime) -> tuple[int, int]:
-        """Ledger vs broker net position; a new difference blocks entries (once) and is recorded."""
+        """Ledger vs broker net position. A difference blocks entries, holds the orders for the
+        disputed shares and is recorded; agreement (restored by a person at the broker, or by
+        `ict-trader reconcile --accept-broker`) sends the held orders."""
         expected = self.engine.open_position()
         actual = self.broker.position(self.symbol)
-        if expected != actual and self.engine.state == "active":
+        if expected != actual:
             reason = (
                 f"broker position {actual} {self.symbol} differs from ict-trader's ledger "
-                f"({expected}); positions ict-trader did not open are never touched"
+                f"({expected}); positions ict-trader did not open are never touched, and no "
+                "order is sent for disputed shares until the two agree: restore the position at "
+                "the broker, or run `ict-trader reconcile --accept-broker`"
             )
-            self._deliver(ReduceOnly(now, reason, "reconciliation"))
-            self.store.audit(now, "reconcile.mismatch", "reconciliation", reason)
+            if self._disputed is None:
+                self.store.audit(now, "reconcile.mismatch", "reconciliation", reason)
+                log.warning("%s", reason)
+            self._disputed = reason
+            # The broker holding at least the ledger's shares, on the same side (someone else's
+            # shares beside ours), lets ict-trader still close its own; anything less does not.
+            self._exits_covered = expected * actual > 0 and abs(actual) >= abs(expected)
+            if self.engine.state == "active":
+                self._deliver(ReduceOnly(now, reason, "reconciliation"))
+        elif self._disputed is not None:
+            self._disputed = None
+            self.store.audit(
+                now, "reconcile.agreed", "reconciliation", f"broker and ledger agree on {actual}"
+            )
+            held, self._held = self._held, {}
+            for order in held.values():
+                self.broker.submit(order)
+            self.broker.flush()
+            self._pump()
         return expected, actual
 
     # ------------------------------------------------------------------ per bar
 
     def on_bar(self, bar: Bar) -> None:
+        if not self._regular_hours(bar.time):
+            # Alpaca's bars stream also carries pre- and after-market bars; the signal is
+            # defined on regular hours only, so they are counted and dropped.
+            self.stats.extended_hours += 1
+            log.debug("extended-hours bar %s ignored", bar.time.isoformat())
+            return
         last = self.stats.last_bar
         if last is not None and bar.time <= last:
             self.stats.duplicates += 1
@@ -290,7 +399,8 @@ class LiveShell:
         self._refresh_account(close_time)
         self.apply_control()
         self.stats.bars += 1
-        if self.stats.bars % RECONCILE_EVERY_BARS == 0 and not self.broker.working():
+        due = self._disputed is not None or self.stats.bars % RECONCILE_EVERY_BARS == 0
+        if due and not self.broker.working():
             self._safe(lambda: self._check_position(close_time), "reconcile")
         self.stats.last_bar = bar.time
         self.store.record_bar(bar)
@@ -298,9 +408,16 @@ class LiveShell:
         self.store.set_state(LAST_CLOSE_KEY, repr(bar.close))
         self.store.commit()
 
+    def _regular_hours(self, moment: datetime) -> bool:
+        try:
+            return self.calendar.session_at(moment) is not None
+        except ValueError:  # beyond the loaded calendar: not a session ict-trader knows
+            return False
+
     def _refresh_account(self, when: datetime) -> None:
         account = self._safe(lambda: self.broker.account(when), "account")
         if account is not None:  # else the engine keeps the last known equity
+            self.note_broker(True)
             self._account_known = True
             self._deliver(account)
             self.store.record_equity(when, account.equity, account.cash)
@@ -317,6 +434,7 @@ class LiveShell:
             return call()
         except (APIError, requests.RequestException) as exc:
             message = f"{what}: {exc}"[:300]
+            self.note_broker(False, message)
             self.stats.errors.append(message)
             self.broker.errors.append(message)
             log.warning("broker call failed (%s); continuing", message)
@@ -326,8 +444,9 @@ class LiveShell:
             return None
 
     def _tick(self) -> None:
+        self._beat()
         last = self.stats.last_bar
-        if last is None:
+        if last is None or not self._market_open:
             return
         if time.monotonic() - self._last_arrival > self.stale_after.total_seconds():
             self._catch_up()
@@ -419,6 +538,25 @@ class LiveShell:
         self.store.record_event(event)
         self._dispatch(self.engine.handle(event))
 
+    def _send_or_hold(self, order: OrderRequest) -> None:
+        """Send an order — unless the position is disputed and the order would trade shares
+        the broker may not hold: a hand-closed short "closed" again by the bot would open a
+        long nobody manages. Entries are blocked by the engine's reduce-only state already."""
+        if self._disputed is None or order.leg is Leg.ENTRY or self._exits_covered:
+            self.broker.submit(order)
+            return
+        self._held[order.client_order_id] = order
+        moment = order.created_at or _now(self)
+        text = (
+            f"{order.side.value} {order.qty} {order.symbol} ({order.client_order_id}) held: "
+            f"{self._disputed}"
+        )
+        self.store.audit(moment, "order.held", "reconciliation", text)
+        notice = Notify(Level.CRITICAL, "Order held: position disputed", text, moment)
+        self.store.record(notice)
+        if self.notifier is not None:
+            self.notifier.send(notice)
+
     def _dispatch(self, commands: Sequence[Command]) -> None:
         self._dispatch_each(commands)
         self.broker.flush()  # an OCO half whose sibling never came goes out alone
@@ -431,11 +569,24 @@ class LiveShell:
             if isinstance(command, SubmitOrder):
                 self.store.record_order(command.order)
                 self.store.commit()  # the intent is durable before the order exists anywhere
-                self.broker.submit(command.order)
+                self._send_or_hold(command.order)
             elif isinstance(command, CancelOrder):
+                if self._held.pop(command.client_order_id, None) is not None:
+                    self._deliver(OrderCanceled(_now(self), command.client_order_id, "held"))
+                    continue
                 self._cancels.add(command.client_order_id)
                 self._safe(functools.partial(self.broker.cancel, command.client_order_id), "cancel")
             else:
                 self.store.record(command)
                 if isinstance(command, Notify) and self.notifier is not None:
                     self.notifier.send(command)  # a queue: never waits on the network
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _now(shell: LiveShell) -> datetime:
+    """The shell's best idea of the time: the last bar's close (events need a time)."""
+    last = shell.stats.last_bar
+    return last + _ONE_MINUTE if last is not None else datetime.now(UTC)

@@ -22,9 +22,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
+import requests
+from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
-from alpaca.trading.models import Clock, Order
 from dotenv import dotenv_values
 
 from ict_trader.brokers.alpaca import AlpacaBroker
@@ -33,7 +34,6 @@ from ict_trader.config import AppConfig
 from ict_trader.daily_summary import send_daily_summary
 from ict_trader.engine import Engine
 from ict_trader.errors import ConfigError
-from ict_trader.ledger import OrderRecord
 from ict_trader.live import LiveEndpoints, LiveShell, Observer
 from ict_trader.logs import register_secret
 from ict_trader.notify import Notifier
@@ -107,23 +107,33 @@ def run_live(
     paper: bool,
     observer: Observer | None = None,
     say: Callable[[str], None] = print,
-    sessions: int = 1,
+    sessions: int = 0,
     notifier: Notifier | None = None,
+    poll_seconds: float = 60.0,
+    backoff_seconds: float = 0.5,
 ) -> LiveShell:
-    """Trade `sessions` sessions, then return (the caller restarts it for the next day)."""
+    """Trade session after session (`sessions` of them, 0 = until stopped), sleeping between
+    them; return once done or stopped.
+
+    Only what a person must fix ends the run early (credentials refused, a store problem): a
+    broker that is briefly unreachable is waited out, holidays and early closes come from the
+    broker's clock and calendar, and the calendar is extended as the weeks go by.
+    """
     broker = AlpacaBroker(
-        credentials.key, credentials.secret, paper=paper, url_override=endpoints.rest_url
+        credentials.key,
+        credentials.secret,
+        paper=paper,
+        url_override=endpoints.rest_url,
+        backoff_seconds=backoff_seconds,
     )
-    clock = broker.trading.get_clock()
-    assert isinstance(clock, Clock)
-    now = clock.timestamp.astimezone(UTC)
+    now = _broker_time(broker, say, poll_seconds)
     calendar = NyseCalendar.covering(now - timedelta(days=10), now + timedelta(days=10))
     engine = Engine(config.engine, IctDetector(calendar, config.signal))
     risk = config.engine.risk
     _record_run(store, config, endpoints, paper)
     ledger = store.load_ledger()
     engine.restore(ledger)
-    _adopt_orders(broker, ledger.open_orders())
+    unplaced = broker.adopt_orders([record.request for record in ledger.open_orders()])
     data = StockHistoricalDataClient(
         credentials.key, credentials.secret, url_override=endpoints.rest_url
     )
@@ -142,37 +152,86 @@ def run_live(
         stale_data_after=timedelta(minutes=stale) if (stale := risk.stale_data_minutes) else None,
     )
     shell.restore_state(now)
-    expected, actual = shell.reconcile(now)
+    expected, actual = shell.reconcile(now, unplaced)
     if expected == actual:
         say(f"reconciled: ledger and broker agree on {actual} {config.engine.symbol}")
     else:
         say(
             f"WARNING: broker position {actual} differs from the ledger's {expected}; "
-            "new entries are blocked until you resume"
+            "new entries are blocked and no order is sent for the disputed shares until the two "
+            "agree (see `ict-trader reconcile --help`)"
         )
-    for _ in range(sessions):
-        session_close = _wait_for_open(broker, calendar, say)
-        sync_calendar(broker, calendar, session_close.astimezone(NEW_YORK).date(), say)
-        clock = broker.trading.get_clock()
-        assert isinstance(clock, Clock)
-        shell.warm_up(clock.timestamp.astimezone(UTC))
+    traded = 0
+    while sessions == 0 or traded < sessions:
+        session_close = _wait_for_open(broker, shell, say, poll_seconds)
+        if session_close is None:
+            break  # stopped while the market was closed
+        day = session_close.astimezone(NEW_YORK).date()
+        calendar.extend_to(day + timedelta(days=10))
+        try:
+            sync_calendar(broker, calendar, day, say)
+        except (APIError, requests.RequestException) as exc:
+            say(f"WARNING: Alpaca's calendar is unreachable ({exc}); trading by exchange_calendars")
+        shell.warm_up(_broker_time(broker, say, poll_seconds))
         if not shell._streams:
             shell.start_streams()
         say(
             f"trading {config.engine.symbol} until {session_close.astimezone(NEW_YORK):%H:%M} "
             f"New York ({'paper' if paper else 'LIVE MONEY'}, feed {endpoints.feed.value})"
         )
-        shell.run(until=_session_done(shell, session_close))
-        day = session_close.astimezone(NEW_YORK).date()
+        shell.run(until=_session_done(shell, broker, session_close))
+        if shell.stopped:
+            break
         send_daily_summary(store, notifier, day, session_close)
         store.commit()
+        traded += 1
     shell.stop()
     return shell
 
 
-def _session_done(shell: LiveShell, session_close: datetime) -> Callable[[], bool]:
+def _session_done(
+    shell: LiveShell, broker: AlpacaBroker, session_close: datetime
+) -> Callable[[], bool]:
+    """The session is over once its last bar is in — or, when that minute never comes (IEX has
+    minutes without a trade), once the broker's clock has passed the close."""
     last_needed = session_close - timedelta(minutes=1)
-    return lambda: shell.stats.last_bar is not None and shell.stats.last_bar >= last_needed
+    asked = [time.monotonic()]
+
+    def done() -> bool:
+        last = shell.stats.last_bar
+        if last is not None and last >= last_needed:
+            return True
+        if time.monotonic() - asked[0] < 5.0:
+            return False
+        asked[0] = time.monotonic()
+        try:
+            return broker.clock_now() >= session_close + timedelta(minutes=1)
+        except (APIError, requests.RequestException):
+            return False  # cannot tell: keep trading, the next check asks again
+
+    return done
+
+
+def _broker_time(broker: AlpacaBroker, say: Callable[[str], None], poll_seconds: float) -> datetime:
+    """The broker's clock, waiting out an outage (retried reads first, then every poll)."""
+    while True:
+        try:
+            return broker.clock_now()
+        except APIError as exc:
+            _refuse_if_unauthorised(exc)
+            say(f"Alpaca's clock is unreachable ({exc.status_code}); retrying")
+        except requests.RequestException as exc:
+            say(f"Alpaca's clock is unreachable ({type(exc).__name__}); retrying")
+        time.sleep(max(poll_seconds, 0.05))
+
+
+def _refuse_if_unauthorised(exc: APIError) -> None:
+    """401/403 from the clock: the keys are wrong or revoked — a person must fix that."""
+    if exc.status_code in {401, 403}:
+        raise ConfigError(
+            f"Alpaca refused the credentials (HTTP {exc.status_code} on /v2/clock); "
+            "check ALPACA_API_KEY/ALPACA_API_SECRET and paper vs --live"
+        ) from None
 
 
 def _record_run(store: Store, config: AppConfig, endpoints: LiveEndpoints, paper: bool) -> None:
@@ -185,13 +244,6 @@ def _record_run(store: Store, config: AppConfig, endpoints: LiveEndpoints, paper
     store.data_feed = endpoints.feed.value
     store.start_run(mode, endpoints.rest_url or "alpaca", described)
     store.commit()
-
-
-def _adopt_orders(broker: AlpacaBroker, open_records: list[OrderRecord]) -> None:
-    """Track the ledger's working orders again (by client order id); submit nothing."""
-    for record in open_records:
-        found = broker.lookup(record.request.client_order_id)
-        broker.adopt(record.request, found if isinstance(found, Order) else None)
 
 
 def sync_calendar(
@@ -219,14 +271,34 @@ def sync_calendar(
 
 
 def _wait_for_open(
-    broker: AlpacaBroker, calendar: NyseCalendar, say: Callable[[str], None]
-) -> datetime:
-    """Block until the market is open (holidays and early closes from the broker's clock)."""
-    while True:
-        clock = broker.trading.get_clock()
-        assert isinstance(clock, Clock)
+    broker: AlpacaBroker, shell: LiveShell, say: Callable[[str], None], poll_seconds: float
+) -> datetime | None:
+    """Block until the market is open; return its close (UTC), or None if stopped meanwhile.
+
+    Holidays, weekends and early closes come from the broker's clock. While waiting, the shell
+    still obeys kill/resume requests, keeps its heartbeat and drops the extended-hours bars the
+    stream sends."""
+    announced: datetime | None = None
+    while not shell.stopped:
+        try:
+            clock = broker.clock()
+        except APIError as exc:
+            _refuse_if_unauthorised(exc)
+            say(f"Alpaca's clock is unreachable ({exc.status_code}); retrying")
+            shell.idle(max(poll_seconds, 0.05))
+            continue
+        except requests.RequestException as exc:
+            say(f"Alpaca's clock is unreachable ({type(exc).__name__}); retrying")
+            shell.idle(max(poll_seconds, 0.05))
+            continue
         if clock.is_open:
             return clock.next_close.astimezone(UTC)
+        if announced != clock.next_open:
+            announced = clock.next_open
+            say(
+                f"market closed; next open {clock.next_open.astimezone(NEW_YORK):%Y-%m-%d %H:%M}"
+                " New York"
+            )
         wait = (clock.next_open - clock.timestamp).total_seconds()
-        say(f"market closed; next open {clock.next_open:%Y-%m-%d %H:%M} New York")
-        time.sleep(max(min(wait, 60.0), 1.0))
+        shell.idle(min(max(wait, 0.05), poll_seconds))
+    return None

@@ -150,7 +150,7 @@ class Pacer:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM like Ctrl-C, so a service manager's stop is a clean shutdown too."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -205,7 +205,7 @@ def run_replay(
     pacer = Pacer(speed)
     done = 0
     interrupted = False
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             for bar in todo:
                 pacer.wait()

@@ -5,12 +5,30 @@ signals, skipped entries, orders (client and broker ids), fills, trades, equity 
 audit events and a small key/value state (e.g. the last processed bar). WAL mode lets the
 dashboard read while the trading loop writes. Prices and P&L are stored as exact decimal strings
 (fills can be sub-penny), equity snapshots as integer cents; never floats.
+
+Concurrency, because a kill switch that fails on "database is locked" is no kill switch:
+
+- One trading process per store: a writer `Store` holds an OS lock on `<store>.lock` (see
+  `store_lock`), so a second `ict-trader run` refuses with "already running (pid N)".
+- No transaction is held between units of work. A write transaction starts at the first write
+  with `BEGIN IMMEDIATE` (it takes the write lock up front, so it can never fail half-way with a
+  stale snapshot), waits `busy_timeout` for another writer, and is retried a few times with
+  backoff; reads in between see every other connection's latest commit.
+- A write that still cannot be made raises a `StoreError` subclass — `StoreBusyError`,
+  `StoreFullError`, `StoreWriteError` — after rolling the transaction back, so the connection
+  stays usable and the caller knows that nothing since its last commit was recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
+import shutil
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -32,8 +50,13 @@ from ict_trader.events import (
 from ict_trader.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.orders import Leg, OrderRequest, OrderStatus, OrderType, Side
 from ict_trader.signals import Direction, Signal
+from ict_trader.store_lock import AlreadyRunningError, WriterLock
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+BUSY_TIMEOUT_SECONDS = 5.0  # how long one attempt waits for another connection's write lock
+# Pauses between attempts to take the write lock once busy_timeout ran out (with jitter).
+LOCK_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.2, 0.5, 1.0)
+pause = time.sleep  # between those attempts (a seam for tests)
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -139,11 +162,48 @@ _MIGRATIONS: dict[int, str] = {
         volume REAL NOT NULL
     );
     """,
+    # v3: every kill/resume request kept, in order, so none is overwritten before the bot reads
+    # it; the single pending request of v2 (a state key) moves here.
+    3: """
+    CREATE TABLE control_requests (
+        request_id INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('kill', 'resume')),
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL
+    );
+    INSERT INTO control_requests (request_id, time, kind, reason, actor)
+        SELECT json_extract(value, '$.id'), json_extract(value, '$.time'),
+               json_extract(value, '$.kind'), json_extract(value, '$.reason'),
+               json_extract(value, '$.actor')
+        FROM state WHERE key = 'control_request';
+    DELETE FROM state WHERE key = 'control_request';
+    """,
 }
 
 
 class StoreError(RuntimeError):
     """The database cannot be used (newer schema, corrupt file, locked)."""
+
+
+class StoreLockedError(StoreError):
+    """Another live process is already trading on this store (it holds the writer lock)."""
+
+
+class StoreWriteError(StoreError):
+    """A write failed and its transaction was rolled back: nothing since the last commit is
+    recorded. The store stays usable; the caller decides whether to retry or stop."""
+
+
+class StoreBusyError(StoreWriteError):
+    """Another connection kept the write lock through every retry."""
+
+
+class StoreFullError(StoreWriteError):
+    """The database or the disk holding it is full."""
+
+
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 
 def cents(amount: Decimal) -> int:
@@ -167,71 +227,198 @@ def _dec(value: Decimal | None) -> str | None:
 class Store:
     """A connection to one ict-trader database; never used by two threads at once."""
 
-    def __init__(self, path: Path | str, *, reader: bool = False) -> None:
-        """`reader=True` is for the dashboard: no long-lived transaction, so every query sees the
-        latest commit of the trading loop (a writer's open transaction would pin a snapshot)."""
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        reader: bool = False,
+        lock: bool | None = None,
+        busy_timeout: float | None = None,
+    ) -> None:
+        """`reader=True` is for the dashboard and the command line's `status`: it never takes
+        the writer lock. `lock` (default: not a reader) takes the store's one-writer-process lock;
+        `ict-trader kill`/`resume` write a request without it (lock=False), next to the bot."""
         self.path = Path(path)
         self.reader = reader
         self._equity_rows: list[tuple[str, int, int]] = []
         # Which bars the trades were decided on: "file" (backtest/replay data) or the live feed
         # ("iex", "sip"); IEX bars differ from the consolidated tape, so it is kept per trade.
         self.data_feed = "file"
+        self._lock: WriterLock | None = None
+        if lock if lock is not None else not reader:
+            try:
+                self._lock = WriterLock(self.path)
+            except AlreadyRunningError as exc:
+                raise StoreLockedError(
+                    f"{self.path}: {exc}; stop it first, or use another --db"
+                ) from None
+            except OSError as exc:
+                raise StoreError(f"{self.path}: {exc.strerror}") from None
         try:
             # Used by one thread at a time, but not always the one that opened it (a shell may be
             # built in one thread and run in another): hence check_same_thread=False.
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_SECONDS if busy_timeout is None else busy_timeout,
+            )
+        except sqlite3.Error as exc:
+            self._release_lock()
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+        except StoreError:
+            self._db.close()
+            self._release_lock()
+            raise
         except sqlite3.DatabaseError as exc:
+            self._db.close()
+            self._release_lock()
+            if _disk_full(self.path):  # SQLite says "disk I/O error" when it cannot map the WAL
+                raise StoreFullError(
+                    f"{self.path}: database or disk is full (cannot open it: {exc}); "
+                    "nothing was recorded"
+                ) from None
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
-        if not reader:
-            self._db.execute("BEGIN")
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        version = self._user_version()
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: schema version {version} is newer than this ict-trader "
                 f"({SCHEMA_VERSION}); upgrade ict-trader"
             )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            self._db.executescript(
-                f"BEGIN; {_MIGRATIONS[target]}; PRAGMA user_version = {target}; COMMIT;"
-            )
+        if version == SCHEMA_VERSION:
+            return
+        # Two processes may open a new store at once: the version is read again under the
+        # write lock, so each migration runs exactly once.
+        self._begin_write()
+        try:
+            version = self._user_version()
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _statements(_MIGRATIONS[target]):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {target}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    def _user_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # ------------------------------------------------------------------ transactions
+
+    def _begin_write(self) -> None:
+        """Take the write lock now (BEGIN IMMEDIATE), retrying a busy store with backoff."""
+        delays = iter(LOCK_RETRY_DELAYS)
+        while True:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode not in _BUSY_CODES:
+                    raise self._write_failed(exc) from None
+                delay = next(delays, None)
+                if delay is None:
+                    raise StoreBusyError(
+                        f"{self.path}: the store stayed locked by another connection; "
+                        "nothing was recorded"
+                    ) from None
+                pause(delay * random.uniform(0.5, 1.5))  # jitter: waiters spread out
+
+    def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        """Every write goes through here: it opens the transaction and maps failures."""
+        if not self._db.in_transaction:
+            self._begin_write()
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise self._write_failed(exc) from None
+
+    def _write_failed(self, exc: sqlite3.Error) -> StoreWriteError:
+        """Roll back (SQLite may already have) and say what happened, naming the store."""
+        self._equity_rows.clear()
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself
+                self._db.execute("ROLLBACK")
+        code = getattr(exc, "sqlite_errorcode", None)
+        lost = "nothing since the last commit was recorded"
+        if code == sqlite3.SQLITE_FULL:
+            return StoreFullError(f"{self.path}: database or disk is full; {lost}")
+        if code in _BUSY_CODES:
+            return StoreBusyError(f"{self.path}: the store is locked ({exc}); {lost}")
+        return StoreWriteError(f"{self.path}: cannot write ({exc}); {lost}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """An atomic unit of work of its own: committed on success, rolled back on any error.
+
+        For writers beside the bot (a kill request): the lock is taken first, so what is read
+        inside is current, and the caller knows the work is durable once the block has ended.
+        On a connection with uncommitted work already, that work is committed (or dropped) with
+        the block, as one unit.
+        """
+        if not self._db.in_transaction:
+            self._begin_write()
+        try:
+            yield
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
 
     def commit(self) -> None:
-        """Make everything recorded so far durable, atomically, and start a new transaction."""
+        """Make everything recorded so far durable, atomically."""
         self._flush()
         if self._db.in_transaction:
-            self._db.execute("COMMIT")
-        if not self.reader:
-            self._db.execute("BEGIN")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                raise self._write_failed(exc) from None
 
     def close(self) -> None:
         """Close, dropping anything not committed: only the shells know when a unit of work
         (a bar, a whole backtest) is complete, and they commit it explicitly."""
         self._equity_rows.clear()
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
-        self._db.close()
+        try:
+            # closing must not fail a shutdown; nothing uncommitted was wanted anyway
+            with contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                self._db.close()
+        finally:
+            self._release_lock()
 
     def begin(self) -> None:
-        """Start a transaction if none is open (a reader's writes are then atomic too)."""
+        """Start a write transaction now if none is open (kept for callers that group writes)."""
         if not self._db.in_transaction:
-            self._db.execute("BEGIN")
+            self._begin_write()
 
     def rollback(self) -> None:
         """Drop everything since the last commit (e.g. a bar interrupted half-way)."""
         self._equity_rows.clear()
-        self._db.execute("ROLLBACK")
-        self._db.execute("BEGIN")
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._db.in_transaction
 
     def start_run(self, mode: str, data_source: str | None, config: dict[str, Any]) -> int:
-        cursor = self._db.execute(
+        cursor = self._write(
             "INSERT INTO runs (started_at, mode, data_source, config) VALUES (?, ?, ?, ?)",
             (_iso(datetime.now(UTC)), mode, data_source, json.dumps(config, default=str)),
         )
@@ -240,7 +427,7 @@ class Store:
 
     def record_signal(self, detected: SignalDetected) -> None:
         s = detected.signal
-        self._db.execute(
+        self._write(
             "INSERT OR IGNORE INTO signals VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 detected.signal_id,
@@ -254,7 +441,7 @@ class Store:
         )
 
     def record_skip(self, skipped: EntrySkipped) -> None:
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO skips VALUES (?, ?, ?, ?)",
             (skipped.signal_id, skipped.profile, skipped.reason, _iso(skipped.time)),
         )
@@ -262,7 +449,7 @@ class Store:
     def record_order(self, order: OrderRequest) -> None:
         assert order.created_at is not None
         created = _iso(order.created_at)
-        self._db.execute(
+        self._write(
             "INSERT OR IGNORE INTO orders (client_order_id, trade_id, profile, leg, symbol, side,"
             " qty, type, limit_price, stop_price, time_in_force, oco_group, status, created_at,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -291,13 +478,13 @@ class Store:
         when = _iso(event.time)
         order_id = event.client_order_id
         if isinstance(event, OrderAccepted):
-            self._db.execute(
+            self._write(
                 "UPDATE orders SET broker_order_id = ?, status = ?, updated_at = ?"
                 " WHERE client_order_id = ? AND status = 'new'",
                 (event.broker_order_id, OrderStatus.ACCEPTED.value, when, order_id),
             )
         elif isinstance(event, OrderFilled):
-            self._db.execute(
+            self._write(
                 "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     event.execution_id,
@@ -310,7 +497,7 @@ class Store:
                 ),
             )
             status = OrderStatus.FILLED if event.order_complete else OrderStatus.PARTIALLY_FILLED
-            self._db.execute(
+            self._write(
                 "UPDATE orders SET broker_order_id = ?, status = ?, filled_qty = ?, updated_at = ?"
                 " WHERE client_order_id = ?",
                 (event.broker_order_id, status.value, event.cumulative_qty, when, order_id),
@@ -325,7 +512,7 @@ class Store:
                     else OrderStatus.CANCELED
                 )
             )
-            self._db.execute(
+            self._write(
                 "UPDATE orders SET status = ?, reason = ?, updated_at = ?"
                 " WHERE client_order_id = ?",
                 (status.value, event.reason, when, order_id),
@@ -348,7 +535,7 @@ class Store:
             self.record_order_event(event)
 
     def record_trade(self, trade: TradeView) -> None:
-        self._db.execute(
+        self._write(
             f"INSERT OR REPLACE INTO trades VALUES ({', '.join('?' * 18)})",
             (
                 trade.trade_id,
@@ -380,27 +567,51 @@ class Store:
 
     def _flush(self) -> None:
         if self._equity_rows:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO equity VALUES (?, ?, ?)", self._equity_rows
-            )
+            if not self._db.in_transaction:
+                self._begin_write()
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO equity VALUES (?, ?, ?)", self._equity_rows
+                )
+            except sqlite3.OperationalError as exc:
+                raise self._write_failed(exc) from None
             self._equity_rows.clear()
 
     def audit(
         self, moment: datetime, kind: str, actor: str, message: str, data: Any = None
     ) -> None:
-        self._db.execute(
+        self._write(
             "INSERT INTO audit (time, kind, actor, message, data) VALUES (?, ?, ?, ?, ?)",
             (_iso(moment), kind, actor, message, None if data is None else json.dumps(data)),
         )
 
     def record_bar(self, bar: Bar) -> None:
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?)",
             (_iso(bar.time), bar.open, bar.high, bar.low, bar.close, bar.volume),
         )
 
     def set_state(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+        self._write("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+
+    def add_control_request(self, moment: datetime, kind: str, reason: str, actor: str) -> int:
+        """Append a kill/resume request; its number orders it after every earlier one."""
+        cursor = self._write(
+            "INSERT INTO control_requests (time, kind, reason, actor) VALUES (?, ?, ?, ?)",
+            (_iso(moment), kind, reason, actor),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def control_requests(self, after: int = 0) -> list[dict[str, Any]]:
+        """The requests numbered above `after`, oldest first."""
+        cursor = self._db.execute(
+            "SELECT request_id, time, kind, reason, actor FROM control_requests"
+            " WHERE request_id > ? ORDER BY request_id",
+            (after,),
+        )
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
 
     # ------------------------------------------------------------------ reads
 
@@ -543,6 +754,19 @@ class Store:
             )
         ]
         return Ledger(trades=self.trades(), signals=signals, orders=orders, fills=fills)
+
+
+def _disk_full(path: Path) -> bool:
+    """True when the file system holding `path` has (almost) no space left."""
+    try:
+        return shutil.disk_usage(path.resolve().parent).free < 64 * 1024
+    except OSError:
+        return False
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements, one by one (executescript would commit the transaction)."""
+    return [part.strip() for part in script.split(";") if part.strip()]
 
 
 def _parse_time(text: str) -> datetime:

@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
+from ict_trader import ranges
 from ict_trader.errors import ConfigError
 from ict_trader.risk import RiskLimits
+
+MAX_PROFILE_NAME = 32  # longer names only make order ids and notifications unreadable
 
 
 class StopMode(StrEnum):
@@ -29,14 +32,19 @@ class StrategyProfile:
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+        bare = self.name.replace("_", "").replace("-", "")
+        if not bare or not bare.isascii() or not bare.isalnum():
             raise ConfigError(
                 f"profiles: name {self.name!r} must be letters, digits, '-' or '_' only"
             )
-        if not Decimal(0) < self.allocation <= Decimal(1):
+        if len(self.name) > MAX_PROFILE_NAME:
             raise ConfigError(
-                f"profiles.{self.name}.allocation must be in (0, 1], got {self.allocation}"
+                f"profiles: name {self.name[:MAX_PROFILE_NAME]!r}… is longer than "
+                f"{MAX_PROFILE_NAME} characters"
             )
+        # A finite share of equity: NaN would make sizing raise instead of answer.
+        key = f"profiles.{self.name}.allocation"
+        ranges.checked(ranges.PROFILE_ALLOCATION, self.allocation, key)
 
     def shares_for(self, equity: Decimal, price: Decimal) -> int:
         """floor(equity x allocation / price): never round a position up past its allocation."""
@@ -62,14 +70,10 @@ class ExitRules:
     stop_atr_multiple: Decimal = Decimal(2)
 
     def __post_init__(self) -> None:
-        if self.target_atr_multiple <= 0:
-            raise ConfigError("exits.target_atr_multiple must be positive")
-        if self.max_hold_minutes < 1:
-            raise ConfigError("exits.max_hold_minutes must be at least 1")
-        if self.flatten_before_close_minutes < 1:
-            raise ConfigError("exits.flatten_before_close_minutes must be at least 1")
-        if self.stop_atr_multiple <= 0:
-            raise ConfigError("exits.stop_atr_multiple must be positive")
+        # Also checked here, not only when a file is read: a huge multiple or hold time would
+        # only fail after an entry had filled, leaving the position without its exits.
+        for name, allowed in ranges.EXITS.items():
+            ranges.checked(allowed, getattr(self, name), f"exits.{name}")
 
 
 @dataclass(frozen=True, slots=True)

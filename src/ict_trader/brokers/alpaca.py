@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ from alpaca.trading.enums import OrderClass, OrderSide, QueryOrderStatus, TimeIn
 from alpaca.trading.models import Calendar, Clock, Order, Position, TradeAccount
 from alpaca.trading.requests import (
     GetCalendarRequest,
+    GetOrderByIdRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
@@ -69,7 +70,14 @@ _STATUS_MAP = {
     "rejected": OrderStatus.REJECTED,
     "done_for_day": OrderStatus.ACCEPTED,
     "held": OrderStatus.ACCEPTED,
+    "pending_cancel": OrderStatus.ACCEPTED,
+    "replaced": OrderStatus.CANCELED,
 }
+# Final without a fill of its own: `replaced` is what Alpaca reports for an OCO's take-profit
+# when the stop leg fills (alpaca-py issue #198), besides a user's replace.
+_DONE_UNFILLED = {"canceled", "expired", "replaced"}
+# Alpaca's answer to a second order with a client id it already holds (code 40010001).
+_DUPLICATE_ID = "client_order_id must be unique"
 
 
 class _TimeoutSession(requests.Session):
@@ -127,6 +135,7 @@ class AlpacaBroker:
         self._legs_pending: dict[str, str] = {}  # OCO parent client id -> our stop's client id
         self._aliases: dict[str, str] = {}  # Alpaca's leg client id -> our client id
         self._leg_ids: dict[str, str] = {}  # our stop's client id -> Alpaca's leg order id
+        self._resent: set[str] = set()  # client ids sent again after an unknown outcome
 
     # ------------------------------------------------------------------ Broker protocol
 
@@ -168,19 +177,57 @@ class AlpacaBroker:
                 if exc.status_code in _TRANSIENT_STATUS:
                     if self._resolve_unknown(order, f"HTTP {exc.status_code}"):
                         return
+                    self._resent.add(order.client_order_id)
                     self._backoff(attempt)
                     continue
+                if exc.status_code == 422 and _DUPLICATE_ID in _api_message(exc):
+                    self._claimed(order)
+                    return
                 self._reject(order, _api_message(exc))
                 return
             except requests.RequestException as exc:
                 if self._resolve_unknown(order, type(exc).__name__):
                     return
+                self._resent.add(order.client_order_id)
                 self._backoff(attempt)
                 continue
             assert isinstance(answer, Order)
             self.observe(answer)
+            if stop_leg is not None:
+                self._learn_legs(order.client_order_id)
             return
         self._reject(order, f"no answer from Alpaca after {self.read_attempts} attempts")
+
+    def _claimed(self, order: OrderRequest) -> None:
+        """Alpaca says the client id is taken: the order exists (an earlier attempt whose answer
+        was lost, still being created when looked up). It is never a rejection: keep asking
+        for it; until found it stays working, and polling keeps looking it up."""
+        log.warning("%s already exists at Alpaca; looking it up", order.client_order_id)
+        for attempt in range(1, self.read_attempts + 1):
+            found = self.lookup(order.client_order_id)
+            if found is not None:
+                self.observe(found)
+                self._learn_legs(order.client_order_id)
+                return
+            self._backoff(attempt)
+
+    def _learn_legs(self, parent_client_id: str) -> None:
+        """An OCO's stop leg is named by Alpaca: learn its ids from the parent read with
+        `nested=true` when the answer carried no `legs` (Alpaca lists legs only when asked)."""
+        if parent_client_id not in self._legs_pending:
+            return
+        parent = self._orders.get(parent_client_id)
+        broker_id = parent.broker_order_id if parent else None
+        if broker_id is None:
+            found = self.lookup(parent_client_id)
+            if found is None:
+                return
+            broker_id = str(found.id)
+        nested = self.read(
+            lambda: self.trading.get_order_by_id(broker_id, GetOrderByIdRequest(nested=True))
+        )
+        assert isinstance(nested, Order)
+        self.observe(nested)
 
     def cancel(self, client_order_id: str) -> None:
         tracked = self._orders.get(client_order_id)
@@ -220,11 +267,15 @@ class AlpacaBroker:
             trading_blocked=bool(account.trading_blocked or account.account_blocked),
         )
 
-    def clock_now(self) -> datetime:
-        """The broker's current time (the emulator's is simulated, Alpaca's is real)."""
+    def clock(self) -> Clock:
+        """The broker's clock (is the market open, next open and close), read with retries."""
         clock = self.read(self.trading.get_clock)
         assert isinstance(clock, Clock)
-        return clock.timestamp.astimezone(UTC)
+        return clock
+
+    def clock_now(self) -> datetime:
+        """The broker's current time (the emulator's is simulated, Alpaca's is real)."""
+        return self.clock().timestamp.astimezone(UTC)
 
     def session_hours(self, day: date) -> tuple[datetime, datetime] | None:
         """The broker's regular-hours open and close of New York date `day` (UTC), or None
@@ -279,9 +330,10 @@ class AlpacaBroker:
     def observe(self, order: Order, when: datetime | None = None) -> None:
         """Turn an order snapshot (stream, submit answer or poll) into engine events, once."""
         with self._lock:
-            stop_leg = self._legs_pending.pop(order.client_order_id, None)
-            if stop_leg is not None and order.legs:
-                # Alpaca names an OCO's stop leg itself; remember which of ours it is.
+            if order.legs and order.client_order_id in self._legs_pending:
+                # Alpaca names an OCO's stop leg itself; remember which of ours it is. Only
+                # nested answers carry `legs` (stream updates and plain reads do not).
+                stop_leg = self._legs_pending.pop(order.client_order_id)
                 self._aliases[order.legs[0].client_order_id] = stop_leg
                 self._leg_ids[stop_leg] = str(order.legs[0].id)
             for leg in order.legs or []:
@@ -327,7 +379,7 @@ class AlpacaBroker:
                 tracked.status = status
                 return
             tracked.status = status
-            if status in {"canceled", "expired"}:
+            if status in _DONE_UNFILLED:
                 tracked.final = True
                 self._events.put(OrderCanceled(moment, ours, status))
             elif status == "rejected":
@@ -341,10 +393,17 @@ class AlpacaBroker:
             self.observe(found)
 
     def poll_working(self) -> None:
-        """Poll every order ict-trader still considers working."""
+        """Poll every order ict-trader still considers working (an OCO's stop leg through its
+        parent until Alpaca's id for it is known)."""
+        for parent in list(self._legs_pending):
+            self._learn_legs(parent)
         for client_order_id, tracked in list(self._orders.items()):
-            if not tracked.final:
+            if not tracked.final and client_order_id not in self._legs_waiting():
                 self.poll_order(client_order_id)
+
+    def _legs_waiting(self) -> set[str]:
+        """Our stop legs whose Alpaca ids are not known yet (a lookup by our id would 404)."""
+        return set(self._legs_pending.values())
 
     def working(self) -> list[str]:
         return [cid for cid, tracked in self._orders.items() if not tracked.final]
@@ -356,6 +415,45 @@ class AlpacaBroker:
             tracked.accepted = True
         if broker_order is not None:
             self.observe(broker_order)
+
+    def adopt_orders(self, orders: list[OrderRequest]) -> list[OrderRequest]:
+        """After a restart, track the ledger's working orders again by client order id; an
+        OCO's stop leg, which Alpaca knows only by its own ids, is found through its parent
+        (the take-profit of the same group) read with `nested=true`. Submits nothing.
+
+        Returns the orders Alpaca has never heard of (the process died between recording the
+        intent and the POST): they are not tracked; the caller decides whether to send them."""
+        stops = {o.oco_group: o for o in orders if o.leg is Leg.STOP and o.oco_group}
+        unplaced: list[OrderRequest] = []
+        for order in orders:
+            if order.leg is Leg.STOP and order.oco_group:
+                continue
+            found = self.lookup(order.client_order_id)
+            if found is None:
+                unplaced.append(order)
+                continue
+            self.adopt(order, found)
+        placed_targets = {o.client_order_id for o in orders} - {o.client_order_id for o in unplaced}
+        for group, stop in stops.items():
+            if _oco_parent_id(stop) not in placed_targets and _oco_parent_id(stop) in {
+                o.client_order_id for o in unplaced
+            }:
+                unplaced.append(stop)  # the OCO never reached Alpaca: neither did its stop
+                continue
+            self.adopt(stop, None)
+            parent = _oco_parent_id(stop)
+            if parent not in self._orders:  # the target is final in the ledger: track it too
+                # A placeholder that reports nothing: its fills are in the ledger already.
+                self._orders[parent] = _Tracked(
+                    replace(stop, client_order_id=parent),
+                    filled_qty=stop.qty,
+                    accepted=True,
+                    final=True,
+                )
+                log.debug("OCO group %s: parent %s tracked for its leg", group, parent)
+            self._legs_pending[parent] = stop.client_order_id
+            self._learn_legs(parent)
+        return unplaced
 
     # ------------------------------------------------------------------ internals
 
@@ -413,6 +511,13 @@ class AlpacaBroker:
             for client_order_id in rejected:
                 self._orders[client_order_id].final = True
                 self._events.put(OrderRejected(order.created_at, client_order_id, reason))
+
+
+def _oco_parent_id(stop: OrderRequest) -> str:
+    """The client id of the take-profit an OCO stop leg travelled with (same trade, `target`)."""
+    suffix = f"-{Leg.STOP.value}"
+    assert stop.client_order_id.endswith(suffix), stop.client_order_id
+    return stop.client_order_id[: -len(suffix)] + f"-{Leg.TARGET.value}"
 
 
 def _api_message(exc: APIError) -> str:

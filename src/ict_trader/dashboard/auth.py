@@ -40,7 +40,9 @@ class DashboardToken:
         """Constant-time comparison, so the token cannot be guessed byte by byte from timings."""
         if not presented:
             return False
-        return hmac.compare_digest(presented.encode(), self.value.encode())
+        # surrogateescape: a header of undecodable bytes is compared (and refused), not a 500
+        given = presented.encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(given, self.value.encode("utf-8", "surrogateescape"))
 
     def __repr__(self) -> str:  # never print the secret by accident
         return f"DashboardToken(source={self.source!r})"

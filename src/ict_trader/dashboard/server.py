@@ -9,6 +9,13 @@ kill/resume request `ict-trader kill` writes, which the trading loop obeys withi
 Live updates are Server-Sent Events: the server watches SQLite's `data_version` (it changes when
 the trading loop commits) and tells the page, which then re-reads the API. No CDN: plotly.js is
 served from the plotly package installed with ict-trader, so the page works offline.
+
+It must never stay broken, nor answer a kill it did not record: reads run on one worker thread
+with the reader connection, which is thrown away and reopened after any database error (a
+transient lock costs one 503, not the dashboard); each kill/resume is written through a fresh
+connection in its own transaction and acknowledged only once committed. Hostile input gets a 4xx
+of ours: bodies are capped, JSON nesting errors and bad dates or limits are 400s, and the
+`Server` header names no software version.
 """
 
 from __future__ import annotations
@@ -17,19 +24,27 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import logging
+import re
+import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from ict_trader import control
 from ict_trader.dashboard import views
 from ict_trader.dashboard.auth import DashboardToken, bearer
+from ict_trader.status import DEFAULT_MAX_HEARTBEAT_AGE, collect_health
 from ict_trader.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -47,7 +62,22 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
+SERVER_NAME = "ict-trader"  # no software or version for a scanner to match
+MAX_BODY_BYTES = 8 * 1024  # a kill/resume body is a reason of at most 500 characters
+_DIGITS = re.compile(r"[0-9]{1,7}")
+FIRST_DAY = date(1990, 1, 1)  # /api/bars accepts days in this range; others are not sessions
+LAST_DAY = date(2199, 12, 31)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# The answers aiohttp builds itself for unparsable requests (a header too long, a bad request
+# line) never reach the app's hooks; they take the Server header from this module default. The
+# process's other aiohttp server is the Alpaca emulator, which is ours too.
+setattr(web_response, "SERVER_SOFTWARE", SERVER_NAME)  # noqa: B010 - not re-exported for mypy
+
+
+class StoreUnavailableError(RuntimeError):
+    """A read failed on a database error; the reader connection is reopened next time."""
 
 
 class DashboardError(RuntimeError):
@@ -72,14 +102,20 @@ class Dashboard:
         token: DashboardToken,
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
+        *,
         poll_seconds: float = 0.25,
+        busy_timeout: float | None = None,
+        max_heartbeat_age: float = DEFAULT_MAX_HEARTBEAT_AGE,
     ) -> None:
         self.db = db
         self.token = token
         self.host = host
         self.port = port
         self.poll_seconds = poll_seconds
+        self.busy_timeout = busy_timeout
+        self.max_heartbeat_age = max_heartbeat_age
         self._store: Store | None = None
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-store")
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -130,7 +166,7 @@ class Dashboard:
 
     async def _start(self) -> None:
         try:
-            self._store = Store(self.db, reader=True)
+            self._store = self._open_reader()
         except StoreError as exc:
             raise DashboardError(str(exc)) from None
         self._closing = asyncio.Event()
@@ -146,14 +182,47 @@ class Dashboard:
             self._closing.set()  # ends the event streams, so cleanup does not wait on them
         if self._runner is not None:
             await self._runner.cleanup()
+        self._reads.submit(self._drop_store).result()
+        self._reads.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ the store
+
+    def _open_reader(self) -> Store:
+        return Store(self.db, reader=True, busy_timeout=self.busy_timeout)
+
+    def _drop_store(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
 
+    def _use_store(self, build: Callable[[Store], T]) -> T:
+        """On the worker thread: run `build` on a healthy reader connection."""
+        try:
+            if self._store is None:
+                self._store = self._open_reader()
+            return build(self._store)
+        except (sqlite3.Error, StoreError) as exc:
+            self._drop_store()  # a fresh connection for the next request: never stay broken
+            raise StoreUnavailableError(str(exc)) from None
+
+    async def read(self, build: Callable[[Store], T]) -> T:
+        """Run a read on the worker thread (one at a time: a connection serves one thread)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reads, self._use_store, build)
+
+    def _record_request(self, kind: str, reason: str) -> int:
+        """A kill/resume through its own connection and transaction; returns once committed."""
+        store = Store(self.db, reader=True, busy_timeout=self.busy_timeout)
+        try:
+            return control.request(store, kind, reason, "dashboard")
+        finally:
+            store.close()
+
     # ------------------------------------------------------------------ the app
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._guard])
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY_BYTES)
+        app.on_response_prepare.append(_name_server)
         r = app.router
         r.add_get("/", self._index)
         r.add_get("/static/{name}", self._static)
@@ -165,6 +234,7 @@ class Dashboard:
         r.add_get("/api/events", self._json_view(_events))
         r.add_get("/api/bars", self._json_view(_bars))
         r.add_get("/api/days", self._json_view(lambda s, _: s.bar_days()))
+        r.add_get("/api/health", self._health)
         r.add_get("/api/stream", self._stream)
         r.add_post("/api/kill", self._control("kill"))
         r.add_post("/api/resume", self._control("resume"))
@@ -184,16 +254,15 @@ class Dashboard:
             response = await handler(request)
         except web.HTTPException as exc:
             response = _error(exc.status, exc.reason)
+        except StoreUnavailableError as exc:
+            log.warning("dashboard: store unavailable: %s", exc)
+            response = _error(503, "the store is busy or unreadable; try again")
+            response.headers["Retry-After"] = "1"
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if request.path.startswith("/api/"):
             response.headers["Cache-Control"] = "no-store"
         return response
-
-    @property
-    def store(self) -> Store:
-        assert self._store is not None
-        return self._store
 
     async def _index(self, _: web.Request) -> web.Response:
         html = (_STATIC / "index.html").read_text(encoding="utf-8")
@@ -216,12 +285,17 @@ class Dashboard:
     def _json_view(self, build: Callable[[Store, web.Request], Any]) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
             try:
-                payload = build(self.store, request)
-            except ValueError as exc:
+                payload = await self.read(lambda store: build(store, request))
+            except BadInputError as exc:
                 return _error(400, str(exc))
             return web.json_response(payload)
 
         return handler
+
+    async def _health(self, _: web.Request) -> web.StreamResponse:
+        """Liveness for supervisors: no token (it changes nothing and shows no money)."""
+        report = await self.read(lambda store: collect_health(store, None, self.max_heartbeat_age))
+        return web.json_response(report, status=200 if report["healthy"] else 503)
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events: `update` whenever the trading loop commits something new."""
@@ -236,8 +310,11 @@ class Dashboard:
         idle = 0.0
         with contextlib.suppress(ConnectionResetError):
             while not self._closing.is_set():
-                now = (self.store.data_version(), self.store.state("last_bar_time"))
-                if now != seen:
+                try:
+                    now: tuple[int, str | None] | None = await self.read(_version)
+                except StoreUnavailableError:
+                    now = seen  # a transient error: the next poll reads a fresh connection
+                if now is not None and now != seen:
                     seen = now
                     idle = 0.0
                     data = json.dumps({"version": now[0], "last_bar": now[1]})
@@ -254,36 +331,68 @@ class Dashboard:
         async def handler(request: web.Request) -> web.StreamResponse:
             if not self.token.matches(bearer(request.headers.get("Authorization"))):
                 return _error(401, "a valid dashboard token is required")
+            raw = await request.read()  # at most MAX_BODY_BYTES, else 413
             try:
-                body = await request.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                body = json.loads(raw.decode("utf-8"))
+            except (ValueError, RecursionError):  # bad JSON, bad UTF-8, nesting too deep
                 return _error(400, 'send JSON: {"reason": "..."}')
-            reason = str(body.get("reason", "")).strip() if isinstance(body, dict) else ""
-            if not reason:
-                return _error(400, "a reason is required")
-            number = control.request(self.store, kind, reason[:500], "dashboard")
-            return web.json_response({"request": number, "kind": kind, "reason": reason[:500]})
+            reason = body.get("reason") if isinstance(body, dict) else None
+            if not isinstance(reason, str) or not reason.strip():
+                return _error(400, "a reason is required (a string)")
+            reason = reason.strip()[:500]
+            try:
+                number = await asyncio.to_thread(self._record_request, kind, reason)
+            except StoreError as exc:
+                log.warning("dashboard: %s request not recorded: %s", kind, exc)
+                response = _error(503, f"the {kind} request was NOT recorded ({exc}); try again")
+                response.headers["Retry-After"] = "1"
+                return response
+            return web.json_response({"request": number, "kind": kind, "reason": reason})
 
         return handler
 
 
+class BadInputError(ValueError):
+    """A query parameter the API cannot use: answered 400 with this message."""
+
+
+def _version(store: Store) -> tuple[int, str | None]:
+    return store.data_version(), store.state("last_bar_time")
+
+
 def _events(store: Store, request: web.Request) -> Any:
     raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise ValueError("limit must be a whole number from 1 to 1000")
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 1000:
+        raise BadInputError("limit must be a whole number from 1 to 1000")
     return views.events_view(store, int(raw))
 
 
 def _bars(store: Store, request: web.Request) -> Any:
     raw = request.query.get("day")
     if raw:
-        try:
-            day: date | None = date.fromisoformat(raw)
-        except ValueError:
-            raise ValueError("day must be a date like 2024-07-30") from None
+        day: date | None = _day(raw)
     else:
         day = views.session_day(store, None)
     return views.bars_view(store, day)
+
+
+def _day(raw: str) -> date:
+    """YYYY-MM-DD within the years a session can have (later ones overflow time zones)."""
+    problem = f"day must be a date like 2024-07-30, from {FIRST_DAY} to {LAST_DAY}"
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
+        raise BadInputError(problem)
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise BadInputError(problem) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadInputError(problem)
+    return day
+
+
+async def _name_server(_: web.Request, response: web.StreamResponse) -> None:
+    """Runs before any response's headers go out (SSE included): no aiohttp/Python versions."""
+    response.headers["Server"] = SERVER_NAME
 
 
 async def _no_content(_: web.Request) -> web.Response:

@@ -100,6 +100,7 @@ def status_view(store: Store) -> dict[str, Any]:
         "state": status["state"],
         "state_reason": status["state_reason"],
         "state_actor": status["state_actor"],
+        "pending_requests": status["pending_requests"],  # what the bot applies next
         "last_bar": status["last_bar"],
         "session": status["session"],
         "account": None

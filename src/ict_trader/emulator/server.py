@@ -12,6 +12,12 @@ after-market ones included; the subscription reply lists every channel; errors a
 403 already authenticated, 406 connection limit exceeded (a second authenticated connection with
 the key), 409 insufficient subscription (/v2/sip on the free plan; alpaca-py then stops for
 good). What the feeds and the bars REST model is described in `emulator.feed`.
+
+Orders settle asynchronously, as on Alpaca: a POST or DELETE leaves pending work (routing, fills of
+marketable orders, cancel confirmations) which settles `EmulatorOptions.settle_delay_ms` after the
+request, on the trade-updates stream, or when the next bar completes if that is None. Control
+routes (no keys): POST /_emulator/advance {"bars": n}, GET /_emulator/state, and
+POST /_emulator/account {"status": "...", "trading_blocked": true, ...} to block the account.
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class Faults:
     order_504_rate: float = 0.0  # POST /v2/orders: the order IS created, the answer is a 504
     drop_data_socket_every: int = 0  # bars; 0 = never
     seed: int = 11
+    # Scripted failures: the next requests matching (method, path) get this status, in order.
+    fail_next: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
@@ -124,6 +132,8 @@ class EmulatorServer:
         self._data_authenticated: set[web.WebSocketResponse] = set()
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
+        self._settle_handle: asyncio.TimerHandle | None = None
+        self._settling: set[asyncio.Task[None]] = set()
         self._clock: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -161,6 +171,7 @@ class EmulatorServer:
         r.add_get("/v2/sip", self._data_stream)
         r.add_post("/_emulator/advance", self._advance_view)
         r.add_get("/_emulator/state", self._state_view)
+        r.add_post("/_emulator/account", self._account_control)
         return app
 
     async def start(self) -> None:
@@ -179,6 +190,12 @@ class EmulatorServer:
         return int(server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        if self._settle_handle is not None:
+            self._settle_handle.cancel()
+        for task in list(self._settling):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._clock is not None:
             self._clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -243,6 +260,31 @@ class EmulatorServer:
                 published.append(bar)
         return published
 
+    async def settle(self) -> None:
+        """Settle pending work now (orders routed and filled, cancels confirmed) and stream
+        its trade updates; tests call it to see the state after the asynchronous step."""
+        async with self._lock:
+            self.account.settle()
+            await self._flush_updates()
+
+    def _schedule_settle(self) -> None:
+        """After a request that left pending work: settle it a little later, as Alpaca answers
+        first and routes, fills and confirms cancels asynchronously."""
+        delay = self.account.options.settle_delay_ms
+        if delay is None or self._settle_handle is not None:
+            return
+        if not self.account.has_pending_work():
+            return
+        self._settle_handle = asyncio.get_running_loop().call_later(
+            delay / 1000, self._start_settle
+        )
+
+    def _start_settle(self) -> None:
+        self._settle_handle = None
+        task = asyncio.ensure_future(self.settle())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
     # ------------------------------------------------------------------ middleware
 
     @web.middleware
@@ -268,6 +310,15 @@ class EmulatorServer:
         ):
             return _error(401, {"code": 40110000, "message": "request is not authorized"})
         faults = self.faults
+        scripted = next(
+            (f for f in faults.fail_next if f[:2] == (request.method, request.path)), None
+        )
+        if scripted is not None:
+            faults.fail_next.remove(scripted)
+            self.injected[scripted] += 1
+            if scripted[2] == 429:
+                return _error(429, {"code": 42910000, "message": "rate limit exceeded"})
+            return web.Response(status=scripted[2], text="Internal Server Error")
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         if self._chance(faults.error_429_rate):
@@ -280,6 +331,8 @@ class EmulatorServer:
             async with self._lock:
                 response = await handler(request)
                 await self._flush_updates()
+                if request.method in {"POST", "DELETE"}:
+                    self._schedule_settle()
         except ApiError as exc:
             self.api_errors.append((request.path, exc.status, str(exc)))
             return _error(exc.status, exc.body)
@@ -316,23 +369,32 @@ class EmulatorServer:
             payload = await request.json()
         except json.JSONDecodeError:
             raise ApiError(400, 40010000, "request body format is invalid") from None
+        if not isinstance(payload, dict):
+            raise ApiError(400, 40010000, "request body format is invalid")
         order = self.account.submit(payload)
-        return web.json_response(order.as_json())
+        # the answer carries the legs, as the spec's bracket example and clients' reports show
+        return web.json_response(order.as_json(nested=True))
 
     async def _orders(self, request: web.Request) -> web.Response:
+        nested = _flag(request, "nested")
+        shown = nested or self.account.options.legs_always
         orders = self.account.list_orders(
             status=request.query.get("status", "open"),
             limit=int(request.query.get("limit", "50")),
             direction=request.query.get("direction", "desc"),
+            nested=nested,
         )
-        return web.json_response([o.as_json() for o in orders])
+        return web.json_response([o.as_json(nested=shown) for o in orders])
 
     async def _order(self, request: web.Request) -> web.Response:
-        return web.json_response(self.account.get(request.match_info["order_id"]).as_json())
+        order = self.account.get(request.match_info["order_id"])
+        nested = _flag(request, "nested") or self.account.options.legs_always
+        return web.json_response(order.as_json(nested=nested))
 
     async def _order_by_client_id(self, request: web.Request) -> web.Response:
         client_order_id = request.query.get("client_order_id", "")
-        return web.json_response(self.account.get_by_client_id(client_order_id).as_json())
+        order = self.account.get_by_client_id(client_order_id)
+        return web.json_response(order.as_json(nested=self.account.options.legs_always))
 
     async def _cancel(self, request: web.Request) -> web.Response:
         self.account.cancel(request.match_info["order_id"])
@@ -426,6 +488,26 @@ class EmulatorServer:
                 "finished": self.account.finished,
             }
         )
+
+    async def _account_control(self, request: web.Request) -> web.Response:
+        """POST /_emulator/account: set the account's `status` and blocking flags; new orders
+        are then refused as Alpaca refuses them. Answers the account as GET /v2/account does."""
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            return _error(
+                422, {"message": "POST /_emulator/account: the body must be a JSON object"}
+            )
+        async with self._lock:
+            try:
+                self.account.set_account(body)
+            except ApiError as exc:
+                return _error(
+                    exc.status, {**exc.body, "message": f"POST /_emulator/account: {exc}"}
+                )
+            return web.json_response(self.account.account_json())
 
     async def _state_view(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -594,6 +676,14 @@ class EmulatorServer:
 
 def _error(status: int, body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=status)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    """A boolean query parameter; alpaca-py sends `True`/`False`, so case does not matter."""
+    text = request.query.get(name, "false").lower()
+    if text not in {"true", "false"}:
+        raise ApiError(422, 40010001, f"invalid {name} {request.query.get(name)!r}")
+    return text == "true"
 
 
 def _date(text: str | None) -> date | None:

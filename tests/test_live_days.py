@@ -1,0 +1,193 @@
+"""Day after day: the live runner trades several sessions in one process, against the emulator.
+
+The runner is the one `ict-trader run` uses (`run_live`), driven through the unmodified alpaca-py
+against the loopback emulator, which the test steps bar by bar.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from alpaca.data.enums import DataFeed
+
+from ict_trader.backtest import run_backtest
+from ict_trader.barfile import BarFile, load_bars
+from ict_trader.bars import Bar
+from ict_trader.config import AppConfig
+from ict_trader.emulator.server import EmulatorServer, Faults
+from ict_trader.live import LiveEndpoints, LiveShell
+from ict_trader.live_runner import Credentials, run_live
+from ict_trader.store import Store
+from tests.alpaca_emulator import KEY, SECRET, backtest_like, running_emulator
+from tests.test_live import make_shell
+
+SESSION_START = 390  # 2024-07-30 09:30: one full session before it for the warm-up
+SESSION_BARS = 390
+
+
+@pytest.fixture(scope="module")
+def sample(sample_csv: Path) -> BarFile:
+    return load_bars(sample_csv)
+
+
+def endpoints(server: EmulatorServer) -> LiveEndpoints:
+    return LiveEndpoints(
+        rest_url=server.base_url,
+        data_stream_url=f"ws://127.0.0.1:{server.port}/v2/iex",
+        trade_stream_url=f"ws://127.0.0.1:{server.port}/stream",
+        feed=DataFeed.IEX,
+    )
+
+
+class Runner:
+    """`run_live` on a thread, as `ict-trader run --sessions N` runs it."""
+
+    def __init__(self, server: EmulatorServer, db: Path, sessions: int) -> None:
+        self.said: list[str] = []
+        self.error: BaseException | None = None
+        self.shell: LiveShell | None = None
+        self.db = db
+        store = Store(db)
+
+        def main() -> None:
+            try:
+                self.shell = run_live(
+                    AppConfig(),
+                    Credentials(KEY, SECRET),
+                    endpoints(server),
+                    store,
+                    paper=True,
+                    say=self.said.append,
+                    sessions=sessions,
+                    poll_seconds=0.05,
+                    backoff_seconds=0.01,
+                )
+            except BaseException as exc:  # the test reports it, with the runner's words
+                self.error = exc
+            finally:
+                store.close()
+
+        self.thread = threading.Thread(target=main, daemon=True)
+        self.thread.start()
+
+    def last_bar(self) -> str:
+        if not self.db.exists():
+            return ""
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as connection:
+            try:
+                row = connection.execute(
+                    "SELECT value FROM state WHERE key = 'last_bar_time'"
+                ).fetchone()
+            except sqlite3.OperationalError:
+                return ""
+        return "" if row is None else str(row[0])
+
+
+async def _clients(server: EmulatorServer) -> tuple[int, int]:
+    return len(server._trade_sockets), len(server._data_sockets)
+
+
+def wait(condition: object, runner: Runner, what: str, timeout: float = 30.0) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if runner.error is not None:
+            raise AssertionError(f"runner failed: {runner.error!r}; said {runner.said}")
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}; said {runner.said[-5:]}")
+
+
+def step(server: EmulatorServer, runner: Runner, bars: int) -> None:
+    for _ in range(bars):
+        (bar,) = server.call(server.advance(1))
+        stamp = bar.time.strftime("%Y-%m-%dT%H:%M:%SZ")
+        wait(lambda s=stamp: runner.last_bar() >= s, runner, f"bar {stamp}")
+
+
+def closed_trades(db: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(
+            "SELECT trade_id, qty, entry_time, exit_time, exit_reason, pnl, status FROM trades"
+            " ORDER BY trade_id"
+        ).fetchall()
+    return [(r[0], r[1], r[2], r[3], r[4], Decimal(r[5]) if r[5] else None, r[6]) for r in rows]
+
+
+def test_two_sessions_in_one_run_equal_the_backtest(sample: BarFile, tmp_path: Path) -> None:
+    """The second session's warm-up used to feed the detector the first session again
+    (BarOrderError); now one process trades both days and then returns by itself."""
+    db = tmp_path / "days.db"
+    # compared with the backtest to the cent: no spread and no random partial fills
+    with running_emulator(sample, start_bar=SESSION_START, options=backtest_like()) as server:
+        runner = Runner(server, db, sessions=2)
+        wait(lambda: server.call(_clients(server)) == (1, 1), runner, "streams")
+        step(server, runner, 2 * SESSION_BARS)
+        runner.thread.join(30)
+        position = server.account.position
+    assert not runner.thread.is_alive(), runner.said[-5:]
+    assert runner.error is None, repr(runner.error)
+    assert sum("trading QQQ until 16:00" in line for line in runner.said) == 2
+    assert position == 0
+    expected = run_backtest(
+        sample.bars[: SESSION_START + 2 * SESSION_BARS], sample.calendar, AppConfig()
+    )
+    want = [
+        (
+            t.trade_id,
+            t.qty,
+            t.entry_time.strftime("%Y-%m-%dT%H:%M:%SZ") if t.entry_time else None,
+            t.exit_time.strftime("%Y-%m-%dT%H:%M:%SZ") if t.exit_time else None,
+            t.exit_reason.value if t.exit_reason else None,
+            t.pnl,
+            "closed",
+        )
+        for t in sorted(expected.closed_trades(), key=lambda t: t.trade_id)
+    ]
+    assert want, "the two sessions hold signals to trade"
+    assert closed_trades(db) == want
+
+
+def test_a_failing_clock_at_start_up_is_waited_out(sample: BarFile, tmp_path: Path) -> None:
+    """One 500 or 429 from /v2/clock used to end the process with a traceback."""
+    db = tmp_path / "clock.db"
+    faults = Faults()
+    with running_emulator(sample, start_bar=SESSION_START, faults=faults) as server:
+        faults.fail_next = [("GET", "/v2/clock", 500)] * 8 + [("GET", "/v2/clock", 429)] * 3
+        runner = Runner(server, db, sessions=1)
+        wait(lambda: server.call(_clients(server)) == (1, 1), runner, "streams")
+        clock_calls = server.requests.count(("GET", "/v2/clock"))
+        step(server, runner, SESSION_BARS)
+        runner.thread.join(30)
+    assert runner.error is None, repr(runner.error)
+    assert not runner.thread.is_alive()
+    assert clock_calls > 11  # every failure was answered with another try
+    assert any("unreachable" in line for line in runner.said)
+
+
+def test_extended_hours_bars_are_counted_and_ignored(sample: BarFile, tmp_path: Path) -> None:
+    with running_emulator(sample, start_bar=SESSION_START) as server:
+        store = Store(tmp_path / "eth.db")
+        shell = make_shell(server, sample, store)
+        start = sample.bars[SESSION_START].time
+        shell.warm_up(start)
+        before = shell.stats.last_bar
+        pre = Bar(datetime(2024, 7, 30, 12, 0, tzinfo=UTC), 460.0, 461.0, 459.0, 460.5, 1000.0)
+        after = Bar(datetime(2024, 7, 29, 20, 5, tzinfo=UTC), 460.0, 461.0, 459.0, 460.5, 10.0)
+        shell.on_bar(after)
+        shell.on_bar(pre)
+        assert shell.stats.extended_hours == 2
+        assert shell.stats.last_bar == before  # the detector never saw them
+        regular = sample.bars[SESSION_START]
+        shell.on_bar(regular)  # and the session goes on from its first bar
+        assert shell.stats.last_bar == regular.time
+        assert shell.stats.backfilled == 0
+        store.close()
+    assert before == sample.bars[SESSION_START - 1].time  # the previous session's last bar

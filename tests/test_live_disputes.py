@@ -1,0 +1,72 @@
+"""A position closed by hand while the bot was down is never "closed" again by the bot.
+
+The tester's recipe (issue #10): the bot short 14 QQQ with its targets resting, killed with
+SIGKILL; at the broker its orders are cancelled and the position closed by hand; the bot is
+restarted. It used to warn about the difference and then, at the time limit, buy 14 — leaving
+the account long 14 with nothing managing it, and booking exits that never closed its trades.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alpaca.trading.client import TradingClient
+
+from ict_trader.barfile import BarFile, load_bars
+from tests.alpaca_emulator import KEY, SECRET, running_emulator
+from tests.test_live_restart import SESSION_START, start_bot, step, wait_connected
+
+
+@pytest.fixture(scope="module")
+def sample(sample_csv: Path) -> BarFile:
+    return load_bars(sample_csv)
+
+
+def test_a_hand_closed_position_is_not_reopened(sample: BarFile, tmp_path: Path) -> None:
+    db, log = tmp_path / "bot.db", tmp_path / "bot.log"
+    with running_emulator(sample, start_bar=SESSION_START) as server:
+        bot = start_bot(server, db, log)
+        wait_connected(server, bot, log)
+        step(server, db, 95, bot_up=True, log=log)  # 11:05: both trades short, targets resting
+        assert server.account.position == -14
+        bot.kill()
+        bot.wait()
+        by_hand = TradingClient(KEY, SECRET, url_override=server.base_url)
+        by_hand.cancel_orders()
+        server.call(server.settle())  # cancels are confirmed asynchronously, as on Alpaca
+        by_hand.close_position("QQQ")
+        step(server, db, 1, bot_up=False, log=log)
+        assert server.account.position == 0
+        posts_before = server.requests.count(("POST", "/v2/orders"))
+        bot = start_bot(server, db, log)
+        wait_connected(server, bot, log)
+        step(server, db, 80, bot_up=True, log=log)  # past the 12:02 time limit
+        posts_after = server.requests.count(("POST", "/v2/orders"))
+        position = server.account.position
+        bot.kill()
+        bot.wait()
+    output = log.read_text()
+    assert "broker position 0 differs from the ledger's -14" in output
+    assert posts_after == posts_before, "no order was sent for the disputed shares"
+    assert position == 0, "the account was not turned long"
+    with sqlite3.connect(db) as connection:
+        trades = connection.execute(
+            "SELECT profile, status, exit_price, pnl FROM trades ORDER BY profile"
+        ).fetchall()
+        held = connection.execute(
+            "SELECT message FROM audit WHERE kind = 'order.held' ORDER BY message"
+        ).fetchall()
+        exit_fills = connection.execute(
+            "SELECT COUNT(*) FROM fills WHERE client_order_id LIKE '%exit%'"
+        ).fetchone()
+    assert trades == [
+        ("aggressive", "exiting", None, None),
+        ("conservative", "exiting", None, None),
+    ]
+    assert exit_fills == (0,), "no fill the broker did not report"
+    assert [m.split(" held:")[0] for (m,) in held] == [
+        "buy 6 QQQ (ict-202407301501s-conservative-exit)",
+        "buy 8 QQQ (ict-202407301501s-aggressive-exit)",
+    ]
