@@ -99,6 +99,9 @@ class EmuOrder:
         return self.qty - self.filled_qty
 
     def as_json(self) -> dict[str, Any]:
+        """The order as Alpaca's spec (`Order`) writes it. `expires_at` and `position_intent` are
+        left out, as in the spec's own example: the spec types them as a string and an enum
+        (never null), and the emulator does not track either."""
         avg = (self.filled_value / self.filled_qty) if self.filled_qty else None
         return {
             "id": self.id,
@@ -108,7 +111,6 @@ class EmuOrder:
             "submitted_at": _ts(self.created_at),
             "filled_at": _ts(self.filled_at) if self.filled_at else None,
             "expired_at": _ts(self.expired_at) if self.expired_at else None,
-            "expires_at": None,
             "canceled_at": _ts(self.canceled_at) if self.canceled_at else None,
             "failed_at": None,
             "replaced_at": None,
@@ -125,7 +127,6 @@ class EmuOrder:
             "order_type": self.type,
             "type": self.type,
             "side": self.side,
-            "position_intent": None,
             "time_in_force": self.time_in_force,
             "limit_price": str(self.limit_price) if self.limit_price is not None else None,
             "stop_price": str(self.stop_price) if self.stop_price is not None else None,
@@ -348,6 +349,7 @@ class PaperAccount:
             "marginable": True,
             "shortable": True,
             "easy_to_borrow": True,
+            "borrow_status": "easy_to_borrow",
             "fractionable": True,
             "attributes": ["has_options"],
         }

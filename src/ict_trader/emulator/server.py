@@ -17,15 +17,15 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 import msgpack
 from aiohttp import WSMsgType, web
 
 from ict_trader.bars import Bar
+from ict_trader.emulator import validation as check
 from ict_trader.emulator.paper import ApiError, PaperAccount
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,11 @@ class EmulatorServer:
         r.add_get("/v2/positions", self._positions)
         r.add_get("/v2/positions/{symbol}", self._position)
         r.add_delete("/v2/positions/{symbol}", self._close_position)
-        r.add_get("/v2/account/activities/FILL", self._fill_activities)
+        r.add_get("/v2/account/activities", self._activities)
+        r.add_get("/v2/account/activities/{activity_type}", self._activities)
         r.add_get("/v2/stocks/bars", self._bars)
         r.add_get("/v2/stocks/bars/latest", self._latest_bar)
+        r.add_get("/v2/stocks/{symbol}/bars", self._symbol_bars)
         r.add_get("/stream", self._trade_stream)
         r.add_get("/v2/iex", self._data_stream)
         r.add_get("/v2/sip", self._data_stream)
@@ -248,8 +250,9 @@ class EmulatorServer:
         return web.json_response(self.account.clock_json())
 
     async def _calendar(self, request: web.Request) -> web.Response:
-        start = _date(request.query.get("start"))
-        end = _date(request.query.get("end"))
+        start = check.day(request.query, "start", check.CALENDAR)
+        end = check.day(request.query, "end", check.CALENDAR)
+        check.choice(request.query, "date_type", {"TRADING"}, "TRADING", check.CALENDAR)
         return web.json_response(self.account.calendar_json(start, end))
 
     async def _asset(self, request: web.Request) -> web.Response:
@@ -257,17 +260,18 @@ class EmulatorServer:
 
     async def _submit(self, request: web.Request) -> web.Response:
         try:
-            payload = await request.json()
-        except json.JSONDecodeError:
-            raise ApiError(400, 40010000, "request body format is invalid") from None
+            payload = check.order_payload(await request.json())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, 40010000, check.BODY_FORMAT_INVALID) from None
         order = self.account.submit(payload)
         return web.json_response(order.as_json())
 
     async def _orders(self, request: web.Request) -> web.Response:
+        query, refusal = request.query, check.TRADING
         orders = self.account.list_orders(
-            status=request.query.get("status", "open"),
-            limit=int(request.query.get("limit", "50")),
-            direction=request.query.get("direction", "desc"),
+            status=check.choice(query, "status", {"open", "closed", "all"}, "open", refusal),
+            limit=check.integer(query, "limit", 50, refusal, low=1, high=500),
+            direction=check.choice(query, "direction", {"asc", "desc"}, "desc", refusal),
         )
         return web.json_response([o.as_json() for o in orders])
 
@@ -275,7 +279,7 @@ class EmulatorServer:
         return web.json_response(self.account.get(request.match_info["order_id"]).as_json())
 
     async def _order_by_client_id(self, request: web.Request) -> web.Response:
-        client_order_id = request.query.get("client_order_id", "")
+        client_order_id = check.text(request.query, "client_order_id", check.TRADING, required=True)
         return web.json_response(self.account.get_by_client_id(client_order_id).as_json())
 
     async def _cancel(self, request: web.Request) -> web.Response:
@@ -292,32 +296,78 @@ class EmulatorServer:
         return web.json_response(self.account.position_json(request.match_info["symbol"]))
 
     async def _close_position(self, request: web.Request) -> web.Response:
-        qty = request.query.get("qty")
         order = self.account.close_position(
-            request.match_info["symbol"], int(float(qty)) if qty else None
+            request.match_info["symbol"], _close_qty(request.query, self.account.position)
         )
         return web.json_response(order.as_json())
 
-    async def _fill_activities(self, request: web.Request) -> web.Response:
-        """GET /v2/account/activities/FILL: every execution, oldest first (TradingClient lacks it;
-        the bot calls it directly after a restart)."""
-        return web.json_response(self.account.fill_activities())
+    async def _activities(self, request: web.Request) -> web.Response:
+        """GET /v2/account/activities[/{activity_type}]: the account's executions (the only
+        activities a paper replay has), newest first unless `direction=asc`, paged by
+        `page_size` and `page_token` (the id of the last activity of the previous page)."""
+        query, refusal = request.query, check.TRADING
+        kinds = {request.match_info.get("activity_type", "")} - {""}
+        if not kinds and query.get("activity_types"):
+            kinds = set(query["activity_types"].split(","))
+        direction = check.choice(query, "direction", {"asc", "desc"}, "desc", refusal)
+        size = check.integer(query, "page_size", 100, refusal, low=1, high=100)
+        check.choice(query, "category", {"trade_activity", "non_trade_activity", ""}, "", refusal)
+        activities = [
+            a for a in self.account.fill_activities() if not kinds or a["activity_type"] in kinds
+        ]
+        if query.get("category") == "non_trade_activity":
+            activities = []
+        if direction == "desc":
+            activities.reverse()
+        token = query.get("page_token")
+        if token:
+            ids = [a["id"] for a in activities]
+            activities = activities[ids.index(token) + 1 :] if token in ids else []
+        return web.json_response(activities[:size])
 
     async def _bars(self, request: web.Request) -> web.Response:
-        symbols = request.query.get("symbols", "").upper().split(",")
-        limit = min(int(request.query.get("limit", "1000")), self.max_page_size)
-        start = _moment(request.query.get("start"))
-        end = _moment(request.query.get("end"))
-        page, token = self.account.bars_page(start, end, limit, request.query.get("page_token"))
+        symbols = check.text(request.query, "symbols", check.MARKET_DATA, required=True)
+        page, token = self._bars_page(request)
         bars = {self.account.symbol: [_bar_json(b) for b in page]} if page else {}
-        if self.account.symbol not in symbols:
+        if self.account.symbol not in symbols.upper().split(","):
             bars, token = {}, None
         return web.json_response({"bars": bars, "next_page_token": token})
 
+    async def _symbol_bars(self, request: web.Request) -> web.Response:
+        """GET /v2/stocks/{symbol}/bars: one symbol's bars as a list, with the symbol named."""
+        symbol = request.match_info["symbol"].upper()
+        page, token = self._bars_page(request)
+        if symbol != self.account.symbol:
+            page, token = [], None
+        return web.json_response(
+            {"bars": [_bar_json(b) for b in page], "symbol": symbol, "next_page_token": token}
+        )
+
+    def _bars_page(self, request: web.Request) -> tuple[list[Bar], str | None]:
+        """The parameters the bars routes share, checked as the market-data spec lists them."""
+        query, refusal = request.query, check.MARKET_DATA
+        check.timeframe(query, refusal)
+        limit = check.integer(query, "limit", 1000, refusal, low=1, high=10_000)
+        start = check.moment(query, "start", refusal)
+        end = check.moment(query, "end", refusal)
+        check.choice(query, "feed", {"iex", "otc", "sip", "boats"}, "sip", refusal)
+        check.choice(query, "sort", {"asc", "desc"}, "asc", refusal)
+        token = query.get("page_token")
+        if token is not None and not (token.isascii() and token.isdigit()):
+            raise refusal.error(f"invalid page_token: {token!r}")
+        return self.account.bars_page(start, end, min(limit, self.max_page_size), token)
+
     async def _latest_bar(self, request: web.Request) -> web.Response:
+        symbols = check.text(request.query, "symbols", check.MARKET_DATA, required=True)
+        check.choice(
+            request.query,
+            "feed",
+            {"delayed_sip", "iex", "otc", "sip", "boats", "overnight"},
+            "sip",
+            check.MARKET_DATA,
+        )
         bar = self.account.latest_bar()
-        symbols = request.query.get("symbols", "").upper().split(",")
-        if bar is None or self.account.symbol not in symbols:
+        if bar is None or self.account.symbol not in symbols.upper().split(","):
             return web.json_response({"bars": {}})
         return web.json_response({"bars": {self.account.symbol: _bar_json(bar)}})
 
@@ -479,14 +529,26 @@ def _error(status: int, body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def _date(text: str | None) -> date | None:
-    return date.fromisoformat(text[:10]) if text else None
-
-
-def _moment(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _close_qty(query: Mapping[str, str], position: int) -> int | None:
+    """Shares to close from DELETE /v2/positions/{symbol}'s `qty` or `percentage` (of the
+    position, rounded down to whole shares: the emulator trades no fractions)."""
+    refusal = check.TRADING
+    if "qty" in query and "percentage" in query:
+        raise refusal.error("only one of qty or percentage may be given")
+    if "qty" in query:
+        qty = check.positive_decimal(query["qty"], "qty", refusal)
+        if qty != qty.to_integral_value():
+            raise refusal.error("fractional orders are not emulated")
+        return int(qty)  # more than the position: the paper account answers 403, as Alpaca
+    if "percentage" in query:
+        percentage = check.positive_decimal(query["percentage"], "percentage", refusal)
+        if percentage > 100:
+            raise refusal.error("percentage must be <= 100")
+        shares = int(abs(position) * percentage / 100)
+        if shares == 0 and position != 0:
+            raise refusal.error("percentage leaves no whole share to close")
+        return shares or None
+    return None
 
 
 def _bar_json(bar: Bar) -> dict[str, Any]:
@@ -496,7 +558,7 @@ def _bar_json(bar: Bar) -> dict[str, Any]:
         "h": bar.high,
         "l": bar.low,
         "c": bar.close,
-        "v": bar.volume,
+        "v": int(bar.volume),
         "n": 0,
         "vw": round((bar.high + bar.low + bar.close) / 3, 4),
     }
