@@ -292,8 +292,11 @@ def _bot_session(server: EmulatorServer, trading: Any, data: Any, raw: requests.
     trading.cancel_orders()
     trading.get_all_positions()
     trading.get_open_position("QQQ")
+    assert server.account.position == 10
     trading.close_position("QQQ", ClosePositionRequest(qty="3"))
+    assert server.account.position == 7
     trading.close_position("QQQ", ClosePositionRequest(percentage="50"))
+    assert server.account.position == 4  # half of 7, rounded down to whole shares
     trading.close_position("QQQ")
     _refused(lambda: trading.get_open_position("QQQ"), 404)
     _refused(lambda: trading.close_position("QQQ"), 404)
@@ -333,6 +336,24 @@ def _bot_session(server: EmulatorServer, trading: Any, data: Any, raw: requests.
     assert raw.get(base + "/v2/account", headers={"APCA-API-KEY-ID": "x"}).status_code == 401
 
 
+def test_activities_come_newest_first_page_by_page_as_the_spec_says(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=START) as server:
+        trading = trading_client(server)
+        for n, side in enumerate((OrderSide.BUY, OrderSide.SELL, OrderSide.BUY)):
+            trading.submit_order(_market(f"fill-{n}", side, 1))
+        raw = requests.Session()
+        raw.headers.update(AUTH)
+        url = server.base_url + "/v2/account/activities"
+        newest_first = raw.get(url, params={"activity_types": "FILL"}).json()
+        oldest_first = raw.get(url + "/FILL", params={"direction": "asc"}).json()
+        assert [a["side"] for a in oldest_first] == ["buy", "sell", "buy"]
+        assert newest_first == oldest_first[::-1]
+        first = raw.get(url + "/FILL", params={"page_size": "2"}).json()
+        rest = raw.get(url + "/FILL", params={"page_size": "2", "page_token": first[-1]["id"]})
+        assert first + rest.json() == newest_first
+        assert raw.get(url, params={"activity_types": "DIV"}).json() == []
+
+
 def _market(cid: str, side: OrderSide, qty: int) -> MarketOrderRequest:
     return MarketOrderRequest(
         symbol="QQQ", qty=qty, side=side, time_in_force=TimeInForce.DAY, client_order_id=cid
@@ -349,6 +370,7 @@ def _refused(call: Callable[[], object], status: int) -> None:
 
 EXAMPLES = 20  # per operation and generation mode: bounded, so the file runs in well under a minute
 FUZZED: Counter[tuple[str, str, str]] = Counter()  # (method, template, mode) -> requests sent
+STATUSES: Counter[int] = Counter()  # status -> answers, over the whole fuzz
 
 
 @pytest.fixture(scope="module")
@@ -369,7 +391,8 @@ def busy_emulator(sample: BarFile) -> Iterator[EmulatorServer]:
         )
         yield server
     total = sum(FUZZED.values())
-    print(f"\nspec fuzz: {total} requests over {len({k[:2] for k in FUZZED})} operations")
+    operations = len({k[:2] for k in FUZZED})
+    print(f"\nspec fuzz: {total} requests over {operations} operations, statuses {dict(STATUSES)}")
 
 
 OPERATIONS = [
@@ -390,6 +413,10 @@ def test_fuzzing_the_emulator_from_the_spec_finds_no_5xx_and_no_stray_answer(
         strategy = operation.as_strategy(generation_mode=mode)
         if known:  # half the cases name a real order, symbol or activity type
             strategy = strategy | operation.as_strategy(generation_mode=mode, **known)
+        if (method, template) == ("POST", "/v2/orders"):  # half the orders can be accepted
+            strategy = strategy | st.builds(
+                _for_qqq, operation.as_strategy(generation_mode=mode), PLAUSIBLE_ORDER
+            )
         sent = _fuzz(busy_emulator, strategy, problems, label=mode.value)
         FUZZED[(method, template, mode.value)] += sent
         assert sent >= 1
@@ -412,8 +439,10 @@ def _fuzz(server: EmulatorServer, strategy: Any, problems: list[str], label: str
     @given(case=strategy)
     def fuzz(case: Any) -> None:
         nonlocal sent
-        response = case.call(base_url=server.base_url, session=session, headers=AUTH)
+        case.headers = {**(case.headers or {}), **AUTH}  # fuzz the parameters, not the keys
+        response = case.call(base_url=server.base_url, session=session)
         sent += 1
+        STATUSES[response.status_code] += 1
         exchange = Exchange(
             method=case.method.upper(),
             path=urlparse(response.request.url or "").path,
@@ -433,6 +462,32 @@ def _fuzz(server: EmulatorServer, strategy: Any, problems: list[str], label: str
 
     fuzz()
     return sent
+
+
+PLAUSIBLE_ORDER = st.fixed_dictionaries(
+    {
+        "symbol": st.just("QQQ"),
+        "side": st.sampled_from(["buy", "sell"]),
+        "type": st.sampled_from(["market", "limit", "stop"]),
+        "time_in_force": st.sampled_from(["day", "gtc"]),
+        "qty": st.integers(min_value=1, max_value=5).map(str),
+        "price": st.integers(min_value=40_000, max_value=50_000).map(lambda c: f"{c / 100:.2f}"),
+    }
+)
+
+
+def _for_qqq(case: Any, order: dict[str, str]) -> Any:
+    """A generated order made plausible — the emulator's one symbol, a side, an order type it
+    emulates, a few shares, a price near QQQ's — so the fuzz also reaches the answers past
+    validation (accepted, filled, refused for buying power or as a wash trade)."""
+    if isinstance(case.body, dict):
+        fields = dict(order)
+        price = fields.pop("price")
+        named = {"limit": "limit_price", "stop": "stop_price"}.get(fields["type"])
+        prices = {named: price} if named else {}
+        kept = {k: v for k, v in case.body.items() if k == "client_order_id"}
+        case.body = {**kept, **fields, **prices}
+    return case
 
 
 def _content_type(headers: dict[str, list[str]]) -> str:
