@@ -326,6 +326,7 @@ def _bot_session(server: EmulatorServer, trading: Any, data: Any, raw: requests.
         ("/v2/stocks/bars", {"symbols": "QQQ", "timeframe": "1Min", "limit": "x"}, 400),
         ("/v2/stocks/bars", {"timeframe": "1Min"}, 400),
         ("/v2/stocks/QQQ/bars", {"timeframe": "fortnightly"}, 400),
+        ("/v2/stocks/QQQ/bars", {"timeframe": "1Min", "sort": "desc"}, 400),  # not emulated
         ("/v2/stocks/bars/latest", {"symbols": "QQQ", "feed": "nyse"}, 400),
     ):
         assert raw.get(base + path, params=query).status_code == status, (path, query)

@@ -351,7 +351,8 @@ class EmulatorServer:
         start = check.moment(query, "start", refusal)
         end = check.moment(query, "end", refusal)
         check.choice(query, "feed", {"iex", "otc", "sip", "boats"}, "sip", refusal)
-        check.choice(query, "sort", {"asc", "desc"}, "asc", refusal)
+        if check.choice(query, "sort", {"asc", "desc"}, "asc", refusal) == "desc":
+            raise refusal.error("sort=desc is not emulated")  # refused rather than ignored
         token = query.get("page_token")
         if token is not None and not (token.isascii() and token.isdigit()):
             raise refusal.error(f"invalid page_token: {token!r}")
