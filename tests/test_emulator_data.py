@@ -22,6 +22,7 @@ from typing import Any
 import msgpack
 import pytest
 from aiohttp import ClientSession, WSMsgType
+from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed
 from alpaca.data.live import StockDataStream
@@ -520,6 +521,25 @@ def test_rest_bars_honour_the_timeframe(sample: BarFile) -> None:
         assert got.trade_count == sum(m.trade_count for m in minutes if _within(m, span))
         assert got.low <= got.vwap <= got.high
     assert all(m.trade_count >= 1 and m.low <= m.vwap <= m.high for m in minutes)
+
+
+def test_rest_bars_sort_descending_page_by_page(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=SESSION, max_page_size=7) as server:
+        start, end = ny(29, 0, 0), ny(29, 23, 59)
+        ascending = history(server, TimeFrame(5, TimeFrameUnit.Minute), start, end)
+        answer = data_client(server).get_stock_bars(
+            StockBarsRequest(
+                symbol_or_symbols="QQQ",
+                timeframe=TimeFrame(5, TimeFrameUnit.Minute),
+                start=start,
+                end=end,
+                feed=DataFeed.IEX,
+                sort=Sort.DESC,
+            )
+        )
+    assert isinstance(answer, BarSet)
+    descending = list(answer.data["QQQ"])
+    assert len(ascending) == 78 and descending == ascending[::-1]
 
 
 def _within(bar: Any, span: list[Bar]) -> bool:

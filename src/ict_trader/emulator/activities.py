@@ -4,7 +4,9 @@ Ids are `"<New York time to the millisecond>::<uuid>"` (the spec's example pairs
 18:55:09.981Z with id `20220202135509981::…`); the uuid here counts up, so ids sort in execution
 order and an id is a page token: the next page holds the activities past it in the requested
 direction (newest first by default), `page_size` at most 100. Filters: `activity_types` (comma
-list; the emulator only ever records FILL), `order_id`, `date`, `after`, `until`.
+list; the emulator only ever records FILL), `category` (`trade_activity` is FILL, every other
+type is a `non_trade_activity`), `order_id`, `date`, `after`, `until`. A bad parameter is a
+ValueError naming it, which the server answers as the trading API's validation error (422).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class ActivityQuery:
     """The query of one activities request, validated."""
 
     types: frozenset[str] | None
+    trade: bool | None  # `category`: trade activities only (True), the others only (False)
     direction: str
     page_size: int
     page_token: str | None
@@ -93,6 +96,9 @@ def parse_query(query: Mapping[str, str], path_type: str | None = None) -> Activ
         types = _types(path_type, "activity_type")
     elif query.get("activity_types"):
         types = _types(query["activity_types"], "activity_types")
+    category = query.get("category") or None
+    if category not in {None, "trade_activity", "non_trade_activity"}:
+        raise ValueError(f"invalid category {category!r}: trade_activity or non_trade_activity")
     direction = query.get("direction", "desc")
     if direction not in {"asc", "desc"}:
         raise ValueError(f"invalid direction {direction!r}: use asc or desc")
@@ -111,6 +117,7 @@ def parse_query(query: Mapping[str, str], path_type: str | None = None) -> Activ
         after, until = day, day + timedelta(days=1)
     return ActivityQuery(
         types=types,
+        trade=None if category is None else category == "trade_activity",
         direction=direction,
         page_size=min(page_size, MAX_PAGE_SIZE),
         page_token=query.get("page_token") or None,
@@ -135,6 +142,8 @@ def select(records: Sequence[dict[str, Any]], query: ActivityQuery) -> list[dict
 
 def _matches(record: dict[str, Any], query: ActivityQuery) -> bool:
     if query.types is not None and record["activity_type"] not in query.types:
+        return False
+    if query.trade is not None and (record["activity_type"] == "FILL") != query.trade:
         return False
     if query.order_id is not None and record.get("order_id") != query.order_id:
         return False

@@ -179,6 +179,9 @@ class EmuOrder:
         return self.qty - self.filled_qty
 
     def as_json(self, nested: bool = False) -> dict[str, Any]:
+        """The order as Alpaca's spec (`Order`) writes it; `legs` only when `nested`. `expires_at`
+        and `position_intent` are left out, as in the spec's own example: the spec types them as
+        a string and an enum (never null), and the emulator does not track either."""
         avg = (self.filled_value / self.filled_qty) if self.filled_qty else None
         return {
             "id": self.id,
@@ -188,7 +191,6 @@ class EmuOrder:
             "submitted_at": _ts(self.created_at),
             "filled_at": _ts(self.filled_at) if self.filled_at else None,
             "expired_at": _ts(self.expired_at) if self.expired_at else None,
-            "expires_at": None,
             "canceled_at": _ts(self.canceled_at) if self.canceled_at else None,
             "failed_at": None,
             "replaced_at": None,
@@ -205,7 +207,6 @@ class EmuOrder:
             "order_type": self.type,
             "type": self.type,
             "side": self.side,
-            "position_intent": None,
             "time_in_force": self.time_in_force,
             "limit_price": str(self.limit_price) if self.limit_price is not None else None,
             "stop_price": str(self.stop_price) if self.stop_price is not None else None,
@@ -485,6 +486,7 @@ class PaperAccount:
             "marginable": True,
             "shortable": True,
             "easy_to_borrow": True,
+            "borrow_status": "easy_to_borrow",
             "fractionable": True,
             "attributes": ["has_options"],
         }

@@ -4,7 +4,9 @@ REST under /v2 (trading and market data on one port), the trade-updates stream a
 (JSON, no greeting), the market-data stream at /v2/iex and /v2/sip (msgpack, `connected` greeting,
 bars with msgpack Timestamps). A replay clock completes one bar every 60 / speed seconds; with
 speed 0 the clock only moves when POST /_emulator/advance asks it to (what tests use). Faults are
-injected per request or per bar as configured in `Faults`.
+injected per request or per bar as configured in `Faults`. Query parameters and order bodies are
+checked by `emulator.validation` as Alpaca's OpenAPI specs list them: a bad one gets a 4xx, never
+a 500.
 
 The data stream follows realtime.md: every bar of the replayed file is sent, pre- and
 after-market ones included; the subscription reply lists every channel; errors are
@@ -32,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 import msgpack
@@ -40,6 +42,7 @@ from aiohttp import WSMsgType, web
 
 from ict_trader.bars import Bar
 from ict_trader.emulator import activities
+from ict_trader.emulator import validation as check
 from ict_trader.emulator.feed import (
     RECENT_SIP_DELAY,
     DataBar,
@@ -166,6 +169,7 @@ class EmulatorServer:
         r.add_get("/v2/account/activities/{activity_type}", self._activities)
         r.add_get("/v2/stocks/bars", self._bars)
         r.add_get("/v2/stocks/bars/latest", self._latest_bar)
+        r.add_get("/v2/stocks/{symbol}/bars", self._symbol_bars)
         r.add_get("/stream", self._trade_stream)
         r.add_get("/v2/iex", self._data_stream)
         r.add_get("/v2/sip", self._data_stream)
@@ -357,8 +361,9 @@ class EmulatorServer:
         return web.json_response(self.account.clock_json())
 
     async def _calendar(self, request: web.Request) -> web.Response:
-        start = _date(request.query.get("start"))
-        end = _date(request.query.get("end"))
+        start = check.day(request.query, "start", check.CALENDAR)
+        end = check.day(request.query, "end", check.CALENDAR)
+        check.choice(request.query, "date_type", {"TRADING"}, "TRADING", check.CALENDAR)
         return web.json_response(self.account.calendar_json(start, end))
 
     async def _asset(self, request: web.Request) -> web.Response:
@@ -366,33 +371,32 @@ class EmulatorServer:
 
     async def _submit(self, request: web.Request) -> web.Response:
         try:
-            payload = await request.json()
-        except json.JSONDecodeError:
-            raise ApiError(400, 40010000, "request body format is invalid") from None
-        if not isinstance(payload, dict):
-            raise ApiError(400, 40010000, "request body format is invalid")
+            payload = check.order_payload(await request.json())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, 40010000, check.BODY_FORMAT_INVALID) from None
         order = self.account.submit(payload)
         # the answer carries the legs, as the spec's bracket example and clients' reports show
         return web.json_response(order.as_json(nested=True))
 
     async def _orders(self, request: web.Request) -> web.Response:
-        nested = _flag(request, "nested")
-        shown = nested or self.account.options.legs_always
+        query, refusal = request.query, check.TRADING
+        nested = check.boolean(query, "nested", refusal)
         orders = self.account.list_orders(
-            status=request.query.get("status", "open"),
-            limit=int(request.query.get("limit", "50")),
-            direction=request.query.get("direction", "desc"),
+            status=check.choice(query, "status", {"open", "closed", "all"}, "open", refusal),
+            limit=check.integer(query, "limit", 50, refusal, low=1, high=500),
+            direction=check.choice(query, "direction", {"asc", "desc"}, "desc", refusal),
             nested=nested,
         )
+        shown = nested or self.account.options.legs_always
         return web.json_response([o.as_json(nested=shown) for o in orders])
 
     async def _order(self, request: web.Request) -> web.Response:
         order = self.account.get(request.match_info["order_id"])
-        nested = _flag(request, "nested") or self.account.options.legs_always
-        return web.json_response(order.as_json(nested=nested))
+        nested = check.boolean(request.query, "nested", check.TRADING)
+        return web.json_response(order.as_json(nested=nested or self.account.options.legs_always))
 
     async def _order_by_client_id(self, request: web.Request) -> web.Response:
-        client_order_id = request.query.get("client_order_id", "")
+        client_order_id = check.text(request.query, "client_order_id", check.TRADING, required=True)
         order = self.account.get_by_client_id(client_order_id)
         return web.json_response(order.as_json(nested=self.account.options.legs_always))
 
@@ -410,9 +414,8 @@ class EmulatorServer:
         return web.json_response(self.account.position_json(request.match_info["symbol"]))
 
     async def _close_position(self, request: web.Request) -> web.Response:
-        qty = request.query.get("qty")
         order = self.account.close_position(
-            request.match_info["symbol"], int(float(qty)) if qty else None
+            request.match_info["symbol"], _close_qty(request.query, self.account.position)
         )
         return web.json_response(order.as_json())
 
@@ -422,58 +425,83 @@ class EmulatorServer:
         try:
             query = activities.parse_query(request.query, request.match_info.get("activity_type"))
         except ValueError as exc:
-            raise ApiError(422, 42210000, str(exc)) from None
+            raise check.TRADING.error(str(exc)) from None
         return web.json_response(activities.select(self.account.fill_activities(), query))
 
     async def _bars(self, request: web.Request) -> web.Response:
-        """Historical bars of the completed minutes, aggregated to `timeframe`, `limit` a page."""
-        query = request.query
-        symbols = query.get("symbols", "").upper().split(",")
+        """GET /v2/stocks/bars: the bars of the completed minutes, by symbol, a page at a time."""
+        symbols = check.text(request.query, "symbols", check.MARKET_DATA, required=True)
+        page, token = self._bars_page(request.query)
+        bars = {self.account.symbol: [b.as_json() for b in page]} if page else {}
+        if self.account.symbol not in symbols.upper().split(","):
+            bars, token = {}, None
+        return web.json_response({"bars": bars, "next_page_token": token})
+
+    async def _symbol_bars(self, request: web.Request) -> web.Response:
+        """GET /v2/stocks/{symbol}/bars: one symbol's bars as a list, with the symbol named."""
+        symbol = request.match_info["symbol"].upper()
+        page, token = self._bars_page(request.query)
+        if symbol != self.account.symbol:
+            page, token = [], None
+        return web.json_response(
+            {"bars": [b.as_json() for b in page], "symbol": symbol, "next_page_token": token}
+        )
+
+    def _bars_page(self, query: Mapping[str, str]) -> tuple[list[DataBar], str | None]:
+        """Historical bars of the completed minutes, aggregated to `timeframe`, in `sort` order,
+        `limit` a page (both bars routes; parameters checked as the market-data spec lists
+        them, 400 otherwise)."""
+        refusal = check.MARKET_DATA
         try:
-            timeframe = parse_timeframe(query.get("timeframe", ""))
+            timeframe = parse_timeframe(check.text(query, "timeframe", refusal, required=True))
         except ValueError as exc:
-            raise ApiError(400, None, str(exc)) from None
-        limit = min(_int(query, "limit", 1000), self.max_page_size)
-        start = _moment(query.get("start"))
-        end = _moment(query.get("end"))
-        sort = query.get("sort", "asc")
-        if sort not in {"asc", "desc"}:
-            raise ApiError(400, None, f"invalid sort {sort!r}")
-        feed = self._history_feed(query, end)
+            raise refusal.error(str(exc)) from None
+        limit = check.integer(query, "limit", 1000, refusal, low=1, high=10_000)
+        start = check.moment(query, "start", refusal)
+        end = check.moment(query, "end", refusal)
+        descending = check.choice(query, "sort", {"asc", "desc"}, "asc", refusal) == "desc"
+        token = query.get("page_token")
+        if token is not None and not (token.isascii() and token.isdigit()):
+            raise refusal.error(f"invalid page_token: {token!r}")
+        feed = self._history_feed(query, end, {"iex", "otc", "sip", "boats"})
         minutes = self.feed.history(self.account.cursor, feed, since=start)
         chosen = [
             b
             for b in aggregate(minutes, timeframe, self.account.calendar)
             if (start is None or b.time >= start) and (end is None or b.time <= end)
         ]
-        if sort == "desc":
+        if descending:
             chosen.reverse()
-        offset = int(query["page_token"]) if query.get("page_token") else 0
-        page = chosen[offset : offset + limit]
-        token = str(offset + limit) if offset + limit < len(chosen) else None
-        bars = {self.account.symbol: [b.as_json() for b in page]} if page else {}
-        if self.account.symbol not in symbols:
-            bars, token = {}, None
-        return web.json_response({"bars": bars, "next_page_token": token})
+        offset = int(token) if token else 0
+        size = min(limit, self.max_page_size)
+        following = offset + size
+        return chosen[offset:following], (str(following) if following < len(chosen) else None)
 
     async def _latest_bar(self, request: web.Request) -> web.Response:
-        feed = self._history_feed(request.query, None)
+        query = request.query
+        symbols = check.text(query, "symbols", check.MARKET_DATA, required=True)
+        feed = self._history_feed(
+            query, None, {"delayed_sip", "iex", "otc", "sip", "boats", "overnight"}
+        )
         bar = self.feed.latest(self.account.cursor, feed)
-        symbols = request.query.get("symbols", "").upper().split(",")
-        if bar is None or self.account.symbol not in symbols:
+        if bar is None or self.account.symbol not in symbols.upper().split(","):
             return web.json_response({"bars": {}})
         return web.json_response({"bars": {self.account.symbol: bar.as_json()}})
 
-    def _history_feed(self, query: Mapping[str, str], end: datetime | None) -> Feed:
-        """The feed a history request reads: the free plan's SIP history stops 15 minutes back
-        (403 when asked for; without `feed`, recent requests are answered from IEX)."""
-        asked = query.get("feed")
+    def _history_feed(
+        self, query: Mapping[str, str], end: datetime | None, listed: set[str]
+    ) -> Feed:
+        """The feed a history request reads (`listed`: the route's feeds in the spec, of which
+        the emulator has iex and sip). The free plan's SIP history stops 15 minutes back (403
+        when asked for; without `feed`, recent requests are answered from IEX)."""
+        refusal = check.MARKET_DATA
         free = self.feed.options.plan == "free"
         recent = end is None or end > self.account.now - RECENT_SIP_DELAY
-        if asked is None or asked == "":
+        if not query.get("feed"):
             return "iex" if free and recent else "sip"
+        asked = check.choice(query, "feed", listed, "sip", refusal)
         if asked not in {"iex", "sip"}:
-            raise ApiError(400, None, f"invalid feed {asked!r}")
+            raise refusal.error(f"feed {asked!r} is not emulated (iex or sip)")
         if asked == "sip" and free and recent:
             raise ApiError(403, None, "subscription does not permit querying recent SIP data")
         return "sip" if asked == "sip" else "iex"
@@ -678,40 +706,26 @@ def _error(status: int, body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def _flag(request: web.Request, name: str) -> bool:
-    """A boolean query parameter; alpaca-py sends `True`/`False`, so case does not matter."""
-    text = request.query.get(name, "false").lower()
-    if text not in {"true", "false"}:
-        raise ApiError(422, 40010001, f"invalid {name} {request.query.get(name)!r}")
-    return text == "true"
-
-
-def _date(text: str | None) -> date | None:
-    return date.fromisoformat(text[:10]) if text else None
-
-
-def _moment(text: str | None) -> datetime | None:
-    """RFC-3339 or YYYY-MM-DD (UTC midnight) as the data API takes them; else a 400."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, None, f"invalid time {text!r}") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _int(query: Mapping[str, str], name: str, default: int) -> int:
-    text = query.get(name)
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, None, f"invalid {name} {text!r}") from None
-    if value < 1:
-        raise ApiError(400, None, f"invalid {name} {text!r}: must be at least 1")
-    return value
+def _close_qty(query: Mapping[str, str], position: int) -> int | None:
+    """Shares to close from DELETE /v2/positions/{symbol}'s `qty` or `percentage` (of the
+    position, rounded down to whole shares: the emulator trades no fractions)."""
+    refusal = check.TRADING
+    if "qty" in query and "percentage" in query:
+        raise refusal.error("only one of qty or percentage may be given")
+    if "qty" in query:
+        qty = check.positive_decimal(query["qty"], "qty", refusal)
+        if qty != qty.to_integral_value():
+            raise refusal.error("fractional orders are not emulated")
+        return int(qty)  # more than the position: the paper account answers 403, as Alpaca
+    if "percentage" in query:
+        percentage = check.positive_decimal(query["percentage"], "percentage", refusal)
+        if percentage > 100:
+            raise refusal.error("percentage must be <= 100")
+        shares = int(abs(position) * percentage / 100)
+        if shares == 0 and position != 0:
+            raise refusal.error("percentage leaves no whole share to close")
+        return shares or None
+    return None
 
 
 def _stream_frame(kind: str, symbol: str, bar: DataBar) -> bytes:
