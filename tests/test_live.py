@@ -29,7 +29,7 @@ from ict_trader.dashboard.server import Dashboard
 from ict_trader.emulator.paper import EmulatorOptions
 from ict_trader.emulator.server import EmulatorServer, Faults
 from ict_trader.engine import Engine
-from ict_trader.live import LiveEndpoints, LiveShell
+from ict_trader.live import STORE_RETRY_SECONDS, LiveEndpoints, LiveShell
 from ict_trader.signals import IctDetector
 from ict_trader.store import Store
 from ict_trader.strategy import StopMode
@@ -86,12 +86,29 @@ def wait_until(condition: object, timeout: float = 20.0) -> None:
 
 
 def drive(server: EmulatorServer, shell: LiveShell, bars: int) -> None:
-    """Complete `bars` bars one at a time, each once the shell has handled the previous one."""
+    """Complete `bars` bars one at a time, each once the shell has handled the previous one
+    and the exchange of orders it caused has come to rest — as in real time, where a minute is
+    long enough for an entry's fill and the protective orders it triggers to land in the bar."""
     for _ in range(bars):
         (bar,) = server.call(server.advance(1))
         wait_until(
             lambda b=bar: shell.stats.last_bar is not None and shell.stats.last_bar >= b.time
         )
+        settled(server, shell)
+
+
+def settled(server: EmulatorServer, shell: LiveShell) -> None:
+    """Wait until neither side has work in flight: no pending order work at the emulator, no
+    bar or trade update queued in the shell, and no new request for a few polls."""
+    quiet = 0
+    seen = len(server.requests)
+    deadline = time.monotonic() + 10
+    while quiet < 4 and time.monotonic() < deadline:
+        time.sleep(0.005)
+        busy = server.account.has_pending_work() or not shell._bars.empty()
+        count = len(server.requests)
+        quiet = 0 if busy or count != seen else quiet + 1
+        seen = count
 
 
 def trades_of(db: Path) -> list[tuple[object, ...]]:
@@ -410,3 +427,31 @@ def test_the_dashboard_shows_a_live_session_as_the_broker_saw_it(
         assert trade["exit_orders"] and all(
             order_id in by_client_id.values() for order_id in trade["exit_orders"]
         )
+
+
+def test_a_full_disk_stops_entries_but_never_the_exits(sample: BarFile, tmp_path: Path) -> None:
+    """The store cannot be written mid-trade (disk full): the bot keeps managing the open trades
+    — their targets fill, the account ends flat — takes no new entry, and once the store takes
+    writes again it records what it missed and lifts the block by itself."""
+    db = tmp_path / "full.db"
+    with running_emulator(sample, start_bar=SESSION_START, options=backtest_like()) as server:
+        store = Store(db)
+        shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3))
+        with trading(server, shell, sample.bars[SESSION_START].time):
+            drive(server, shell, 95)  # 11:05: both trades open, targets resting
+            assert server.account.position == -14
+            pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+            store._db.execute(f"PRAGMA max_page_count = {pages}")  # full from now on
+            drive(server, shell, 40)  # 11:45: the targets filled at 11:38
+            position_while_full = server.account.position
+            state_while_full = shell.engine.state
+            reason_while_full = shell.engine.state_reason or ""
+            store._db.execute("PRAGMA max_page_count = 1073741823")  # space again
+            time.sleep(STORE_RETRY_SECONDS)  # the store is retried at most this often
+            drive(server, shell, 3)
+            state_after = shell.engine.state
+        store.close()
+    assert position_while_full == 0, "the exits went out although nothing could be recorded"
+    assert state_while_full == "reducing" and reason_while_full.startswith("store cannot be")
+    assert state_after == "active"
+    assert trades_of(db) == backtest_rows(sample), "the ledger caught up with what happened"

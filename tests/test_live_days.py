@@ -9,7 +9,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime
+from contextlib import closing
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from ict_trader.live_runner import Credentials, run_live
 from ict_trader.store import Store
 from tests.alpaca_emulator import KEY, SECRET, backtest_like, running_emulator
 from tests.test_live import make_shell
+from tests.test_live_restart import quiet_exchange
 
 SESSION_START = 390  # 2024-07-30 09:30: one full session before it for the warm-up
 SESSION_BARS = 390
@@ -79,7 +81,7 @@ class Runner:
     def last_bar(self) -> str:
         if not self.db.exists():
             return ""
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as connection:
+        with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as connection:
             try:
                 row = connection.execute(
                     "SELECT value FROM state WHERE key = 'last_bar_time'"
@@ -110,6 +112,7 @@ def step(server: EmulatorServer, runner: Runner, bars: int) -> None:
         (bar,) = server.call(server.advance(1))
         stamp = bar.time.strftime("%Y-%m-%dT%H:%M:%SZ")
         wait(lambda s=stamp: runner.last_bar() >= s, runner, f"bar {stamp}")
+        quiet_exchange(server)
 
 
 def closed_trades(db: Path) -> list[tuple[object, ...]]:
@@ -125,7 +128,7 @@ def test_two_sessions_in_one_run_equal_the_backtest(sample: BarFile, tmp_path: P
     """The second session's warm-up used to feed the detector the first session again
     (BarOrderError); now one process trades both days and then returns by itself."""
     db = tmp_path / "days.db"
-    # compared with the backtest to the cent: no spread and no random partial fills
+    # Fills as the backtest models them (no spread, no random partials), to compare to the cent.
     with running_emulator(sample, start_bar=SESSION_START, options=backtest_like()) as server:
         runner = Runner(server, db, sessions=2)
         wait(lambda: server.call(_clients(server)) == (1, 1), runner, "streams")
@@ -191,3 +194,50 @@ def test_extended_hours_bars_are_counted_and_ignored(sample: BarFile, tmp_path: 
         assert shell.stats.backfilled == 0
         store.close()
     assert before == sample.bars[SESSION_START - 1].time  # the previous session's last bar
+
+
+@pytest.fixture(scope="module")
+def dev(dev_year: Path) -> BarFile:
+    return load_bars(dev_year)
+
+
+@pytest.mark.parametrize(
+    ("first_day", "closes"),
+    [
+        # Friday before the spring DST change, then Monday: the open moves from 14:30Z to 13:30Z
+        (date(2024, 3, 8), ["16:00", "16:00"]),
+        # the 13:00 early close of July 3rd, the July 4th holiday, then Friday July 5th
+        (date(2024, 7, 3), ["13:00", "16:00"]),
+    ],
+)
+def test_dst_changes_early_closes_and_holidays_come_from_alpacas_clock(
+    dev: BarFile, tmp_path: Path, first_day: date, closes: list[str]
+) -> None:
+    days = [s for s in dev.calendar.sessions() if s.day >= first_day][:2]
+    previous = dev.calendar.session_on(days[0].previous_day or first_day)
+    assert previous is not None
+    bars = [b for b in dev.bars if previous.open <= b.time < days[-1].close]
+    window = BarFile(dev.path, bars, dev.calendar)
+    warm_up = sum(1 for b in bars if b.time < days[0].open)
+    db = tmp_path / "calendar.db"
+    with running_emulator(window, start_bar=warm_up, options=backtest_like()) as server:
+        runner = Runner(server, db, sessions=2)
+        wait(lambda: server.call(_clients(server)) == (1, 1), runner, "streams")
+        step(server, runner, len(bars) - warm_up)
+        runner.thread.join(30)
+        position = server.account.position
+    assert runner.error is None, repr(runner.error)
+    assert not runner.thread.is_alive()
+    said = [line for line in runner.said if line.startswith("trading QQQ until")]
+    assert [line.split()[3] for line in said] == closes
+    assert position == 0
+    with closing(sqlite3.connect(db)) as connection:
+        stuck = connection.execute(
+            "SELECT COUNT(*) FROM trades WHERE status IN ('pending', 'open', 'exiting')"
+        ).fetchone()
+        days_traded = connection.execute(
+            "SELECT COUNT(DISTINCT substr(time, 1, 10)) FROM bars WHERE time >= ?",
+            (days[0].open.strftime("%Y-%m-%dT%H:%M:%SZ"),),
+        ).fetchone()
+    assert stuck == (0,)
+    assert days_traded == (2,)

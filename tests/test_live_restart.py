@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def wait_connected(server: EmulatorServer, bot: subprocess.Popen[bytes], log: Pa
 def last_bar(db: Path) -> str | None:
     if not db.exists():
         return None
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
         try:
             row = connection.execute(
                 "SELECT value FROM state WHERE key = 'last_bar_time'"
@@ -84,6 +85,20 @@ def step(server: EmulatorServer, db: Path, bars: int, *, bot_up: bool, log: Path
             if time.monotonic() > deadline:
                 raise AssertionError(f"bot stuck before {stamp}:\n{log.read_text()[-3000:]}")
             time.sleep(0.01)
+        quiet_exchange(server)
+
+
+def quiet_exchange(server: EmulatorServer) -> None:
+    """Wait until the orders a bar caused have come to rest (no pending work at the emulator,
+    no new request for a few polls): in real time a minute leaves room for an entry's fill and
+    the target it triggers to land inside the bar."""
+    quiet, seen = 0, len(server.requests)
+    deadline = time.monotonic() + 10
+    while quiet < 4 and time.monotonic() < deadline:
+        time.sleep(0.005)
+        count = len(server.requests)
+        busy = server.account.has_pending_work() or count != seen
+        quiet, seen = (0 if busy else quiet + 1), count
 
 
 def stored_trades(db: Path) -> list[tuple[object, ...]]:

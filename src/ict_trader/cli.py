@@ -517,6 +517,7 @@ def run(
                 if fresh:
                     _delete_replay_store(db)
                 store = Store(db)
+            _say(notifier.describe())
             web = serve(db)
             try:
                 with _user_errors():
@@ -562,6 +563,7 @@ def _run_live(
     sessions: int,
 ) -> None:
     store = Store(db)
+    _say(notifier.describe())
     narrator = Narrator(stdout)
     web = serve(db)
     try:
@@ -576,6 +578,8 @@ def _run_live(
                 say=lambda text: stderr.print(text, highlight=False),
                 sessions=sessions,
                 notifier=notifier,
+                # an emulator's clock may jump (its bars are replayed): ask it every second
+                poll_seconds=1.0 if endpoints.rest_url is not None else 60.0,
             )
     finally:
         store.close()
@@ -584,10 +588,9 @@ def _run_live(
 
 
 def _start_notifier() -> Notifier:
-    """Pushover if configured (environment or .env); said once either way."""
-    notifier = notifier_from_env(settings_environment())
-    _say(notifier.describe())
-    return notifier
+    """Pushover if configured (environment or .env); checked now, said once the store is open
+    (a refused start says only why it was refused)."""
+    return notifier_from_env(settings_environment())
 
 
 @contextmanager
@@ -833,6 +836,60 @@ def resume(
 ) -> None:
     """Lift the kill switch (or a reduce-only block); entries are allowed again."""
     _control_request("resume", reason, db)
+
+
+@app.command()
+def reconcile(
+    accept_broker: Annotated[
+        bool,
+        typer.Option(
+            "--accept-broker",
+            help="The broker is right: stop managing the ledger's open trades (no P&L booked).",
+        ),
+    ] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")] = "",
+    db: StoreOption = Path("ict-trader.db"),
+) -> None:
+    """Settle a dispute between Alpaca's position and the ledger (e.g. a position closed by hand).
+
+    Without --accept-broker, shows the dispute: the ledger's open trades and the latest
+    reconciliation notes. With it, the bot — once it has checked with Alpaca that the two still
+    disagree — marks its open trades *released* (closed outside ict-trader: no fill booked, no P&L
+    counted) and cancels their orders. Entries stay blocked until `ict-trader resume`.
+    """
+    if not accept_broker:
+        with _user_errors():
+            store = _existing_store(db)
+            try:
+                trades = [t for t in store.trades() if t.status in {"pending", "open", "exiting"}]
+                notes = [
+                    e
+                    for e in store.audit_events(200)
+                    if str(e["kind"]).startswith(("reconcile.", "order.held", "release."))
+                ][:5]
+            finally:
+                store.close()
+        for trade in trades:
+            side = -1 if trade.direction == "short" else 1
+            stdout.print(
+                f"{trade.trade_id}: {trade.status}, {side * trade.qty:+d} {trade.entry_price}",
+                markup=False,
+                highlight=False,
+            )
+        for note in notes:
+            stdout.print(f"{note['time']} {note['kind']}: {note['message']}", markup=False)
+        if not trades:
+            stdout.print("the ledger holds no open trade", highlight=False)
+        return
+    with _user_errors():
+        store = _existing_store(db)
+        try:
+            run = store.last_run()
+        finally:
+            store.close()
+        if run is None or run["mode"] not in {"paper", "live"}:
+            raise ConfigError(f"--db {db}: not a paper or live store; there is no broker to agree")
+    _control_request("release", reason, db)
 
 
 def _control_request(kind: str, reason: str, db: Path) -> None:

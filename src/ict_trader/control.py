@@ -26,12 +26,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ict_trader.engine import Engine
-from ict_trader.events import Event, KillSwitch, ReduceOnly, Resume
+from ict_trader.events import Event, KillSwitch, ReduceOnly, ReleaseTrades, Resume
 from ict_trader.store import Store
 
 APPLIED_KEY = "control_applied"
 STATE_KEY = "trading_state"
-KINDS = ("kill", "resume")
+KINDS = ("kill", "resume", "release")
+_STATE_KINDS = ("kill", "resume")  # `release` changes no trading state
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,12 @@ class Request:
     actor: str
 
     def event(self, moment: datetime | None = None) -> Event:
-        kind = KillSwitch if self.kind == "kill" else Resume
-        return kind(moment or self.time, self.reason, self.actor)
+        kinds: dict[str, type[KillSwitch | Resume | ReleaseTrades]] = {
+            "kill": KillSwitch,
+            "resume": Resume,
+            "release": ReleaseTrades,
+        }
+        return kinds[self.kind](moment or self.time, self.reason, self.actor)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -57,7 +62,7 @@ class Request:
 
 
 def request(store: Store, kind: str, reason: str, actor: str, now: datetime | None = None) -> int:
-    """Record a kill or resume for the bot and return its number once it is committed.
+    """Record a kill, resume or release for the bot; return its number once it is committed.
 
     Raises `StoreError` (busy after retries, disk full) with nothing recorded: the caller must
     then tell the user the request failed, never that it was accepted.
@@ -100,8 +105,15 @@ def apply_requests(store: Store, deliver: Callable[[Event], None]) -> bool:
 
 
 def restore_state(store: Store, deliver: Callable[[Event], None], now: datetime) -> None:
-    """At start: the latest pending request wins; without one, the state the bot recorded."""
-    todo = pending(store)
+    """At start: the latest pending kill/resume wins; without one, the state the bot recorded.
+    A pending release (a dispute settled in the broker's favour) is always delivered."""
+    everything = pending(store)
+    for item in everything:
+        if item.kind == "release":
+            deliver(item.event(now))
+    if everything:
+        store.set_state(APPLIED_KEY, str(everything[-1].number))
+    todo = [item for item in everything if item.kind in _STATE_KINDS]
     if todo:
         latest = todo[-1]
         deliver(latest.event(now))
@@ -113,7 +125,6 @@ def restore_state(store: Store, deliver: Callable[[Event], None], now: datetime)
                 f"requests {', '.join(f'#{r.number} {r.kind}' for r in todo[:-1])} were given "
                 f"while the bot was stopped; the latest, #{latest.number} {latest.kind}, applies",
             )
-        store.set_state(APPLIED_KEY, str(latest.number))
         return
     saved = recorded_state(store)
     if saved["state"] == "halted":
@@ -140,7 +151,8 @@ def outlook(store: Store) -> dict[str, Any]:
     request on top (a kill halts; a resume lifts halted and reducing alike).
     """
     state = recorded_state(store)
-    todo = pending(store)
+    everything = pending(store)
+    todo = [item for item in everything if item.kind in _STATE_KINDS]
     result = dict(state)
     if todo:
         latest = todo[-1]
@@ -149,7 +161,7 @@ def outlook(store: Store) -> dict[str, Any]:
         else:
             result = {"state": "active", "reason": None, "actor": latest.actor}
     result["recorded"] = state
-    result["pending"] = [item.describe() for item in todo]
+    result["pending"] = [item.describe() for item in everything]
     return result
 
 

@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,7 +47,9 @@ from ict_trader.events import (
     Level,
     Notify,
     OrderCanceled,
+    OrderRejected,
     ReduceOnly,
+    ReleaseTrades,
     Resume,
     SubmitOrder,
     Tick,
@@ -54,7 +57,7 @@ from ict_trader.events import (
 from ict_trader.logs import log_command
 from ict_trader.notify import Notifier
 from ict_trader.orders import Leg, OrderRequest
-from ict_trader.store import Store
+from ict_trader.store import Store, StoreWriteError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,6 +66,9 @@ _WAKE = object()  # queued by the trade-updates stream: broker events are waitin
 LAST_BAR_KEY = "last_bar_time"
 LAST_CLOSE_KEY = "last_close"
 STALE_DATA = "stale data"
+STORE_UNWRITABLE = "store cannot be written"
+MAX_UNWRITTEN = 100_000
+STORE_RETRY_SECONDS = 2.0
 HEARTBEAT_KEY = "heartbeat"  # health: the trading thread's last pass (UTC, ISO)
 BROKER_OK_KEY = "broker_ok"  # health: "1" if the last broker call succeeded, else "0"
 BROKER_CHECKED_KEY = "broker_checked_at"
@@ -150,6 +156,9 @@ class LiveShell:
         self._broker_ok: bool | None = None
         self._broker_error = ""
         self._disputed: str | None = None  # set while the broker's position is disputed
+        self._store_broken: str | None = None  # the last store write failure, until one works
+        self._unwritten: deque[Callable[[], object]] = deque()  # writes the failure kept out
+        self._store_retried_at = 0.0
         self._held: dict[str, OrderRequest] = {}  # orders not sent while disputed
         self._exits_covered = False  # disputed, but the broker holds all of the ledger's shares
 
@@ -242,13 +251,16 @@ class LiveShell:
                 item = self._bars.get(timeout=min(remaining, 0.5))
             except queue.Empty:
                 item = None
-            if isinstance(item, Bar):
-                self.on_bar(item)
-            elif item is not None and self.stats.last_bar is not None:
-                self._pump()
-            self.apply_control()
-            self._beat()
-            self.store.commit()
+            try:
+                if isinstance(item, Bar):
+                    self.on_bar(item)
+                elif item is not None and self.stats.last_bar is not None:
+                    self._pump()
+                self.apply_control()
+                self._beat()
+                self.store.commit()
+            except StoreWriteError as exc:
+                self._store_failed(exc)
 
     def note_broker(self, ok: bool, error: str = "") -> None:
         """Broker connectivity for the health check: the latest call's outcome."""
@@ -272,17 +284,21 @@ class LiveShell:
             try:
                 item = self._bars.get(timeout=0.2)
             except queue.Empty:
-                self._tick()
-                continue
-            if isinstance(item, Bar):
-                self.on_bar(item)
-            elif self.stats.last_bar is not None:  # a trade update: act on it now
-                self._pump()
-                self.store.commit()
+                item = None
+            try:
+                if item is None:
+                    self._tick()
+                elif isinstance(item, Bar):
+                    self.on_bar(item)
+                elif self.stats.last_bar is not None:  # a trade update: act on it now
+                    self._pump()
+                    self.store.commit()
+            except StoreWriteError as exc:  # bookkeeping of this pass lost; orders went out
+                self._store_failed(exc)
 
     def restore_state(self, now: datetime) -> None:
         """A kill switch or reduce-only state recorded before a restart applies again."""
-        control.restore_state(self.store, self._deliver, now)
+        control.restore_state(self.store, self._deliver_control, now)
         self._pump()
         self.store.commit()
 
@@ -403,6 +419,9 @@ class LiveShell:
         if due and not self.broker.working():
             self._safe(lambda: self._check_position(close_time), "reconcile")
         self.stats.last_bar = bar.time
+        self._stored(lambda: self._record_bar(bar))
+
+    def _record_bar(self, bar: Bar) -> None:
         self.store.record_bar(bar)
         self.store.set_state(LAST_BAR_KEY, bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
         self.store.set_state(LAST_CLOSE_KEY, repr(bar.close))
@@ -468,7 +487,7 @@ class LiveShell:
 
     def apply_control(self) -> None:
         """Obey a pending `ict-trader kill/resume`; record the engine's trading state."""
-        if control.apply_requests(self.store, self._deliver):
+        if control.apply_requests(self.store, self._deliver_control):
             self._pump()
         control.persist_state(self.store, self.engine, self._state_written)
 
@@ -532,11 +551,103 @@ class LiveShell:
                 self._deliver(event)
             events = self.broker.events()
 
+    def _deliver_control(self, event: Event) -> None:
+        """A person's request. `reconcile --accept-broker` (ReleaseTrades) is applied only while
+        the broker really disagrees with the ledger — asked now, never assumed: releasing
+        trades whose shares the broker holds would leave them managed by nobody."""
+        if isinstance(event, ReleaseTrades):
+            expected = self.engine.open_position()
+            actual = self._safe(lambda: self.broker.position(self.symbol), "position")
+            if actual is None or actual == expected:
+                why = (
+                    "Alpaca's position could not be read; run the command again"
+                    if actual is None
+                    else f"broker and ledger agree on {actual} {self.symbol}: nothing to release"
+                )
+                self.store.audit(event.time, "release.refused", event.actor, why)
+                log.warning("release request not applied: %s", why)
+                return
+            self.store.audit(
+                event.time,
+                "release.applied",
+                event.actor,
+                f"ledger {expected}, broker {actual} {self.symbol}: {event.reason}",
+            )
+        self._deliver(event)
+        if isinstance(event, ReleaseTrades):
+            self._safe(lambda: self._check_position(event.time), "reconcile")
+
     def _deliver(self, event: Event) -> None:
         if self.observer is not None:
             self.observer(event)
-        self.store.record_event(event)
+        self._stored(lambda: self.store.record_event(event))
         self._dispatch(self.engine.handle(event))
+
+    def _record_intent(self, order: OrderRequest) -> None:
+        self.store.record_order(order)
+        self.store.commit()
+
+    def _stored(self, write: Callable[[], object]) -> bool:
+        """Run a store write; if the store cannot be written (disk full, locked past every
+        retry), trading goes on without it rather than leaving positions unmanaged: entries
+        stop, the person is told, and the write is tried again with the next bar."""
+        if self._store_broken is not None:
+            # Writes stay in order: what the outage kept out goes first, or this one waits too.
+            if time.monotonic() - self._store_retried_at >= STORE_RETRY_SECONDS:
+                self._store_recovered()
+            if self._store_broken is not None:
+                if len(self._unwritten) < MAX_UNWRITTEN:
+                    self._unwritten.append(write)
+                return False
+        try:
+            write()
+        except StoreWriteError as exc:
+            # kept, in order, and written again once the store takes writes (bounded: a store
+            # down for days would otherwise grow this without limit)
+            if len(self._unwritten) < MAX_UNWRITTEN:
+                self._unwritten.append(write)
+            self._store_failed(exc)
+            return False
+        return True
+
+    def _store_failed(self, exc: StoreWriteError) -> None:
+        log.error("store write failed: %s", exc)
+        if self._store_broken is not None:
+            return
+        self._store_broken = str(exc)
+        moment = _now(self)
+        if self.notifier is not None:
+            self.notifier.send(
+                Notify(
+                    Level.CRITICAL,
+                    "Store cannot be written",
+                    f"{exc}. No new entries; open trades are still managed (their exits are "
+                    "sent); free space or stop the bot.",
+                    moment,
+                )
+            )
+        if self.engine.state == "active":
+            # straight to the engine: recording the event would fail the same way
+            reason = f"{STORE_UNWRITABLE}: {exc}"
+            self._dispatch(self.engine.handle(ReduceOnly(moment, reason, "store")))
+
+    def _store_recovered(self) -> None:
+        if self._store_broken is None:
+            return
+        self._store_retried_at = time.monotonic()
+        try:
+            while self._unwritten:  # what the outage kept from the ledger, in order
+                self._unwritten[0]()
+                self.store.commit()
+                self._unwritten.popleft()
+        except StoreWriteError as exc:
+            self._store_failed(exc)
+            return
+        self._store_broken = None
+        log.warning("the store can be written again")
+        reason = self.engine.state_reason
+        if self.engine.state == "reducing" and reason and reason.startswith(STORE_UNWRITABLE):
+            self._deliver(Resume(_now(self), "the store can be written again", "store"))
 
     def _send_or_hold(self, order: OrderRequest) -> None:
         """Send an order — unless the position is disputed and the order would trade shares
@@ -567,8 +678,19 @@ class LiveShell:
                 self.observer(command)
             log_command(command)
             if isinstance(command, SubmitOrder):
-                self.store.record_order(command.order)
-                self.store.commit()  # the intent is durable before the order exists anywhere
+                # The intent is durable before the order exists anywhere. If the store cannot
+                # be written, an entry is not sent; an exit or target still is — its client id
+                # is deterministic, so a restart finds it at Alpaca instead of sending it twice.
+                recorded = self._stored(functools.partial(self._record_intent, command.order))
+                if not recorded and command.order.leg is Leg.ENTRY:
+                    self._deliver(
+                        OrderRejected(
+                            _now(self),
+                            command.order.client_order_id,
+                            "not sent: the store cannot be written",
+                        )
+                    )
+                    continue
                 self._send_or_hold(command.order)
             elif isinstance(command, CancelOrder):
                 if self._held.pop(command.client_order_id, None) is not None:
@@ -577,7 +699,7 @@ class LiveShell:
                 self._cancels.add(command.client_order_id)
                 self._safe(functools.partial(self.broker.cancel, command.client_order_id), "cancel")
             else:
-                self.store.record(command)
+                self._stored(functools.partial(self.store.record, command))
                 if isinstance(command, Notify) and self.notifier is not None:
                     self.notifier.send(command)  # a queue: never waits on the network
 

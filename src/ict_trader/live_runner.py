@@ -26,6 +26,8 @@ import requests
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.requests import StockBarsRequest
+from alpaca.data.timeframe import TimeFrame
 from dotenv import dotenv_values
 
 from ict_trader.brokers.alpaca import AlpacaBroker
@@ -138,6 +140,7 @@ def run_live(
         credentials.key, credentials.secret, url_override=endpoints.rest_url
     )
     data._retry = 0  # reads are retried by the broker's bounded backoff instead
+    _check_feed(broker, data, endpoints, config.engine.symbol, now)
     shell = LiveShell(
         engine,
         broker,
@@ -223,6 +226,36 @@ def _broker_time(broker: AlpacaBroker, say: Callable[[str], None], poll_seconds:
         except requests.RequestException as exc:
             say(f"Alpaca's clock is unreachable ({type(exc).__name__}); retrying")
         time.sleep(max(poll_seconds, 0.05))
+
+
+def _check_feed(
+    broker: AlpacaBroker,
+    data: StockHistoricalDataClient,
+    endpoints: LiveEndpoints,
+    symbol: str,
+    now: datetime,
+) -> None:
+    """`--feed sip` needs a market-data subscription: on the free plan Alpaca refuses the SIP
+    stream (409, after which alpaca-py stops for good) and recent SIP bars (403). Asked once at
+    start, so the run stops with a clear line instead of trading blind."""
+    if endpoints.feed is not DataFeed.SIP:
+        return
+    request = StockBarsRequest(
+        symbol_or_symbols=symbol,
+        timeframe=TimeFrame.Minute,
+        start=now - timedelta(minutes=10),
+        end=now,
+        feed=DataFeed.SIP,
+    )
+    try:
+        broker.read(lambda: data.get_stock_bars(request))
+    except APIError as exc:
+        if exc.status_code == 403:
+            raise ConfigError(
+                "--feed sip: Alpaca refuses recent SIP data to this account (HTTP 403: no "
+                "market-data subscription); use --feed iex, the free plan's feed"
+            ) from None
+        raise
 
 
 def _refuse_if_unauthorised(exc: APIError) -> None:

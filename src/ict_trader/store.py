@@ -162,13 +162,13 @@ _MIGRATIONS: dict[int, str] = {
         volume REAL NOT NULL
     );
     """,
-    # v3: every kill/resume request kept, in order, so none is overwritten before the bot reads
-    # it; the single pending request of v2 (a state key) moves here.
+    # v3: every kill/resume/release request kept, in order, so none is overwritten before the
+    # bot reads it; the single pending request of v2 (a state key) moves here.
     3: """
     CREATE TABLE control_requests (
         request_id INTEGER PRIMARY KEY,
         time TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('kill', 'resume')),
+        kind TEXT NOT NULL CHECK (kind IN ('kill', 'resume', 'release')),
         reason TEXT NOT NULL,
         actor TEXT NOT NULL
     );

@@ -264,7 +264,14 @@ class AlpacaBroker:
             Decimal(account.equity or "0"),
             Decimal(account.cash or "0"),
             Decimal(account.buying_power or "0"),
-            trading_blocked=bool(account.trading_blocked or account.account_blocked),
+            # Any of Alpaca's reasons to refuse orders: blocked by Alpaca, suspended by the
+            # user, or an account that is not ACTIVE (e.g. ACCOUNT_UPDATED while under review).
+            trading_blocked=bool(
+                account.trading_blocked
+                or account.account_blocked
+                or account.trade_suspended_by_user
+                or (account.status is not None and str(account.status.value) != "ACTIVE")
+            ),
         )
 
     def clock(self) -> Clock:

@@ -322,6 +322,8 @@ class EmulatorServer:
             self.injected[scripted] += 1
             if scripted[2] == 429:
                 return _error(429, {"code": 42910000, "message": "rate limit exceeded"})
+            if scripted[2] == 404:  # e.g. an order still being created, not yet found
+                return _error(404, {"code": 40410000, "message": "order not found"})
             return web.Response(status=scripted[2], text="Internal Server Error")
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
