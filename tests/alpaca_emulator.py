@@ -11,6 +11,7 @@ from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
 
 from ict_trader.barfile import BarFile
+from ict_trader.emulator.feed import DataOptions
 from ict_trader.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.emulator.server import EmulatorServer, Faults
 
@@ -34,12 +35,13 @@ def running_emulator(
     faults: Faults | None = None,
     start_bar: int = 0,
     max_page_size: int = 10_000,
+    data: DataOptions | None = None,
 ) -> Iterator[EmulatorServer]:
     account = PaperAccount(bar_file.bars, bar_file.calendar, options=options)
     for _ in range(start_bar):
         account.complete_bar()
     server = EmulatorServer(
-        account, key=KEY, secret=SECRET, faults=faults, max_page_size=max_page_size
+        account, key=KEY, secret=SECRET, faults=faults, max_page_size=max_page_size, data=data
     )
     server.run_in_thread()
     try:

@@ -347,6 +347,7 @@ def test_a_stop_out_reports_the_take_profit_replaced(
         pair = client.submit_order(oco("exits", OrderSide.SELL, 10, price + 50, stop))
         assert isinstance(pair, Order) and pair.legs is not None
         leg_id = pair.legs[0].id
+        settle(server)  # routed (`new`) before the stream connects, as the other tests do
         with trade_updates(server) as updates:
             advance(server, hit + 1)
             events = take_until(updates, lambda e: e.order.id == pair.id)

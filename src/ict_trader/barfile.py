@@ -63,11 +63,13 @@ class BarFile:
     calendar: NyseCalendar
 
 
-def load_bars(path: Path | str, tz: str | None = None) -> BarFile:
+def load_bars(path: Path | str, tz: str | None = None, *, extended_hours: bool = False) -> BarFile:
     """Read and validate a bar file.
 
     `tz` is the zone of timestamps that carry no UTC offset (e.g. "America/New_York"); without it
-    such timestamps are refused rather than guessed.
+    such timestamps are refused rather than guessed. `extended_hours` keeps pre- and after-market
+    bars (04:00-19:59 New York on trading days), for the emulator's bar stream, which sends them
+    as Alpaca's does; the detector and backtests only ever load regular hours.
     """
     path = Path(path)
     frame, header_lines = _read_frame(path)
@@ -87,7 +89,10 @@ def load_bars(path: Path | str, tz: str | None = None) -> BarFile:
     valid = times != NAT_INT
     _check_order(times, valid, problems)
     calendar = _calendar_for(times[valid], problems)
-    _check_sessions(times, valid, calendar, problems)
+    if extended_hours:
+        _check_extended_hours(times, valid, calendar, problems)
+    else:
+        _check_sessions(times, valid, calendar, problems)
     problems.raise_first()
 
     moments = pd.DatetimeIndex(times.astype("datetime64[ns]")).tz_localize(UTC).to_pydatetime()
@@ -353,6 +358,34 @@ def _check_sessions(
         )
         return (
             f"bar {_iso(times[index])} ({local} New York) is outside regular hours {hours} of {day}"
+        )
+
+    problems.add(outside, describe)
+
+
+EXTENDED_HOURS = (4 * 60, 20 * 60)  # minutes after New York midnight: 04:00 up to 20:00
+
+
+def _check_extended_hours(
+    times: np.ndarray, valid: np.ndarray, calendar: NyseCalendar, problems: _Problems
+) -> None:
+    """Every bar must open 04:00-19:59 New York on an NYSE trading day (pre-market, the regular
+    session and after-hours: the hours Alpaca's stream sends bars for)."""
+    times = np.where(valid, times, times[valid][0])
+    local = pd.DatetimeIndex(times.astype("datetime64[ns]")).tz_localize(UTC).tz_convert(NEW_YORK)
+    minute = (local.hour * 60 + local.minute).to_numpy()
+    codes, unique_days = pd.factorize(local.date)
+    trading = np.array([calendar.session_on(day) is not None for day in unique_days])[codes]
+    first, end = EXTENDED_HOURS
+    outside = (~trading | (minute < first) | (minute >= end)) & valid
+
+    def describe(index: int) -> str:
+        day = unique_days[codes[index]]
+        if not trading[index]:
+            return f"bar {_iso(times[index])} is on {day}, not an NYSE trading day"
+        return (
+            f"bar {_iso(times[index])} ({local[index]:%H:%M} New York) is outside extended "
+            f"hours 04:00-20:00 of {day}"
         )
 
     problems.add(outside, describe)

@@ -45,6 +45,7 @@ from ict_trader.dashboard.server import (
     Dashboard,
     DashboardError,
 )
+from ict_trader.emulator.feed import DataOptions
 from ict_trader.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.emulator.server import EmulatorServer, Faults
 from ict_trader.errors import ConfigError
@@ -229,9 +230,9 @@ def signals(
         stderr.print(f"wrote {len(found)} signals to {out}")
 
 
-def _load(data: Path | None, tz: str | None) -> BarFile:
+def _load(data: Path | None, tz: str | None, *, extended_hours: bool = False) -> BarFile:
     if data is not None:
-        return load_bars(data, tz=tz)
+        return load_bars(data, tz=tz, extended_hours=extended_hours)
     with as_file(files("ict_trader") / "data" / SAMPLE_NAME) as sample:
         return load_bars(sample, tz=tz)
 
@@ -721,12 +722,35 @@ def emulate_alpaca(
         int, typer.Option("--drop-socket-every", min=0, max=1_000_000)
     ] = 0,
     no_wash_trade_check: Annotated[bool, typer.Option("--no-wash-trade-check")] = False,
+    extended_hours: Annotated[
+        bool,
+        typer.Option("--extended-hours", help="Keep the file's pre- and after-market bars."),
+    ] = False,
+    plan: Annotated[
+        str, typer.Option("--plan", help="Market data plan: free (IEX only) or sip.")
+    ] = "free",
+    missing_minute_rate: Annotated[
+        float, typer.Option("--missing-minute-rate", min=0, max=1, help="IEX minutes with no bar.")
+    ] = 0.0,
+    updated_bar_rate: Annotated[
+        float, typer.Option("--updated-bar-rate", min=0, max=1, help="Bars revised a minute later.")
+    ] = DataOptions.updated_bar_rate,
+    closed_between_sessions: Annotated[
+        bool, typer.Option("--closed-between-sessions", help="Closed clock after each session.")
+    ] = False,
 ) -> None:
     """Serve Alpaca's paper API on 127.0.0.1, replaying real bars (for the live path, offline)."""
     with _user_errors():
-        bar_file = _load(data, tz)
+        if plan not in {"free", "sip"}:
+            raise ConfigError(f"--plan {plan!r}: use free or sip")
+        bar_file = _load(data, tz, extended_hours=extended_hours)
         if start_bar >= len(bar_file.bars):
             raise ConfigError(f"--start-bar {start_bar}: the file has {len(bar_file.bars)} bars")
+    data_options = DataOptions(
+        plan="sip" if plan == "sip" else "free",
+        missing_minute_rate=missing_minute_rate,
+        updated_bar_rate=updated_bar_rate,
+    )
     options = EmulatorOptions(
         slippage_bps=Decimal(str(slippage_bps)),
         spread=Decimal(str(spread)),
@@ -734,6 +758,7 @@ def emulate_alpaca(
         partial_fill_rate=partial_fill_rate,
         reject_rate=reject_rate,
         duplicate_fill_rate=duplicate_fill_rate,
+        closed_between_sessions=closed_between_sessions,
     )
     faults = Faults(
         latency_ms=latency_ms,
@@ -746,7 +771,9 @@ def emulate_alpaca(
     for _ in range(start_bar):
         account.complete_bar()
     account.drain_updates()
-    server = EmulatorServer(account, key=key, secret=secret, speed=speed, faults=faults, port=port)
+    server = EmulatorServer(
+        account, key=key, secret=secret, speed=speed, faults=faults, port=port, data=data_options
+    )
 
     async def serve() -> None:
         await server.start()

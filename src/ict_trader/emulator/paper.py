@@ -7,10 +7,15 @@ sources ([DOCS] alpaca-docs content/trading/orders.md and paper-trading.md, [OAS
 spec, [PY] alpaca-py issues, [LEAN] Lean.Brokerages.Alpaca, [ATA] alpaca-trade-api-python):
 
 - ids are UUIDs; client order ids are unique forever (422 40010001) and at most 48 characters;
-- POST /v2/orders answers `pending_new` (`accepted` while the market is closed) and never a
-  fill [PY test_order_routes, DOCS]; the order is routed when pending work *settles* (a few
-  milliseconds later, or at the next bar — the server decides): `new` (or a late `rejected`,
-  `reject_rate`), then fills as the paper rules below allow, each with its trade update;
+- POST /v2/orders answers `pending_new` while the market is open and never a fill [PY
+  test_order_routes, DOCS]; the order is routed when pending work *settles* (a few milliseconds
+  later, or at the next bar — the server decides): `new` (or a late `rejected`, `reject_rate`),
+  then fills as the paper rules below allow, each with its trade update;
+- orders sent while the market is closed — outside regular hours (the pre- and after-market bars
+  of an extended-hours file), between sessions (`closed_between_sessions`), after the replay —
+  answer `accepted` and wait for the next open, where they are routed (`pending_new`, `new`; a
+  market order fills at the open's quote) [DOCS orders.md]; nothing fills on a bar outside
+  regular hours (no order here is `extended_hours`);
 - OCO and bracket exits: the stop leg is `held` with its own `held` event and never a `new`
   [LEAN #74, DOCS]; its stop must be at least $0.01 beyond the base price — the current price
   and the take-profit (OCO) or entry limit (bracket) — else 422 and nothing is created [DOCS
@@ -24,15 +29,18 @@ spec, [PY] alpaca-py issues, [LEAN] Lean.Brokerages.Alpaca, [ATA] alpaca-trade-a
   legs are not listed as open (they count as closed) [ATA #322];
 - cancels pass through `pending_cancel` and become `canceled` when pending work settles, each
   with its event; canceling any order of an OCO/bracket group cancels the group [DOCS];
-- DAY orders expire at the session close (`expired`) [LEAN #50]; GTC orders still working are
-  `done_for_day` until the next session opens, then `new` again [DOCS order lifecycle];
+- DAY orders expire at the session close (`expired`), when the replay leaves a regular session
+  (not at a change of date) [LEAN #50]; GTC orders still working are `done_for_day` until the
+  next session opens, then `new` again [DOCS order lifecycle];
 - the open closing orders of a position *hold* its shares: selling more than is available
   answers 403 "insufficient qty available for order";
 - an order opposite to an open order on the same symbol is refused as a potential wash trade;
 - opening orders are checked against buying power (403 "insufficient buying power"), market buys
   valued at +2.5 % (+4 % under $50) and shorts at MAX(limit, ask + 3 %) [DOCS "Buying Power"];
 - new orders are refused with 403 when the account is blocked, suspended by the user or not
-  ACTIVE (set through the server's control route).
+  ACTIVE (set through the server's control route);
+- account activities (FILL) have ids `"<New York time, ms>::<uuid>"` as Alpaca's do (the spec's
+  example: transaction_time 18:55:09.981Z, id 20220202135509981::…), in execution order [OAS].
 
 Fill model (paper-trading.md's rules on quotes derived from bars; emulator/fills.py has the
 formulas): quotes are the price -/+ spread/2; a market order fills at the ask (buy) or bid
@@ -57,6 +65,7 @@ from typing import Any
 from ict_trader.bars import Bar
 from ict_trader.calendar import NEW_YORK, NyseCalendar, Session
 from ict_trader.emulator import fills
+from ict_trader.emulator.activities import activity_id
 
 ACCOUNT_ID = "2f7f6a3c-1b0e-4d4f-9a55-6f2c1c9b2a10"
 QQQ_ASSET_ID = "b6d1aa75-5c9c-4353-a305-9e2caa1925ab"
@@ -121,6 +130,9 @@ class EmulatorOptions:
     instant_cancel: bool = False  # old: a cancel is final at once, no `pending_cancel`
     sibling_after_stop: str = "replaced"  # [PY #198]; "canceled" as the docs describe (old)
     legs_always: bool = False  # old: `legs` in every order body, stream updates included
+    # LEAD: bot must handle — after a session's last bar the clock stays at the close
+    # (is_open false) until the next advance opens the next session's first bar
+    closed_between_sessions: bool = False
     seed: int = 7
 
 
@@ -167,6 +179,9 @@ class EmuOrder:
         return self.qty - self.filled_qty
 
     def as_json(self, nested: bool = False) -> dict[str, Any]:
+        """The order as Alpaca's spec (`Order`) writes it; `legs` only when `nested`. `expires_at`
+        and `position_intent` are left out, as in the spec's own example: the spec types them as
+        a string and an enum (never null), and the emulator does not track either."""
         avg = (self.filled_value / self.filled_qty) if self.filled_qty else None
         return {
             "id": self.id,
@@ -176,7 +191,6 @@ class EmuOrder:
             "submitted_at": _ts(self.created_at),
             "filled_at": _ts(self.filled_at) if self.filled_at else None,
             "expired_at": _ts(self.expired_at) if self.expired_at else None,
-            "expires_at": None,
             "canceled_at": _ts(self.canceled_at) if self.canceled_at else None,
             "failed_at": None,
             "replaced_at": None,
@@ -193,7 +207,6 @@ class EmuOrder:
             "order_type": self.type,
             "type": self.type,
             "side": self.side,
-            "position_intent": None,
             "time_in_force": self.time_in_force,
             "limit_price": str(self.limit_price) if self.limit_price is not None else None,
             "stop_price": str(self.stop_price) if self.stop_price is not None else None,
@@ -227,7 +240,8 @@ def _opposite(side: str) -> str:
 
 
 class PaperAccount:
-    """One paper account over a replay of `bars` (a single symbol's regular-hours bars)."""
+    """One paper account over a replay of `bars` (one symbol's bars: regular hours only, or
+    with the pre- and after-market bars of an extended-hours file)."""
 
     def __init__(
         self,
@@ -254,6 +268,7 @@ class PaperAccount:
         self._sequence = 0
         self._executions = 0
         self._last_equity = self.options.starting_cash
+        self._between: datetime | None = None  # the close, while waiting for the next session
         self.finished = False
         self.status = "ACTIVE"
         self.flags = dict.fromkeys(ACCOUNT_FLAGS, False)
@@ -269,20 +284,28 @@ class PaperAccount:
         """Simulated time: the open of the bar in progress (its close once the replay ends)."""
         if self.finished:
             return self.bars[-1].time + _ONE_MINUTE
+        if self._between is not None:
+            return self._between
         return self.current_bar.time
 
     def session(self) -> Session | None:
         return self.calendar.session_at(self.current_bar.time)
 
     def market_open(self) -> bool:
-        return not self.finished
+        """Whether `now` is inside a regular session (orders sent otherwise wait, `accepted`)."""
+        return not self.finished and self.calendar.session_at(self.now) is not None
 
     def complete_bar(self) -> Bar:
-        """The bar in progress completes: resting orders it reached fill, then it is published
-        (returned) and the next bar opens — gapping through resting orders fills them at the open;
-        at a session change DAY orders expire first."""
+        """The bar in progress completes: pending work settles, resting orders it reached fill
+        (in regular hours only), then it is published (returned) and the next bar opens (see
+        `_open_bar`). When the bar closes a session, DAY orders expire and GTC ones are done for
+        the day first; with `closed_between_sessions` the clock then stays at the close, and the
+        next session opens when the next call completes its first bar."""
         bar = self.current_bar
         self.settle()
+        if self._between is not None:  # the next session opens with this bar
+            self._between = None
+            self._open_bar(bar)
         self._fill_resting(bar)
         self._last_close = bar.close
         next_index = self.cursor + 1
@@ -292,21 +315,24 @@ class PaperAccount:
             self.cursor = len(self.bars)
             return bar
         following = self.bars[next_index]
-        new_day = following.time.date() != bar.time.date()
-        if new_day:
+        session = self.calendar.session_at(bar.time)
+        leaving = session is not None and not session.contains(following.time)
+        if leaving:  # the session closes: DAY orders expire, GTC ones are done for the day
             self._expire_day_orders(bar.time + _ONE_MINUTE)
+        if following.time.date() != bar.time.date():
             self._last_equity = self.equity()
         self.cursor = next_index
-        if new_day:
-            self._resume_after_break()
-        self._open_bar(following)
+        if leaving and self.options.closed_between_sessions:
+            self._between = bar.time + _ONE_MINUTE
+        else:
+            self._open_bar(following)
         return bar
 
     # ------------------------------------------------------------------ REST: account & market
 
     def mark(self) -> Decimal:
-        if self.finished:
-            return _price(self.bars[-1].close)
+        if self.finished or self._between is not None:
+            return _price(self.bars[self.cursor - 1].close)
         return _price(self.current_bar.open)
 
     def equity(self) -> Decimal:
@@ -403,8 +429,7 @@ class PaperAccount:
 
     def clock_json(self) -> dict[str, Any]:
         now = self.now
-        session = None if self.finished else self.calendar.session_at(self.current_bar.time)
-        is_open = session is not None and session.open <= now < session.close
+        is_open = self.market_open()
         upcoming = self._next_sessions(now)
         next_open = next((s.open for s in upcoming if s.open > now), None)
         next_close = next((s.close for s in upcoming if s.close > now), None)
@@ -461,6 +486,7 @@ class PaperAccount:
             "marginable": True,
             "shortable": True,
             "easy_to_borrow": True,
+            "borrow_status": "easy_to_borrow",
             "fractionable": True,
             "attributes": ["has_options"],
         }
@@ -477,42 +503,30 @@ class PaperAccount:
             self._add_stop_leg(order, payload)
         elif payload.get("order_class") == "bracket":
             self._add_bracket_legs(order, payload)
-        order.status = "pending_new" if self._market_is_open() else "accepted"
+        # closed: `accepted`, routed at the next open (`_open_bar`)
+        order.status = "pending_new" if self.market_open() else "accepted"
         self._update(order.status, order, execution=False)
         if self.options.fill_in_post:
             self.settle()
         return order
 
-    def _market_is_open(self) -> bool:
-        if self.finished:
-            return False
-        session = self.calendar.session_at(self.current_bar.time)
-        return session is not None and session.open <= self.now < session.close
-
     def settle(self) -> None:
         """Pending work completes, in the order Alpaca would do it: cancel requests are
         confirmed, received orders are routed (`new`, or a late `rejected`), then whatever is
-        marketable at the current quote fills."""
+        marketable at the current quote fills — while the market is open: orders `accepted`
+        while it was closed wait for `_open_bar`, and nothing fills outside regular hours."""
         for order in list(self.orders.values()):
             if order.status == "pending_cancel":
                 self._finish_cancel(order)
         for order in list(self.orders.values()):
-            if order.parent is None and (
-                order.status == "pending_new"
-                or (order.status == "accepted" and self._market_is_open())
-            ):
+            if order.parent is None and order.status == "pending_new":
                 self._route(order)
-        if not self.finished:
+        if self.market_open():
             self._fill_at(self.mark())
 
     def has_pending_work(self) -> bool:
         """Whether `settle` would change anything now (the server schedules it only then)."""
-        market_open = self._market_is_open()
-        return any(
-            o.status in {"pending_new", "pending_cancel"}
-            or (o.status == "accepted" and market_open)
-            for o in self.orders.values()
-        )
+        return any(o.status in {"pending_new", "pending_cancel"} for o in self.orders.values())
 
     def _route(self, order: EmuOrder) -> None:
         if self._chance(self.options.reject_rate):
@@ -892,26 +906,6 @@ class PaperAccount:
         side = "sell" if self.position > 0 else "buy"
         return self.submit({"symbol": symbol, "qty": shares, "side": side, "type": "market"})
 
-    # ------------------------------------------------------------------ market data
-
-    def bars_page(
-        self, start: datetime | None, end: datetime | None, limit: int, page_token: str | None
-    ) -> tuple[list[Bar], str | None]:
-        """Completed bars in [start, end], `limit` per page; never a bar still in progress."""
-        available = self.bars[: self.cursor]
-        chosen = [
-            b
-            for b in available
-            if (start is None or b.time >= start) and (end is None or b.time <= end)
-        ]
-        offset = int(page_token) if page_token else 0
-        page = chosen[offset : offset + limit]
-        following = offset + limit
-        return page, (str(following) if following < len(chosen) else None)
-
-    def latest_bar(self) -> Bar | None:
-        return self.bars[self.cursor - 1] if self.cursor > 0 else None
-
     # ------------------------------------------------------------------ internals
 
     def _opening_orders(self) -> list[EmuOrder]:
@@ -921,8 +915,18 @@ class PaperAccount:
         return (side == "sell" and self.position > 0) or (side == "buy" and self.position < 0)
 
     def _open_bar(self, bar: Bar) -> None:
-        """A new bar opens: its open is the price working orders are evaluated at — resting
-        orders it gapped through, and the rest of partially filled ones."""
+        """A new bar opens. Outside regular hours nothing happens to orders. Inside them, GTC
+        orders done for the day work again, orders queued (`accepted`) while the market was
+        closed are routed in the order they came (`pending_new`, then `new`), and the open is
+        the price working orders are evaluated at — resting orders it gapped through, market
+        orders just routed, and the rest of partially filled ones."""
+        if self.calendar.session_at(bar.time) is None:
+            return
+        self._resume_after_break()
+        for queued in [o for o in self.orders.values() if o.status == "accepted"]:
+            queued.status = "pending_new"
+            self._update("pending_new", queued, execution=False)
+            self._route(queued)
         self._fill_at(_price(bar.open))
 
     def _working(self) -> list[EmuOrder]:
@@ -966,7 +970,9 @@ class PaperAccount:
         """The bar in progress completes: limits its quotes reached fill at their limit; stops
         its trades went through are elected and fill at the quote of the stop price (a buy
         stop's collar limits it). Stops first, the conservative order when both legs of a pair
-        were reached in one bar."""
+        were reached in one bar. Pre- and after-market prints reach no order."""
+        if self.calendar.session_at(bar.time) is None:
+            return
         high, low = _price(bar.high), _price(bar.low)
         spread = self.options.spread
         for order in sorted(self._working(), key=lambda o: o.type != "stop"):
@@ -1046,7 +1052,7 @@ class PaperAccount:
         update = self._update(event, order, execution=True, price=price, qty=part)
         self._activities.append(
             {
-                "id": update["execution_id"],
+                "id": activity_id(self.now, len(self._activities) + 1),
                 "activity_type": "FILL",
                 "transaction_time": update["timestamp"],
                 "type": event,
@@ -1129,7 +1135,7 @@ class PaperAccount:
         return update
 
     def fill_activities(self) -> list[dict[str, Any]]:
-        """Account activities of type FILL, as /v2/account/activities/FILL lists them."""
+        """Every FILL activity, oldest first (`activities.select` filters, orders and pages)."""
         return list(self._activities)
 
     def drain_updates(self) -> list[dict[str, Any]]:

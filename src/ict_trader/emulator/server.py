@@ -4,7 +4,16 @@ REST under /v2 (trading and market data on one port), the trade-updates stream a
 (JSON, no greeting), the market-data stream at /v2/iex and /v2/sip (msgpack, `connected` greeting,
 bars with msgpack Timestamps). A replay clock completes one bar every 60 / speed seconds; with
 speed 0 the clock only moves when POST /_emulator/advance asks it to (what tests use). Faults are
-injected per request or per bar as configured in `Faults`.
+injected per request or per bar as configured in `Faults`. Query parameters and order bodies are
+checked by `emulator.validation` as Alpaca's OpenAPI specs list them: a bad one gets a 4xx, never
+a 500.
+
+The data stream follows realtime.md: every bar of the replayed file is sent, pre- and
+after-market ones included; the subscription reply lists every channel; errors are
+`[{"T":"error","code":N,"msg":…}]` — 400 invalid syntax, 401 not authenticated, 402 auth failed,
+403 already authenticated, 406 connection limit exceeded (a second authenticated connection with
+the key), 409 insufficient subscription (/v2/sip on the free plan; alpaca-py then stops for
+good). What the feeds and the bars REST model is described in `emulator.feed`.
 
 Orders settle asynchronously, as on Alpaca: a POST or DELETE leaves pending work (routing, fills of
 marketable orders, cancel confirmations) which settles `EmulatorOptions.settle_delay_ms` after the
@@ -23,15 +32,26 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import msgpack
 from aiohttp import WSMsgType, web
 
 from ict_trader.bars import Bar
+from ict_trader.emulator import activities
+from ict_trader.emulator import validation as check
+from ict_trader.emulator.feed import (
+    RECENT_SIP_DELAY,
+    DataBar,
+    DataOptions,
+    Feed,
+    MarketFeed,
+    aggregate,
+    parse_timeframe,
+)
 from ict_trader.emulator.paper import ApiError, PaperAccount
 
 log = logging.getLogger(__name__)
@@ -52,6 +72,38 @@ class Faults:
     fail_next: list[tuple[str, str, int]] = field(default_factory=list)
 
 
+CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
+# alpaca-py: "you can only subscribe to trade corrections [cancels] by subscribing to the
+# underlying trades", so these two lists follow `trades`
+FOLLOW_TRADES = ("corrections", "cancelErrors")
+STREAM_ERRORS = {
+    400: "invalid syntax",
+    401: "not authenticated",
+    402: "auth failed",
+    403: "already authenticated",
+    406: "connection limit exceeded",
+    409: "insufficient subscription",
+}
+
+
+@dataclass
+class DataSession:
+    """One market-data connection: its feed and what it subscribed to, per channel."""
+
+    feed: Feed
+    channels: dict[str, set[str]] = field(default_factory=lambda: {c: set() for c in CHANNELS})
+
+    def wants(self, channel: str, symbol: str) -> bool:
+        chosen = self.channels[channel]
+        return symbol in chosen or "*" in chosen
+
+    def reply(self) -> dict[str, Any]:
+        """The subscription message: the whole current set, every channel listed."""
+        lists: dict[str, Any] = {c: sorted(s) for c, s in self.channels.items()}
+        lists.update({name: sorted(self.channels["trades"]) for name in FOLLOW_TRADES})
+        return {"T": "subscription", **lists}
+
+
 class EmulatorServer:
     """Serves one `PaperAccount`; run it with `start()` in a loop or `run_in_thread()`."""
 
@@ -66,8 +118,10 @@ class EmulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         max_page_size: int = 10_000,
+        data: DataOptions | None = None,
     ) -> None:
         self.account = account
+        self.feed = MarketFeed(account.bars, data)
         self.key = key
         self.secret = secret
         self.speed = speed
@@ -77,7 +131,8 @@ class EmulatorServer:
         self.max_page_size = max_page_size  # Alpaca's cap per page; lower to test pagination
         self._random = random.Random(self.faults.seed)
         self._trade_sockets: set[web.WebSocketResponse] = set()
-        self._data_sockets: dict[web.WebSocketResponse, set[str]] = {}
+        self._data_sockets: dict[web.WebSocketResponse, DataSession] = {}  # subscribed
+        self._data_authenticated: set[web.WebSocketResponse] = set()
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._settle_handle: asyncio.TimerHandle | None = None
@@ -110,9 +165,11 @@ class EmulatorServer:
         r.add_get("/v2/positions", self._positions)
         r.add_get("/v2/positions/{symbol}", self._position)
         r.add_delete("/v2/positions/{symbol}", self._close_position)
-        r.add_get("/v2/account/activities/FILL", self._fill_activities)
+        r.add_get("/v2/account/activities", self._activities)
+        r.add_get("/v2/account/activities/{activity_type}", self._activities)
         r.add_get("/v2/stocks/bars", self._bars)
         r.add_get("/v2/stocks/bars/latest", self._latest_bar)
+        r.add_get("/v2/stocks/{symbol}/bars", self._symbol_bars)
         r.add_get("/stream", self._trade_stream)
         r.add_get("/v2/iex", self._data_stream)
         r.add_get("/v2/sip", self._data_stream)
@@ -198,9 +255,12 @@ class EmulatorServer:
             for _ in range(bars):
                 if self.account.finished:
                     break
+                index = self.account.cursor
+                if index > 0:
+                    await self._publish_revision(index - 1)  # late trades, ~30 s after it
                 bar = self.account.complete_bar()
                 await self._flush_updates()
-                await self._publish_bar(bar)
+                await self._publish_bar(index)
                 published.append(bar)
         return published
 
@@ -303,8 +363,9 @@ class EmulatorServer:
         return web.json_response(self.account.clock_json())
 
     async def _calendar(self, request: web.Request) -> web.Response:
-        start = _date(request.query.get("start"))
-        end = _date(request.query.get("end"))
+        start = check.day(request.query, "start", check.CALENDAR)
+        end = check.day(request.query, "end", check.CALENDAR)
+        check.choice(request.query, "date_type", {"TRADING"}, "TRADING", check.CALENDAR)
         return web.json_response(self.account.calendar_json(start, end))
 
     async def _asset(self, request: web.Request) -> web.Response:
@@ -312,33 +373,32 @@ class EmulatorServer:
 
     async def _submit(self, request: web.Request) -> web.Response:
         try:
-            payload = await request.json()
-        except json.JSONDecodeError:
-            raise ApiError(400, 40010000, "request body format is invalid") from None
-        if not isinstance(payload, dict):
-            raise ApiError(400, 40010000, "request body format is invalid")
+            payload = check.order_payload(await request.json())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, 40010000, check.BODY_FORMAT_INVALID) from None
         order = self.account.submit(payload)
         # the answer carries the legs, as the spec's bracket example and clients' reports show
         return web.json_response(order.as_json(nested=True))
 
     async def _orders(self, request: web.Request) -> web.Response:
-        nested = _flag(request, "nested")
-        shown = nested or self.account.options.legs_always
+        query, refusal = request.query, check.TRADING
+        nested = check.boolean(query, "nested", refusal)
         orders = self.account.list_orders(
-            status=request.query.get("status", "open"),
-            limit=int(request.query.get("limit", "50")),
-            direction=request.query.get("direction", "desc"),
+            status=check.choice(query, "status", {"open", "closed", "all"}, "open", refusal),
+            limit=check.integer(query, "limit", 50, refusal, low=1, high=500),
+            direction=check.choice(query, "direction", {"asc", "desc"}, "desc", refusal),
             nested=nested,
         )
+        shown = nested or self.account.options.legs_always
         return web.json_response([o.as_json(nested=shown) for o in orders])
 
     async def _order(self, request: web.Request) -> web.Response:
         order = self.account.get(request.match_info["order_id"])
-        nested = _flag(request, "nested") or self.account.options.legs_always
-        return web.json_response(order.as_json(nested=nested))
+        nested = check.boolean(request.query, "nested", check.TRADING)
+        return web.json_response(order.as_json(nested=nested or self.account.options.legs_always))
 
     async def _order_by_client_id(self, request: web.Request) -> web.Response:
-        client_order_id = request.query.get("client_order_id", "")
+        client_order_id = check.text(request.query, "client_order_id", check.TRADING, required=True)
         order = self.account.get_by_client_id(client_order_id)
         return web.json_response(order.as_json(nested=self.account.options.legs_always))
 
@@ -356,34 +416,97 @@ class EmulatorServer:
         return web.json_response(self.account.position_json(request.match_info["symbol"]))
 
     async def _close_position(self, request: web.Request) -> web.Response:
-        qty = request.query.get("qty")
         order = self.account.close_position(
-            request.match_info["symbol"], int(float(qty)) if qty else None
+            request.match_info["symbol"], _close_qty(request.query, self.account.position)
         )
         return web.json_response(order.as_json())
 
-    async def _fill_activities(self, request: web.Request) -> web.Response:
-        """GET /v2/account/activities/FILL: every execution, oldest first (TradingClient lacks it;
-        the bot calls it directly after a restart)."""
-        return web.json_response(self.account.fill_activities())
+    async def _activities(self, request: web.Request) -> web.Response:
+        """GET /v2/account/activities[/{activity_type}]: newest first, paged (see `activities`;
+        TradingClient has no method for it, clients call the route directly)."""
+        try:
+            query = activities.parse_query(request.query, request.match_info.get("activity_type"))
+        except ValueError as exc:
+            raise check.TRADING.error(str(exc)) from None
+        return web.json_response(activities.select(self.account.fill_activities(), query))
 
     async def _bars(self, request: web.Request) -> web.Response:
-        symbols = request.query.get("symbols", "").upper().split(",")
-        limit = min(int(request.query.get("limit", "1000")), self.max_page_size)
-        start = _moment(request.query.get("start"))
-        end = _moment(request.query.get("end"))
-        page, token = self.account.bars_page(start, end, limit, request.query.get("page_token"))
-        bars = {self.account.symbol: [_bar_json(b) for b in page]} if page else {}
-        if self.account.symbol not in symbols:
+        """GET /v2/stocks/bars: the bars of the completed minutes, by symbol, a page at a time."""
+        symbols = check.text(request.query, "symbols", check.MARKET_DATA, required=True)
+        page, token = self._bars_page(request.query)
+        bars = {self.account.symbol: [b.as_json() for b in page]} if page else {}
+        if self.account.symbol not in symbols.upper().split(","):
             bars, token = {}, None
         return web.json_response({"bars": bars, "next_page_token": token})
 
+    async def _symbol_bars(self, request: web.Request) -> web.Response:
+        """GET /v2/stocks/{symbol}/bars: one symbol's bars as a list, with the symbol named."""
+        symbol = request.match_info["symbol"].upper()
+        page, token = self._bars_page(request.query)
+        if symbol != self.account.symbol:
+            page, token = [], None
+        return web.json_response(
+            {"bars": [b.as_json() for b in page], "symbol": symbol, "next_page_token": token}
+        )
+
+    def _bars_page(self, query: Mapping[str, str]) -> tuple[list[DataBar], str | None]:
+        """Historical bars of the completed minutes, aggregated to `timeframe`, in `sort` order,
+        `limit` a page (both bars routes; parameters checked as the market-data spec lists
+        them, 400 otherwise)."""
+        refusal = check.MARKET_DATA
+        try:
+            timeframe = parse_timeframe(check.text(query, "timeframe", refusal, required=True))
+        except ValueError as exc:
+            raise refusal.error(str(exc)) from None
+        limit = check.integer(query, "limit", 1000, refusal, low=1, high=10_000)
+        start = check.moment(query, "start", refusal)
+        end = check.moment(query, "end", refusal)
+        descending = check.choice(query, "sort", {"asc", "desc"}, "asc", refusal) == "desc"
+        token = query.get("page_token")
+        if token is not None and not (token.isascii() and token.isdigit()):
+            raise refusal.error(f"invalid page_token: {token!r}")
+        feed = self._history_feed(query, end, {"iex", "otc", "sip", "boats"})
+        minutes = self.feed.history(self.account.cursor, feed, since=start)
+        chosen = [
+            b
+            for b in aggregate(minutes, timeframe, self.account.calendar)
+            if (start is None or b.time >= start) and (end is None or b.time <= end)
+        ]
+        if descending:
+            chosen.reverse()
+        offset = int(token) if token else 0
+        size = min(limit, self.max_page_size)
+        following = offset + size
+        return chosen[offset:following], (str(following) if following < len(chosen) else None)
+
     async def _latest_bar(self, request: web.Request) -> web.Response:
-        bar = self.account.latest_bar()
-        symbols = request.query.get("symbols", "").upper().split(",")
-        if bar is None or self.account.symbol not in symbols:
+        query = request.query
+        symbols = check.text(query, "symbols", check.MARKET_DATA, required=True)
+        feed = self._history_feed(
+            query, None, {"delayed_sip", "iex", "otc", "sip", "boats", "overnight"}
+        )
+        bar = self.feed.latest(self.account.cursor, feed)
+        if bar is None or self.account.symbol not in symbols.upper().split(","):
             return web.json_response({"bars": {}})
-        return web.json_response({"bars": {self.account.symbol: _bar_json(bar)}})
+        return web.json_response({"bars": {self.account.symbol: bar.as_json()}})
+
+    def _history_feed(
+        self, query: Mapping[str, str], end: datetime | None, listed: set[str]
+    ) -> Feed:
+        """The feed a history request reads (`listed`: the route's feeds in the spec, of which
+        the emulator has iex and sip). The free plan's SIP history stops 15 minutes back (403
+        when asked for; without `feed`, recent requests are answered from IEX)."""
+        refusal = check.MARKET_DATA
+        free = self.feed.options.plan == "free"
+        recent = end is None or end > self.account.now - RECENT_SIP_DELAY
+        if not query.get("feed"):
+            return "iex" if free and recent else "sip"
+        asked = check.choice(query, "feed", listed, "sip", refusal)
+        if asked not in {"iex", "sip"}:
+            raise refusal.error(f"feed {asked!r} is not emulated (iex or sip)")
+        if asked == "sip" and free and recent:
+            raise ApiError(403, None, "subscription does not permit querying recent SIP data")
+        return "sip" if asked == "sip" else "iex"
 
     async def _advance_view(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}
@@ -474,49 +597,66 @@ class EmulatorServer:
     async def _data_stream(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        session = DataSession(feed="sip" if request.path.endswith("/sip") else "iex")
         await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "connected"}]))
-        authorized = False
-        async for message in ws:
-            if message.type != WSMsgType.BINARY:
-                break
-            data = msgpack.unpackb(message.data)
-            action = data.get("action")
-            if action == "auth":
-                authorized = data.get("key") == self.key and data.get("secret") == self.secret
-                reply = (
-                    {"T": "success", "msg": "authenticated"}
-                    if authorized
-                    else {"T": "error", "code": 402, "msg": "auth failed"}
-                )
-                await ws.send_bytes(msgpack.packb([reply]))
-                if not authorized:
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.BINARY:
                     break
-            elif action in {"subscribe", "unsubscribe"} and authorized:
-                symbols = self._data_sockets.setdefault(ws, set())
-                wanted = {s.upper() for s in data.get("bars", [])}
-                symbols.update(wanted) if action == "subscribe" else symbols.difference_update(
-                    wanted
-                )
-                await ws.send_bytes(
-                    msgpack.packb(
-                        [
-                            {
-                                "T": "subscription",
-                                "trades": [],
-                                "quotes": [],
-                                "bars": sorted(symbols),
-                                "updatedBars": [],
-                                "dailyBars": [],
-                                "statuses": [],
-                                "lulds": [],
-                                "corrections": [],
-                                "cancelErrors": [],
-                            }
-                        ]
-                    )
-                )
-        self._data_sockets.pop(ws, None)
+                if not await self._data_message(ws, session, message.data):
+                    break
+        finally:
+            self._data_sockets.pop(ws, None)
+            self._data_authenticated.discard(ws)
         return ws
+
+    async def _data_message(
+        self, ws: web.WebSocketResponse, session: DataSession, raw: bytes
+    ) -> bool:
+        """Answer one client message; False closes the connection (as Alpaca does after a
+        failed authentication)."""
+        try:
+            data = msgpack.unpackb(raw)
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+            data = None
+        action = data.get("action") if isinstance(data, dict) else None
+        authorized = ws in self._data_authenticated
+        if action == "auth":
+            assert isinstance(data, dict)
+            if authorized:
+                return await self._data_error(ws, 403)
+            if data.get("key") != self.key or data.get("secret") != self.secret:
+                await self._data_error(ws, 402)
+                return False
+            if session.feed == "sip" and self.feed.options.plan == "free":
+                await self._data_error(ws, 409)
+                return False
+            if len(self._data_authenticated) >= self.feed.options.connection_limit:
+                await self._data_error(ws, 406)
+                return False
+            self._data_authenticated.add(ws)
+            await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "authenticated"}]))
+            return True
+        if action not in {"subscribe", "unsubscribe"}:
+            return await self._data_error(ws, 400)
+        if not authorized:
+            return await self._data_error(ws, 401)
+        assert isinstance(data, dict)
+        for channel, chosen in session.channels.items():
+            wanted = {str(s).upper() for s in data.get(channel) or []}
+            if action == "subscribe":
+                chosen.update(wanted)
+            else:
+                chosen.difference_update(wanted)
+        self._data_sockets[ws] = session
+        await ws.send_bytes(msgpack.packb([session.reply()]))
+        return True
+
+    async def _data_error(self, ws: web.WebSocketResponse, code: int) -> bool:
+        await ws.send_bytes(
+            msgpack.packb([{"T": "error", "code": code, "msg": STREAM_ERRORS[code]}])
+        )
+        return True
 
     async def _flush_updates(self) -> None:
         updates = self.account.drain_updates()
@@ -530,29 +670,34 @@ class EmulatorServer:
                 except ConnectionError:
                     self._trade_sockets.discard(ws)
 
-    async def _publish_bar(self, bar: Bar) -> None:
+    async def _publish_bar(self, index: int) -> None:
+        """Minute `index` completed: its bar goes to every `bars` subscriber whose feed has it."""
         self.bars_published += 1
         every = self.faults.drop_data_socket_every
         if every and self.bars_published % every == 0:
             for ws in list(self._data_sockets):
+                self._data_authenticated.discard(ws)
                 await ws.close()  # a dropped connection: clients must reconnect and backfill
             self._data_sockets.clear()
             return
-        message = {
-            "T": "b",
-            "S": self.account.symbol,
-            "o": bar.open,
-            "h": bar.high,
-            "l": bar.low,
-            "c": bar.close,
-            "v": int(bar.volume),
-            "t": msgpack.Timestamp.from_datetime(bar.time),
-            "n": 0,
-            "vw": round((bar.high + bar.low + bar.close) / 3, 4),
-        }
-        frame = msgpack.packb([message], datetime=False)
-        for ws, symbols in list(self._data_sockets.items()):
-            if self.account.symbol in symbols:
+        for feed in ("iex", "sip"):
+            bar = self.feed.sent(index, feed)
+            if bar is not None:
+                await self._send_data(_stream_frame("b", self.account.symbol, bar), "bars", feed)
+
+    async def _publish_revision(self, index: int) -> None:
+        """Late trades revised minute `index`: an `updatedBars` message (feeds that had it)."""
+        revised = self.feed.revision(index)
+        if revised is None:
+            return
+        frame = _stream_frame("u", self.account.symbol, revised)
+        for feed in ("iex", "sip"):
+            if self.feed.sent(index, feed) is not None:
+                await self._send_data(frame, "updatedBars", feed)
+
+    async def _send_data(self, frame: bytes, channel: str, feed: Feed) -> None:
+        for ws, session in list(self._data_sockets.items()):
+            if session.feed == feed and session.wants(channel, self.account.symbol):
                 try:
                     await ws.send_bytes(frame)
                 except ConnectionError:
@@ -563,32 +708,41 @@ def _error(status: int, body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def _flag(request: web.Request, name: str) -> bool:
-    """A boolean query parameter; alpaca-py sends `True`/`False`, so case does not matter."""
-    text = request.query.get(name, "false").lower()
-    if text not in {"true", "false"}:
-        raise ApiError(422, 40010001, f"invalid {name} {request.query.get(name)!r}")
-    return text == "true"
+def _close_qty(query: Mapping[str, str], position: int) -> int | None:
+    """Shares to close from DELETE /v2/positions/{symbol}'s `qty` or `percentage` (of the
+    position, rounded down to whole shares: the emulator trades no fractions)."""
+    refusal = check.TRADING
+    if "qty" in query and "percentage" in query:
+        raise refusal.error("only one of qty or percentage may be given")
+    if "qty" in query:
+        qty = check.positive_decimal(query["qty"], "qty", refusal)
+        if qty != qty.to_integral_value():
+            raise refusal.error("fractional orders are not emulated")
+        return int(qty)  # more than the position: the paper account answers 403, as Alpaca
+    if "percentage" in query:
+        percentage = check.positive_decimal(query["percentage"], "percentage", refusal)
+        if percentage > 100:
+            raise refusal.error("percentage must be <= 100")
+        shares = int(abs(position) * percentage / 100)
+        if shares == 0 and position != 0:
+            raise refusal.error("percentage leaves no whole share to close")
+        return shares or None
+    return None
 
 
-def _date(text: str | None) -> date | None:
-    return date.fromisoformat(text[:10]) if text else None
-
-
-def _moment(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _bar_json(bar: Bar) -> dict[str, Any]:
-    return {
-        "t": bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+def _stream_frame(kind: str, symbol: str, bar: DataBar) -> bytes:
+    """One bar message (`b` or `u`) as the msgpack stream sends it (`t` a msgpack Timestamp)."""
+    message = {
+        "T": kind,
+        "S": symbol,
         "o": bar.open,
         "h": bar.high,
         "l": bar.low,
         "c": bar.close,
         "v": bar.volume,
-        "n": 0,
-        "vw": round((bar.high + bar.low + bar.close) / 3, 4),
+        "t": msgpack.Timestamp.from_datetime(bar.time),
+        "n": bar.trades,
+        "vw": bar.vwap,
     }
+    frame: bytes = msgpack.packb([message], datetime=False)
+    return frame
