@@ -6,7 +6,10 @@ against the loopback emulator, which the test steps bar by bar.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from contextlib import closing
@@ -21,11 +24,13 @@ from ict_trader.backtest import run_backtest
 from ict_trader.barfile import BarFile, load_bars
 from ict_trader.bars import Bar
 from ict_trader.config import AppConfig
+from ict_trader.emulator.feed import DataOptions
 from ict_trader.emulator.server import EmulatorServer, Faults
 from ict_trader.live import LiveEndpoints, LiveShell
 from ict_trader.live_runner import Credentials, run_live
 from ict_trader.store import Store
 from tests.alpaca_emulator import KEY, SECRET, backtest_like, running_emulator
+from tests.conftest import SAMPLE_CSV
 from tests.test_live import make_shell
 from tests.test_live_restart import quiet_exchange
 
@@ -241,3 +246,92 @@ def test_dst_changes_early_closes_and_holidays_come_from_alpacas_clock(
         ).fetchone()
     assert stuck == (0,)
     assert days_traded == (2,)
+
+
+ETH_SAMPLE = SAMPLE_CSV.with_name("qqq_1min_sample_eth.csv.gz")
+
+
+def test_extended_hours_and_a_closed_clock_between_sessions(tmp_path: Path) -> None:
+    """Alpaca's stream as it is: pre- and after-market bars around each session, the clock
+    closed between sessions with nothing to trade. Two sessions in one run, the same trades as
+    the backtest of the regular-hours bars."""
+    eth = load_bars(ETH_SAMPLE, extended_hours=True)
+    regular = load_bars(SAMPLE_CSV)
+    first = regular.calendar.session_on(date(2024, 7, 30))
+    assert first is not None
+    start = next(i for i, b in enumerate(eth.bars) if b.time >= first.open)
+    end = next(i for i, b in enumerate(eth.bars) if b.time.date() >= date(2024, 8, 1))
+    db = tmp_path / "eth.db"
+    options = backtest_like(closed_between_sessions=True)
+    with running_emulator(eth, start_bar=start, options=options) as server:
+        runner = Runner(server, db, sessions=2)
+        wait(lambda: server.call(_clients(server)) == (1, 1), runner, "streams")
+        for _ in range(end - start):
+            (bar,) = server.call(server.advance(1))
+            if eth.calendar.session_at(bar.time) is None:
+                continue  # an extended-hours bar: nothing for the bot to record
+            stamp = bar.time.strftime("%Y-%m-%dT%H:%M:%SZ")
+            wait(lambda s=stamp: runner.last_bar() >= s, runner, f"bar {stamp}")
+            quiet_exchange(server)
+        runner.thread.join(30)
+    assert runner.error is None, repr(runner.error)
+    assert not runner.thread.is_alive()
+    assert runner.shell is not None and runner.shell.stats.extended_hours > 0
+    assert any(line.startswith("market closed; next open") for line in runner.said)
+    expected = run_backtest(
+        regular.bars[: SESSION_START + 2 * SESSION_BARS], regular.calendar, AppConfig()
+    )
+    want = sorted(
+        (t.trade_id, t.exit_reason.value if t.exit_reason else None, t.pnl)
+        for t in expected.closed_trades()
+        if t.entry_time and t.entry_time >= first.open
+    )
+    got = [(t, r, p) for t, _, _, _, r, p, _ in closed_trades(db)]
+    assert got == want
+
+
+def test_minutes_without_a_bar_are_lived_with(sample: BarFile, tmp_path: Path) -> None:
+    """IEX has minutes with no trade, hence no bar, on the stream or in its history: the bot
+    neither waits for them nor stalls; the session ends on Alpaca's clock."""
+    db = tmp_path / "gaps.db"
+    data = DataOptions(missing_minute_rate=0.05)
+    with running_emulator(
+        sample, start_bar=SESSION_START, options=backtest_like(), data=data
+    ) as server:
+        runner = Runner(server, db, sessions=1)
+        wait(lambda: server.call(_clients(server)) == (1, 1), runner, "streams")
+        for _ in range(SESSION_BARS):
+            server.call(server.advance(1))
+            time.sleep(0.02)  # time moves on whether or not a bar came
+            quiet_exchange(server)
+        server.call(server.advance(1))  # the next session's first minute: the close has passed
+        runner.thread.join(60)
+        position = server.account.position
+    assert runner.error is None, repr(runner.error)
+    assert not runner.thread.is_alive(), runner.said[-3:]
+    assert position == 0
+    with closing(sqlite3.connect(db)) as connection:
+        recorded = connection.execute("SELECT COUNT(*) FROM bars").fetchone()[0]
+        stuck = connection.execute(
+            "SELECT COUNT(*) FROM trades WHERE status IN ('pending', 'open', 'exiting')"
+        ).fetchone()
+    assert 2 * SESSION_BARS * 0.9 < recorded < 2 * SESSION_BARS  # warm-up day + today, gaps
+    assert stuck == (0,)
+
+
+def test_sip_on_the_free_plan_is_refused_at_start_in_one_line(tmp_path: Path) -> None:
+    with running_emulator(load_bars(SAMPLE_CSV), start_bar=SESSION_START) as server:
+        command = [sys.executable, "-m", "ict_trader", "run", "--alpaca-url", server.base_url]
+        done = subprocess.run(
+            [*command, "--feed", "sip", "--db", str(tmp_path / "sip.db"), "--no-dashboard"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "ALPACA_API_KEY": KEY, "ALPACA_API_SECRET": SECRET},
+            cwd=tmp_path,
+            check=False,
+            timeout=120,
+        )
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(lines) == 1 and "--feed sip" in lines[0] and "403" in lines[0]
+    assert "Traceback" not in done.stderr
