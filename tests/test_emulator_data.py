@@ -282,9 +282,8 @@ def test_after_hours_clock_day_expiry_and_no_fills_outside_regular_hours(eth: Ba
         assert filled.filled_avg_price == str(round(eth.bars[NEXT_OPEN].open - 0.01, 2))
 
 
-def test_closed_between_sessions_when_asked(sample: BarFile) -> None:
-    options = EmulatorOptions(closed_between_sessions=True)
-    with running_emulator(sample, start_bar=SESSION - 1, options=options) as server:
+def test_the_clock_is_closed_between_sessions_by_default(sample: BarFile) -> None:
+    with running_emulator(sample, start_bar=SESSION - 1) as server:
         server.call(server.advance(1))  # the 15:59 bar of 2024-07-29 completes
         between = clock(server)
         assert not between.is_open and between.timestamp == ny(29, 16, 0)
@@ -300,8 +299,9 @@ def test_closed_between_sessions_when_asked(sample: BarFile) -> None:
         assert clock(server).timestamp == ny(30, 9, 31)
 
 
-def test_by_default_the_next_session_opens_at_once(sample: BarFile) -> None:
-    with running_emulator(sample, start_bar=SESSION - 1) as server:
+def test_the_old_behaviour_opens_the_next_session_at_once(sample: BarFile) -> None:
+    options = EmulatorOptions(closed_between_sessions=False)
+    with running_emulator(sample, start_bar=SESSION - 1, options=options) as server:
         server.call(server.advance(1))
         now = clock(server)
         assert now.is_open and now.timestamp == ny(30, 9, 30)

@@ -262,7 +262,7 @@ def test_extended_hours_and_a_closed_clock_between_sessions(tmp_path: Path) -> N
     start = next(i for i, b in enumerate(eth.bars) if b.time >= first.open)
     end = next(i for i, b in enumerate(eth.bars) if b.time.date() >= date(2024, 8, 1))
     db = tmp_path / "eth.db"
-    options = backtest_like(closed_between_sessions=True)
+    options = backtest_like()  # the clock closed between sessions, as Alpaca's
     with running_emulator(eth, start_bar=start, options=options) as server:
         runner = Runner(server, db, sessions=2)
         wait(lambda: server.call(_clients(server)) == (1, 1), runner, "streams")

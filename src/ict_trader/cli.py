@@ -736,8 +736,12 @@ def emulate_alpaca(
         float, typer.Option("--updated-bar-rate", min=0, max=1, help="Bars revised a minute later.")
     ] = DataOptions.updated_bar_rate,
     closed_between_sessions: Annotated[
-        bool, typer.Option("--closed-between-sessions", help="Closed clock after each session.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--closed-between-sessions/--open-between-sessions",
+            help="Closed clock after each session until the next bar (Alpaca's), or not.",
+        ),
+    ] = True,
 ) -> None:
     """Serve Alpaca's paper API on 127.0.0.1, replaying real bars (for the live path, offline)."""
     with _user_errors():

@@ -188,6 +188,8 @@ class LiveShell:
             self.engine.detector.update(bar)
             self.stats.last_bar = bar.time
             self.store.record_bar(bar)  # today's chart on the dashboard starts at the open
+        if self.stats.last_bar is not None:  # the last bar seen, for status and health
+            self.store.set_state(LAST_BAR_KEY, self.stats.last_bar.strftime("%Y-%m-%dT%H:%M:%SZ"))
         self._last_arrival = self._last_processed = time.monotonic()  # the night was not silence
         self.store.commit()
 
@@ -253,7 +255,8 @@ class LiveShell:
                 item = None
             try:
                 if isinstance(item, Bar):
-                    self.on_bar(item)
+                    if self.stats.last_bar is not None:  # before a warm-up, it fetches them
+                        self.on_bar(item)
                 elif item is not None and self.stats.last_bar is not None:
                     self._pump()
                 self.apply_control()

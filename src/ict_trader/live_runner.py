@@ -164,6 +164,9 @@ def run_live(
             "new entries are blocked and no order is sent for the disputed shares until the two "
             "agree (see `ict-trader reconcile --help`)"
         )
+    # Connected before the open (as Alpaca's streams allow): the first bar is not late for a
+    # handshake, and the night's extended-hours bars are seen and dropped.
+    shell.start_streams()
     traded = 0
     while sessions == 0 or traded < sessions:
         session_close = _wait_for_open(broker, shell, say, poll_seconds)
@@ -176,8 +179,6 @@ def run_live(
         except (APIError, requests.RequestException) as exc:
             say(f"WARNING: Alpaca's calendar is unreachable ({exc}); trading by exchange_calendars")
         shell.warm_up(_broker_time(broker, say, poll_seconds))
-        if not shell._streams:
-            shell.start_streams()
         say(
             f"trading {config.engine.symbol} until {session_close.astimezone(NEW_YORK):%H:%M} "
             f"New York ({'paper' if paper else 'LIVE MONEY'}, feed {endpoints.feed.value})"

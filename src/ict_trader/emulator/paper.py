@@ -130,9 +130,10 @@ class EmulatorOptions:
     instant_cancel: bool = False  # old: a cancel is final at once, no `pending_cancel`
     sibling_after_stop: str = "replaced"  # [PY #198]; "canceled" as the docs describe (old)
     legs_always: bool = False  # old: `legs` in every order body, stream updates included
-    # LEAD: bot must handle — after a session's last bar the clock stays at the close
-    # (is_open false) until the next advance opens the next session's first bar
-    closed_between_sessions: bool = False
+    # As Alpaca's clock: after a session's last bar it stays at the close (is_open false)
+    # until the next advance opens the next session's first bar; False = the next session
+    # opens at once (old)
+    closed_between_sessions: bool = True
     seed: int = 7
 
 
