@@ -483,9 +483,9 @@ def test_day_orders_expire_and_gtc_orders_are_done_for_the_day(sample: BarFile) 
         assert isinstance(day, Order) and isinstance(gtc, Order)
         settle(server)
         with trade_updates(server) as updates:
-            # through the 16:00 close of 2024-07-29; the replay has no gap between sessions, so
-            # the next session's first bar opens at once and the GTC order works again
-            advance(server, 390 - START)
+            # through the 16:00 close of 2024-07-29 (the clock then stays closed), and the next
+            # session's first bar, at whose open the GTC order works again
+            advance(server, 390 - START + 1)
             events = take(updates, 3)
         assert [(e.event, e.order.id) for e in events] == [
             ("expired", day.id),
