@@ -32,7 +32,7 @@ from ict_trader.store import Store
 from tests.alpaca_emulator import KEY, SECRET, backtest_like, running_emulator
 from tests.conftest import SAMPLE_CSV
 from tests.test_live import make_shell
-from tests.test_live_restart import quiet_exchange
+from tests.test_live_restart import last_bar, quiet_exchange
 
 SESSION_START = 390  # 2024-07-30 09:30: one full session before it for the warm-up
 SESSION_BARS = 390
@@ -84,16 +84,7 @@ class Runner:
         self.thread.start()
 
     def last_bar(self) -> str:
-        if not self.db.exists():
-            return ""
-        with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as connection:
-            try:
-                row = connection.execute(
-                    "SELECT value FROM state WHERE key = 'last_bar_time'"
-                ).fetchone()
-            except sqlite3.OperationalError:
-                return ""
-        return "" if row is None else str(row[0])
+        return last_bar(self.db) or ""
 
 
 async def _clients(server: EmulatorServer) -> tuple[int, int]:
