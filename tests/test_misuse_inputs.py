@@ -462,6 +462,10 @@ def _bad_options(tmp_path: Path, out: Path) -> list[Attempt]:
         for v in ("-1", "-3", "100000", "many")
     ]
     attempts += [
+        Attempt(f"--connect-timeout {v}", [*run, "--connect-timeout", v], ("--connect-timeout",))
+        for v in ("-1", "inf", "nan", "1e6", "soon")
+    ]
+    attempts += [
         Attempt(f"--slippage-bps {v}", ["backtest", *db, "--slippage-bps", v], ("--slippage",))
         for v in ("-1", "inf", "nan", "1e6")
     ]

@@ -48,10 +48,12 @@ from ict_trader.dashboard.server import (
 from ict_trader.emulator.feed import DataOptions
 from ict_trader.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.emulator.server import EmulatorServer, Faults
-from ict_trader.errors import ConfigError
+from ict_trader.errors import BrokerUnreachableError, ConfigError
 from ict_trader.live import LiveEndpoints
 from ict_trader.live_runner import (
+    CONNECT_TIMEOUT_SECONDS,
     LIVE_OPT_IN,
+    MAX_CONNECT_TIMEOUT_SECONDS,
     Credentials,
     check_live_money,
     endpoints_for,
@@ -79,6 +81,8 @@ stdout = Console()
 stderr = Console(stderr=True)
 
 USER_ERROR = 2
+# Not the user's input but the world: systemd (deploy/ict-trader.service) restarts on 1, not 2.
+BROKER_UNREACHABLE = 1
 MAX_SPEED = 1_000_000.0  # market minutes per wall-clock minute: a year of bars in ~6 seconds
 MAX_SESSIONS = 260  # about a year of trading days
 MAX_SLIPPAGE_BPS = 1000.0  # 10 %, as [simulation] slippage_bps
@@ -458,6 +462,15 @@ def run(
             help="Live: sessions to trade, then exit (0: until stopped).",
         ),
     ] = 0,
+    connect_timeout: Annotated[
+        float,
+        typer.Option(
+            "--connect-timeout",
+            min=0,
+            max=MAX_CONNECT_TIMEOUT_SECONDS,
+            help="Live: seconds to keep retrying Alpaca at start before giving up (exit 1).",
+        ),
+    ] = CONNECT_TIMEOUT_SECONDS,
     dashboard: Annotated[
         bool, typer.Option("--dashboard/--no-dashboard", help="Serve the web dashboard.")
     ] = True,
@@ -494,16 +507,21 @@ def run(
                 # A bad ICT_TRADER_APPRISE_URLS stops the run here, before the log or the store.
                 with _notifier() as notifier:
                     setup_logging(log_file or db.with_suffix(".log"))
-                    _run_live(
-                        settings,
-                        credentials,
-                        endpoints,
-                        db,
-                        serve,
-                        notifier,
-                        paper=paper,
-                        sessions=sessions,
-                    )
+                    try:
+                        _run_live(
+                            settings,
+                            credentials,
+                            endpoints,
+                            db,
+                            serve,
+                            notifier,
+                            paper=paper,
+                            sessions=sessions,
+                            connect_timeout=connect_timeout,
+                        )
+                    except BrokerUnreachableError as exc:
+                        _error_line(str(exc))
+                        raise typer.Exit(BROKER_UNREACHABLE) from None
                 return
             if live:
                 raise ConfigError(
@@ -561,6 +579,7 @@ def _run_live(
     *,
     paper: bool,
     sessions: int,
+    connect_timeout: float,
 ) -> None:
     store = Store(db)
     _say(notifier.describe())
@@ -575,9 +594,10 @@ def _run_live(
                 store,
                 paper=paper,
                 observer=narrator,
-                say=lambda text: stderr.print(text, highlight=False),
+                say=lambda text: stderr.print(text, highlight=False, soft_wrap=True),
                 sessions=sessions,
                 notifier=notifier,
+                connect_timeout=connect_timeout,
                 # an emulator's clock may jump (its bars are replayed): ask it every second
                 poll_seconds=1.0 if endpoints.rest_url is not None else 60.0,
             )

@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import requests
+from alpaca.common.enums import BaseURL
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderClass, OrderSide, QueryOrderStatus, TimeInForce
@@ -116,6 +117,8 @@ class AlpacaBroker:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.trading = TradingClient(api_key, secret_key, paper=paper, url_override=url_override)
+        default_url = BaseURL.TRADING_PAPER if paper else BaseURL.TRADING_LIVE
+        self.base_url = (url_override or default_url.value).rstrip("/")  # for messages
         # A second client for order submission: with the SDK's retries off, a failed POST is
         # never silently repeated (see the module docstring).
         self.submitter = TradingClient(api_key, secret_key, paper=paper, url_override=url_override)
