@@ -67,6 +67,8 @@ def main() -> int:
             *(sys.executable, "-m", "ict_trader", "emulate-alpaca", "--data", str(args.data)),
             *("--port", str(port), "--speed", "0", "--start-bar", str(first_session)),
             *("--key", KEY, "--secret", SECRET),
+            # every minute on IEX: the driver below waits for the bot to handle each bar
+            *("--missing-minute-rate", "0"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -12,7 +12,7 @@ from alpaca.trading.client import TradingClient
 
 from ict_trader.barfile import BarFile
 from ict_trader.emulator.feed import DataOptions
-from ict_trader.emulator.paper import EmulatorOptions, PaperAccount
+from ict_trader.emulator.paper import EmulatorOptions, EmuOrder, PaperAccount
 from ict_trader.emulator.server import EmulatorServer, Faults
 
 KEY = "test-key"
@@ -25,6 +25,14 @@ def backtest_like(**changes: Any) -> EmulatorOptions:
     partial fills). Tests that compare live trades with the backtest's to the cent use it: with
     those rules the trades differ, and that is no bug of the bot."""
     return EmulatorOptions(spread=Decimal(0), partial_fill_rate=0.0, **changes)
+
+
+def every_minute(**changes: Any) -> DataOptions:
+    """Alpaca's data side with a bar for every minute on IEX. Alpaca's IEX stream has minutes
+    without a bar (no IEX trade); the backtest has every minute of the file, so a test comparing
+    live trades with the backtest's needs every minute too — with gaps the detector sees other
+    bars, and that is no bug of the bot."""
+    return DataOptions(missing_minute_rate=0.0, **changes)
 
 
 @contextmanager
@@ -60,3 +68,12 @@ def data_client(server: EmulatorServer) -> StockHistoricalDataClient:
     client = StockHistoricalDataClient(KEY, SECRET, url_override=server.base_url)
     client._retry_wait = 0
     return client
+
+
+def every_order(account: PaperAccount) -> dict[str, EmuOrder]:
+    """The broker's orders by id, OCO stop legs included."""
+    out: dict[str, EmuOrder] = {}
+    for order in account.orders.values():
+        out[order.id] = order
+        out.update({leg.id: leg for leg in order.legs})
+    return out

@@ -225,14 +225,15 @@ def test_historical_bars_are_paginated_and_never_include_the_bar_in_progress(
             )
         )
         received = bars.data["QQQ"]  # type: ignore[union-attr]
-        assert len(received) == 2500
-        assert [b.timestamp for b in received] == [b.time for b in sample.bars[:2500]]
-        assert received[-1].close == sample.bars[2499].close
+        on_iex = [b for b in sample.bars[:2500] if server.feed.has(b.time, "iex")]
+        assert 2400 < len(on_iex) < 2500  # IEX has no bar for a minute without an IEX trade
+        assert [b.timestamp for b in received] == [b.time for b in on_iex]
+        assert received[-1].close == on_iex[-1].close
         assert [m for m, p in server.requests if p == "/v2/stocks/bars"] == ["GET"] * 3
         latest = data_client(server).get_stock_latest_bar(
             StockLatestBarRequest(symbol_or_symbols="QQQ", feed=DataFeed.IEX)
         )
-        assert latest["QQQ"].timestamp == sample.bars[2499].time
+        assert latest["QQQ"].timestamp == on_iex[-1].time
 
 
 def test_injected_faults(sample: BarFile) -> None:

@@ -45,7 +45,14 @@ from ict_trader.cli import app
 from ict_trader.emulator.feed import DataOptions, Timeframe, aggregate, minute_bar
 from ict_trader.emulator.paper import EmulatorOptions
 from ict_trader.emulator.server import EmulatorServer
-from tests.alpaca_emulator import KEY, SECRET, data_client, running_emulator, trading_client
+from tests.alpaca_emulator import (
+    KEY,
+    SECRET,
+    data_client,
+    every_minute,
+    running_emulator,
+    trading_client,
+)
 from tests.conftest import REPO
 
 ETH_SAMPLE = REPO / "src" / "ict_trader" / "data" / "qqq_1min_sample_eth.csv.gz"
@@ -199,7 +206,7 @@ def test_extended_hours_file_refuses_bars_outside_them(
 def test_pre_market_bars_stream_and_orders_wait_for_the_open(
     eth: BarFile, streams: list[Any]
 ) -> None:
-    with running_emulator(eth) as server:
+    with running_emulator(eth, data=every_minute()) as server:
         before = clock(server)
         assert not before.is_open
         assert before.timestamp == ny(29, 4, 0)
@@ -352,13 +359,23 @@ def test_missing_minutes_and_updated_bars(sample: BarFile, streams: list[Any]) -
         assert by_time[revised.timestamp].volume == revised.volume  # history holds the revision
 
 
-def test_by_default_every_minute_is_there_and_a_few_are_revised(sample: BarFile) -> None:
-    with running_emulator(sample, start_bar=200) as server:
-        got = history(server, TimeFrame.Minute, sample.bars[0].time, sample.bars[199].time)
-    assert [b.timestamp for b in got] == [b.time for b in sample.bars[:200]]
-    revised = [(b, f) for b, f in zip(got, sample.bars, strict=False) if b.volume != f.volume]
-    assert 0 < len(revised) < 40  # about 5 %
-    for bar, original in revised:
+def test_by_default_a_few_minutes_are_missing_on_iex_and_a_few_are_revised(
+    sample: BarFile,
+) -> None:
+    paid = DataOptions(plan="sip")  # both feeds, to compare them; the rates are the defaults
+    with running_emulator(sample, start_bar=390, data=paid) as server:
+        first, last = sample.bars[0].time, sample.bars[389].time
+        got = history(server, TimeFrame.Minute, first, last)
+        sip = history(server, TimeFrame.Minute, first, last, feed=DataFeed.SIP)
+    file_bars = {b.time: b for b in sample.bars[:390]}
+    missing = set(file_bars) - {b.timestamp for b in got}
+    assert 0 < len(missing) < 12  # about 1 % of a session's minutes have no IEX bar
+    assert [b.timestamp for b in sip] == list(file_bars)  # SIP has every minute
+    assert [b.timestamp for b in got] == sorted(set(file_bars) - missing)
+    revised = [b for b in got if b.volume != file_bars[b.timestamp].volume]
+    assert 0 < len(revised) < 60  # about 5 %
+    for bar in revised:
+        original = file_bars[bar.timestamp]
         assert (bar.open, bar.close) == (original.open, original.close)
         assert bar.volume > original.volume
 
@@ -498,7 +515,7 @@ def test_protocol_errors_and_subscription_replies(sample: BarFile) -> None:
 
 def test_rest_bars_honour_the_timeframe(sample: BarFile) -> None:
     day = sample.bars[:SESSION]  # 2024-07-29, all completed
-    unrevised = DataOptions(updated_bar_rate=0.0)  # so the sums are the file's
+    unrevised = DataOptions(updated_bar_rate=0.0, missing_minute_rate=0.0)  # the file's sums
     with running_emulator(
         sample, start_bar=SESSION + 30, max_page_size=10, data=unrevised
     ) as server:

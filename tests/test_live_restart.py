@@ -22,7 +22,7 @@ from ict_trader.backtest import run_backtest
 from ict_trader.barfile import BarFile, load_bars
 from ict_trader.config import AppConfig
 from ict_trader.emulator.server import EmulatorServer
-from tests.alpaca_emulator import KEY, SECRET, backtest_like, running_emulator
+from tests.alpaca_emulator import KEY, SECRET, backtest_like, every_minute, running_emulator
 
 SESSION_START = 390  # 2024-07-30 09:30; the 11:01 short signal's entry fills at 11:02 (bar 482)
 
@@ -79,6 +79,9 @@ def step(server: EmulatorServer, db: Path, bars: int, *, bot_up: bool, log: Path
         (bar,) = server.call(server.advance(1))
         if not bot_up:
             continue
+        if not server.feed.has(bar.time, "iex"):  # IEX had no trade in the minute: no bar
+            quiet_exchange(server)
+            continue
         stamp = bar.time.strftime("%Y-%m-%dT%H:%M:%SZ")
         deadline = time.monotonic() + 30
         while (last_bar(db) or "") < stamp:
@@ -122,7 +125,9 @@ def test_kill_9_then_restart(
 ) -> None:
     db, log = tmp_path / "bot.db", tmp_path / "bot.log"
     options = backtest_like()  # the trades are compared with the backtest's below
-    with running_emulator(sample, start_bar=SESSION_START, options=options) as server:
+    with running_emulator(
+        sample, start_bar=SESSION_START, options=options, data=every_minute()
+    ) as server:
         bot = start_bot(server, db, log)
         wait_connected(server, bot, log)
         step(server, db, kill_after, bot_up=True, log=log)

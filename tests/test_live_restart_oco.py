@@ -24,7 +24,7 @@ from ict_trader.barfile import BarFile, load_bars
 from ict_trader.config import AppConfig
 from ict_trader.emulator.server import EmulatorServer
 from ict_trader.strategy import StopMode
-from tests.alpaca_emulator import KEY, SECRET, backtest_like, running_emulator
+from tests.alpaca_emulator import KEY, SECRET, backtest_like, every_minute, running_emulator
 from tests.test_live_restart import step, wait_connected
 
 AUGUST_8 = 8 * 390  # 2024-08-08 09:30: the 14:27 short signal's entry fills at 14:28 (bar 298)
@@ -49,7 +49,9 @@ def start_bot(server: EmulatorServer, db: Path, log: Path) -> subprocess.Popen[b
 
 def test_restart_with_an_oco_resting_finds_its_stop_leg(sample: BarFile, tmp_path: Path) -> None:
     db, log = tmp_path / "bot.db", tmp_path / "bot.log"
-    with running_emulator(sample, start_bar=AUGUST_8, options=backtest_like()) as server:
+    with running_emulator(
+        sample, start_bar=AUGUST_8, options=backtest_like(), data=every_minute()
+    ) as server:
         bot = start_bot(server, db, log)
         wait_connected(server, bot, log)
         step(server, db, 302, bot_up=True, log=log)  # 14:32: both OCO exits resting

@@ -27,4 +27,5 @@ def test_a_session_with_faults_and_kills_leaves_ledger_and_broker_equal(
     assert report.restarts == report.restarts_survived == 2
     assert report.orders > 0 and report.fills > 0, "the soak traded"
     assert report.faults_injected > 0
+    assert report.minutes_without_a_bar > 0  # IEX gaps, the emulator's default, were lived with
     assert report.bot_exit_code == 0  # SIGTERM: a clean stop

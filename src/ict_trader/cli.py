@@ -751,7 +751,7 @@ def emulate_alpaca(
     ] = "free",
     missing_minute_rate: Annotated[
         float, typer.Option("--missing-minute-rate", min=0, max=1, help="IEX minutes with no bar.")
-    ] = 0.0,
+    ] = DataOptions.missing_minute_rate,
     updated_bar_rate: Annotated[
         float, typer.Option("--updated-bar-rate", min=0, max=1, help="Bars revised a minute later.")
     ] = DataOptions.updated_bar_rate,
