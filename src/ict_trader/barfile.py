@@ -591,8 +591,9 @@ def _to_bars(times: np.ndarray, values: dict[str, np.ndarray]) -> list[Bar]:
     columns = [values[name].tolist() for name in COLUMNS[1:]]
     with _no_cyclic_gc():
         # tuple.__new__ straight from C: Bar(...) would run the NamedTuple's Python __new__
-        # for every bar; zip yields exactly Bar's six fields in order.
-        return list(map(_new_bar, zip(moments, *columns, strict=True)))
+        # for every bar; zip yields exactly Bar's six fields in order (the columns have one
+        # length by construction, so zip need not check it).
+        return list(map(_new_bar, zip(moments, *columns, strict=False)))
 
 
 _new_bar = partial(tuple.__new__, Bar)
