@@ -1153,8 +1153,9 @@ def data_download(
 ) -> None:
     """Download 1-minute bars from Alpaca, one Parquet file per symbol and month; resumable.
 
-    Credentials: ALPACA_API_KEY/ALPACA_API_SECRET (environment or .env). A re-run fetches only
-    the months the folder does not hold completely (the current month is fetched again).
+    Credentials: ALPACA_API_KEY/ALPACA_API_SECRET (environment or .env).
+
+    A re-run fetches only the months the folder does not hold completely (the current one).
     """
     with _user_errors():
         chosen = _symbols(symbols)
