@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 import pandas as pd
 from backtesting import Backtest, Strategy
 
-from ict_trader.bars import Bar
-from ict_trader.calendar import NyseCalendar
+from ict_trader.core.bars import Bar
+from ict_trader.core.calendar import NyseCalendar
 from ict_trader.signals import Direction, Signal
 
 CENT = Decimal("0.01")

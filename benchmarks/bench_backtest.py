@@ -33,15 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.backtesting_peer import run_peer  # noqa: E402
-from ict_trader.backtest import run_backtest  # noqa: E402
-from ict_trader.barfile import BarFile, load_bars  # noqa: E402
-from ict_trader.bars import Bar  # noqa: E402
-from ict_trader.calendar import NEW_YORK  # noqa: E402
 from ict_trader.config import AppConfig  # noqa: E402
+from ict_trader.core.bars import Bar  # noqa: E402
+from ict_trader.core.calendar import NEW_YORK  # noqa: E402
+from ict_trader.marketdata.barfile import BarFile, load_bars  # noqa: E402
 from ict_trader.marketdata.folder import load_folder  # noqa: E402
 from ict_trader.marketdata.layout import Month, month_file, write_atomically  # noqa: E402
+from ict_trader.persistence.store import Store  # noqa: E402
+from ict_trader.runtime.backtest import run_backtest  # noqa: E402
 from ict_trader.signals import detect_signals  # noqa: E402
-from ict_trader.store import Store  # noqa: E402
 
 DEV_YEAR = REPO / "tests" / "data" / "qqq_1min_dev.csv.gz"
 GOAL_SECONDS = 1.0
@@ -63,7 +63,7 @@ def loader_before() -> Callable[[Path], BarFile] | None:
     """`load_bars` as it was at commit BEFORE (None without git or that commit)."""
     try:
         source = subprocess.run(
-            ["git", "-C", str(REPO), "show", f"{BEFORE}:src/ict_trader/barfile.py"],
+            ["git", "-C", str(REPO), "show", f"{BEFORE}:src/ict_trader/marketdata/barfile.py"],
             capture_output=True,
             text=True,
             check=True,

@@ -35,14 +35,14 @@ sys.path.insert(0, str(REPO))
 from alpaca.data.enums import DataFeed  # noqa: E402
 from alpaca.data.historical import StockHistoricalDataClient  # noqa: E402
 
-from ict_trader.barfile import load_bars  # noqa: E402
-from ict_trader.bars import Bar  # noqa: E402
-from ict_trader.brokers.alpaca import AlpacaBroker  # noqa: E402
+from ict_trader.adapters.alpaca.broker import AlpacaBroker  # noqa: E402
 from ict_trader.config import AppConfig  # noqa: E402
-from ict_trader.engine import Engine  # noqa: E402
-from ict_trader.live import LiveEndpoints, LiveShell  # noqa: E402
+from ict_trader.core.bars import Bar  # noqa: E402
+from ict_trader.core.engine import Engine  # noqa: E402
+from ict_trader.marketdata.barfile import load_bars  # noqa: E402
+from ict_trader.persistence.store import Store  # noqa: E402
+from ict_trader.runtime.live import LiveEndpoints, LiveShell  # noqa: E402
 from ict_trader.signals import IctDetector  # noqa: E402
-from ict_trader.store import Store  # noqa: E402
 
 SAMPLE = REPO / "src" / "ict_trader" / "data" / "qqq_1min_sample.csv"
 KEY, SECRET = "bench-key", "bench-secret"

@@ -28,9 +28,9 @@ import pandas as pd
 with contextlib.redirect_stdout(io.StringIO()):  # the package prints a banner on import
     from smartmoneyconcepts import smc
 
-from ict_trader.barfile import load_bars
-from ict_trader.bars import Bar
-from ict_trader.calendar import NyseCalendar
+from ict_trader.core.bars import Bar
+from ict_trader.core.calendar import NyseCalendar
+from ict_trader.marketdata.barfile import load_bars
 from ict_trader.signals import IctDetector, SignalParams
 
 DEV_YEAR = Path(__file__).resolve().parents[1] / "tests" / "data" / "qqq_1min_dev.csv.gz"

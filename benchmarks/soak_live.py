@@ -34,9 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ict_trader.barfile import BarFile, load_bars  # noqa: E402
-from ict_trader.emulator.paper import EmulatorOptions, EmuOrder, PaperAccount  # noqa: E402
-from ict_trader.emulator.server import EmulatorServer, Faults  # noqa: E402
+from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, EmuOrder, PaperAccount  # noqa: E402
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults  # noqa: E402
+from ict_trader.marketdata.barfile import BarFile, load_bars  # noqa: E402
 
 DEV_YEAR = REPO / "tests" / "data" / "qqq_1min_dev.csv.gz"
 KEY, SECRET = "soak-key", "soak-secret"

@@ -10,10 +10,10 @@ from typing import Any
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
 
-from ict_trader.barfile import BarFile
-from ict_trader.emulator.feed import DataOptions
-from ict_trader.emulator.paper import EmulatorOptions, EmuOrder, PaperAccount
-from ict_trader.emulator.server import EmulatorServer, Faults
+from ict_trader.adapters.alpaca.emulator.feed import DataOptions
+from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, EmuOrder, PaperAccount
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
+from ict_trader.marketdata.barfile import BarFile
 
 KEY = "test-key"
 SECRET = "test-secret"

@@ -13,8 +13,8 @@ from functools import cache
 
 from hypothesis import strategies as st
 
-from ict_trader.bars import Bar
-from ict_trader.calendar import NyseCalendar, Session
+from ict_trader.core.bars import Bar
+from ict_trader.core.calendar import NyseCalendar, Session
 from ict_trader.signals import SignalParams
 
 TICK = 0.05

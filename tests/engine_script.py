@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from ict_trader.engine import Engine
-from ict_trader.events import (
+from ict_trader.core.engine import Engine
+from ict_trader.core.events import (
     AccountUpdated,
     Command,
     Event,
@@ -21,9 +21,9 @@ from ict_trader.events import (
     OrderFilled,
     SubmitOrder,
 )
-from ict_trader.orders import OrderRequest
+from ict_trader.core.orders import OrderRequest
+from ict_trader.core.strategy import EngineConfig, ExitRules
 from ict_trader.signals import IctDetector
-from ict_trader.strategy import EngineConfig, ExitRules
 from tests.test_signal_rules import BASE, CALENDAR, DISPLACE, PARAMS, session_bars
 
 SIGNAL_CLOSE_TIME = datetime(2024, 7, 29, 13, 36, tzinfo=UTC)  # the 09:35 bar's close

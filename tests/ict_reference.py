@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ict_trader.bars import Bar
-from ict_trader.calendar import NyseCalendar
+from ict_trader.core.bars import Bar
+from ict_trader.core.calendar import NyseCalendar
 from ict_trader.signals import Direction, Signal, SignalParams
 
 

@@ -17,11 +17,11 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 
-from ict_trader.barfile import BarFile, load_bars
-from ict_trader.brokers.alpaca import AlpacaBroker
-from ict_trader.emulator.server import EmulatorServer, Faults
-from ict_trader.events import OrderAccepted, OrderFilled, OrderRejected
-from ict_trader.orders import Leg, OrderRequest, OrderType, Side
+from ict_trader.adapters.alpaca.broker import AlpacaBroker
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
+from ict_trader.core.events import OrderAccepted, OrderFilled, OrderRejected
+from ict_trader.core.orders import Leg, OrderRequest, OrderType, Side
+from ict_trader.marketdata.barfile import BarFile, load_bars
 from tests.alpaca_emulator import KEY, SECRET, backtest_like, running_emulator
 from tests.test_live import SESSION_START, run_session
 

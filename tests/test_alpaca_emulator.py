@@ -34,10 +34,10 @@ from alpaca.trading.requests import (
 from alpaca.trading.stream import TradingStream
 from typer.testing import CliRunner
 
-from ict_trader.barfile import BarFile, load_bars
-from ict_trader.cli import app
-from ict_trader.emulator.paper import EmulatorOptions
-from ict_trader.emulator.server import EmulatorServer, Faults
+from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
+from ict_trader.cli.app import app
+from ict_trader.marketdata.barfile import BarFile, load_bars
 from tests.alpaca_emulator import KEY, SECRET, data_client, running_emulator, trading_client
 
 START = 100  # bars already completed when a test starts: 2024-07-29 11:10 New York

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ict_trader.barfile import BarDataError, load_bars
+from ict_trader.marketdata.barfile import BarDataError, load_bars
 
 HEADER = "timestamp,open,high,low,close,volume\n"
 GOOD_ROWS = [

@@ -25,9 +25,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ict_trader import barfile
-from ict_trader.barfile import BarDataError, load_bars
-from ict_trader.bars import Bar
+from ict_trader.core.bars import Bar
+from ict_trader.marketdata import barfile
+from ict_trader.marketdata.barfile import BarDataError, load_bars
 
 HEADER = "timestamp,open,high,low,close,volume"
 GOOD_ROWS = [

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
-from ict_trader.cli import app
+from ict_trader.cli.app import app
 
 runner = CliRunner()
 

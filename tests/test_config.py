@@ -13,12 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ict_trader import ranges
-from ict_trader.brokers.simulated import SimulatedBrokerConfig
+from ict_trader.adapters.simulated import SimulatedBrokerConfig
 from ict_trader.config import load_config, parse_config
+from ict_trader.core.risk import RiskLimits
+from ict_trader.core.strategy import ExitRules, StopMode
 from ict_trader.errors import ConfigError
-from ict_trader.risk import RiskLimits
 from ict_trader.signals import SignalParams
-from ict_trader.strategy import ExitRules, StopMode
 
 FULL = """
 symbol = "qqq"

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from rich.console import Console
 from typer.testing import CliRunner
 
-from ict_trader import control
-from ict_trader.barfile import load_bars
-from ict_trader.cli import app
+from ict_trader.cli.app import app
 from ict_trader.config import AppConfig
-from ict_trader.replay import data_fingerprint, run_replay
-from ict_trader.store import Store
+from ict_trader.marketdata.barfile import load_bars
+from ict_trader.persistence.store import Store
+from ict_trader.runtime import control
+from ict_trader.runtime.replay import data_fingerprint, run_replay
 from tests.test_replay import InterruptingConsole
 
 KILL_AT = datetime(2024, 7, 30, 15, 20, tzinfo=UTC)  # both trades of the 11:01 signal are open

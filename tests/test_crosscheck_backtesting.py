@@ -14,10 +14,10 @@ from pathlib import Path
 
 from benchmarks.backtesting_peer import PeerTrade, run_peer
 
-from ict_trader.backtest import run_backtest
-from ict_trader.barfile import load_bars
 from ict_trader.config import AppConfig
-from ict_trader.events import TradeView
+from ict_trader.core.events import TradeView
+from ict_trader.marketdata.barfile import load_bars
+from ict_trader.runtime.backtest import run_backtest
 from ict_trader.signals import detect_signals
 
 Row = tuple[str, str, int, str, str, str, Decimal]

@@ -14,13 +14,13 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from ict_trader.barfile import load_bars
-from ict_trader.cli import app
+from ict_trader.cli.app import app
 from ict_trader.dashboard.auth import TOKEN_ENV, DashboardToken, load_token
 from ict_trader.dashboard.launch import open_dashboard
 from ict_trader.dashboard.server import Dashboard
 from ict_trader.errors import ConfigError
-from ict_trader.store import Store
+from ict_trader.marketdata.barfile import load_bars
+from ict_trader.persistence.store import Store
 from tests.test_replay import replay_all
 
 CENT = Decimal("0.01")

@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from ict_trader.dashboard.views import status_view, trades_view
-from ict_trader.store import Store
+from ict_trader.persistence.store import Store
 from tests.browser import OUTPUT, launch_chromium
 
 TOKEN = "browser-test-token-42"

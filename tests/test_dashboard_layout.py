@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect, sync_playwright
 
-from ict_trader.barfile import BarFile, load_bars
-from ict_trader.calendar import NEW_YORK
+from ict_trader.core.calendar import NEW_YORK
 from ict_trader.dashboard.auth import DashboardToken
 from ict_trader.dashboard.server import Dashboard
 from ict_trader.dashboard.views import equity_view
-from ict_trader.store import Store
+from ict_trader.marketdata.barfile import BarFile, load_bars
+from ict_trader.persistence.store import Store
 from tests.browser import OUTPUT, launch_chromium
 from tests.test_replay import replay_all
 

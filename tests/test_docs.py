@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ict_trader.barfile import load_bars
+from ict_trader.marketdata.barfile import load_bars
 from ict_trader.signals import SignalParams, detect_signals
 from tests.conftest import DEV_YEAR, REPO, SAMPLE_CSV
 

@@ -38,13 +38,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from ict_trader.barfile import BarDataError, BarFile, load_bars
-from ict_trader.bars import Bar
-from ict_trader.calendar import NEW_YORK
-from ict_trader.cli import app
-from ict_trader.emulator.feed import DataOptions, Timeframe, aggregate, minute_bar
-from ict_trader.emulator.paper import EmulatorOptions
-from ict_trader.emulator.server import EmulatorServer
+from ict_trader.adapters.alpaca.emulator.feed import DataOptions, Timeframe, aggregate, minute_bar
+from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
+from ict_trader.cli.app import app
+from ict_trader.core.bars import Bar
+from ict_trader.core.calendar import NEW_YORK
+from ict_trader.marketdata.barfile import BarDataError, BarFile, load_bars
 from tests.alpaca_emulator import (
     KEY,
     SECRET,

@@ -2,7 +2,7 @@
 
 Every test drives the unmodified alpaca-py TradingClient (and TradingStream for trade updates)
 against the loopback emulator on 127.0.0.1. Sources for each behaviour are in
-docs/alpaca-fidelity.md and the header of src/ict_trader/emulator/paper.py.
+docs/alpaca-fidelity.md and the header of src/ict_trader/adapters/alpaca/emulator/paper.py.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ from alpaca.trading.stream import TradingStream
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ict_trader.barfile import BarFile, load_bars
-from ict_trader.emulator import fills
-from ict_trader.emulator.paper import EmulatorOptions
-from ict_trader.emulator.server import EmulatorServer
+from ict_trader.adapters.alpaca.emulator import fills
+from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
+from ict_trader.marketdata.barfile import BarFile, load_bars
 from tests.alpaca_emulator import KEY, SECRET, running_emulator, trading_client
 
 START = 100  # bars completed when a test starts: 2024-07-29 11:10 New York

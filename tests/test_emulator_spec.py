@@ -48,9 +48,9 @@ from schemathesis import openapi as schemathesis_openapi
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from ict_trader.barfile import BarFile, load_bars
-from ict_trader.emulator.paper import EmulatorOptions
-from ict_trader.emulator.server import EmulatorServer
+from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
+from ict_trader.marketdata.barfile import BarFile, load_bars
 from tests import alpaca_spec
 from tests.alpaca_emulator import KEY, SECRET, data_client, running_emulator, trading_client
 from tests.alpaca_spec import MARKET_DATA, TRADING, Exchange

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from ict_trader.events import (
+from ict_trader.core.events import (
     CancelOrder,
     EntrySkipped,
     ExitReason,
@@ -19,8 +19,8 @@ from ict_trader.events import (
     Tick,
     TradeUpdated,
 )
-from ict_trader.orders import MAX_CLIENT_ORDER_ID, Leg, OrderType, Side, client_order_id
-from ict_trader.strategy import EngineConfig, ExitRules, StopMode, StrategyProfile
+from ict_trader.core.orders import MAX_CLIENT_ORDER_ID, Leg, OrderType, Side, client_order_id
+from ict_trader.core.strategy import EngineConfig, ExitRules, StopMode, StrategyProfile
 from tests.engine_script import FILL_TIME, Script, minutes, submitted
 
 

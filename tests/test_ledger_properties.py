@@ -14,8 +14,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ict_trader.events import Tick, TradeUpdated
-from ict_trader.orders import Leg
+from ict_trader.core.events import Tick, TradeUpdated
+from ict_trader.core.orders import Leg
 from tests.engine_script import FILL_TIME, Script, minutes, submitted
 
 ENTRY_QTY = 30  # the conservative profile's entry in the scripted signal (short)

@@ -19,20 +19,20 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 
-from ict_trader import control
-from ict_trader.backtest import run_backtest
-from ict_trader.barfile import BarFile, load_bars
-from ict_trader.brokers.alpaca import AlpacaBroker
+from ict_trader.adapters.alpaca.broker import AlpacaBroker
+from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.config import AppConfig
+from ict_trader.core.engine import Engine
+from ict_trader.core.strategy import StopMode
 from ict_trader.dashboard.auth import DashboardToken
 from ict_trader.dashboard.server import Dashboard
-from ict_trader.emulator.paper import EmulatorOptions
-from ict_trader.emulator.server import EmulatorServer, Faults
-from ict_trader.engine import Engine
-from ict_trader.live import STORE_RETRY_SECONDS, LiveEndpoints, LiveShell
+from ict_trader.marketdata.barfile import BarFile, load_bars
+from ict_trader.persistence.store import Store
+from ict_trader.runtime import control
+from ict_trader.runtime.backtest import run_backtest
+from ict_trader.runtime.live import STORE_RETRY_SECONDS, LiveEndpoints, LiveShell
 from ict_trader.signals import IctDetector
-from ict_trader.store import Store
-from ict_trader.strategy import StopMode
 from tests.alpaca_emulator import (
     KEY,
     SECRET,

@@ -20,15 +20,15 @@ from pathlib import Path
 import pytest
 from alpaca.data.enums import DataFeed
 
-from ict_trader.backtest import run_backtest
-from ict_trader.barfile import BarFile, load_bars
-from ict_trader.bars import Bar
+from ict_trader.adapters.alpaca.emulator.feed import DataOptions
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.config import AppConfig
-from ict_trader.emulator.feed import DataOptions
-from ict_trader.emulator.server import EmulatorServer, Faults
-from ict_trader.live import LiveEndpoints, LiveShell
-from ict_trader.live_runner import Credentials, run_live
-from ict_trader.store import Store
+from ict_trader.core.bars import Bar
+from ict_trader.marketdata.barfile import BarFile, load_bars
+from ict_trader.persistence.store import Store
+from ict_trader.runtime.backtest import run_backtest
+from ict_trader.runtime.live import LiveEndpoints, LiveShell
+from ict_trader.runtime.live_runner import Credentials, run_live
 from tests.alpaca_emulator import KEY, SECRET, backtest_like, every_minute, running_emulator
 from tests.conftest import SAMPLE_CSV
 from tests.test_live import make_shell

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from alpaca.trading.client import TradingClient
 
-from ict_trader.barfile import BarFile, load_bars
+from ict_trader.marketdata.barfile import BarFile, load_bars
 from tests.alpaca_emulator import KEY, SECRET, running_emulator
 from tests.test_live_restart import SESSION_START, start_bot, step, wait_connected
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from ict_trader.backtest import run_backtest
-from ict_trader.barfile import BarFile, load_bars
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
 from ict_trader.config import AppConfig
-from ict_trader.emulator.server import EmulatorServer
+from ict_trader.marketdata.barfile import BarFile, load_bars
+from ict_trader.runtime.backtest import run_backtest
 from tests.alpaca_emulator import KEY, SECRET, backtest_like, every_minute, running_emulator
 
 SESSION_START = 390  # 2024-07-30 09:30; the 11:01 short signal's entry fills at 11:02 (bar 482)

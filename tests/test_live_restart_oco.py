@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from ict_trader.backtest import run_backtest
-from ict_trader.barfile import BarFile, load_bars
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
 from ict_trader.config import AppConfig
-from ict_trader.emulator.server import EmulatorServer
-from ict_trader.strategy import StopMode
+from ict_trader.core.strategy import StopMode
+from ict_trader.marketdata.barfile import BarFile, load_bars
+from ict_trader.runtime.backtest import run_backtest
 from tests.alpaca_emulator import KEY, SECRET, backtest_like, every_minute, running_emulator
 from tests.test_live_restart import step, wait_connected
 

@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ict_trader.barfile import load_bars
-from ict_trader.brokers.alpaca import AlpacaBroker
-from ict_trader.calendar import NyseCalendar
-from ict_trader.cli import app
-from ict_trader.emulator.paper import PaperAccount
-from ict_trader.emulator.server import EmulatorServer, Faults
+from ict_trader.adapters.alpaca.broker import AlpacaBroker
+from ict_trader.adapters.alpaca.emulator.paper import PaperAccount
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
+from ict_trader.cli.app import app
+from ict_trader.core.calendar import NyseCalendar
 from ict_trader.errors import BrokerUnreachableError, ConfigError
-from ict_trader.live_runner import (
+from ict_trader.marketdata.barfile import load_bars
+from ict_trader.persistence.store import Store
+from ict_trader.runtime.live_runner import (
     LIVE_OPT_IN,
     Credentials,
     _first_contact,
@@ -32,7 +33,6 @@ from ict_trader.live_runner import (
     find_credentials,
     sync_calendar,
 )
-from ict_trader.store import Store
 from tests.alpaca_emulator import KEY, SECRET, running_emulator
 
 

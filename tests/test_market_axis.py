@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from ict_trader.calendar import NyseCalendar
-from ict_trader.market_axis import MarketAxis
+from ict_trader.core.calendar import NyseCalendar
+from ict_trader.reporting.market_axis import MarketAxis
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ import pytest
 from alpaca.data.historical import StockHistoricalDataClient
 from typer.testing import CliRunner, Result
 
-from ict_trader.barfile import BarFile, load_bars
-from ict_trader.cli import app
-from ict_trader.emulator.feed import DataOptions
-from ict_trader.emulator.server import EmulatorServer, Faults
+from ict_trader.adapters.alpaca.emulator.feed import DataOptions
+from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
+from ict_trader.cli.app import app
+from ict_trader.marketdata.barfile import BarFile, load_bars
 from ict_trader.marketdata.download import Backoff, DownloadError, DownloadRequest, download
 from ict_trader.marketdata.folder import load_folder
 from ict_trader.marketdata.layout import Coverage

@@ -13,10 +13,10 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from ict_trader.barfile import BarDataError, BarFile, load_bars
-from ict_trader.bars import Bar
-from ict_trader.calendar import NEW_YORK
-from ict_trader.cli import app
+from ict_trader.cli.app import app
+from ict_trader.core.bars import Bar
+from ict_trader.core.calendar import NEW_YORK
+from ict_trader.marketdata.barfile import BarDataError, BarFile, load_bars
 from ict_trader.marketdata.folder import load_folder
 from ict_trader.marketdata.layout import Month, month_file, write_atomically
 

@@ -21,17 +21,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ict_trader import control
-from ict_trader.cli import app
-from ict_trader.store import Store, StoreError
+from ict_trader.cli.app import app
+from ict_trader.persistence.store import Store, StoreError
+from ict_trader.runtime import control
 
 # A stand-in for the trading loop, in its own process: it holds the writer lock, and every pass
 # writes, obeys pending requests (recording each delivery in the audit log) and commits — the
 # same calls the shells make — until the test writes the `test_stop` key.
 BOT = """
 import sys
-from ict_trader import control
-from ict_trader.store import Store
+from ict_trader.runtime import control
+from ict_trader.persistence.store import Store
 from datetime import UTC, datetime
 
 store = Store(sys.argv[1])
@@ -56,8 +56,8 @@ print(passes, flush=True)
 # Another process asking for kills and resumes as fast as it can, like a script gone wrong.
 REQUESTER = """
 import json, sys
-from ict_trader import control
-from ict_trader.store import Store, StoreError
+from ict_trader.runtime import control
+from ict_trader.persistence.store import Store, StoreError
 
 acknowledged, failed = [], 0
 for index in range(int(sys.argv[3])):

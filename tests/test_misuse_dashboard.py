@@ -18,13 +18,13 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from ict_trader import control
-from ict_trader import store as store_module
-from ict_trader.cli import app
+from ict_trader.cli.app import app
 from ict_trader.dashboard import views
 from ict_trader.dashboard.auth import DashboardToken
 from ict_trader.dashboard.server import Dashboard
-from ict_trader.store import Store
+from ict_trader.persistence import store as store_module
+from ict_trader.persistence.store import Store
+from ict_trader.runtime import control
 
 TOKEN = DashboardToken("misuse-token-0123456789", "environment")
 AUTH = {"Authorization": f"Bearer {TOKEN.value}"}

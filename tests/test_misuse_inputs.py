@@ -32,7 +32,7 @@ import typer.testing
 from typer.testing import CliRunner
 
 from ict_trader import ranges
-from ict_trader.cli import app
+from ict_trader.cli.app import app
 
 HEADER = "timestamp,open,high,low,close,volume\n"
 GOOD = [

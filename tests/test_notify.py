@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from ict_trader.events import Level, Notify
-from ict_trader.notify import (
+from ict_trader.core.events import Level, Notify
+from ict_trader.notify.notifier import (
     PUSHOVER_URL,
     DisabledNotifier,
     PushoverNotifier,

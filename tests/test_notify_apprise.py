@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from ict_trader.core.events import Level, Notify
 from ict_trader.errors import ConfigError
-from ict_trader.events import Level, Notify
-from ict_trader.logs import close_logging, setup_logging
-from ict_trader.notify import (
+from ict_trader.notify.apprise import AppriseNotifier
+from ict_trader.notify.notifier import (
     DisabledNotifier,
     FanOutNotifier,
     PushoverNotifier,
     notifier_from_env,
 )
-from ict_trader.notify_apprise import AppriseNotifier
+from ict_trader.runtime.logs import close_logging, setup_logging
 from tests.pushover_emulator import running_pushover
 
 NOTICE = Notify(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ict_trader.barfile import BarFile, load_bars
-from ict_trader.notify import PushoverNotifier
+from ict_trader.marketdata.barfile import BarFile, load_bars
+from ict_trader.notify.notifier import PushoverNotifier
 from tests.pushover_emulator import PushoverEmulator, running_pushover
 from tests.test_replay import replay_all
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from ict_trader.backtest import run_backtest
-from ict_trader.barfile import BarFile, load_bars
 from ict_trader.config import AppConfig
-from ict_trader.notify import Notifier
-from ict_trader.replay import Pacer, data_fingerprint, run_replay
-from ict_trader.store import Store, StoreError
+from ict_trader.marketdata.barfile import BarFile, load_bars
+from ict_trader.notify.notifier import Notifier
+from ict_trader.persistence.store import Store, StoreError
+from ict_trader.runtime.backtest import run_backtest
+from ict_trader.runtime.replay import Pacer, data_fingerprint, run_replay
 
 
 @pytest.fixture(scope="module")

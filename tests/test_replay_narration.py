@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from ict_trader import control
-from ict_trader.barfile import BarFile, load_bars
 from ict_trader.config import AppConfig
-from ict_trader.events import Command, Notify, SignalDetected, Tick, TradeUpdated
-from ict_trader.ledger import FillRecord, Ledger, OrderRecord
-from ict_trader.orders import Leg, OrderRequest, OrderStatus
-from ict_trader.replay import data_fingerprint, run_replay
-from ict_trader.store import Store
+from ict_trader.core.events import Command, Notify, SignalDetected, Tick, TradeUpdated
+from ict_trader.core.ledger import FillRecord, Ledger, OrderRecord
+from ict_trader.core.orders import Leg, OrderRequest, OrderStatus
+from ict_trader.marketdata.barfile import BarFile, load_bars
+from ict_trader.persistence.store import Store
+from ict_trader.runtime import control
+from ict_trader.runtime.replay import data_fingerprint, run_replay
 from tests.engine_script import FILL_TIME, Script, minutes, submitted
 from tests.test_replay import InterruptingConsole
 

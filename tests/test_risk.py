@@ -13,12 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ict_trader.backtest import run_backtest
-from ict_trader.barfile import load_bars
-from ict_trader.bars import Bar
 from ict_trader.config import AppConfig, parse_config
-from ict_trader.errors import ConfigError
-from ict_trader.events import (
+from ict_trader.core.bars import Bar
+from ict_trader.core.events import (
     AccountUpdated,
     BrokerError,
     CancelOrder,
@@ -28,9 +25,12 @@ from ict_trader.events import (
     Notify,
     OrderRejected,
 )
-from ict_trader.risk import RiskLimits, RiskMonitor, fit_entry
-from ict_trader.store import Store
-from ict_trader.strategy import EngineConfig
+from ict_trader.core.risk import RiskLimits, RiskMonitor, fit_entry
+from ict_trader.core.strategy import EngineConfig
+from ict_trader.errors import ConfigError
+from ict_trader.marketdata.barfile import load_bars
+from ict_trader.persistence.store import Store
+from ict_trader.runtime.backtest import run_backtest
 from tests.engine_script import FILL_TIME, Script, minutes, submitted
 
 NO_BREAKERS = RiskLimits(

@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from ict_trader.barfile import load_bars
-from ict_trader.bars import Bar
+from ict_trader.core.bars import Bar
+from ict_trader.marketdata.barfile import load_bars
 from ict_trader.signals import IctDetector, SignalParams, detect_signals
 from tests.bar_strategies import bar_sequences, calendar, small_params
 from tests.ict_reference import reference_signals

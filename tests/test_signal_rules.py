@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from ict_trader.bars import Bar
-from ict_trader.calendar import NyseCalendar
+from ict_trader.core.bars import Bar
+from ict_trader.core.calendar import NyseCalendar
 from ict_trader.signals import Direction, IctDetector, Signal, SignalParams, detect_signals
 from ict_trader.signals.detector import BarOrderError, BarOutsideSessionError
 from ict_trader.signals.params import ParamError, parse_param_assignments

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from ict_trader.bars import Bar
-from ict_trader.brokers.simulated import SimulatedBroker, SimulatedBrokerConfig
-from ict_trader.events import Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected
-from ict_trader.orders import Leg, OrderRequest, OrderType, Side
+from ict_trader.adapters.simulated import SimulatedBroker, SimulatedBrokerConfig
+from ict_trader.core.bars import Bar
+from ict_trader.core.events import Event, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected
+from ict_trader.core.orders import Leg, OrderRequest, OrderType, Side
 
 T0 = datetime(2024, 7, 29, 14, 0, tzinfo=UTC)
 

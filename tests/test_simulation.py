@@ -6,14 +6,14 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ict_trader.barfile import load_bars
-from ict_trader.brokers.simulated import SimulatedBroker
+from ict_trader.adapters.simulated import SimulatedBroker
 from ict_trader.config import AppConfig
-from ict_trader.engine import Engine
-from ict_trader.events import KillSwitch
+from ict_trader.core.engine import Engine
+from ict_trader.core.events import KillSwitch
+from ict_trader.marketdata.barfile import load_bars
+from ict_trader.persistence.store import Store
+from ict_trader.runtime.simulation import SimulationShell
 from ict_trader.signals import IctDetector
-from ict_trader.simulation import SimulationShell
-from ict_trader.store import Store
 
 
 def test_kill_mid_trade_flattens_cancels_and_blocks(sample_csv: Path, tmp_path: Path) -> None:

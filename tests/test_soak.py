@@ -7,7 +7,7 @@ from pathlib import Path
 
 from benchmarks.soak_live import soak
 
-from ict_trader.barfile import load_bars
+from ict_trader.marketdata.barfile import load_bars
 
 
 def test_a_session_with_faults_and_kills_leaves_ledger_and_broker_equal(

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from ict_trader import control
-from ict_trader import store as store_module
-from ict_trader.backtest import run_backtest
-from ict_trader.barfile import load_bars
 from ict_trader.config import AppConfig
-from ict_trader.store import (
+from ict_trader.marketdata.barfile import load_bars
+from ict_trader.persistence import store as store_module
+from ict_trader.persistence.store import (
     SCHEMA_VERSION,
     Store,
     StoreBusyError,
@@ -27,6 +25,8 @@ from ict_trader.store import (
     StoreFullError,
     StoreLockedError,
 )
+from ict_trader.runtime import control
+from ict_trader.runtime.backtest import run_backtest
 
 
 def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_backtest_ledger_is_consistent(sample_csv: Path, tmp_path: Path) -> None
 
 HOLDER = """
 import sys
-from ict_trader.store import Store
+from ict_trader.persistence.store import Store
 store = Store(sys.argv[1])
 print("holding", flush=True)
 sys.stdin.read()

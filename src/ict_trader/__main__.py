@@ -1,5 +1,5 @@
 """`python -m ict_trader` runs the command line."""
 
-from ict_trader.cli import app
+from ict_trader.cli.app import app
 
 app(prog_name="ict-trader")

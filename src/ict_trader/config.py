@@ -21,7 +21,7 @@ starting_equity = 100000
 slippage_bps = 0
 commission_per_share = 0
 
-[risk]              # 0 disables a limit; see ict_trader/risk.py
+[risk]              # 0 disables a limit; see ict_trader/core/risk.py
 daily_loss_limit = 1000
 rapid_loss = 500
 rapid_loss_minutes = 15
@@ -52,18 +52,18 @@ from pathlib import Path
 from typing import Any
 
 from ict_trader import ranges
-from ict_trader.brokers.simulated import SimulatedBrokerConfig
-from ict_trader.errors import ConfigError
-from ict_trader.risk import RiskLimits
-from ict_trader.signals import SignalParams
-from ict_trader.signals.params import ParamError
-from ict_trader.strategy import (
+from ict_trader.adapters.simulated import SimulatedBrokerConfig
+from ict_trader.core.risk import RiskLimits
+from ict_trader.core.strategy import (
     DEFAULT_PROFILES,
     EngineConfig,
     ExitRules,
     StopMode,
     StrategyProfile,
 )
+from ict_trader.errors import ConfigError
+from ict_trader.signals import SignalParams
+from ict_trader.signals.params import ParamError
 
 DEFAULT_CONFIG_FILE = Path("ict-trader.toml")
 MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes; anything this big is not one

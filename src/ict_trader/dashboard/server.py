@@ -37,11 +37,11 @@ from typing import Any, TypeVar
 
 from aiohttp import web, web_response
 
-from ict_trader import control
 from ict_trader.dashboard import views
 from ict_trader.dashboard.auth import DashboardToken, bearer
-from ict_trader.status import DEFAULT_MAX_HEARTBEAT_AGE, collect_health
-from ict_trader.store import Store, StoreError
+from ict_trader.persistence.store import Store, StoreError
+from ict_trader.reporting.status import DEFAULT_MAX_HEARTBEAT_AGE, collect_health
+from ict_trader.runtime import control
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

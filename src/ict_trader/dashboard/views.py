@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ict_trader.calendar import NEW_YORK
-from ict_trader.events import TradeView
-from ict_trader.status import collect_status
-from ict_trader.store import Store
+from ict_trader.core.calendar import NEW_YORK
+from ict_trader.core.events import TradeView
+from ict_trader.persistence.store import Store
+from ict_trader.reporting.status import collect_status
 
 _CENT = Decimal("0.01")
 _ONE_MINUTE = timedelta(minutes=1)

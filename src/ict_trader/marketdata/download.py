@@ -42,8 +42,14 @@ from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 
-from ict_trader.barfile import BarDataError, Problems, in_hours, typed_columns, validated_bars
-from ict_trader.calendar import NEW_YORK, NyseCalendar
+from ict_trader.core.calendar import NEW_YORK, NyseCalendar
+from ict_trader.marketdata.barfile import (
+    BarDataError,
+    Problems,
+    in_hours,
+    typed_columns,
+    validated_bars,
+)
 from ict_trader.marketdata.layout import (
     Coverage,
     Month,

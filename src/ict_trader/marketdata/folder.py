@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from ict_trader.barfile import (
+from ict_trader.marketdata.barfile import (
     BarDataError,
     BarFile,
     Columns,

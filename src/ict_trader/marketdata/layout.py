@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ict_trader.calendar import NEW_YORK
+from ict_trader.core.calendar import NEW_YORK
 
 SUFFIX = ".parquet"
 _MONTH_FILE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])\.parquet$")

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from ict_trader.bars import Bar
-from ict_trader.calendar import Session
+from ict_trader.core.bars import Bar
+from ict_trader.core.calendar import Session
 from ict_trader.signals.params import SignalParams
 
 _MINUTE = timedelta(minutes=1)

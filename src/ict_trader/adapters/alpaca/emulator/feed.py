@@ -1,0 +1,257 @@
+"""The emulator's market data: what the bar stream and the bars REST serve from a replayed file.
+
+Our files hold one consolidated (SIP-like) OHLCV bar per minute; Alpaca serves more, and less.
+What is *modelled* here (an emulator choice, not market data), and why:
+
+- **Trade count and VWAP.** Alpaca's bars carry `n` (trades) and `vw` (VWAP), and alpaca-py requires
+  both; our files have neither. A minute's `n` is its volume over an assumed mean trade size of
+  100 shares (at least 1) and its `vw` the typical price (h + l + c) / 3, which always lies inside
+  the bar's range. Aggregated bars sum `n` and volume-weight `vw`, as real VWAPs aggregate.
+- **Timeframes** (`[1-59]Min`/`T`, `[1-23]Hour`/`H`, `1Day`/`D`): a bar is stamped with the start
+  of its period on the New York clock (minutes and hours are the same in UTC; days at New York
+  midnight, 04:00Z in summer, as Alpaca stamps daily bars). A daily bar aggregates regular hours
+  only: Alpaca's daily close is the last regular-hours price (forum.alpaca.markets threads 1047,
+  14227). The period still in progress is a partial bar of the minutes completed so far.
+- **IEX gaps.** An IEX bar exists only for a minute with an IEX trade ([DOCS realtime.md]: "minute
+  bars are based on the trades from IEX"; alpaca_api.md §4.1: "only minutes with valid trades
+  produce a bar"), so `missing_minute_rate` of the minutes have no bar on the /v2/iex stream nor in
+  `feed=iex` history. SIP has every minute of the file. No source gives a rate for QQQ.
+- **Updated bars.** Trades reported late revise a minute's bar, re-sent as a `u` message about
+  30 s after the minute (alpaca_api.md §4.1). With `updated_bar_rate`, a sent bar is revised by
+  one late trade (1-5 % of its volume, at a price up to a cent beyond its range) and the `u`
+  message goes out before the next minute's bar; history then holds the revised bar.
+- **Plans.** The free (Basic) plan streams IEX only: /v2/sip answers 409 "insufficient
+  subscription" at authentication; its history is SIP except the latest 15 minutes (403
+  "subscription does not permit querying recent SIP data" for `feed=sip`; without `feed`, such
+  requests are answered from IEX). The paid plan (`plan="sip"`) has both feeds, always.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal, NamedTuple
+
+from ict_trader.core.bars import Bar
+from ict_trader.core.calendar import NEW_YORK, NyseCalendar
+
+MEAN_TRADE_SIZE = 100  # shares per trade: an assumption, used only to model `n`
+RECENT_SIP_DELAY = timedelta(minutes=15)  # the free plan's SIP history stops this far back
+_TIMEFRAME = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D)$")
+_UNITS = {"Min": "Min", "T": "Min", "Hour": "Hour", "H": "Hour", "Day": "Day", "D": "Day"}
+_MAX_AMOUNT = {"Min": 59, "Hour": 23, "Day": 1}
+
+Plan = Literal["free", "sip"]
+Feed = Literal["iex", "sip"]
+
+
+class DataBar(NamedTuple):
+    """A bar as Alpaca serves it: OHLCV plus trade count `n` and VWAP `vw`, stamped at its start."""
+
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    trades: int
+    vwap: float
+
+    def as_json(self) -> dict[str, float | int | str]:
+        """The REST shape (`t` as RFC-3339 text; the stream sends a msgpack Timestamp)."""
+        return {
+            "t": self.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "o": self.open,
+            "h": self.high,
+            "l": self.low,
+            "c": self.close,
+            "v": self.volume,
+            "n": self.trades,
+            "vw": self.vwap,
+        }
+
+
+@dataclass
+class DataOptions:
+    """Market-data behaviour of the emulated account (realistic where the bot's path allows)."""
+
+    plan: Plan = "free"  # a new paper account's plan: IEX real-time only
+    connection_limit: int = 1  # concurrent authenticated data-stream connections per key (406)
+    # IEX minutes with no trade, hence no bar (neither streamed nor in feed=iex history). On by
+    # default, as on Alpaca; the rate is an assumption (no source gives one for QQQ, where IEX
+    # trades nearly every minute): about four minutes a session.
+    missing_minute_rate: float = 0.01
+    # `u` messages revising the bar sent a minute earlier, and history returning the revision;
+    # on by default (the bot subscribes to `bars` only and its live tests pass with it). The
+    # rate is an assumption: no source gives one.
+    updated_bar_rate: float = 0.05
+    seed: int = 19
+
+
+def minute_bar(bar: Bar) -> DataBar:
+    """One file bar with a modelled trade count and VWAP (see the module docstring)."""
+    volume = int(bar.volume)
+    return DataBar(
+        bar.time,
+        bar.open,
+        bar.high,
+        bar.low,
+        bar.close,
+        volume,
+        max(1, math.ceil(volume / MEAN_TRADE_SIZE)),
+        round((bar.high + bar.low + bar.close) / 3, 4),
+    )
+
+
+@dataclass(frozen=True)
+class Timeframe:
+    """An aggregation period: `amount` minutes, hours or (only 1) days."""
+
+    amount: int
+    unit: str  # "Min", "Hour" or "Day"
+
+    def start(self, moment: datetime) -> datetime:
+        """The start (UTC) of the period holding `moment`, on the New York clock."""
+        local = moment.astimezone(NEW_YORK)
+        if self.unit == "Day":
+            midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            return midnight.astimezone(UTC)
+        if self.unit == "Hour":
+            hour = local.hour - local.hour % self.amount
+            return local.replace(hour=hour, minute=0, second=0, microsecond=0).astimezone(UTC)
+        minute_of_day = local.hour * 60 + local.minute
+        first = minute_of_day - minute_of_day % self.amount
+        return local.replace(
+            hour=first // 60, minute=first % 60, second=0, microsecond=0
+        ).astimezone(UTC)
+
+
+def parse_timeframe(text: str) -> Timeframe:
+    """`5Min`, `15T`, `1Hour`, `1Day`, … as the spec lists them; ValueError names what is wrong."""
+    match = _TIMEFRAME.match(text)
+    if match is None:
+        raise ValueError(f"invalid timeframe {text!r}")
+    amount, unit = int(match.group(1)), _UNITS[match.group(2)]
+    if not 1 <= amount <= _MAX_AMOUNT[unit]:
+        raise ValueError(f"invalid timeframe {text!r}")
+    return Timeframe(amount, unit)
+
+
+def aggregate(
+    bars: Iterable[DataBar], timeframe: Timeframe, calendar: NyseCalendar
+) -> list[DataBar]:
+    """Minute bars (oldest first) into `timeframe` bars: first open, extreme high and low, last
+    close, summed volume and trades, volume-weighted VWAP; daily bars from regular hours only."""
+    if timeframe == Timeframe(1, "Min"):
+        return list(bars)
+    groups: dict[datetime, list[DataBar]] = {}
+    for bar in bars:
+        if timeframe.unit == "Day" and calendar.session_at(bar.time) is None:
+            continue
+        groups.setdefault(timeframe.start(bar.time), []).append(bar)
+    return [_combine(start, members) for start, members in groups.items()]
+
+
+def _combine(start: datetime, bars: Sequence[DataBar]) -> DataBar:
+    volume = sum(b.volume for b in bars)
+    if volume:
+        vwap = sum(b.vwap * b.volume for b in bars) / volume
+    else:
+        vwap = sum(b.vwap for b in bars) / len(bars)
+    return DataBar(
+        start,
+        bars[0].open,
+        max(b.high for b in bars),
+        min(b.low for b in bars),
+        bars[-1].close,
+        volume,
+        sum(b.trades for b in bars),
+        round(vwap, 4),
+    )
+
+
+class MarketFeed:
+    """Which minutes each feed has and how late trades revise them, fixed up front from a seed so
+    the stream and the history always agree, whatever order clients ask in."""
+
+    def __init__(self, bars: Sequence[Bar], options: DataOptions | None = None) -> None:
+        self.options = options or DataOptions()
+        self.minutes = [minute_bar(b) for b in bars]
+        self._times = [b.time for b in bars]
+        chance = random.Random(self.options.seed)
+        self.missing_on_iex: set[int] = set()
+        self.revisions: dict[int, DataBar] = {}
+        for index, bar in enumerate(self.minutes):
+            if self._roll(chance, self.options.missing_minute_rate):
+                self.missing_on_iex.add(index)
+            elif self._roll(chance, self.options.updated_bar_rate):
+                self.revisions[index] = _late_trade(bar, chance)
+
+    @staticmethod
+    def _roll(chance: random.Random, rate: float) -> bool:
+        return rate > 0 and chance.random() < rate
+
+    def sent(self, index: int, feed: Feed) -> DataBar | None:
+        """The bar the stream of `feed` sends when minute `index` completes (None: no bar)."""
+        if feed == "iex" and index in self.missing_on_iex:
+            return None
+        return self.minutes[index]
+
+    def has(self, at: datetime, feed: Feed) -> bool:
+        """Whether `feed` has a bar for the minute starting `at`: drivers of compressed time wait
+        for the bot to handle a bar only when the stream sent one."""
+        index = bisect.bisect_left(self._times, at)
+        found = index < len(self._times) and self._times[index] == at
+        return found and not (feed == "iex" and index in self.missing_on_iex)
+
+    def history(
+        self, completed: int, feed: Feed, *, since: datetime | None = None
+    ) -> list[DataBar]:
+        """Minute bars of `feed` among the first `completed` minutes (from `since` on), revised
+        where the revision has been published (its `u` goes out as the next minute completes)."""
+        first = bisect.bisect_left(self._times, since) if since is not None else 0
+        return [
+            bar
+            for bar in (self._historic(i, completed, feed) for i in range(first, completed))
+            if bar is not None
+        ]
+
+    def latest(self, completed: int, feed: Feed) -> DataBar | None:
+        """The newest bar `feed` has among the first `completed` minutes."""
+        for index in range(completed - 1, -1, -1):
+            bar = self._historic(index, completed, feed)
+            if bar is not None:
+                return bar
+        return None
+
+    def _historic(self, index: int, completed: int, feed: Feed) -> DataBar | None:
+        if feed == "iex" and index in self.missing_on_iex:
+            return None
+        if index + 1 < completed and index in self.revisions:
+            return self.revisions[index]
+        return self.minutes[index]
+
+    def revision(self, index: int) -> DataBar | None:
+        """The `u` message for minute `index`, if late trades revise it."""
+        return self.revisions.get(index)
+
+
+def _late_trade(bar: DataBar, chance: random.Random) -> DataBar:
+    """`bar` after one late-reported trade: open and close stay (late trades do not set the last
+    price), high/low may stretch by a cent, volume, trade count and VWAP change."""
+    size = max(1, round(bar.volume * chance.uniform(0.01, 0.05)))
+    price = round(chance.uniform(bar.low - 0.01, bar.high + 0.01), 2)
+    volume = bar.volume + size
+    vwap = (bar.vwap * bar.volume + price * size) / volume
+    return bar._replace(
+        high=max(bar.high, price),
+        low=min(bar.low, price),
+        volume=volume,
+        trades=bar.trades + 1,
+        vwap=round(vwap, 4),
+    )

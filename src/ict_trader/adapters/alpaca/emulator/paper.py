@@ -1,0 +1,1144 @@
+"""The state of one emulated Alpaca paper account, driven by a replayed bar clock.
+
+Pure and synchronous (the server wraps it and decides *when* pending work settles): orders,
+positions, cash, the simulated clock and the trade updates each change produces. Semantics follow
+Alpaca's documentation and reported behaviour; docs/alpaca-fidelity.md lists the
+sources ([DOCS] alpaca-docs content/trading/orders.md and paper-trading.md, [OAS] the OpenAPI
+spec, [PY] alpaca-py issues, [LEAN] Lean.Brokerages.Alpaca, [ATA] alpaca-trade-api-python):
+
+- ids are UUIDs; client order ids are unique forever (422 40010001) and at most 48 characters;
+- POST /v2/orders answers `pending_new` while the market is open and never a fill [PY
+  test_order_routes, DOCS]; the order is routed when pending work *settles* (a few milliseconds
+  later, or at the next bar — the server decides): `new` (or a late `rejected`, `reject_rate`),
+  then fills as the paper rules below allow, each with its trade update;
+- orders sent while the market is closed — outside regular hours (the pre- and after-market bars
+  of an extended-hours file), between sessions (`closed_between_sessions`), after the replay —
+  answer `accepted` and wait for the next open, where they are routed (`pending_new`, `new`; a
+  market order fills at the open's quote) [DOCS orders.md]; nothing fills on a bar outside
+  regular hours (no order here is `extended_hours`);
+- OCO and bracket exits: the stop leg is `held` with its own `held` event and never a `new`
+  [LEAN #74, DOCS]; its stop must be at least $0.01 beyond the base price — the current price
+  and the take-profit (OCO) or entry limit (bracket) — else 422 and nothing is created [DOCS
+  "Threshold on stop price"]; a partial fill of one leg shrinks the other to the remaining
+  quantity [DOCS]; when the take-profit fills the stop is `canceled` [DOCS]; when the stop fills
+  the take-profit is reported `replaced`, as users observe [PY #198] (the docs say only
+  "canceled": `sibling_after_stop` switches);
+- `legs` appear only in nested answers: the POST answer (the spec's bracket example) and
+  GET with `nested=true`; otherwise `legs` is null and each leg is an independent order [OAS,
+  DOCS]; nested lists show legs only under their parent [alpaca-trade-api-js #80/#87]; `held`
+  legs are not listed as open (they count as closed) [ATA #322];
+- cancels pass through `pending_cancel` and become `canceled` when pending work settles, each
+  with its event; canceling any order of an OCO/bracket group cancels the group [DOCS];
+- DAY orders expire at the session close (`expired`), when the replay leaves a regular session
+  (not at a change of date) [LEAN #50]; GTC orders still working are `done_for_day` until the
+  next session opens, then `new` again [DOCS order lifecycle];
+- the open closing orders of a position *hold* its shares: selling more than is available
+  answers 403 "insufficient qty available for order";
+- an order opposite to an open order on the same symbol is refused as a potential wash trade;
+- opening orders are checked against buying power (403 "insufficient buying power"), market buys
+  valued at +2.5 % (+4 % under $50) and shorts at MAX(limit, ask + 3 %) [DOCS "Buying Power"];
+- new orders are refused with 403 when the account is blocked, suspended by the user or not
+  ACTIVE (set through the server's control route);
+- account activities (FILL) have ids `"<New York time, ms>::<uuid>"` as Alpaca's do (the spec's
+  example: transaction_time 18:55:09.981Z, id 20220202135509981::…), in execution order [OAS].
+
+Fill model (paper-trading.md's rules on quotes derived from bars; `emulator/fills.py` has the
+formulas): quotes are the price -/+ spread/2; a market order fills at the ask (buy) or bid
+(sell) of the bar in progress's open, worsened by `slippage_bps`; a limit fills only when
+marketable (at the quote when routed or at a bar's open, at the limit inside a bar's range);
+a stop is elected by a trade through it and fills like a market order (buy stops capped at the
++2.5 %/+4 % collar, resting as a limit above it); stops are checked before limits within a bar.
+Size is never checked against liquidity; `partial_fill_rate` (default 10 %, as the docs say) of
+eligible fills are partial, of a random size, and the rest is re-evaluated from the next bar.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from ict_trader.adapters.alpaca.emulator import fills
+from ict_trader.adapters.alpaca.emulator.activities import activity_id
+from ict_trader.core.bars import Bar
+from ict_trader.core.calendar import NEW_YORK, NyseCalendar, Session
+
+ACCOUNT_ID = "2f7f6a3c-1b0e-4d4f-9a55-6f2c1c9b2a10"
+QQQ_ASSET_ID = "b6d1aa75-5c9c-4353-a305-9e2caa1925ab"
+MAX_CLIENT_ORDER_ID = 48
+_ONE_MINUTE = timedelta(minutes=1)
+_FINAL = {"filled", "canceled", "expired", "rejected", "replaced"}
+_CENT = Decimal("0.01")
+_WORKING = {"new", "partially_filled", "held"}  # routed and able to fill (if active)
+ACCOUNT_FLAGS = ("trading_blocked", "account_blocked", "trade_suspended_by_user")
+# AccountStatus in the trading spec (alpaca-openapi/trading-api.json)
+ACCOUNT_STATUSES = frozenset(
+    {
+        "INACTIVE",
+        "PAPER_ONLY",
+        "ONBOARDING",
+        "SUBMISSION_FAILED",
+        "SUBMITTED",
+        "ACCOUNT_UPDATED",
+        "APPROVAL_PENDING",
+        "ACTIVE",
+        "REJECTED",
+        "ACCOUNT_CLOSED",
+        "APPROVED",
+        "ACCOUNT_CLOSED_PENDING",
+        "ACTION_REQUIRED",
+        "LIMITED",
+    }
+)
+
+
+class ApiError(Exception):
+    """An HTTP error answer: status and the JSON body Alpaca would send."""
+
+    def __init__(self, status: int, code: int | None, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"message": message, **extra}
+        if code is not None:
+            self.body = {"code": code, **self.body}
+
+
+@dataclass
+class EmulatorOptions:
+    """Paper behaviour switches and injected faults. The defaults behave as the real Alpaca does;
+    the switches marked *old* restore the emulator's earlier, simpler behaviour for tests that
+    need it."""
+
+    starting_cash: Decimal = Decimal(100_000)
+    multiplier: Decimal = Decimal(2)
+    slippage_bps: Decimal = Decimal(0)
+    wash_trade_check: bool = True
+    # bid/ask = price -/+ spread/2: one cent each side keeps quotes on the penny grid (QQQ's
+    # NBBO is usually one or two cents wide); 0 = fills at the traded prices (old)
+    spread: Decimal = Decimal("0.02")
+    partial_fill_rate: float = 0.1  # paper-trading.md: "partial fills ... 10% of the time"
+    reject_rate: float = 0.0  # orders rejected after acceptance (a late `rejected` update)
+    duplicate_fill_rate: float = 0.0  # fill updates sent twice with the same execution id
+    # pending work (routing, fills of marketable orders, cancel confirmations) settles this
+    # long after the request that caused it; None = only when the next bar completes
+    settle_delay_ms: int | None = 10
+    fill_in_post: bool = False  # old: POST routes and fills before answering
+    instant_cancel: bool = False  # old: a cancel is final at once, no `pending_cancel`
+    sibling_after_stop: str = "replaced"  # [PY #198]; "canceled" as the docs describe (old)
+    legs_always: bool = False  # old: `legs` in every order body, stream updates included
+    # As Alpaca's clock: after a session's last bar it stays at the close (is_open false)
+    # until the next advance opens the next session's first bar; False = the next session
+    # opens at once (old)
+    closed_between_sessions: bool = True
+    seed: int = 7
+
+
+@dataclass
+class EmuOrder:
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    qty: int
+    type: str
+    time_in_force: str
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    created_at: datetime
+    status: str = "pending_new"
+    active: bool = True  # bracket legs wait, inactive, until their entry has filled
+    filled_qty: int = 0
+    filled_value: Decimal = Decimal(0)
+    updated_at: datetime | None = None
+    filled_at: datetime | None = None
+    canceled_at: datetime | None = None
+    expired_at: datetime | None = None
+    order_class: str = "simple"
+    oco_group: str | None = None
+    legs: list[EmuOrder] = field(default_factory=list)
+    parent: EmuOrder | None = None  # the order whose `legs` this one is in
+    elected: bool = False  # a stop whose price traded: it now works as a market order
+    collar: Decimal | None = None  # a buy stop's limit once elected (orders.md)
+    resume_cursor: int = 0  # after a partial fill the rest waits for this bar
+    status_before_break: str | None = None  # a GTC order's status before `done_for_day`
+
+    @property
+    def open(self) -> bool:
+        return self.status not in _FINAL
+
+    @property
+    def listed_open(self) -> bool:
+        """GET /v2/orders?status=open: `held` legs are not listed as open [ATA #322]."""
+        return self.open and self.status != "held"
+
+    @property
+    def remaining(self) -> int:
+        return self.qty - self.filled_qty
+
+    def as_json(self, nested: bool = False) -> dict[str, Any]:
+        """The order as Alpaca's spec (`Order`) writes it; `legs` only when `nested`. `expires_at`
+        and `position_intent` are left out, as in the spec's own example: the spec types them as
+        a string and an enum (never null), and the emulator does not track either."""
+        avg = (self.filled_value / self.filled_qty) if self.filled_qty else None
+        return {
+            "id": self.id,
+            "client_order_id": self.client_order_id,
+            "created_at": _ts(self.created_at),
+            "updated_at": _ts(self.updated_at or self.created_at),
+            "submitted_at": _ts(self.created_at),
+            "filled_at": _ts(self.filled_at) if self.filled_at else None,
+            "expired_at": _ts(self.expired_at) if self.expired_at else None,
+            "canceled_at": _ts(self.canceled_at) if self.canceled_at else None,
+            "failed_at": None,
+            "replaced_at": None,
+            "replaced_by": None,
+            "replaces": None,
+            "asset_id": QQQ_ASSET_ID,
+            "symbol": self.symbol,
+            "asset_class": "us_equity",
+            "notional": None,
+            "qty": str(self.qty),
+            "filled_qty": str(self.filled_qty),
+            "filled_avg_price": _money(avg) if avg is not None else None,
+            "order_class": self.order_class,
+            "order_type": self.type,
+            "type": self.type,
+            "side": self.side,
+            "time_in_force": self.time_in_force,
+            "limit_price": str(self.limit_price) if self.limit_price is not None else None,
+            "stop_price": str(self.stop_price) if self.stop_price is not None else None,
+            "status": self.status,
+            "extended_hours": False,
+            "legs": [leg.as_json() for leg in self.legs] if nested and self.legs else None,
+            "trail_percent": None,
+            "trail_price": None,
+            "hwm": None,
+            "subtag": None,
+            "source": None,
+        }
+
+
+def _ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _money(value: Decimal) -> str:
+    """Plain decimal text without exponent or trailing zeros, as Alpaca writes amounts."""
+    text = format(value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _price(value: float) -> Decimal:
+    return Decimal(repr(value))
+
+
+def _opposite(side: str) -> str:
+    return "sell" if side == "buy" else "buy"
+
+
+class PaperAccount:
+    """One paper account over a replay of `bars` (one symbol's bars: regular hours only, or
+    with the pre- and after-market bars of an extended-hours file)."""
+
+    def __init__(
+        self,
+        bars: Sequence[Bar],
+        calendar: NyseCalendar,
+        symbol: str = "QQQ",
+        options: EmulatorOptions | None = None,
+    ) -> None:
+        if not bars:
+            raise ValueError("the emulator needs at least one bar to replay")
+        self.bars = list(bars)
+        self.calendar = calendar
+        self.symbol = symbol
+        self.options = options or EmulatorOptions()
+        self._random = random.Random(self.options.seed)
+        self.cursor = 0  # index of the bar in progress: its open is the current price
+        self.cash = self.options.starting_cash
+        self.position = 0
+        self.cost_basis = Decimal(0)  # signed: sum of qty x price of the open position
+        self.orders: dict[str, EmuOrder] = {}
+        self.by_client_id: dict[str, EmuOrder] = {}
+        self.updates: list[dict[str, Any]] = []  # trade updates not yet streamed
+        self._activities: list[dict[str, Any]] = []
+        self._sequence = 0
+        self._executions = 0
+        self._last_equity = self.options.starting_cash
+        self._between: datetime | None = None  # the close, while waiting for the next session
+        self.finished = False
+        self.status = "ACTIVE"
+        self.flags = dict.fromkeys(ACCOUNT_FLAGS, False)
+
+    # ------------------------------------------------------------------ clock
+
+    @property
+    def current_bar(self) -> Bar:
+        return self.bars[min(self.cursor, len(self.bars) - 1)]
+
+    @property
+    def now(self) -> datetime:
+        """Simulated time: the open of the bar in progress (its close once the replay ends)."""
+        if self.finished:
+            return self.bars[-1].time + _ONE_MINUTE
+        if self._between is not None:
+            return self._between
+        return self.current_bar.time
+
+    def session(self) -> Session | None:
+        return self.calendar.session_at(self.current_bar.time)
+
+    def market_open(self) -> bool:
+        """Whether `now` is inside a regular session (orders sent otherwise wait, `accepted`)."""
+        return not self.finished and self.calendar.session_at(self.now) is not None
+
+    def complete_bar(self) -> Bar:
+        """The bar in progress completes: pending work settles, resting orders it reached fill
+        (in regular hours only), then it is published (returned) and the next bar opens (see
+        `_open_bar`). When the bar closes a session, DAY orders expire and GTC ones are done for
+        the day first; with `closed_between_sessions` the clock then stays at the close, and the
+        next session opens when the next call completes its first bar."""
+        bar = self.current_bar
+        self.settle()
+        if self._between is not None:  # the next session opens with this bar
+            self._between = None
+            self._open_bar(bar)
+        self._fill_resting(bar)
+        self._last_close = bar.close
+        next_index = self.cursor + 1
+        if next_index >= len(self.bars):
+            self._expire_day_orders(bar.time + _ONE_MINUTE)
+            self.finished = True
+            self.cursor = len(self.bars)
+            return bar
+        following = self.bars[next_index]
+        session = self.calendar.session_at(bar.time)
+        leaving = session is not None and not session.contains(following.time)
+        if leaving:  # the session closes: DAY orders expire, GTC ones are done for the day
+            self._expire_day_orders(bar.time + _ONE_MINUTE)
+        if following.time.date() != bar.time.date():
+            self._last_equity = self.equity()
+        self.cursor = next_index
+        if leaving and self.options.closed_between_sessions:
+            self._between = bar.time + _ONE_MINUTE
+        else:
+            self._open_bar(following)
+        return bar
+
+    # ------------------------------------------------------------------ REST: account & market
+
+    def mark(self) -> Decimal:
+        if self.finished or self._between is not None:
+            return _price(self.bars[self.cursor - 1].close)
+        return _price(self.current_bar.open)
+
+    def equity(self) -> Decimal:
+        return self.cash + self.position * self.mark()
+
+    def buying_power(self) -> Decimal:
+        """Equity x multiplier, less the exposure and what open opening orders reserve
+        (orders.md "Buying Power": they count until filled or canceled)."""
+        exposure = abs(self.position * self.mark())
+        reserved = sum(
+            (self._order_value(o.side, o.remaining, o.limit_price) for o in self._opening_orders()),
+            Decimal(0),
+        )
+        return max(self.equity() * self.options.multiplier - exposure - reserved, Decimal(0))
+
+    def _order_value(self, side: str, qty: int, limit: Decimal | None) -> Decimal:
+        """What an opening order is valued at for the buying-power check (orders.md)."""
+        if side == "buy":
+            return qty * (
+                limit if limit is not None else fills.market_buy_price_allowance(self.mark())
+            )
+        return qty * fills.short_sale_price(self._quote().ask, limit)
+
+    def _quote(self) -> fills.Quote:
+        return fills.quote(self.mark(), self.options.spread)
+
+    def set_account(self, changes: dict[str, Any]) -> None:
+        """The emulator's control route: set `status` or the blocking flags, as Alpaca may (an
+        account under review, blocked by compliance, or suspended by its owner)."""
+        for key, value in changes.items():
+            if key == "status":
+                if value not in ACCOUNT_STATUSES:
+                    raise ApiError(422, 40010001, f"status {value!r} is not an AccountStatus")
+            elif key in ACCOUNT_FLAGS:
+                if not isinstance(value, bool):
+                    raise ApiError(422, 40010001, f"{key} must be true or false, not {value!r}")
+            else:
+                raise ApiError(422, 40010001, f"unknown account setting {key!r}")
+        for key, value in changes.items():
+            if key == "status":
+                self.status = str(value)
+            else:
+                self.flags[key] = bool(value)
+
+    def _check_trading_allowed(self) -> None:
+        """New orders are refused as Alpaca refuses them: 403 40310000 with its messages."""
+        if self.flags["trade_suspended_by_user"]:
+            # lumibot #373 quotes this answer from a real account
+            raise ApiError(403, 40310000, "new orders are rejected by user request")
+        if (
+            self.flags["trading_blocked"]
+            or self.flags["account_blocked"]
+            or (self.status != "ACTIVE")
+        ):
+            # alpaca-trade-api-csharp #330 and bots' tests quote 403 40310000 with this text
+            raise ApiError(403, 40310000, "account is not authorized to trade")
+
+    def account_json(self) -> dict[str, Any]:
+        equity = self.equity()
+        market_value = self.position * self.mark()
+        return {
+            "id": ACCOUNT_ID,
+            "account_number": "PA3EMU000001",
+            "status": self.status,
+            "crypto_status": "ACTIVE",
+            "currency": "USD",
+            "buying_power": _money(self.buying_power()),
+            "regt_buying_power": _money(self.buying_power()),
+            "non_marginable_buying_power": _money(max(self.cash, Decimal(0))),
+            "options_buying_power": _money(max(self.cash, Decimal(0))),
+            "cash": _money(self.cash),
+            "accrued_fees": "0",
+            "pending_transfer_in": "0",
+            "portfolio_value": _money(equity),
+            "trading_blocked": self.flags["trading_blocked"],
+            "transfers_blocked": False,
+            "account_blocked": self.flags["account_blocked"],
+            "created_at": "2024-01-02T14:00:00Z",
+            "trade_suspended_by_user": self.flags["trade_suspended_by_user"],
+            "multiplier": str(self.options.multiplier),
+            "shorting_enabled": True,
+            "equity": _money(equity),
+            "last_equity": _money(self._last_equity),
+            "long_market_value": _money(max(market_value, Decimal(0))),
+            "short_market_value": _money(min(market_value, Decimal(0))),
+            "position_market_value": _money(abs(market_value)),
+            "initial_margin": _money(abs(market_value) / 2),
+            "maintenance_margin": _money(abs(market_value) * Decimal("0.3")),
+            "last_maintenance_margin": "0",
+            "sma": "0",
+            "options_approved_level": 3,
+            "options_trading_level": 3,
+        }
+
+    def clock_json(self) -> dict[str, Any]:
+        now = self.now
+        is_open = self.market_open()
+        upcoming = self._next_sessions(now)
+        next_open = next((s.open for s in upcoming if s.open > now), None)
+        next_close = next((s.close for s in upcoming if s.close > now), None)
+        assert next_open is not None and next_close is not None
+        return {
+            "timestamp": now.astimezone(NEW_YORK).isoformat(),
+            "is_open": is_open,
+            "next_open": next_open.astimezone(NEW_YORK).isoformat(),
+            "next_close": next_close.astimezone(NEW_YORK).isoformat(),
+        }
+
+    def _next_sessions(self, now: datetime) -> list[Session]:
+        day = now.astimezone(NEW_YORK).date()
+        found = []
+        for offset in range(0, 15):
+            candidate = day + timedelta(days=offset)
+            if candidate > self.calendar.end:
+                break
+            session = self.calendar.session_on(candidate)
+            if session is not None:
+                found.append(session)
+            if len(found) >= 3:
+                break
+        return found
+
+    def calendar_json(self, start: date | None, end: date | None) -> list[dict[str, str]]:
+        out = []
+        for session in self.calendar.sessions():
+            if (start and session.day < start) or (end and session.day > end):
+                continue
+            out.append(
+                {
+                    "date": session.day.isoformat(),
+                    "open": session.open.astimezone(NEW_YORK).strftime("%H:%M"),
+                    "close": session.close.astimezone(NEW_YORK).strftime("%H:%M"),
+                    "session_open": "0400",
+                    "session_close": "2000",
+                    "settlement_date": (session.day + timedelta(days=1)).isoformat(),
+                }
+            )
+        return out
+
+    def asset_json(self, symbol: str) -> dict[str, Any]:
+        if symbol.upper() != self.symbol:
+            raise ApiError(404, 40410000, f'asset "{symbol}" not found')
+        return {
+            "id": QQQ_ASSET_ID,
+            "class": "us_equity",
+            "exchange": "NASDAQ",
+            "symbol": self.symbol,
+            "name": "Invesco QQQ Trust, Series 1",
+            "status": "active",
+            "tradable": True,
+            "marginable": True,
+            "shortable": True,
+            "easy_to_borrow": True,
+            "borrow_status": "easy_to_borrow",
+            "fractionable": True,
+            "attributes": ["has_options"],
+        }
+
+    # ------------------------------------------------------------------ REST: orders
+
+    def submit(self, payload: dict[str, Any]) -> EmuOrder:
+        """POST /v2/orders: validate like Alpaca and accept — `pending_new`, or `accepted` while
+        the market is closed. Routing and fills come when pending work settles (`settle`)."""
+        self._check_trading_allowed()
+        order = self._validate(payload)
+        self._register(order)
+        if payload.get("order_class") == "oco":
+            self._add_stop_leg(order, payload)
+        elif payload.get("order_class") == "bracket":
+            self._add_bracket_legs(order, payload)
+        # closed: `accepted`, routed at the next open (`_open_bar`)
+        order.status = "pending_new" if self.market_open() else "accepted"
+        self._update(order.status, order, execution=False)
+        if self.options.fill_in_post:
+            self.settle()
+        return order
+
+    def settle(self) -> None:
+        """Pending work completes, in the order Alpaca would do it: cancel requests are
+        confirmed, received orders are routed (`new`, or a late `rejected`), then whatever is
+        marketable at the current quote fills — while the market is open: orders `accepted`
+        while it was closed wait for `_open_bar`, and nothing fills outside regular hours."""
+        for order in list(self.orders.values()):
+            if order.status == "pending_cancel":
+                self._finish_cancel(order)
+        for order in list(self.orders.values()):
+            if order.parent is None and order.status == "pending_new":
+                self._route(order)
+        if self.market_open():
+            self._fill_at(self.mark())
+
+    def has_pending_work(self) -> bool:
+        """Whether `settle` would change anything now (the server schedules it only then)."""
+        return any(o.status in {"pending_new", "pending_cancel"} for o in self.orders.values())
+
+    def _route(self, order: EmuOrder) -> None:
+        if self._chance(self.options.reject_rate):
+            order.status = "rejected"
+            self._update("rejected", order, execution=False)
+            for leg in order.legs:  # the group goes with its parent
+                leg.status = "canceled"
+                leg.canceled_at = self.now
+                self._update("canceled", leg, execution=False)
+            return
+        order.status = "new"
+        self._update("new", order, execution=False)
+        for leg in order.legs:
+            # the passive leg is reported `held` and never gets a `new` first [LEAN #74]
+            self._update("held", leg, execution=False)
+            if order.order_class == "oco":
+                leg.active = True  # an OCO's stop guards the position from now on
+
+    def _validate(self, payload: dict[str, Any]) -> EmuOrder:
+        symbol = str(payload.get("symbol", "")).upper()
+        if symbol != self.symbol:
+            raise ApiError(422, 42210000, f'asset "{symbol}" not found')
+        side = str(payload.get("side", ""))
+        if side not in {"buy", "sell"}:
+            raise ApiError(422, 40010001, f"invalid side {side!r}")
+        kind = str(payload.get("type", ""))
+        if kind not in {"market", "limit", "stop"}:
+            raise ApiError(422, 40010001, f"order type {kind!r} is not supported by the emulator")
+        order_class = str(payload.get("order_class") or "simple")
+        if order_class not in {"simple", "oco", "bracket"}:
+            raise ApiError(422, 40010001, f"order_class {order_class!r} is not emulated yet")
+        if order_class == "oco":
+            payload = self._oco_parent_payload(payload, kind)
+        elif order_class == "bracket":
+            self._check_bracket(payload, kind)
+        qty = self._number(payload.get("qty"), "qty")
+        if qty is None:
+            raise ApiError(422, 40010001, "qty or notional is required")
+        if qty <= 0:
+            raise ApiError(422, 40010001, "qty must be > 0")
+        if qty != qty.to_integral_value():
+            raise ApiError(422, 40010001, "fractional orders are not emulated")
+        limit = self._number(payload.get("limit_price"), "limit_price")
+        stop = self._number(payload.get("stop_price"), "stop_price")
+        if kind == "market" and (limit is not None or stop is not None):
+            raise ApiError(422, 40010001, "market orders require no stop or limit price")
+        if kind == "limit" and (limit is None or limit <= 0):
+            raise ApiError(422, 40010001, "limit price must be > 0")
+        if kind == "stop" and (stop is None or stop <= 0):
+            raise ApiError(422, 40010001, "stop price must be > 0")
+        for name, value in (("limit_price", limit), ("stop_price", stop)):
+            if value is not None and value >= 1 and value != value.quantize(_CENT):
+                raise ApiError(
+                    422,
+                    42210000,
+                    f"invalid {name} {value}. sub-penny increment does not fulfill minimum "
+                    "pricing criteria",
+                )
+        if order_class in {"oco", "bracket"}:
+            self._check_stop_threshold(payload, side, kind, limit)
+        tif = str(payload.get("time_in_force", "day"))
+        if tif not in {"day", "gtc"}:
+            raise ApiError(422, 40010001, f"time_in_force {tif!r} is not emulated")
+        client_id = payload.get("client_order_id") or str(uuid.uuid4())
+        client_id = str(client_id)
+        if len(client_id) > MAX_CLIENT_ORDER_ID:
+            raise ApiError(
+                422,
+                40010001,
+                f"client_order_id must be no more than {MAX_CLIENT_ORDER_ID} characters",
+            )
+        if client_id in self.by_client_id:
+            raise ApiError(422, 40010001, "client_order_id must be unique")
+        shares = int(qty)
+        self._check_quantity_and_power(side, shares, limit)
+        if self.options.wash_trade_check:
+            opposite = [o for o in self.orders.values() if o.open and o.active and o.side != side]
+            if opposite:
+                raise ApiError(403, 40310000, "potential wash trade detected. use complex orders")
+        return EmuOrder(
+            id="",
+            client_order_id=client_id,
+            symbol=symbol,
+            side=side,
+            qty=shares,
+            type=kind,
+            time_in_force=tif,
+            limit_price=limit,
+            stop_price=stop,
+            created_at=self.now,
+        )
+
+    def _check_stop_threshold(
+        self, payload: dict[str, Any], side: str, kind: str, limit: Decimal | None
+    ) -> None:
+        """orders.md "Threshold on stop price of stop-loss orders": the stop must be at least
+        $0.01 below (sell stop) or above (buy stop) the base price — the current market price,
+        and also the take-profit's limit (OCO) or the entry's limit (bracket, limit entry)."""
+        stop = self._number(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
+        assert stop is not None
+        bases = [self.mark()]
+        if kind == "limit" and limit is not None:
+            bases.append(limit)  # the OCO's parent limit is its take-profit
+        exit_side = side if payload.get("order_class") == "oco" else _opposite(side)
+        if exit_side == "sell":
+            base = min(bases)
+            if stop > base - _CENT:
+                raise ApiError(
+                    422,
+                    42210000,
+                    "stop_loss.stop_price must be <= base_price - 0.01",
+                    base_price=_money(base),
+                )
+        else:
+            base = max(bases)
+            if stop < base + _CENT:
+                raise ApiError(
+                    422,
+                    42210000,
+                    "stop_loss.stop_price must be >= base_price + 0.01",
+                    base_price=_money(base),
+                )
+
+    def _held(self, side: str) -> int:
+        """Shares held by open closing orders; an OCO pair holds its quantity once."""
+        groups: dict[str, int] = {}
+        for order in self.orders.values():
+            if order.open and order.side == side:
+                key = order.oco_group or order.id
+                groups[key] = max(groups.get(key, 0), order.remaining)
+        return sum(groups.values())
+
+    def _register(self, order: EmuOrder) -> None:
+        self._sequence += 1
+        order.id = str(uuid.UUID(int=(0xE3 << 120) | self._sequence))
+        self.orders[order.id] = order
+        self.by_client_id[order.client_order_id] = order
+
+    def _oco_parent_payload(self, payload: dict[str, Any], kind: str) -> dict[str, Any]:
+        """OCO = an exit pair on an open position: the take-profit limit is the parent order."""
+        if kind != "limit":
+            raise ApiError(422, 40010001, "oco orders must be limit orders")
+        take_profit = payload.get("take_profit") or {}
+        stop_loss = payload.get("stop_loss") or {}
+        if take_profit.get("limit_price") is None:
+            raise ApiError(422, 40010001, "oco orders require take_profit.limit_price")
+        if stop_loss.get("stop_price") is None:
+            raise ApiError(422, 40010001, "oco orders require stop_loss.stop_price")
+        if not self._is_closing(str(payload.get("side", ""))):
+            raise ApiError(422, 42210000, "oco orders must be exit orders for an open position")
+        return {**payload, "limit_price": take_profit["limit_price"]}
+
+    def _check_bracket(self, payload: dict[str, Any], kind: str) -> None:
+        """Bracket = an entry (market or limit) with a take-profit and a stop-loss exit."""
+        if kind not in {"market", "limit"}:
+            raise ApiError(422, 42210000, "bracket orders must be market or limit orders")
+        take = (payload.get("take_profit") or {}).get("limit_price")
+        stop = (payload.get("stop_loss") or {}).get("stop_price")
+        if take is None or stop is None:
+            raise ApiError(
+                422, 40010001, "bracket orders require take_profit.limit_price and stop_price"
+            )
+        take_price = self._number(take, "take_profit.limit_price")
+        stop_price = self._number(stop, "stop_loss.stop_price")
+        assert take_price is not None and stop_price is not None
+        buying = payload.get("side") == "buy"
+        if (take_price <= stop_price) if buying else (take_price >= stop_price):
+            raise ApiError(
+                422, 42210000, "take_profit.limit_price must be beyond stop_loss.stop_price"
+            )
+
+    def _add_bracket_legs(self, parent: EmuOrder, payload: dict[str, Any]) -> None:
+        """Two exit legs, inactive (`held`) until the entry fills, then one-cancels-other."""
+        exit_side = _opposite(parent.side)
+        take = self._number(payload["take_profit"]["limit_price"], "take_profit.limit_price")
+        stop = self._number(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
+        for kind, limit, stop_price in (("limit", take, None), ("stop", None, stop)):
+            leg = EmuOrder(
+                id="",
+                client_order_id=str(uuid.UUID(int=(0xC2 << 120) | (self._sequence + 1))),
+                symbol=parent.symbol,
+                side=exit_side,
+                qty=parent.qty,
+                type=kind,
+                time_in_force=parent.time_in_force,
+                limit_price=limit,
+                stop_price=stop_price,
+                created_at=parent.created_at,
+                status="held",
+                order_class="bracket",
+                active=False,
+                parent=parent,
+            )
+            self._register(leg)
+            leg.oco_group = f"legs-{parent.id}"
+            parent.legs.append(leg)
+        parent.order_class = "bracket"
+
+    def _activate_legs(self, parent: EmuOrder) -> None:
+        """The entry filled completely: the take-profit goes live (`new`), the stop stays `held`
+        but guards the position."""
+        for leg in parent.legs:
+            if leg.open and not leg.active:
+                leg.active = True
+                if leg.type == "limit":
+                    leg.status = "new"
+                    self._update("new", leg, execution=False)
+
+    def _add_stop_leg(self, parent: EmuOrder, payload: dict[str, Any]) -> None:
+        stop = self._number(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
+        assert stop is not None
+        leg = EmuOrder(
+            id="",
+            client_order_id=str(uuid.UUID(int=(0xC1 << 120) | (self._sequence + 1))),
+            symbol=parent.symbol,
+            side=parent.side,
+            qty=parent.qty,
+            type="stop",
+            time_in_force=parent.time_in_force,
+            limit_price=None,
+            stop_price=stop,
+            created_at=parent.created_at,
+            status="held",
+            order_class="oco",
+            active=False,  # until the group is routed
+            parent=parent,
+        )
+        self._register(leg)
+        parent.order_class = "oco"
+        parent.oco_group = leg.oco_group = parent.id
+        parent.legs.append(leg)
+
+    def _check_quantity_and_power(self, side: str, qty: int, limit: Decimal | None) -> None:
+        if self._is_closing(side):
+            held = self._held(side)
+            available = abs(self.position) - held
+            if qty > available:
+                raise ApiError(
+                    403,
+                    40310000,
+                    f"insufficient qty available for order (requested: {qty}, "
+                    f"available: {max(available, 0)})",
+                    available=str(max(available, 0)),
+                    existing_qty=str(abs(self.position)),
+                    held_for_orders=str(held),
+                    symbol=self.symbol,
+                )
+            return
+        cost = self._order_value(side, qty, limit)
+        if cost > self.buying_power():
+            raise ApiError(
+                403,
+                40310000,
+                "insufficient buying power",
+                buying_power=_money(self.buying_power()),
+                cost_basis=_money(cost),
+            )
+
+    @staticmethod
+    def _number(value: Any, name: str) -> Decimal | None:
+        if value is None:
+            return None
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            raise ApiError(422, 40010001, f"invalid {name}") from None
+
+    def get(self, order_id: str) -> EmuOrder:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise ApiError(404, 40410000, "order not found")
+        return order
+
+    def get_by_client_id(self, client_order_id: str) -> EmuOrder:
+        order = self.by_client_id.get(client_order_id)
+        if order is None:
+            raise ApiError(404, 40410000, f"order not found for {client_order_id}")
+        return order
+
+    def list_orders(
+        self, status: str = "open", limit: int = 50, direction: str = "desc", nested: bool = False
+    ) -> list[EmuOrder]:
+        """GET /v2/orders. Without `nested` every leg is an independent order; with it, legs
+        are only under their parent, which is filtered by its own status — so once a bracket's
+        entry has filled, `status=open&nested=true` lists nothing [alpaca-trade-api-js #80/#87].
+        `held` legs count as closed, not open [ATA #322]."""
+        if status not in {"open", "closed", "all"}:
+            raise ApiError(422, 40010001, f"invalid status {status!r}: open, closed or all")
+        chosen = [
+            o
+            for o in self.orders.values()
+            if (status == "all" or (status == "open") == o.listed_open)
+            and not (nested and o.parent is not None)
+        ]
+        chosen.sort(key=lambda o: (o.created_at, o.id), reverse=direction == "desc")
+        return chosen[:limit]
+
+    def cancel(self, order_id: str) -> None:
+        """Request a cancel: the order (and its OCO group, or a bracket entry's legs) becomes
+        `pending_cancel`, and `canceled` when pending work settles. A repeated request for an
+        order already pending cancel changes nothing."""
+        order = self.get(order_id)
+        if not order.open:
+            raise ApiError(422, 42210000, "order is not cancelable")
+        group = [
+            o
+            for o in self.orders.values()
+            if o.open
+            and o.status != "pending_cancel"
+            and (
+                o is order
+                or o in order.legs
+                or (order.oco_group is not None and o.oco_group == order.oco_group)
+            )
+        ]
+        for member in group:
+            if self.options.instant_cancel:
+                self._finish_cancel(member)
+            else:
+                member.status = "pending_cancel"
+                self._update("pending_cancel", member, execution=False)
+
+    def _finish_cancel(self, order: EmuOrder) -> None:
+        order.status = "canceled"
+        order.canceled_at = self.now
+        self._update("canceled", order, execution=False)
+
+    def cancel_all(self) -> list[dict[str, Any]]:
+        targets = [o for o in self.orders.values() if o.open and o.status != "pending_cancel"]
+        for order in targets:
+            if order.open and order.status != "pending_cancel":  # a group member may be done
+                self.cancel(order.id)
+        return [{"id": o.id, "status": 200, "body": o.as_json()} for o in targets]
+
+    # ------------------------------------------------------------------ REST: positions
+
+    def positions_json(self) -> list[dict[str, Any]]:
+        return [] if self.position == 0 else [self.position_json(self.symbol)]
+
+    def position_json(self, symbol: str) -> dict[str, Any]:
+        if symbol.upper() != self.symbol or self.position == 0:
+            raise ApiError(404, 40410000, "position does not exist")
+        qty = self.position
+        side = "buy" if qty < 0 else "sell"
+        held = self._held(side)
+        mark = self.mark()
+        avg = self.cost_basis / qty
+        market_value = qty * mark
+        unrealized = market_value - self.cost_basis
+        return {
+            "asset_id": QQQ_ASSET_ID,
+            "symbol": self.symbol,
+            "exchange": "NASDAQ",
+            "asset_class": "us_equity",
+            "asset_marginable": True,
+            "qty": str(qty),
+            "qty_available": str((abs(qty) - held) * (1 if qty > 0 else -1)),
+            "avg_entry_price": _money(avg),
+            "side": "long" if qty > 0 else "short",
+            "market_value": _money(market_value),
+            "cost_basis": _money(self.cost_basis),
+            "unrealized_pl": _money(unrealized),
+            "unrealized_plpc": str((unrealized / abs(self.cost_basis)).quantize(Decimal("1e-10"))),
+            "unrealized_intraday_pl": _money(unrealized),
+            "unrealized_intraday_plpc": str(
+                (unrealized / abs(self.cost_basis)).quantize(Decimal("1e-10"))
+            ),
+            "current_price": _money(mark),
+            "lastday_price": _money(mark),
+            "change_today": "0",
+        }
+
+    def close_position(self, symbol: str, qty: int | None = None) -> EmuOrder:
+        if symbol.upper() != self.symbol or self.position == 0:
+            raise ApiError(404, 40410000, "position does not exist")
+        shares = qty or abs(self.position)
+        side = "sell" if self.position > 0 else "buy"
+        return self.submit({"symbol": symbol, "qty": shares, "side": side, "type": "market"})
+
+    # ------------------------------------------------------------------ internals
+
+    def _opening_orders(self) -> list[EmuOrder]:
+        return [o for o in self.orders.values() if o.open and not self._is_closing(o.side)]
+
+    def _is_closing(self, side: str) -> bool:
+        return (side == "sell" and self.position > 0) or (side == "buy" and self.position < 0)
+
+    def _open_bar(self, bar: Bar) -> None:
+        """A new bar opens. Outside regular hours nothing happens to orders. Inside them, GTC
+        orders done for the day work again, orders queued (`accepted`) while the market was
+        closed are routed in the order they came (`pending_new`, then `new`), and the open is
+        the price working orders are evaluated at — resting orders it gapped through, market
+        orders just routed, and the rest of partially filled ones."""
+        if self.calendar.session_at(bar.time) is None:
+            return
+        self._resume_after_break()
+        for queued in [o for o in self.orders.values() if o.status == "accepted"]:
+            queued.status = "pending_new"
+            self._update("pending_new", queued, execution=False)
+            self._route(queued)
+        self._fill_at(_price(bar.open))
+
+    def _working(self) -> list[EmuOrder]:
+        """Orders able to fill now: routed, active, and not waiting for a later bar."""
+        return [
+            o
+            for o in self.orders.values()
+            if o.open and o.active and o.status in _WORKING and o.resume_cursor <= self.cursor
+        ]
+
+    def _fill_at(self, price: Decimal) -> None:
+        """Evaluate working orders at one price point (a quote of price -/+ spread/2):
+        market orders and elected stops fill, limits fill if marketable, stops the price
+        traded through are elected. Stops first, as within a bar."""
+        at = fills.quote(price, self.options.spread)
+        for order in sorted(self._working(), key=lambda o: o.type != "stop"):
+            if not order.open or order.resume_cursor > self.cursor:
+                continue  # a sibling's fill ended it, or it just filled in part
+            if order.type == "stop" and not order.elected:
+                assert order.stop_price is not None
+                if not fills.stop_elected(order.side, order.stop_price, price, price):
+                    continue
+                self._elect(order)
+            if order.type == "market" or order.elected:
+                fill_price = self._slipped(at.for_side(order.side), order.side)
+                if order.collar is not None and fill_price > order.collar:
+                    continue  # a buy stop gapped above its collar rests as a limit
+                self._fill(order, order.remaining, fill_price)
+            elif order.type == "limit":
+                assert order.limit_price is not None
+                if fills.limit_marketable(order.side, order.limit_price, at):
+                    self._fill(order, order.remaining, at.for_side(order.side))
+
+    def _elect(self, order: EmuOrder) -> None:
+        order.elected = True
+        if order.side == "buy":
+            assert order.stop_price is not None
+            order.collar = fills.buy_stop_collar(order.stop_price)
+
+    def _fill_resting(self, bar: Bar) -> None:
+        """The bar in progress completes: limits its quotes reached fill at their limit; stops
+        its trades went through are elected and fill at the quote of the stop price (a buy
+        stop's collar limits it). Stops first, the conservative order when both legs of a pair
+        were reached in one bar. Pre- and after-market prints reach no order."""
+        if self.calendar.session_at(bar.time) is None:
+            return
+        high, low = _price(bar.high), _price(bar.low)
+        spread = self.options.spread
+        for order in sorted(self._working(), key=lambda o: o.type != "stop"):
+            if not order.open or order.resume_cursor > self.cursor:
+                continue
+            if order.type == "stop" and not order.elected:
+                assert order.stop_price is not None
+                if not fills.stop_elected(order.side, order.stop_price, high, low):
+                    continue
+                self._elect(order)
+                at = fills.quote(order.stop_price, spread).for_side(order.side)
+                fill_price = self._slipped(at, order.side)
+                if order.collar is not None:
+                    fill_price = min(fill_price, order.collar)
+                self._fill(order, order.remaining, fill_price)
+            elif order.type == "stop" and order.collar is not None:
+                # an elected buy stop resting at its collar works as a buy limit
+                if fills.limit_reached_in_bar("buy", order.collar, high, low, spread):
+                    self._fill(order, order.remaining, order.collar)
+            elif order.type == "limit":
+                assert order.limit_price is not None
+                if fills.limit_reached_in_bar(order.side, order.limit_price, high, low, spread):
+                    self._fill(order, order.remaining, order.limit_price)
+            # market orders and elected sell stops are evaluated at each bar's open
+
+    def _chance(self, rate: float) -> bool:
+        return rate > 0 and self._random.random() < rate
+
+    def _expire_day_orders(self, when: datetime) -> None:
+        """The session closes: DAY orders expire; working GTC orders are done for the day."""
+        for order in list(self.orders.values()):
+            if not order.open:
+                continue
+            if order.time_in_force == "day":
+                order.status = "expired"
+                order.expired_at = when
+                order.updated_at = when
+                self._update("expired", order, execution=False, when=when)
+            elif order.status in {"new", "partially_filled"}:
+                order.status_before_break = order.status
+                order.status = "done_for_day"
+                self._update("done_for_day", order, execution=False, when=when)
+
+    def _resume_after_break(self) -> None:
+        """A new session: GTC orders done for the day work again (a `new` update)."""
+        for order in self.orders.values():
+            if order.status == "done_for_day" and order.status_before_break is not None:
+                order.status = order.status_before_break
+                order.status_before_break = None
+                self._update("new", order, execution=False)
+
+    def _slipped(self, price: Decimal, side: str) -> Decimal:
+        bps = self.options.slippage_bps
+        if not bps:
+            return price
+        factor = 1 + bps / 10_000 if side == "buy" else 1 - bps / 10_000
+        return (price * factor).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
+
+    def _fill(self, order: EmuOrder, qty: int, price: Decimal) -> None:
+        """One execution: all of `qty`, or with `partial_fill_rate` a random part of it, the
+        rest waiting for the next bar (paper-trading.md)."""
+        part = qty
+        if qty > 1 and self._chance(self.options.partial_fill_rate):
+            part = self._random.randint(1, qty - 1)
+            order.resume_cursor = self.cursor + 1
+        signed = part if order.side == "buy" else -part
+        self._apply_position(signed, price)
+        self.cash -= signed * price
+        order.filled_qty += part
+        order.filled_value += price * part
+        order.updated_at = self.now
+        complete = order.filled_qty == order.qty
+        order.status = "filled" if complete else "partially_filled"
+        if complete:
+            order.filled_at = self.now
+        event = "fill" if complete else "partial_fill"
+        update = self._update(event, order, execution=True, price=price, qty=part)
+        self._activities.append(
+            {
+                "id": activity_id(self.now, len(self._activities) + 1),
+                "activity_type": "FILL",
+                "transaction_time": update["timestamp"],
+                "type": event,
+                "price": str(price),
+                "qty": str(part),
+                "side": order.side,
+                "symbol": order.symbol,
+                "leaves_qty": str(order.remaining),
+                "order_id": order.id,
+                "cum_qty": str(order.filled_qty),
+                "order_status": order.status,
+            }
+        )
+        if self._chance(self.options.duplicate_fill_rate):
+            self.updates.append(dict(update))
+        if complete and order.order_class == "bracket" and order.legs:
+            self._activate_legs(order)
+        if order.oco_group:
+            self._after_group_fill(order, complete)
+
+    def _after_group_fill(self, order: EmuOrder, complete: bool) -> None:
+        """One exit of a pair executed: a partial fill shrinks the other exit to the remaining
+        quantity (orders.md); a complete fill ends it. After a take-profit the stop is
+        `canceled` (orders.md); after a stop-out the take-profit is reported `replaced`, which
+        is what users see [alpaca-py #198] although the docs say only "canceled" — the
+        fidelity note (docs/alpaca-fidelity.md) follows the observation, so the
+        default does too; `sibling_after_stop="canceled"` gives the documented variant."""
+        for other in self.orders.values():
+            if other is order or not other.open or other.oco_group != order.oco_group:
+                continue
+            if not complete:
+                other.qty = other.filled_qty + order.remaining
+                continue
+            ending = "canceled"
+            if order.type == "stop" and self.options.sibling_after_stop == "replaced":
+                ending = "replaced"
+            other.status = ending
+            if ending == "canceled":
+                other.canceled_at = self.now
+            self._update(ending, other, execution=False)
+
+    def _apply_position(self, signed: int, price: Decimal) -> None:
+        before = self.position
+        after = before + signed
+        if before == 0 or (before > 0) == (signed > 0):
+            self.cost_basis += signed * price
+        elif (before > 0) != (after > 0) and after != 0:
+            # flipped through zero: the remainder opens at this price
+            self.cost_basis = after * price
+        else:
+            self.cost_basis = self.cost_basis * after / before if after else Decimal(0)
+        self.position = after
+
+    def _update(
+        self,
+        event: str,
+        order: EmuOrder,
+        *,
+        execution: bool,
+        price: Decimal | None = None,
+        qty: int | None = None,
+        when: datetime | None = None,
+    ) -> dict[str, Any]:
+        moment = when or self.now
+        order.updated_at = moment
+        execution_id = None
+        if execution or event == "new":
+            self._executions += 1
+            execution_id = str(uuid.UUID(int=(0xEE << 120) | self._executions))
+        update = {
+            "event": event,
+            "execution_id": execution_id,
+            "order": order.as_json(nested=self.options.legs_always),
+            "timestamp": _ts(moment),
+            "position_qty": str(self.position) if execution else None,
+            "price": str(price) if price is not None else None,
+            "qty": str(qty) if qty is not None else None,
+        }
+        self.updates.append(update)
+        return update
+
+    def fill_activities(self) -> list[dict[str, Any]]:
+        """Every FILL activity, oldest first (`activities.select` filters, orders and pages)."""
+        return list(self._activities)
+
+    def drain_updates(self) -> list[dict[str, Any]]:
+        drained, self.updates = self.updates, []
+        return drained

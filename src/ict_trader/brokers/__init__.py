@@ -1,1 +1,0 @@
-"""Brokers: the simulated one (backtest, replay) and, later, Alpaca; both speak `Broker`."""

@@ -1,0 +1,1 @@
+"""The `ict-trader` command line."""

@@ -1,0 +1,821 @@
+"""The pure trading core: events in, commands out.
+
+Every decision lives here — which signals are traded, by which profiles, for how many shares,
+and when and how each trade is closed — so a backtest, a paced replay and the live Alpaca loop
+all decide identically. The engine never reads a clock, a file or the network: time arrives in
+events, and what it wants done leaves as commands for the shell to execute.
+
+Exits follow the rules a real broker imposes: a resting target *holds* the shares, so a time or
+session-end exit first cancels the resting orders, waits for the cancel to be confirmed, and only
+then sends the closing market order for whatever is still open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
+
+from ict_trader.core.bars import Bar
+from ict_trader.core.calendar import Session
+from ict_trader.core.events import (
+    AccountUpdated,
+    BarClosed,
+    BrokerError,
+    CancelOrder,
+    Command,
+    EntrySkipped,
+    Event,
+    ExitReason,
+    KillSwitch,
+    Level,
+    Notify,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    ReduceOnly,
+    ReleaseTrades,
+    Resume,
+    SignalDetected,
+    SubmitOrder,
+    Tick,
+    TradeUpdated,
+    TradeView,
+)
+from ict_trader.core.ledger import FillRecord, Ledger, OrderRecord
+from ict_trader.core.orders import Leg, OrderRequest, OrderType, Side, client_order_id
+from ict_trader.core.risk import RiskMonitor, fit_entry
+from ict_trader.core.strategy import EngineConfig, StopMode, StrategyProfile
+from ict_trader.signals import Direction, IctDetector, Signal
+
+CENT = Decimal("0.01")
+_NOTHING: tuple[Command, ...] = ()
+_ONE_MINUTE = timedelta(minutes=1)
+
+
+class TradeStatus(StrEnum):
+    PENDING = "pending"  # entry order working
+    OPEN = "open"  # position held, target (and stop) resting
+    EXITING = "exiting"  # exit decided, waiting for cancels and the closing fill
+    CLOSED = "closed"
+    CANCELED = "canceled"  # entry never filled
+    # Closed outside ict-trader (a person said so after a reconciliation dispute): no exit
+    # fill was seen, so no P&L is booked.
+    RELEASED = "released"
+
+
+def signal_id(signal: Signal) -> str:
+    """Stable id of a signal: its bar and direction (a bar emits at most one signal)."""
+    return f"{signal.time:%Y%m%dT%H%M}Z-{signal.direction.value}"
+
+
+def price_of(value: float) -> Decimal:
+    """A bar price as the exact decimal it was written as (float repr round-trips)."""
+    return Decimal(repr(value))
+
+
+@dataclass
+class _Trade:
+    """Mutable engine-side state of one trade of one profile."""
+
+    trade_id: str
+    signal_id: str
+    signal: Signal
+    profile: str
+    direction: Direction
+    planned_qty: int
+    entry_order_id: str
+    status: TradeStatus = TradeStatus.PENDING
+    entry_qty: int = 0
+    entry_value: Decimal = Decimal(0)
+    entry_time: datetime | None = None
+    target_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    resting: set[str] = field(default_factory=set)  # live target/stop order ids
+    exit_order_id: str | None = None  # live market exit, if any
+    exit_attempts: int = 0
+    exit_reason: ExitReason | None = None
+    exit_qty: int = 0
+    exit_value: Decimal = Decimal(0)
+    exit_time: datetime | None = None
+    commission: Decimal = Decimal(0)
+    # The broker's ids of the orders that filled, for notifications (a user finds an order in
+    # the broker's app by its id, not by ours).
+    entry_broker_id: str | None = None
+    exit_broker_ids: list[str] = field(default_factory=list)
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.direction is Direction.LONG else -1
+
+    @property
+    def entry_side(self) -> Side:
+        return Side.BUY if self.direction is Direction.LONG else Side.SELL
+
+    @property
+    def exit_side(self) -> Side:
+        return Side.SELL if self.direction is Direction.LONG else Side.BUY
+
+    @property
+    def remaining(self) -> int:
+        return self.entry_qty - self.exit_qty
+
+    @property
+    def entry_price(self) -> Decimal | None:
+        return self.entry_value / self.entry_qty if self.entry_qty else None
+
+    def pnl(self) -> Decimal | None:
+        """Realized P&L from fills only, exact; None until the position is fully closed."""
+        if self.status is not TradeStatus.CLOSED:
+            return None
+        # Exact, not rounded: fills can be sub-penny, and per-trade rounding would make the
+        # ledger drift from the account's cash over many trades.
+        return (self.exit_value - self.entry_value) * self.sign - self.commission
+
+    def view(self) -> TradeView:
+        entry = self.entry_price
+        exit_price = self.exit_value / self.exit_qty if self.exit_qty else None
+        return TradeView(
+            trade_id=self.trade_id,
+            signal_id=self.signal_id,
+            profile=self.profile,
+            direction=self.direction.value,
+            status=self.status.value,
+            planned_qty=self.planned_qty,
+            qty=self.entry_qty,
+            entry_order_id=self.entry_order_id,
+            entry_price=_round_price(entry) if entry is not None else None,
+            entry_time=self.entry_time,
+            target_price=self.target_price,
+            stop_price=self.stop_price,
+            exit_price=_round_price(exit_price) if exit_price is not None else None,
+            exit_time=self.exit_time,
+            exit_reason=self.exit_reason,
+            pnl=self.pnl(),
+            commission=self.commission,
+        )
+
+
+class Engine:
+    """Feed it events with `handle`; execute the commands it returns, in order."""
+
+    def __init__(self, config: EngineConfig, detector: IctDetector) -> None:
+        self.config = config
+        self.detector = detector
+        self._profiles: tuple[StrategyProfile, ...] = tuple(p for p in config.profiles if p.enabled)
+        self._max_hold = timedelta(minutes=config.exits.max_hold_minutes)
+        self._flatten_before = timedelta(minutes=config.exits.flatten_before_close_minutes)
+        self._equity: Decimal | None = None
+        self._halt_reason: str | None = None
+        self._reduce_reason: str | None = None
+        self._state_actor: str | None = None
+        self._buying_power: Decimal | None = None
+        self._account_blocked = False
+        self.risk = RiskMonitor(config.risk)
+        self._risk_session: Session | None = None
+        self._mark: Decimal | None = None  # the last bar's close, for unrealized P&L
+        self._active: dict[str, _Trade] = {}  # profile -> its trade that is not finished
+        self._orders: dict[str, tuple[_Trade, Leg]] = {}
+        self._seen_executions: set[str] = set()
+        self._out: list[Command] = []
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def open_trades(self) -> list[TradeView]:
+        return [trade.view() for trade in self._active.values()]
+
+    def open_position(self) -> int:
+        """Net shares ict-trader's unfinished trades hold (negative when short)."""
+        return sum(trade.sign * trade.remaining for trade in self._active.values())
+
+    @property
+    def equity(self) -> Decimal | None:
+        return self._equity
+
+    def handle(self, event: Event) -> Sequence[Command]:
+        """Apply one event; return the commands it leads to (possibly none)."""
+        if isinstance(event, BarClosed):
+            return self.on_bar(event.bar)
+        self._out = []
+        if isinstance(event, OrderFilled):
+            self._on_fill(event)
+        elif isinstance(event, Tick):
+            self._manage_exits(event.time)
+        elif isinstance(event, AccountUpdated):
+            self._equity = event.equity
+            self._buying_power = event.buying_power
+            self._account_blocked = event.trading_blocked
+            self.risk.equity(event.equity)  # checked with the next bar or fill
+        elif isinstance(event, OrderCanceled):
+            self._on_order_done(event.client_order_id, event.time, filled=False, why=event.reason)
+        elif isinstance(event, OrderRejected):
+            self._on_rejected(event)
+        elif isinstance(event, BrokerError):
+            self._out.append(Notify(Level.WARNING, "Broker error", event.message, event.time))
+            self.risk.error(event.time)
+            self._check_risk(event.time)
+        elif isinstance(event, KillSwitch):
+            self._kill(event)
+        elif isinstance(event, ReduceOnly):
+            self._reduce_reason = event.reason
+            self._state_actor = event.actor
+            self._out.append(
+                Notify(
+                    Level.CRITICAL,
+                    "Entries blocked",
+                    f"No new entries ({event.actor}): {event.reason}; open trades still managed",
+                    event.time,
+                )
+            )
+        elif isinstance(event, Resume):
+            self._resume(event)
+        elif isinstance(event, ReleaseTrades):
+            self._release(event)
+        elif isinstance(event, OrderAccepted):
+            pass  # the shell records broker ids; nothing to decide
+        return self._out
+
+    @property
+    def halted(self) -> bool:
+        """True while the kill switch is engaged."""
+        return self._halt_reason is not None
+
+    @property
+    def state_reason(self) -> str | None:
+        return self._halt_reason if self._halt_reason is not None else self._reduce_reason
+
+    @property
+    def state_actor(self) -> str | None:
+        return self._state_actor
+
+    @property
+    def state(self) -> str:
+        """`active`, `reducing` (no new entries, exits continue) or `halted` (kill switch)."""
+        if self._halt_reason is not None:
+            return "halted"
+        return "reducing" if self._reduce_reason is not None else "active"
+
+    def _kill(self, event: KillSwitch) -> None:
+        self._halt_reason = event.reason
+        self._state_actor = event.actor
+        self._out.append(
+            Notify(
+                Level.CRITICAL,
+                "Kill switch engaged",
+                f"Kill switch engaged by {event.actor}: {event.reason} · "
+                f"closing {len(self._active)} trade(s), no new entries",
+                event.time,
+            )
+        )
+        for trade in list(self._active.values()):
+            if trade.status is not TradeStatus.EXITING:  # an exit already underway completes
+                self._begin_exit(trade, ExitReason.KILL, event.time)
+
+    def _resume(self, event: Resume) -> None:
+        self._halt_reason = None
+        self._reduce_reason = None
+        self._state_actor = event.actor
+        self._out.append(
+            Notify(
+                Level.WARNING,
+                "Trading resumed",
+                f"Kill switch lifted by {event.actor}: {event.reason}",
+                event.time,
+            )
+        )
+
+    def _release(self, event: ReleaseTrades) -> None:
+        for trade in list(self._active.values()):
+            working = set(trade.resting)
+            if trade.exit_order_id is not None:
+                working.add(trade.exit_order_id)
+            for order_id in sorted(working):
+                self._out.append(CancelOrder(order_id, "released"))
+                self._orders.pop(order_id, None)
+            if trade.status is TradeStatus.PENDING:
+                self._orders.pop(trade.entry_order_id, None)
+                self._out.append(CancelOrder(trade.entry_order_id, "released"))
+            trade.resting.clear()
+            trade.exit_order_id = None
+            trade.status = TradeStatus.RELEASED
+            self._active.pop(trade.profile, None)
+            self._record(trade)
+            self._out.append(
+                Notify(
+                    Level.WARNING,
+                    f"{trade.profile.upper()} trade released",
+                    f"{trade.trade_id}: {trade.remaining} share(s) no longer managed by "
+                    f"ict-trader ({event.actor}: {event.reason}); no P&L booked",
+                    event.time,
+                )
+            )
+        self._mark_to_market(None)
+
+    def restore(self, ledger: Ledger) -> None:
+        """Resume managing the unfinished trades of a previous run from its ledger.
+
+        Time exits keep counting from the recorded entry fill, resting orders stay resting, and
+        executions already booked are never booked twice.
+        """
+        fills_by_order: dict[str, list[FillRecord]] = {}
+        for fill in ledger.fills:
+            fills_by_order.setdefault(fill.client_order_id, []).append(fill)
+            self._seen_executions.add(fill.execution_id)
+        orders_by_trade: dict[str, list[OrderRecord]] = {}
+        for order in ledger.orders:
+            orders_by_trade.setdefault(order.request.trade_id, []).append(order)
+        for view in ledger.unfinished_trades():
+            trade = _Trade(
+                trade_id=view.trade_id,
+                signal_id=view.signal_id,
+                signal=ledger.signals[view.signal_id],
+                profile=view.profile,
+                direction=Direction(view.direction),
+                planned_qty=view.planned_qty,
+                entry_order_id=view.entry_order_id,
+                status=TradeStatus(view.status),
+                target_price=view.target_price,
+                stop_price=view.stop_price,
+                exit_reason=view.exit_reason,
+            )
+            exits_filled: list[tuple[tuple[datetime, str], str]] = []
+            for order in orders_by_trade.get(view.trade_id, []):
+                request = order.request
+                leg = request.leg
+                fills = sorted(fills_by_order.get(request.client_order_id, []), key=_fill_key)
+                # The notices name orders by the broker's ids, also for orders placed before
+                # the restart (the ids a user finds at the broker, not our client ids).
+                if leg is Leg.ENTRY and order.broker_order_id is not None:
+                    trade.entry_broker_id = order.broker_order_id
+                elif fills and order.broker_order_id is not None:
+                    exits_filled.append((_fill_key(fills[0]), order.broker_order_id))
+                for fill in fills:
+                    trade.commission += fill.commission
+                    if leg is Leg.ENTRY:
+                        trade.entry_qty += fill.qty
+                        trade.entry_value += fill.price * fill.qty
+                        if trade.entry_time is None:
+                            trade.entry_time = fill.time
+                    else:
+                        trade.exit_qty += fill.qty
+                        trade.exit_value += fill.price * fill.qty
+                        trade.exit_time = fill.time
+                if leg is Leg.EXIT:
+                    trade.exit_attempts += 1
+                if order.status.is_final:
+                    continue
+                self._orders[request.client_order_id] = (trade, leg)
+                if leg in (Leg.TARGET, Leg.STOP):
+                    trade.resting.add(request.client_order_id)
+                elif leg is Leg.EXIT:
+                    trade.exit_order_id = request.client_order_id
+            trade.exit_broker_ids = [broker_id for _, broker_id in sorted(exits_filled)]
+            self._active[trade.profile] = trade
+
+    # ------------------------------------------------------------------ bars and signals
+
+    def on_bar(self, bar: Bar) -> Sequence[Command]:
+        """`handle(BarClosed(bar))` without the event object: the per-bar hot path."""
+        signal = self.detector.update(bar)
+        if not self._active and signal is None:
+            return _NOTHING  # most bars: no trade to manage, no signal
+        session = self.detector.session
+        if session is not self._risk_session:  # the daily limits start afresh each session
+            self._risk_session = session
+            if session is not None:
+                self.risk.new_session(session.day)
+        out: list[Command] = []
+        self._out = out
+        now = bar.time + _ONE_MINUTE
+        if self._active:
+            self._mark_to_market(price_of(bar.close))
+            self._check_risk(now)
+            self._manage_exits(now)
+        if signal is not None:
+            self._on_signal(signal, now)
+        return out
+
+    def _on_signal(self, signal: Signal, now: datetime) -> None:
+        sid = signal_id(signal)
+        self._out.append(SignalDetected(sid, signal))
+        session = self.detector.session
+        assert session is not None
+        for profile in self._profiles:
+            reason = self._skip_reason(profile, signal, session, now)
+            if reason is not None:
+                self._out.append(EntrySkipped(sid, profile.name, reason, now))
+                continue
+            assert self._equity is not None
+            price = price_of(signal.close)
+            wanted = profile.shares_for(self._equity, price)
+            qty, cuts = fit_entry(
+                wanted,
+                price,
+                equity=self._equity,
+                buying_power=self._buying_power,
+                open_shares=sum(t.planned_qty for t in self._active.values()),
+                open_notional=sum(
+                    (t.planned_qty * price for t in self._active.values()), Decimal(0)
+                ),
+                limits=self.config.risk,
+            )
+            if qty == 0:
+                reason = f"size limits leave 0 of {wanted} shares: {', '.join(cuts)}"
+                self._out.append(EntrySkipped(sid, profile.name, reason, now))
+                continue
+            if cuts:
+                self._out.append(
+                    Notify(
+                        Level.WARNING,
+                        f"{profile.name.upper()} entry reduced",
+                        f"{profile.name} entry reduced from {wanted} to {qty} shares: "
+                        + ", ".join(cuts),
+                        now,
+                    )
+                )
+            self._open_trade(profile, signal, sid, qty, now)
+
+    def _skip_reason(
+        self, profile: StrategyProfile, signal: Signal, session: Session, now: datetime
+    ) -> str | None:
+        if self._halt_reason is not None:
+            return f"kill switch engaged: {self._halt_reason}"
+        if self._reduce_reason is not None:
+            return f"entries blocked: {self._reduce_reason}"
+        if self._account_blocked:
+            return "the broker reports the account or trading as blocked"
+        busy = self._active.get(profile.name)
+        if busy is not None:
+            return f"already in trade {busy.trade_id} ({busy.status.value})"
+        if now >= session.close - self._flatten_before:
+            return "too close to the session end"
+        if self._equity is None:
+            return "account equity not known yet"
+        price = price_of(signal.close)
+        if profile.shares_for(self._equity, price) == 0:
+            return (
+                f"0 shares: equity {self._equity:.2f} x {profile.allocation} "
+                f"is less than one share at {price}"
+            )
+        return None
+
+    def _open_trade(
+        self, profile: StrategyProfile, signal: Signal, sid: str, qty: int, now: datetime
+    ) -> None:
+        entry_id = client_order_id(signal.time, signal.direction.value, profile.name, Leg.ENTRY)
+        trade = _Trade(
+            trade_id=entry_id.removesuffix("-" + Leg.ENTRY.value),
+            signal_id=sid,
+            signal=signal,
+            profile=profile.name,
+            direction=signal.direction,
+            planned_qty=qty,
+            entry_order_id=entry_id,
+        )
+        self._active[profile.name] = trade
+        self._orders[entry_id] = (trade, Leg.ENTRY)
+        self._submit(
+            trade,
+            leg=Leg.ENTRY,
+            side=trade.entry_side,
+            qty=qty,
+            kind=OrderType.MARKET,
+            now=now,
+            order_id=entry_id,
+        )
+        self._record(trade)
+
+    # ------------------------------------------------------------------ exits by time
+
+    def _manage_exits(self, now: datetime) -> None:
+        session = self.detector.session
+        flatten_at = session.close - self._flatten_before if session is not None else None
+        for trade in list(self._active.values()):
+            if trade.status is TradeStatus.EXITING:
+                continue
+            if flatten_at is not None and now >= flatten_at:
+                self._begin_exit(trade, ExitReason.SESSION_END, now)
+            elif trade.entry_time is not None and now >= trade.entry_time + self._max_hold:
+                self._begin_exit(trade, ExitReason.TIME, now)
+
+    def _begin_exit(self, trade: _Trade, reason: ExitReason, now: datetime) -> None:
+        if trade.status is TradeStatus.PENDING:
+            if trade.exit_reason is None:
+                trade.exit_reason = reason
+                self._out.append(CancelOrder(trade.entry_order_id, f"{reason.value} exit"))
+            return
+        trade.status = TradeStatus.EXITING
+        trade.exit_reason = reason
+        if trade.resting:
+            for order_id in sorted(trade.resting):
+                self._out.append(CancelOrder(order_id, f"{reason.value} exit"))
+        else:
+            self._send_market_exit(trade, now)
+        self._record(trade)
+
+    def _send_market_exit(self, trade: _Trade, now: datetime) -> None:
+        if trade.remaining <= 0 or trade.exit_order_id is not None:
+            return
+        trade.exit_attempts += 1
+        order_id = client_order_id(
+            trade.signal.time,
+            trade.direction.value,
+            trade.profile,
+            Leg.EXIT,
+            attempt=trade.exit_attempts,
+        )
+        trade.exit_order_id = order_id
+        self._orders[order_id] = (trade, Leg.EXIT)
+        self._submit(
+            trade,
+            leg=Leg.EXIT,
+            side=trade.exit_side,
+            qty=trade.remaining,
+            kind=OrderType.MARKET,
+            now=now,
+            order_id=order_id,
+        )
+
+    # ------------------------------------------------------------------ broker updates
+
+    def _on_fill(self, fill: OrderFilled) -> None:
+        if fill.execution_id in self._seen_executions:
+            return
+        self._seen_executions.add(fill.execution_id)
+        known = self._orders.get(fill.client_order_id)
+        if known is None:
+            self._out.append(
+                Notify(
+                    Level.WARNING,
+                    "Unknown fill",
+                    f"fill for order {fill.client_order_id} that ict-trader did not place",
+                    fill.time,
+                )
+            )
+            return
+        trade, leg = known
+        value = fill.price * fill.qty
+        trade.commission += fill.commission
+        if leg is Leg.ENTRY:
+            trade.entry_qty += fill.qty
+            trade.entry_value += value
+            trade.entry_broker_id = fill.broker_order_id
+            if trade.entry_time is None:
+                trade.entry_time = fill.time
+        else:
+            if fill.broker_order_id not in trade.exit_broker_ids:
+                trade.exit_broker_ids.append(fill.broker_order_id)
+            trade.exit_qty += fill.qty
+            trade.exit_value += value
+            trade.exit_time = fill.time
+        if fill.order_complete:
+            self._on_order_done(fill.client_order_id, fill.time, filled=True, why="filled")
+        else:
+            self._record(trade)
+
+    def _on_rejected(self, event: OrderRejected) -> None:
+        self.risk.error(event.time)
+        self._check_risk(event.time)
+        known = self._orders.get(event.client_order_id)
+        if known is not None:
+            trade, leg = known
+            self._out.append(
+                Notify(
+                    Level.WARNING,
+                    f"{trade.profile.upper()} {leg.value} order rejected",
+                    f"order {event.client_order_id} rejected: {event.reason}",
+                    event.time,
+                )
+            )
+            if leg is Leg.STOP and trade.status is TradeStatus.OPEN:
+                # The broker will not rest the stop (Alpaca refuses an OCO whose stop the price
+                # has already crossed): the position may not stay without the protection its
+                # profile asks for, so it is closed now, as the stop would have closed it.
+                self._on_order_done(event.client_order_id, event.time, filled=False, why="")
+                self._begin_exit(trade, ExitReason.STOP, event.time)
+                return
+        self._on_order_done(event.client_order_id, event.time, filled=False, why=event.reason)
+
+    def _on_order_done(self, order_id: str, now: datetime, *, filled: bool, why: str) -> None:
+        """An order reached a final state: decide what the trade does next."""
+        known = self._orders.pop(order_id, None)
+        if known is None:
+            return
+        trade, leg = known
+        if leg is Leg.ENTRY:
+            self._entry_done(trade, now)
+        elif leg is Leg.EXIT:
+            trade.exit_order_id = None
+            if trade.remaining > 0:
+                # A rejected or canceled exit must never leave the position unmanaged: retry.
+                self._send_market_exit(trade, now)
+        else:
+            trade.resting.discard(order_id)
+            if filled:
+                # Whatever exit was pending, this order is what actually closed the position.
+                trade.exit_reason = ExitReason.TARGET if leg is Leg.TARGET else ExitReason.STOP
+                trade.status = TradeStatus.EXITING
+                for sibling in sorted(trade.resting):
+                    self._out.append(CancelOrder(sibling, f"{leg.value} filled"))
+            if trade.status is TradeStatus.EXITING and not trade.resting and trade.remaining > 0:
+                self._send_market_exit(trade, now)
+        self._finish_if_flat(trade, now)
+        self._record(trade)
+
+    def _entry_done(self, trade: _Trade, now: datetime) -> None:
+        if trade.entry_qty == 0:
+            trade.status = TradeStatus.CANCELED
+            return
+        trade.status = TradeStatus.OPEN
+        if trade.exit_reason is not None:
+            # The exit was decided while the entry was still working: close what filled.
+            trade.status = TradeStatus.EXITING
+            self._send_market_exit(trade, now)
+            return
+        self._place_protective_orders(trade, now)
+        self._out.append(self._entry_notice(trade, now))
+
+    def _place_protective_orders(self, trade: _Trade, now: datetime) -> None:
+        entry = trade.entry_value / trade.entry_qty
+        atr = Decimal(repr(trade.signal.atr))
+        exits = self.config.exits
+        offset = exits.target_atr_multiple * atr
+        # Round the target away from the entry so it is never nearer than the rule says.
+        if trade.direction is Direction.LONG:
+            trade.target_price = (entry + offset).quantize(CENT, rounding=ROUND_CEILING)
+        else:
+            trade.target_price = (entry - offset).quantize(CENT, rounding=ROUND_FLOOR)
+        oco = trade.trade_id if exits.stop is not StopMode.NONE else None
+        target_id = client_order_id(
+            trade.signal.time, trade.direction.value, trade.profile, Leg.TARGET
+        )
+        self._orders[target_id] = (trade, Leg.TARGET)
+        trade.resting.add(target_id)
+        self._submit(
+            trade,
+            leg=Leg.TARGET,
+            side=trade.exit_side,
+            qty=trade.entry_qty,
+            kind=OrderType.LIMIT,
+            now=now,
+            order_id=target_id,
+            limit_price=trade.target_price,
+            oco_group=oco,
+        )
+        stop = self._stop_price(trade, entry, atr)
+        if stop is None:
+            return
+        trade.stop_price = stop
+        stop_id = client_order_id(trade.signal.time, trade.direction.value, trade.profile, Leg.STOP)
+        self._orders[stop_id] = (trade, Leg.STOP)
+        trade.resting.add(stop_id)
+        self._submit(
+            trade,
+            leg=Leg.STOP,
+            side=trade.exit_side,
+            qty=trade.entry_qty,
+            kind=OrderType.STOP,
+            now=now,
+            order_id=stop_id,
+            stop_price=stop,
+            oco_group=oco,
+        )
+
+    def _mark_to_market(self, mark: Decimal | None) -> None:
+        """Open trades' P&L so far at `mark` (or the last mark), for the loss limits."""
+        if mark is not None:
+            self._mark = mark
+        mark = self._mark
+        if mark is None:
+            return
+        self.risk.mark(
+            sum(
+                (
+                    t.sign * (t.exit_value + mark * t.remaining - t.entry_value)
+                    for t in self._active.values()
+                    if t.entry_qty
+                ),
+                Decimal(0),
+            )
+        )
+
+    def _check_risk(self, now: datetime) -> None:
+        if self._halt_reason is not None:
+            return
+        trip = self.risk.check(now)
+        if trip is not None:
+            breaker, reason = trip
+            self._kill(KillSwitch(now, reason, f"breaker:{breaker}"))
+
+    def _stop_price(self, trade: _Trade, entry: Decimal, atr: Decimal) -> Decimal | None:
+        exits = self.config.exits
+        if exits.stop is StopMode.NONE:
+            return None
+        if exits.stop is StopMode.SWEEP:
+            raw = Decimal(repr(trade.signal.extreme))
+        else:
+            raw = entry - trade.sign * exits.stop_atr_multiple * atr
+        rounding = ROUND_FLOOR if trade.direction is Direction.LONG else ROUND_CEILING
+        return raw.quantize(CENT, rounding=rounding)
+
+    def _finish_if_flat(self, trade: _Trade, now: datetime) -> None:
+        if trade.status is TradeStatus.CANCELED:
+            self._active.pop(trade.profile, None)
+            return
+        if trade.entry_qty > 0 and trade.remaining == 0 and trade.status is TradeStatus.EXITING:
+            if trade.resting or trade.exit_order_id is not None:
+                return
+            trade.status = TradeStatus.CLOSED
+            self._active.pop(trade.profile, None)
+            self._out.append(self._exit_notice(trade, now))
+            pnl = trade.pnl()
+            assert pnl is not None
+            self.risk.realize(pnl)
+            self._mark_to_market(None)
+            self._check_risk(now)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _submit(
+        self,
+        trade: _Trade,
+        *,
+        leg: Leg,
+        side: Side,
+        qty: int,
+        kind: OrderType,
+        now: datetime,
+        order_id: str,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        oco_group: str | None = None,
+    ) -> None:
+        self._out.append(
+            SubmitOrder(
+                OrderRequest(
+                    client_order_id=order_id,
+                    symbol=self.config.symbol,
+                    side=side,
+                    qty=qty,
+                    type=kind,
+                    trade_id=trade.trade_id,
+                    profile=trade.profile,
+                    leg=leg,
+                    limit_price=limit_price,
+                    stop_price=stop_price,
+                    oco_group=oco_group,
+                    created_at=now,
+                )
+            )
+        )
+
+    def _record(self, trade: _Trade) -> None:
+        self._out.append(TradeUpdated(trade.view()))
+
+    def _entry_notice(self, trade: _Trade, now: datetime) -> Notify:
+        price = trade.entry_price
+        assert price is not None
+        order = trade.entry_broker_id or trade.entry_order_id
+        return Notify(
+            Level.INFO,
+            f"{trade.profile.upper()} entry",
+            f"{trade.profile.upper()} entry — {trade.direction.value.upper()} {trade.entry_qty} "
+            f"{self.config.symbol} @ {price_text(price)} · order {order} · "
+            f"target {price_text(trade.target_price)}",
+            now,
+        )
+
+    def _exit_notice(self, trade: _Trade, now: datetime) -> Notify:
+        view = trade.view()
+        reason = view.exit_reason.value.replace("_", " ") if view.exit_reason else "exit"
+        orders = ", ".join(trade.exit_broker_ids) or "?"
+        return Notify(
+            Level.INFO,
+            f"{trade.profile.upper()} {reason} exit",
+            f"{trade.profile.upper()} {reason} exit — {trade.direction.value.upper()} "
+            f"{trade.entry_qty} {self.config.symbol} {price_text(view.entry_price)} → "
+            f"{price_text(view.exit_price)} · P&L {view.pnl:+.2f} · order {orders} "
+            f"(entry {trade.entry_broker_id or trade.entry_order_id})",
+            now,
+        )
+
+
+def price_text(value: Decimal | None) -> str:
+    """A price as people write it: cents, or more digits only when the fill was sub-penny."""
+    if value is None:
+        return "?"
+    cents = value.quantize(CENT)
+    return str(cents if cents == value else value.normalize())
+
+
+def _fill_key(fill: FillRecord) -> tuple[datetime, str]:
+    return (fill.time, fill.execution_id)
+
+
+def _round_price(value: Decimal) -> Decimal:
+    """Average fill prices to 1/10000 dollar, as brokers report them."""
+    return value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)

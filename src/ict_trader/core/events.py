@@ -1,0 +1,239 @@
+"""What flows into the engine (events) and out of it (commands).
+
+The engine is a pure function of its event history: shells (backtest, replay, live) turn bars,
+broker updates and the clock into these events, and carry out the commands it returns. Keeping
+them plain immutable data is what lets the three shells share every decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from ict_trader.core.bars import Bar
+from ict_trader.core.orders import OrderRequest
+from ict_trader.signals import Signal
+
+_ONE_MINUTE = timedelta(minutes=1)
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class BarClosed:
+    bar: Bar
+
+    @property
+    def time(self) -> datetime:
+        """When the event happened: the bar's close."""
+        return self.bar.time + _ONE_MINUTE
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The clock moved (live: between bars) so time-based exits are not late by a bar."""
+
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdated:
+    """The broker's view of the account; the engine sizes entries from `equity`."""
+
+    time: datetime
+    equity: Decimal
+    cash: Decimal
+    buying_power: Decimal
+    trading_blocked: bool = False  # the broker's trading_blocked or account_blocked flag
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    time: datetime
+    client_order_id: str
+    broker_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    """One execution. `qty`/`price` are this execution's; `cumulative_qty` the order's total.
+
+    Brokers report cumulative quantities; shells derive per-execution deltas and dedupe by
+    `execution_id` before the engine sees them.
+    """
+
+    time: datetime
+    client_order_id: str
+    broker_order_id: str
+    execution_id: str
+    qty: int
+    price: Decimal
+    cumulative_qty: int
+    order_complete: bool
+    commission: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    time: datetime
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCanceled:
+    """Canceled or expired; either way nothing more will fill."""
+
+    time: datetime
+    client_order_id: str
+    reason: str = "canceled"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerError:
+    """A broker call failed even after its retries (counted by the error-rate breaker)."""
+
+    time: datetime
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitch:
+    """Stop trading now: cancel ict-trader's orders, flatten its positions, take no entries."""
+
+    time: datetime
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReduceOnly:
+    """No new entries; open trades keep being managed (an unreconciled position, stale data)."""
+
+    time: datetime
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Lift the kill switch or the reduce-only state; entries are allowed again."""
+
+    time: datetime
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseTrades:
+    """A person settled a dispute in the broker's favour: the shares of ict-trader's unfinished
+    trades were closed outside it (by hand, at the broker), so ict-trader stops managing them.
+    No fill is booked and no P&L counted for what it did not see happen."""
+
+    time: datetime
+    reason: str
+    actor: str
+
+
+Event = (
+    BarClosed
+    | Tick
+    | AccountUpdated
+    | OrderAccepted
+    | OrderFilled
+    | OrderRejected
+    | OrderCanceled
+    | BrokerError
+    | KillSwitch
+    | ReduceOnly
+    | Resume
+    | ReleaseTrades
+)
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOrder:
+    order: OrderRequest
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    client_order_id: str
+    reason: str
+
+
+class ExitReason(StrEnum):
+    TARGET = "target"
+    STOP = "stop"
+    TIME = "time"
+    SESSION_END = "session_end"
+    KILL = "kill"
+
+
+@dataclass(frozen=True, slots=True)
+class SignalDetected:
+    """Record: a signal the detector emitted (before any profile acted on it)."""
+
+    signal_id: str
+    signal: Signal
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySkipped:
+    """Record: a profile did not act on a signal, and why."""
+
+    signal_id: str
+    profile: str
+    reason: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TradeUpdated:
+    """Record: the full current state of one trade (inserted or replaced by id)."""
+
+    trade: TradeView
+
+
+@dataclass(frozen=True, slots=True)
+class TradeView:
+    """An immutable snapshot of a trade, for stores, reports and notifications."""
+
+    trade_id: str
+    signal_id: str
+    profile: str
+    direction: str
+    status: str
+    planned_qty: int
+    qty: int
+    entry_order_id: str
+    entry_price: Decimal | None
+    entry_time: datetime | None
+    target_price: Decimal | None
+    stop_price: Decimal | None
+    exit_price: Decimal | None
+    exit_time: datetime | None
+    exit_reason: ExitReason | None
+    pnl: Decimal | None
+    commission: Decimal
+
+
+class Level(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    level: Level
+    title: str
+    message: str
+    time: datetime
+
+
+Command = SubmitOrder | CancelOrder | SignalDetected | EntrySkipped | TradeUpdated | Notify

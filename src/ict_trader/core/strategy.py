@@ -1,0 +1,91 @@
+"""Strategy profiles (how much to trade) and exit rules (when to get out).
+
+Kept apart from the engine so configuration can be validated and shown to users on its own,
+with errors that name the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+
+from ict_trader import ranges
+from ict_trader.core.risk import RiskLimits
+from ict_trader.errors import ConfigError
+
+MAX_PROFILE_NAME = 32  # longer names only make order ids and notifications unreadable
+
+
+class StopMode(StrEnum):
+    NONE = "none"
+    SWEEP = "sweep"  # the signal's extreme (the sweep's high for a short, low for a long)
+    ATR = "atr"  # entry fill -/+ stop_atr_multiple x ATR
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyProfile:
+    """One way of trading every signal: a name and the share of equity each trade commits."""
+
+    name: str
+    allocation: Decimal
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        bare = self.name.replace("_", "").replace("-", "")
+        if not bare or not bare.isascii() or not bare.isalnum():
+            raise ConfigError(
+                f"profiles: name {self.name!r} must be letters, digits, '-' or '_' only"
+            )
+        if len(self.name) > MAX_PROFILE_NAME:
+            raise ConfigError(
+                f"profiles: name {self.name[:MAX_PROFILE_NAME]!r}… is longer than "
+                f"{MAX_PROFILE_NAME} characters"
+            )
+        # A finite share of equity: NaN would make sizing raise instead of answer.
+        key = f"profiles.{self.name}.allocation"
+        ranges.checked(ranges.PROFILE_ALLOCATION, self.allocation, key)
+
+    def shares_for(self, equity: Decimal, price: Decimal) -> int:
+        """floor(equity x allocation / price): never round a position up past its allocation."""
+        if price <= 0:
+            return 0
+        return int((equity * self.allocation / price).to_integral_value(rounding=ROUND_DOWN))
+
+
+DEFAULT_PROFILES = (
+    StrategyProfile("conservative", Decimal("0.03")),
+    StrategyProfile("aggressive", Decimal("0.04")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRules:
+    """Exit parameters shared by all profiles; whichever exit triggers first wins."""
+
+    target_atr_multiple: Decimal = Decimal(5)
+    max_hold_minutes: int = 60
+    flatten_before_close_minutes: int = 5
+    stop: StopMode = StopMode.NONE
+    stop_atr_multiple: Decimal = Decimal(2)
+
+    def __post_init__(self) -> None:
+        # Also checked here, not only when a file is read: a huge multiple or hold time would
+        # only fail after an entry had filled, leaving the position without its exits.
+        for name, allowed in ranges.EXITS.items():
+            ranges.checked(allowed, getattr(self, name), f"exits.{name}")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    symbol: str = "QQQ"
+    profiles: tuple[StrategyProfile, ...] = DEFAULT_PROFILES
+    exits: ExitRules = field(default_factory=ExitRules)
+    risk: RiskLimits = field(default_factory=RiskLimits)
+
+    def __post_init__(self) -> None:
+        names = [profile.name for profile in self.profiles]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"profiles: duplicate names in {names}")
+        if not self.profiles:
+            raise ConfigError("profiles: at least one profile is required")

@@ -1,0 +1,1 @@
+"""The SQLite store (ledger, state, audit, control requests) and its lock."""

@@ -1,0 +1,1 @@
+"""Figures for people: metrics, summaries, the HTML report, status and health."""

@@ -1,0 +1,85 @@
+"""The terminal summary of a backtest: one column per profile plus the overall figures."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rich.table import Table
+
+from ict_trader.reporting.metrics import Metrics
+from ict_trader.runtime.backtest import BacktestResult
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _money(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value:+,.2f}"
+
+
+def metric_cells(m: Metrics) -> list[str]:
+    ci = m.win_rate_ci95
+    win = "—" if m.win_rate is None else f"{m.win_rate:.1%}"
+    if ci is not None:
+        win += f" ({ci[0]:.0%}-{ci[1]:.0%})"
+    return [
+        str(m.signals),
+        str(m.trades),
+        str(m.skipped),
+        f"{m.signals_per_week:.2f}",
+        _pct(m.target_hit_rate),
+        _pct(m.time_exit_rate),
+        _pct(m.session_end_rate),
+        win,
+        _money(m.average_win),
+        _money(m.average_loss),
+        _money(m.expectancy),
+        "—" if m.profit_factor is None else f"{m.profit_factor:.2f}",
+        _money(m.total_pnl),
+        f"{-m.max_drawdown:,.2f} ({m.max_drawdown_pct:.2%})",
+        "—" if m.sharpe_daily_annualized is None else f"{m.sharpe_daily_annualized:.2f}",
+        f"{m.exposure:.1%}",
+    ]
+
+
+LABELS = [
+    "signals",
+    "trades",
+    "skipped",
+    "signals / week",
+    "target hit",
+    "time exit",
+    "session-end exit",
+    "win rate (95% CI)",
+    "average win $",
+    "average loss $",
+    "expectancy $ / trade",
+    "profit factor",
+    "total P&L $",
+    "max drawdown $ (%)",
+    "Sharpe (daily, annualized)",
+    "exposure",
+]
+
+
+def summary_table(result: BacktestResult) -> Table:
+    period = (
+        f"{result.sessions[0].day} … {result.sessions[-1].day}, {len(result.sessions)} sessions"
+        if result.sessions
+        else "no sessions"
+    )
+    sim = result.config.simulation
+    table = Table(
+        title=(
+            f"Backtest {period} · start ${sim.starting_equity:,} · slippage {sim.slippage_bps} bp"
+        ),
+        title_justify="left",
+    )
+    table.add_column("")
+    for name in result.metrics:
+        table.add_column(name, justify="right")
+    columns = [metric_cells(m) for m in result.metrics.values()]
+    for index, label in enumerate(LABELS):
+        table.add_row(label, *(column[index] for column in columns))
+    return table

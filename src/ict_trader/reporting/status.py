@@ -1,0 +1,159 @@
+"""`ict-trader status` and `health`: what the bot is doing, read from its store (works while it
+runs, and on a stopped bot says what it will do at start)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ict_trader.core.calendar import NEW_YORK
+from ict_trader.persistence.store import Store
+from ict_trader.runtime import control
+from ict_trader.runtime.simulation import LAST_BAR_KEY, LAST_CLOSE_KEY
+
+# Written by the live loop (see `collect_health`).
+HEARTBEAT_KEY = "heartbeat"
+BROKER_OK_KEY = "broker_ok"
+BROKER_CHECKED_KEY = "broker_checked_at"
+BROKER_ERROR_KEY = "broker_last_error"
+DEFAULT_MAX_HEARTBEAT_AGE = 90.0  # seconds without a loop pass before the bot counts as stuck
+
+BREAKERS = {
+    "daily_loss": ("daily_loss_limit", "session P&L (realized + unrealized) at or below -{}"),
+    "rapid_loss": ("rapid_loss", "{} lost within rapid_loss_minutes"),
+    "error_rate": ("max_errors", "{} order errors within error_window_minutes"),
+    "drawdown": ("max_drawdown_pct", "{}% below the equity peak"),
+    "stale_data": ("stale_data_minutes", "no new bar for {} minutes (live; entries pause)"),
+}
+
+
+def collect_status(store: Store) -> dict[str, Any]:
+    run = store.last_run()
+    # What the bot is doing once it has applied the pending kill/resume requests — at its next
+    # bar if it runs, at its start if it does not — so a resume given to a stopped bot shows.
+    state = control.outlook(store)
+    last_bar = store.state(LAST_BAR_KEY)
+    mark = Decimal(store.state(LAST_CLOSE_KEY) or "0")
+    trades = store.trades()
+    day = None
+    if last_bar:
+        day = datetime.fromisoformat(last_bar.replace("Z", "+00:00")).astimezone(NEW_YORK).date()
+    realized: dict[str, Decimal] = {}
+    unrealized: dict[str, Decimal] = {}
+    open_trades = []
+    for trade in trades:
+        realized.setdefault(trade.profile, Decimal(0))
+        unrealized.setdefault(trade.profile, Decimal(0))
+        if trade.status == "closed" and trade.exit_time and trade.pnl is not None:
+            if day is not None and trade.exit_time.astimezone(NEW_YORK).date() == day:
+                realized[trade.profile] += trade.pnl
+        elif trade.status in {"open", "exiting"} and trade.entry_price is not None and mark:
+            sign = 1 if trade.direction == "long" else -1
+            value = sign * (mark - trade.entry_price) * trade.qty
+            unrealized[trade.profile] += value
+            open_trades.append(
+                {
+                    "trade_id": trade.trade_id,
+                    "profile": trade.profile,
+                    "direction": trade.direction,
+                    "shares": trade.qty,
+                    "entry_price": str(trade.entry_price),
+                    "entry_time": trade.entry_time.isoformat() if trade.entry_time else None,
+                    "target_price": str(trade.target_price),
+                    "unrealized": str(value.quantize(Decimal("0.01"))),
+                }
+            )
+    equity_curve = store.equity_curve()
+    risk = (run or {}).get("config", {}).get("risk", {})
+    tripped = str(state.get("actor") or "")
+    breakers = {
+        name: {
+            "threshold": risk.get(key),
+            "meaning": meaning.format(risk.get(key)),
+            "tripped": tripped == f"breaker:{name}",
+        }
+        for name, (key, meaning) in BREAKERS.items()
+    }
+    return {
+        "mode": (run or {}).get("mode"),
+        "feed": (run or {}).get("config", {}).get("feed", "file"),
+        "state": state["state"],
+        "state_reason": state.get("reason"),
+        "state_actor": state.get("actor"),
+        "recorded_state": state["recorded"],
+        "pending_requests": state["pending"],
+        "last_bar": last_bar,
+        "equity": str(equity_curve[-1][1]) if equity_curve else None,
+        "session": day.isoformat() if day else None,
+        "pnl_today": {
+            "realized": str(sum(realized.values(), Decimal(0))),
+            "unrealized": str(sum(unrealized.values(), Decimal(0)).quantize(Decimal("0.01"))),
+            "per_profile": {
+                p: {
+                    "realized": str(realized[p]),
+                    "unrealized": str(unrealized[p].quantize(Decimal("0.01"))),
+                }
+                for p in sorted(realized)
+            },
+        },
+        "open_trades": open_trades,
+        "breakers": breakers,
+    }
+
+
+def collect_health(
+    store: Store, now: datetime | None = None, max_heartbeat_age: float = DEFAULT_MAX_HEARTBEAT_AGE
+) -> dict[str, Any]:
+    """Is the bot alive and able to trade? For supervisors: `healthy` and the `problems` found.
+
+    Unhealthy when the live loop's heartbeat is missing or older than `max_heartbeat_age`
+    seconds, or when the broker's last check failed or never happened. Read only from the store
+    keys the live loop writes: heartbeat (UTC ISO time of its last pass), broker_ok ("1"/"0"),
+    broker_checked_at, broker_last_error (already masked).
+    """
+    moment = now or datetime.now(UTC)
+    problems: list[str] = []
+    recorded = control.recorded_state(store)
+    last_bar = store.state(LAST_BAR_KEY)
+    heartbeat = store.state(HEARTBEAT_KEY)
+    heartbeat_age = _age(heartbeat, moment)
+    if heartbeat is None:
+        problems.append("no heartbeat recorded: the live loop has not run on this store")
+    elif heartbeat_age is None:
+        problems.append(f"heartbeat {heartbeat!r} is not a time")
+    elif heartbeat_age > max_heartbeat_age:
+        problems.append(f"no heartbeat for {heartbeat_age:.0f} s (limit {max_heartbeat_age:g} s)")
+    broker_ok = store.state(BROKER_OK_KEY)
+    error = store.state(BROKER_ERROR_KEY) or None
+    if broker_ok is None:
+        problems.append("the broker has not been checked")
+    elif broker_ok != "1":
+        problems.append(f"broker not ok: {error or 'no error recorded'}")
+    return {
+        "healthy": not problems,
+        "problems": problems,
+        "state": recorded["state"],
+        "last_bar_time": last_bar,
+        "last_bar_age_seconds": _age(last_bar, moment),
+        "heartbeat": heartbeat,
+        "heartbeat_age_seconds": heartbeat_age,
+        "broker": {
+            "ok": broker_ok == "1",
+            "checked_at": store.state(BROKER_CHECKED_KEY),
+            "last_error": error,
+        },
+    }
+
+
+def _age(text: str | None, now: datetime) -> float | None:
+    """Seconds from a stored UTC ISO time to `now` (None if missing or unreadable)."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round((now - moment).total_seconds(), 1)

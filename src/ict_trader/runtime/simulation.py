@@ -1,0 +1,175 @@
+"""The shell that drives the engine with bars and the simulated broker (backtest and replay).
+
+Per bar, in the order a real market imposes:
+1. the bar opens: queued market orders fill at its open; the engine reacts (places targets);
+2. the bar's range is known: resting orders it touched fill; the engine reacts;
+3. the bar closes: the engine sees it (signals, time and session exits, entries), and its orders
+   are sent — market orders fill at the next bar's open.
+Every command is recorded in the store before it is executed, and the store is committed per
+bar together with the last processed bar, so an interrupted run is consistent up to a bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+
+from ict_trader.adapters.simulated import SimulatedBroker
+from ict_trader.core.bars import Bar
+from ict_trader.core.engine import Engine
+from ict_trader.core.events import (
+    CancelOrder,
+    Command,
+    Event,
+    KillSwitch,
+    Notify,
+    OrderFilled,
+    Resume,
+    SubmitOrder,
+)
+from ict_trader.notify.notifier import Notifier
+from ict_trader.persistence.store import Store
+from ict_trader.runtime import control
+from ict_trader.runtime.logs import log_command
+
+_ONE_MINUTE = timedelta(minutes=1)
+LAST_BAR_KEY = "last_bar_time"
+LAST_CLOSE_KEY = "last_close"  # the mark for unrealized P&L in `ict-trader status`
+
+Observer = Callable[[Event | Command], None]
+
+
+class SimulationShell:
+    """Runs bars through engine + simulated broker (+ store); `observer` sees every step."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        broker: SimulatedBroker,
+        store: Store | None = None,
+        *,
+        observer: Observer | None = None,
+        commit_every_bar: bool = False,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.store = store
+        self.observer = observer
+        self.notifier = notifier
+        self.commit_every_bar = commit_every_bar
+        self.symbol = engine.config.symbol
+        self._account_dirty = True
+        self.last_bar: Bar | None = None
+        self._state_written: list[str] = []
+
+    def run(self, bars: Iterable[Bar], on_bar: Callable[[Bar], None] | None = None) -> None:
+        broker = self.broker
+        engine_on_bar = self.engine.on_bar
+        step = self.step
+        fast_path_allowed = not self.commit_every_bar
+        last: Bar | None = None
+        for bar in bars:
+            if fast_path_allowed and broker.idle and not self._account_dirty:
+                # Nothing working at the broker: only the engine needs this bar (`step` would
+                # do the same with every broker stage a no-op).
+                commands = engine_on_bar(bar)
+                if commands:
+                    self.last_bar = bar
+                    self._dispatch(commands)
+                    self._pump()
+            else:
+                step(bar)
+            last = bar
+            if on_bar is not None:
+                on_bar(bar)
+        if last is not None:
+            self.last_bar = last
+        self.commit()
+
+    def commit(self) -> None:
+        """Make the records up to the last completed bar durable, with that bar's time."""
+        if self.store is not None and self.last_bar is not None:
+            self.store.set_state(LAST_BAR_KEY, self.last_bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            self.store.set_state(LAST_CLOSE_KEY, repr(self.last_bar.close))
+            self.store.commit()
+
+    def step(self, bar: Bar) -> None:
+        broker = self.broker
+        symbol = self.symbol
+        if broker.open_bar(bar, symbol):
+            self._pump()
+        if broker.close_bar(bar, symbol):
+            self._pump()
+        in_position = broker.position(symbol) != 0
+        if self._account_dirty or in_position:
+            # Equity only changes with fills or with the price of an open position.
+            close_time = bar.time + _ONE_MINUTE
+            account = broker.account(close_time)
+            self._deliver(account)
+            if self.store is not None:
+                self.store.record_equity(close_time, account.equity, account.cash)
+            self._account_dirty = in_position
+        commands = self.engine.on_bar(bar)
+        if commands:
+            self._dispatch(commands)
+            self._pump()
+        self.last_bar = bar
+        if self.commit_every_bar:  # a paced replay: obey `ict-trader kill/resume` as it runs
+            if self.store is not None:  # and chart the bars on the dashboard
+                self.store.record_bar(bar)
+            self.apply_control()
+            self.commit()
+
+    def apply_control(self) -> None:
+        """Deliver a pending kill/resume request from the store; record the trading state."""
+        if self.store is None:
+            return
+        control.apply_requests(self.store, self.deliver)
+        control.persist_state(self.store, self.engine, self._state_written)
+
+    def _pump(self) -> None:
+        """Deliver broker events to the engine until nothing new happens."""
+        broker = self.broker
+        events = broker.events()
+        while events:
+            for event in events:
+                self._deliver(event)
+            events = broker.events()
+
+    def _deliver(self, event: Event) -> None:
+        if self.observer is not None:
+            self.observer(event)
+        store = self.store
+        if isinstance(event, OrderFilled):
+            self._account_dirty = True
+        if store is not None:
+            store.record_event(event)
+            if isinstance(event, KillSwitch | Resume):
+                kind = "kill" if isinstance(event, KillSwitch) else "resume"
+                store.audit(event.time, kind, event.actor, event.reason)
+        self._dispatch(self.engine.handle(event))
+
+    def deliver(self, event: Event) -> None:
+        """Feed an outside event (kill switch, resume, clock tick) through the engine."""
+        self._deliver(event)
+        self._pump()
+
+    def _dispatch(self, commands: Sequence[Command]) -> None:
+        store = self.store
+        observer = self.observer
+        for command in commands:
+            if observer is not None:
+                observer(command)
+            log_command(command)
+            if isinstance(command, SubmitOrder):
+                if store is not None:
+                    store.record_order(command.order)
+                self.broker.submit(command.order)
+            elif isinstance(command, CancelOrder):
+                self.broker.cancel(command.client_order_id)
+            else:
+                if store is not None:
+                    store.record(command)
+                if self.notifier is not None and isinstance(command, Notify):
+                    self.notifier.send(command)  # a queue: never waits on the network
