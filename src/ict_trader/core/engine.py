@@ -44,6 +44,7 @@ from ict_trader.core.events import (
     Tick,
     TradeUpdated,
     TradeView,
+    TradingState,
 )
 from ict_trader.core.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.core.orders import Leg, OrderRequest, OrderType, Side, client_order_id
@@ -253,11 +254,10 @@ class Engine:
         return self._state_actor
 
     @property
-    def state(self) -> str:
-        """`active`, `reducing` (no new entries, exits continue) or `halted` (kill switch)."""
+    def state(self) -> TradingState:
         if self._halt_reason is not None:
-            return "halted"
-        return "reducing" if self._reduce_reason is not None else "active"
+            return TradingState.HALTED
+        return TradingState.REDUCING if self._reduce_reason is not None else TradingState.ACTIVE
 
     def _kill(self, event: KillSwitch) -> None:
         self._halt_reason = event.reason

@@ -166,6 +166,15 @@ class CancelOrder:
     reason: str
 
 
+class TradingState(StrEnum):
+    """What the engine lets happen. A `StrEnum`, so the store's JSON and the pages keep the
+    plain words."""
+
+    ACTIVE = "active"  # entries and exits
+    REDUCING = "reducing"  # no new entries; exits continue (a breaker, a dispute, the store)
+    HALTED = "halted"  # the kill switch: everything flattened, nothing new until resumed
+
+
 class ExitReason(StrEnum):
     TARGET = "target"
     STOP = "stop"

@@ -26,7 +26,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ict_trader.core.engine import Engine
-from ict_trader.core.events import Event, KillSwitch, ReduceOnly, ReleaseTrades, Resume
+from ict_trader.core.events import (
+    Event,
+    KillSwitch,
+    ReduceOnly,
+    ReleaseTrades,
+    Resume,
+    TradingState,
+)
 from ict_trader.persistence.store import Store
 
 APPLIED_KEY = "control_applied"
@@ -127,9 +134,9 @@ def restore_state(store: Store, deliver: Callable[[Event], None], now: datetime)
             )
         return
     saved = recorded_state(store)
-    if saved["state"] == "halted":
+    if saved["state"] == TradingState.HALTED:
         deliver(KillSwitch(now, saved["reason"] or "", saved.get("actor") or "restart"))
-    elif saved["state"] == "reducing":
+    elif saved["state"] == TradingState.REDUCING:
         deliver(ReduceOnly(now, saved["reason"] or "", saved.get("actor") or "restart"))
 
 
@@ -138,7 +145,7 @@ def recorded_state(store: Store) -> dict[str, Any]:
     raw = store.state(STATE_KEY)
     saved: dict[str, Any] = json.loads(raw) if raw else {}
     return {
-        "state": saved.get("state", "active"),
+        "state": TradingState(saved.get("state", TradingState.ACTIVE)),
         "reason": saved.get("reason"),
         "actor": saved.get("actor"),
     }
@@ -157,9 +164,9 @@ def outlook(store: Store) -> dict[str, Any]:
     if todo:
         latest = todo[-1]
         if latest.kind == "kill":
-            result = {"state": "halted", "reason": latest.reason, "actor": latest.actor}
+            result = {"state": TradingState.HALTED, "reason": latest.reason, "actor": latest.actor}
         else:
-            result = {"state": "active", "reason": None, "actor": latest.actor}
+            result = {"state": TradingState.ACTIVE, "reason": None, "actor": latest.actor}
     result["recorded"] = state
     result["pending"] = [item.describe() for item in everything]
     return result

@@ -52,6 +52,7 @@ from ict_trader.core.events import (
     Resume,
     SubmitOrder,
     Tick,
+    TradingState,
 )
 from ict_trader.core.orders import Leg, OrderRequest
 from ict_trader.notify.notifier import Notifier
@@ -352,7 +353,7 @@ class LiveShell:
             # The broker holding at least the ledger's shares, on the same side (someone else's
             # shares beside ours), lets ict-trader still close its own; anything less does not.
             self._exits_covered = expected * actual > 0 and abs(actual) >= abs(expected)
-            if self.engine.state == "active":
+            if self.engine.state is TradingState.ACTIVE:
                 self._deliver(ReduceOnly(now, reason, "reconciliation"))
         elif self._disputed is not None:
             self._disputed = None
@@ -400,7 +401,7 @@ class LiveShell:
             self._refresh_account(close_time)
         self._last_processed = time.monotonic()
         reason = self.engine.state_reason
-        if self.engine.state == "reducing" and reason and reason.startswith(STALE_DATA):
+        if self.engine.state is TradingState.REDUCING and reason and reason.startswith(STALE_DATA):
             self._deliver(Resume(close_time, "bars are flowing again", "breaker:stale_data"))
         self._dispatch(self.engine.on_bar(bar))
         self._pump()
@@ -474,7 +475,11 @@ class LiveShell:
             self._catch_up()
         silent = time.monotonic() - self._last_processed
         limit = self.stale_data_after
-        if limit is not None and silent > limit.total_seconds() and self.engine.state == "active":
+        if (
+            limit is not None
+            and silent > limit.total_seconds()
+            and self.engine.state is TradingState.ACTIVE
+        ):
             # Not even REST has a new bar: decisions would be blind. No new entries until bars
             # return; open trades keep their resting targets and time exits.
             reason = f"{STALE_DATA}: no new bar for {silent:.0f} s (last {last:%H:%M}Z)"
@@ -631,7 +636,7 @@ class LiveShell:
                     moment,
                 )
             )
-        if self.engine.state == "active":
+        if self.engine.state is TradingState.ACTIVE:
             # straight to the engine: recording the event would fail the same way
             reason = f"{STORE_UNWRITABLE}: {exc}"
             self._dispatch(self.engine.handle(ReduceOnly(moment, reason, "store")))
@@ -651,7 +656,11 @@ class LiveShell:
         self._store_broken = None
         log.warning("the store can be written again")
         reason = self.engine.state_reason
-        if self.engine.state == "reducing" and reason and reason.startswith(STORE_UNWRITABLE):
+        if (
+            self.engine.state is TradingState.REDUCING
+            and reason
+            and reason.startswith(STORE_UNWRITABLE)
+        ):
             self._deliver(Resume(_now(self), "the store can be written again", "store"))
 
     def _send_or_hold(self, order: OrderRequest) -> None:
