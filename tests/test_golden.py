@@ -12,6 +12,7 @@ tests/test_golden.py`) and says so in its commit message.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sqlite3
@@ -40,7 +41,11 @@ def matches_golden(name: str, text: str) -> None:
         path.write_text(text)
     assert path.exists(), f"{path} missing: run with ICT_TRADER_UPDATE_GOLDEN=1 once"
     expected = path.read_text()
-    assert text == expected, f"{name} differs from the golden file"
+    if text != expected:
+        diff = difflib.unified_diff(
+            expected.splitlines(), text.splitlines(), "golden", "now", lineterm=""
+        )
+        raise AssertionError(f"{name} differs from the golden file:\n" + "\n".join(diff))
 
 
 def cli(cwd: Path, *arguments: str) -> str:

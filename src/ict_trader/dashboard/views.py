@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from ict_trader.core.calendar import NEW_YORK
-from ict_trader.core.events import TradeView
 from ict_trader.persistence.store import Store
+from ict_trader.reporting.book import Book
 from ict_trader.reporting.status import collect_status
 
 _CENT = Decimal("0.01")
@@ -44,50 +44,33 @@ def _max_hold_minutes(store: Store) -> int:
     return int(run.get("config", {}).get("exits", {}).get("max_hold_minutes", 60))
 
 
-def _profile_stats(trades: list[TradeView], today: date | None) -> dict[str, dict[str, Any]]:
+def _profile_stats(book: Book, today: date | None) -> dict[str, dict[str, Any]]:
     stats: dict[str, dict[str, Any]] = {}
-    for trade in trades:
-        entry = stats.setdefault(
-            trade.profile,
-            {
-                "closed": 0,
-                "wins": 0,
-                "losses": 0,
-                "open": 0,
-                "pnl_total": Decimal(0),
-                "pnl_today": Decimal(0),
-            },
-        )
-        if trade.status == "closed" and trade.pnl is not None:
-            entry["closed"] += 1
-            entry["pnl_total"] += trade.pnl
-            if trade.pnl > 0:
-                entry["wins"] += 1
-            else:
-                entry["losses"] += 1
-            exit_day = trade.exit_time.astimezone(NEW_YORK).date() if trade.exit_time else None
-            if today is not None and exit_day == today:
-                entry["pnl_today"] += trade.pnl
-        elif trade.status in {"open", "exiting", "pending"}:
-            entry["open"] += 1
-    for entry in stats.values():
-        closed = entry["closed"]
-        entry["win_rate"] = None if closed == 0 else round(entry["wins"] / closed, 4)
-        entry["pnl_total"] = _money(entry["pnl_total"])
-        entry["pnl_today"] = _money(entry["pnl_today"])
-    return dict(sorted(stats.items()))
+    for profile in book.profiles():
+        closed = book.closed(profile=profile)
+        wins = sum(1 for t in closed if t.pnl is not None and t.pnl > 0)
+        stats[profile] = {
+            "closed": len(closed),
+            "wins": wins,
+            "losses": len(closed) - wins,
+            "open": len(book.unfinished(profile)),
+            "win_rate": None if not closed else round(wins / len(closed), 4),
+            "pnl_total": _money(book.realized(profile=profile)),
+            "pnl_today": _money(book.realized(today, profile) if today else Decimal(0)),
+        }
+    return stats
 
 
 def status_view(store: Store) -> dict[str, Any]:
     """Account, P&L (today, total, per profile), win rates, trading state, breakers."""
     status = collect_status(store)
     account = store.latest_account()
-    trades = store.trades()
+    book = Book.of(store)
     today = date.fromisoformat(status["session"]) if status["session"] else None
-    profiles = _profile_stats(trades, today)
+    profiles = _profile_stats(book, today)
     unrealized = Decimal(status["pnl_today"]["unrealized"])
     realized_today = Decimal(status["pnl_today"]["realized"])
-    total = sum((t.pnl for t in trades if t.status == "closed" and t.pnl is not None), Decimal(0))
+    total = book.realized()
     for name, figures in status["pnl_today"]["per_profile"].items():
         profiles.setdefault(name, {})["unrealized"] = figures["unrealized"]
     closed = sum(p.get("closed", 0) for p in profiles.values())

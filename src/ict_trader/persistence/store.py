@@ -628,6 +628,18 @@ class Store:
         query += " ORDER BY entry_order_id"
         return [_trade_from_row(row) for row in self._db.execute(query, params)]
 
+    def exit_fills(self) -> list[tuple[str, datetime, int, Decimal, Decimal]]:
+        """Every fill of an exit order (target, stop, market exit): (trade id, time, qty, price,
+        commission), oldest first — what a partly exited trade has realized so far."""
+        rows = self._db.execute(
+            "SELECT o.trade_id, f.time, f.qty, f.price, f.commission FROM fills f"
+            " JOIN orders o ON o.client_order_id = f.client_order_id"
+            " WHERE o.leg != 'entry' ORDER BY f.time, f.rowid"
+        ).fetchall()
+        return [
+            (str(r[0]), _parse_time(r[1]), int(r[2]), Decimal(r[3]), Decimal(r[4])) for r in rows
+        ]
+
     def orders(self) -> list[dict[str, Any]]:
         cursor = self._db.execute("SELECT * FROM orders ORDER BY created_at, client_order_id")
         names = [column[0] for column in cursor.description]

@@ -6,28 +6,22 @@ the session's last bar is processed, so it reaches the phone in replay and live 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
-from ict_trader.core.calendar import NEW_YORK
-from ict_trader.core.events import Level, Notify, TradeView
+from ict_trader.core.events import Level, Notify
 from ict_trader.notify.notifier import Notifier
 from ict_trader.persistence.store import Store
+from ict_trader.reporting.book import Book
 from ict_trader.runtime.logs import log_command
 
 
-def daily_summary(trades: Sequence[TradeView], day: date, at: datetime) -> Notify:
-    """`at`: when the summary is made (the session's last bar close)."""
-    closed = [
-        t
-        for t in trades
-        if t.status == "closed"
-        and t.exit_time is not None
-        and t.pnl is not None
-        and t.exit_time.astimezone(NEW_YORK).date() == day
-    ]
-    total = sum((t.pnl or Decimal(0) for t in closed), Decimal(0))
+def daily_summary(book: Book, day: date, at: datetime) -> Notify:
+    """`at`: when the summary is made (the session's last bar close). The P&L is what was
+    realized on `day` — the trades closed that day and any partial exit of a trade still open —
+    the same figure `status` and the dashboard show."""
+    closed = book.closed(day)
+    total = book.realized(day)
     wins = sum(1 for t in closed if t.pnl is not None and t.pnl > 0)
     parts = [f"{_count(len(closed), 'trade')}, {_count(wins, 'win')}, P&L {total:+.2f}"]
     for profile in sorted({t.profile for t in closed}):
@@ -35,9 +29,11 @@ def daily_summary(trades: Sequence[TradeView], day: date, at: datetime) -> Notif
         pnl = sum((t.pnl or Decimal(0) for t in mine), Decimal(0))
         reasons = ", ".join(t.exit_reason.value for t in mine if t.exit_reason is not None)
         parts.append(f"{profile} {_count(len(mine), 'trade')} {pnl:+.2f} ({reasons})")
-    still_open = [t for t in trades if t.status in {"pending", "open", "exiting"}]
+    still_open = book.unfinished()
     if still_open:
-        parts.append(f"{_count(len(still_open), 'trade')} still open")
+        partly = sum((f.realized(day) for f in still_open), Decimal(0))
+        realized = f" ({partly:+.2f} realized by partial exits)" if partly else ""
+        parts.append(f"{_count(len(still_open), 'trade')} still open{realized}")
     return Notify(Level.INFO, f"Daily summary {day.isoformat()}", " · ".join(parts), at)
 
 
@@ -47,7 +43,7 @@ def _count(n: int, noun: str) -> str:
 
 def send_daily_summary(store: Store, notifier: Notifier | None, day: date, at: datetime) -> Notify:
     """Record the summary in the audit log and send it (if notifications are on)."""
-    notice = daily_summary(store.trades(), day, at)
+    notice = daily_summary(Book.of(store), day, at)
     log_command(notice)
     store.record(notice)
     if notifier is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ict_trader.core.calendar import NEW_YORK
 from ict_trader.persistence.store import Store
+from ict_trader.reporting.book import Book
 from ict_trader.runtime import control
 from ict_trader.runtime.simulation import LAST_BAR_KEY, LAST_CLOSE_KEY
 
@@ -35,35 +36,25 @@ def collect_status(store: Store) -> dict[str, Any]:
     state = control.outlook(store)
     last_bar = store.state(LAST_BAR_KEY)
     mark = Decimal(store.state(LAST_CLOSE_KEY) or "0")
-    trades = store.trades()
+    book = Book.of(store)
     day = None
     if last_bar:
         day = datetime.fromisoformat(last_bar.replace("Z", "+00:00")).astimezone(NEW_YORK).date()
-    realized: dict[str, Decimal] = {}
-    unrealized: dict[str, Decimal] = {}
-    open_trades = []
-    for trade in trades:
-        realized.setdefault(trade.profile, Decimal(0))
-        unrealized.setdefault(trade.profile, Decimal(0))
-        if trade.status == "closed" and trade.exit_time and trade.pnl is not None:
-            if day is not None and trade.exit_time.astimezone(NEW_YORK).date() == day:
-                realized[trade.profile] += trade.pnl
-        elif trade.status in {"open", "exiting"} and trade.entry_price is not None and mark:
-            sign = 1 if trade.direction == "long" else -1
-            value = sign * (mark - trade.entry_price) * trade.qty
-            unrealized[trade.profile] += value
-            open_trades.append(
-                {
-                    "trade_id": trade.trade_id,
-                    "profile": trade.profile,
-                    "direction": trade.direction,
-                    "shares": trade.qty,
-                    "entry_price": str(trade.entry_price),
-                    "entry_time": trade.entry_time.isoformat() if trade.entry_time else None,
-                    "target_price": str(trade.target_price),
-                    "unrealized": str(value.quantize(Decimal("0.01"))),
-                }
-            )
+    open_trades = [
+        {
+            "trade_id": f.trade.trade_id,
+            "profile": f.trade.profile,
+            "direction": f.trade.direction,
+            "shares": f.held,
+            "entry_price": str(f.trade.entry_price),
+            "entry_time": f.trade.entry_time.isoformat() if f.trade.entry_time else None,
+            "target_price": str(f.trade.target_price),
+            "realized": str(f.realized().quantize(Decimal("0.01"))),
+            "unrealized": str(f.unrealized(mark).quantize(Decimal("0.01"))),
+        }
+        for f in book.unfinished()
+        if f.trade.status != "pending" and f.trade.entry_price is not None and mark
+    ]
     equity_curve = store.equity_curve()
     risk = (run or {}).get("config", {}).get("risk", {})
     tripped = str(state.get("actor") or "")
@@ -87,14 +78,14 @@ def collect_status(store: Store) -> dict[str, Any]:
         "equity": str(equity_curve[-1][1]) if equity_curve else None,
         "session": day.isoformat() if day else None,
         "pnl_today": {
-            "realized": str(sum(realized.values(), Decimal(0))),
-            "unrealized": str(sum(unrealized.values(), Decimal(0)).quantize(Decimal("0.01"))),
+            "realized": str(book.realized(day) if day else Decimal(0)),
+            "unrealized": str(book.unrealized(mark).quantize(Decimal("0.01"))),
             "per_profile": {
                 p: {
-                    "realized": str(realized[p]),
-                    "unrealized": str(unrealized[p].quantize(Decimal("0.01"))),
+                    "realized": str(book.realized(day, p) if day else Decimal(0)),
+                    "unrealized": str(book.unrealized(mark, p).quantize(Decimal("0.01"))),
                 }
-                for p in sorted(realized)
+                for p in book.profiles()
             },
         },
         "open_trades": open_trades,
