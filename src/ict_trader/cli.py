@@ -735,6 +735,15 @@ def emulate_alpaca(
     updated_bar_rate: Annotated[
         float, typer.Option("--updated-bar-rate", min=0, max=1, help="Bars revised a minute later.")
     ] = DataOptions.updated_bar_rate,
+    iex_volume_share: Annotated[
+        float,
+        typer.Option(
+            "--iex-volume-share",
+            min=0.001,
+            max=1,
+            help="Share of each minute's trades IEX prints (modelled IEX bars; 1: SIP's bars).",
+        ),
+    ] = DataOptions.iex_volume_share,
     closed_between_sessions: Annotated[
         bool,
         typer.Option(
@@ -754,6 +763,7 @@ def emulate_alpaca(
         plan="sip" if plan == "sip" else "free",
         missing_minute_rate=missing_minute_rate,
         updated_bar_rate=updated_bar_rate,
+        iex_volume_share=iex_volume_share,
     )
     options = EmulatorOptions(
         slippage_bps=Decimal(str(slippage_bps)),
