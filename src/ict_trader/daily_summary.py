@@ -17,8 +17,11 @@ from ict_trader.notify import Notifier
 from ict_trader.store import Store
 
 
-def daily_summary(trades: Sequence[TradeView], day: date, at: datetime) -> Notify:
-    """`at`: when the summary is made (the session's last bar close)."""
+def daily_summary(
+    trades: Sequence[TradeView], day: date, at: datetime, audit: str | None = None
+) -> Notify:
+    """`at`: when the summary is made (the session's last bar close); `audit`: the day's audit
+    line, live only (`audit.daily`: the session's orders and fills against Alpaca's)."""
     closed = [
         t
         for t in trades
@@ -38,6 +41,8 @@ def daily_summary(trades: Sequence[TradeView], day: date, at: datetime) -> Notif
     still_open = [t for t in trades if t.status in {"pending", "open", "exiting"}]
     if still_open:
         parts.append(f"{_count(len(still_open), 'trade')} still open")
+    if audit:
+        parts.append(audit)
     return Notify(Level.INFO, f"Daily summary {day.isoformat()}", " · ".join(parts), at)
 
 
@@ -45,9 +50,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def send_daily_summary(store: Store, notifier: Notifier | None, day: date, at: datetime) -> Notify:
+def send_daily_summary(
+    store: Store, notifier: Notifier | None, day: date, at: datetime, audit: str | None = None
+) -> Notify:
     """Record the summary in the audit log and send it (if notifications are on)."""
-    notice = daily_summary(store.trades(), day, at)
+    notice = daily_summary(store.trades(), day, at, audit)
     log_command(notice)
     store.record(notice)
     if notifier is not None:

@@ -30,6 +30,7 @@ from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 from dotenv import dotenv_values
 
+from ict_trader.audit.daily import daily_audit_line
 from ict_trader.brokers.alpaca import AlpacaBroker
 from ict_trader.calendar import NEW_YORK, NyseCalendar
 from ict_trader.config import AppConfig
@@ -186,7 +187,8 @@ def run_live(
         shell.run(until=_session_done(shell, broker, session_close))
         if shell.stopped:
             break
-        send_daily_summary(store, notifier, day, session_close)
+        audited = daily_audit_line(store, broker.trading, day)  # never raises
+        send_daily_summary(store, notifier, day, session_close, audited)
         store.commit()
         traded += 1
     shell.stop()
