@@ -4,9 +4,10 @@
    Alpaca's order history and FILL activities of the period.
 2. Bars and signals (`audit.bars`, `audit.signals`): the live bars the bot recorded against SIP
    bars of the same minutes, fetched from Alpaca; the detector, with the run's own parameters,
-   run on each from the session before the first audited one (its warm-up), the signals of the
-   audited sessions paired up. Only sessions the bot has bars for are compared, and only up to
-   the SIP cut-off (the free plan has no SIP for the latest 15 minutes).
+   run on each over the same sessions — those the store has bars of, from the session before
+   the first audited one (its warm-up) when the store has it — and the signals of the audited
+   sessions paired up. Only sessions the bot has bars for are compared, and only up to the SIP
+   cut-off (the free plan has no SIP for the latest 15 minutes).
 3. Fills against the backtest (`audit.slippage`) and expectation (`audit.expectation`): the run's
    settings backtested on the SIP bars; each live trade's fills against the simulated ones; the
    live figures next to the backtest's for the same sessions and minutes.
@@ -149,10 +150,11 @@ def _audit(
     )
 
     calendar = NyseCalendar.covering(start - timedelta(days=10), end + timedelta(days=10))
+    stored_set = set(stored_days)
     sessions = [
         s
         for s in calendar.sessions()
-        if first <= s.day <= last and s.open < now and s.day in set(stored_days)
+        if first <= s.day <= last and s.open < now and s.day in stored_set
     ]
     report.sessions = [s.day for s in sessions]
     profiles = [p.name for p in config.engine.profiles if p.enabled]
@@ -168,14 +170,16 @@ def _audit(
         first_session = calendar.session_at(live_bars[0].time)
         assert first_session is not None
         warm = max(warm, first_session.open)
-    sip = fetch_sip_bars(
-        clients.data,
-        config.engine.symbol,
-        warm,
-        end,
-        now,
-        keep=lambda moment: calendar.session_at(moment) is not None,
-    )
+
+    def kept(moment: datetime) -> bool:
+        """Regular hours of a session the store has bars of: both detectors see the same
+        sessions (a bot down for a day has no bars of it, so neither does SIP's series)."""
+        return (
+            calendar.session_at(moment) is not None
+            and moment.astimezone(NEW_YORK).date() in stored_set
+        )
+
+    sip = fetch_sip_bars(clients.data, config.engine.symbol, warm, end, now, keep=kept)
     report.sip_until, report.sip_cut_short = sip.until, sip.cut_short
     if sip.cut_short:
         report.notes.append(
