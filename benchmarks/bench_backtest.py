@@ -5,6 +5,12 @@ every signal, order, fill and trade in a SQLite file) and without the loading. b
 (the peer) trades the same signals by the same rules (benchmarks/backtesting_peer.py); it cannot
 detect them itself, so it is timed on the trading alone and, for the like-for-like figure, with
 our detector's time added. Both must produce the same trades or the figures are meaningless.
+
+Loading the year is timed on its own too, before and after the Arrow loader, in the same run:
+"before" is the pandas-only loader as it was at commit BEFORE, read from this repository's git
+history and run beside the current one (the same calendar cache, the same file, alternated), and
+both must give the same bars. From Parquet too, and from a folder of monthly Parquet files as
+`ict-trader data download` writes them.
 Prints figures; asserts nothing about time.
 """
 
@@ -13,26 +19,35 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.backtesting_peer import run_peer  # noqa: E402
 from ict_trader.backtest import run_backtest  # noqa: E402
-from ict_trader.barfile import load_bars  # noqa: E402
+from ict_trader.barfile import BarFile, load_bars  # noqa: E402
+from ict_trader.bars import Bar  # noqa: E402
+from ict_trader.calendar import NEW_YORK  # noqa: E402
 from ict_trader.config import AppConfig  # noqa: E402
+from ict_trader.marketdata.folder import load_folder  # noqa: E402
+from ict_trader.marketdata.layout import Month, month_file, write_atomically  # noqa: E402
 from ict_trader.signals import detect_signals  # noqa: E402
 from ict_trader.store import Store  # noqa: E402
 
 DEV_YEAR = REPO / "tests" / "data" / "qqq_1min_dev.csv.gz"
 GOAL_SECONDS = 1.0
 GOAL_RATIO = 3.0
+GOAL_LOAD_SECONDS = 0.15
+BEFORE = "6799d63"  # the last commit whose loader parsed every file with pandas
 
 
 def best_and_median(function: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -44,6 +59,80 @@ def best_and_median(function: Callable[[], object], repeats: int) -> tuple[float
     return min(times), statistics.median(times)
 
 
+def loader_before() -> Callable[[Path], BarFile] | None:
+    """`load_bars` as it was at commit BEFORE (None without git or that commit)."""
+    try:
+        source = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{BEFORE}:src/ict_trader/barfile.py"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("barfile_before")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{BEFORE}:barfile.py", "exec"), module.__dict__)
+    load: Callable[[Path], BarFile] = module.load_bars
+    return load
+
+
+def as_parquet_and_folder(bar_file: BarFile, folder: Path) -> tuple[Path, Path]:
+    """The bars as one Parquet file and as a downloaded folder (one file per month)."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    def table(bars: list[Bar]) -> pa.Table:
+        return pa.table(
+            {
+                "timestamp": pa.array([b.time for b in bars], pa.timestamp("us", tz="UTC")),
+                **{
+                    name: pa.array([getattr(b, name) for b in bars], pa.float64())
+                    for name in ("open", "high", "low", "close", "volume")
+                },
+            }
+        )
+
+    single = folder / "year.parquet"
+    pq.write_table(table(bar_file.bars), single)
+    by_month: dict[Month, list[Bar]] = {}
+    for bar in bar_file.bars:
+        by_month.setdefault(Month.of(bar.time.astimezone(NEW_YORK).date()), []).append(bar)
+    root = folder / "download"
+    for month, bars in by_month.items():
+        write_atomically(table(bars), month_file(root, "QQQ", month))
+    return single, root
+
+
+def loading(path: Path, repeats: int) -> dict[str, Any]:
+    """Loading the year: before (pandas) and now (Arrow), alternated in one run."""
+    before = loader_before()
+    now_bars = load_bars(path).bars
+    figures: dict[str, Any] = {"before_commit": BEFORE}
+    with tempfile.TemporaryDirectory() as folder:
+        parquet, download = as_parquet_and_folder(load_bars(path), Path(folder))
+        cases: dict[str, tuple[Callable[[], BarFile], Callable[[], BarFile] | None]] = {
+            "csv_gz": (lambda: load_bars(path), (lambda: before(path)) if before else None),
+            "parquet": (lambda: load_bars(parquet), (lambda: before(parquet)) if before else None),
+            "folder": (lambda: load_folder(download), None),
+        }
+        for name, (current, old) in cases.items():
+            if current().bars != now_bars or (old is not None and old().bars != now_bars):
+                raise SystemExit(f"loading {name}: the loaders disagree on the bars")
+            now_times: list[float] = []
+            old_times: list[float] = []
+            for _ in range(repeats):
+                now_times.append(best_and_median(current, 1)[0])
+                if old is not None:
+                    old_times.append(best_and_median(old, 1)[0])
+            figures[f"{name}_now_best_s"] = round(min(now_times), 3)
+            figures[f"{name}_now_median_s"] = round(statistics.median(now_times), 3)
+            if old_times:
+                figures[f"{name}_before_best_s"] = round(min(old_times), 3)
+                figures[f"{name}_before_median_s"] = round(statistics.median(old_times), 3)
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEV_YEAR)
@@ -53,6 +142,7 @@ def main() -> int:
     config = AppConfig()
     bar_file = load_bars(args.data)
     bars, calendar = bar_file.bars, bar_file.calendar
+    load = loading(args.data, max(args.repeats, 7))
 
     with tempfile.TemporaryDirectory() as folder:
         counter = iter(range(10**6))
@@ -113,6 +203,8 @@ def main() -> int:
         "ratio_ours_with_store": round(ratio_with_store, 2),
         "goal_under_1_s_end_to_end": e2e[0] < GOAL_SECONDS,
         "goal_3x_faster": ratio >= GOAL_RATIO,
+        "loading": load,
+        "goal_load_under_0_15_s": load["csv_gz_now_best_s"] < GOAL_LOAD_SECONDS,
     }
     print(f"{len(bars):,} bars, {ours_trades} trades on both sides")
     print(
@@ -130,10 +222,27 @@ def main() -> int:
         f"nothing persisted); {ratio_with_store:.1f}x with our SQLite store included; "
         f"{peer[0] / pre[0]:.1f}x if the peer got its signals for free"
     )
+    for name, label in (
+        ("csv_gz", args.data.name),
+        ("parquet", "the same bars as one Parquet file"),
+        ("folder", "a downloaded folder (12 monthly Parquet files)"),
+    ):
+        line = (
+            f"loading the year from {label}: now best {load[f'{name}_now_best_s']:.3f} s, "
+            f"median {load[f'{name}_now_median_s']:.3f} s"
+        )
+        if f"{name}_before_best_s" in load:
+            line += (
+                f"; before (pandas loader of {BEFORE}) best {load[f'{name}_before_best_s']:.3f}"
+                f" s, median {load[f'{name}_before_median_s']:.3f} s"
+            )
+        print(line)
     under = "yes" if figures["goal_under_1_s_end_to_end"] else "NO"
     faster = "yes" if figures["goal_3x_faster"] else "NO"
+    quick = "yes" if figures["goal_load_under_0_15_s"] else "NO"
     print(
-        f"goals: end to end < {GOAL_SECONDS:.0f} s: {under}; >= {GOAL_RATIO:.0f}x faster: {faster}"
+        f"goals: end to end < {GOAL_SECONDS:.0f} s: {under}; >= {GOAL_RATIO:.0f}x faster: "
+        f"{faster}; loading the year < {GOAL_LOAD_SECONDS} s: {quick}"
     )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

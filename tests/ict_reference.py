@@ -1,4 +1,4 @@
-"""A deliberately naive implementation of ICT_SIGNAL.md, for property tests.
+"""A deliberately naive implementation of docs/signal.md, for property tests.
 
 It keeps every bar of the session in lists and recomputes each rule from scratch with slices:
 slow (quadratic) but written to mirror the text line by line, so a disagreement with the fast

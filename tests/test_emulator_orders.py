@@ -2,7 +2,7 @@
 
 Every test drives the unmodified alpaca-py TradingClient (and TradingStream for trade updates)
 against the loopback emulator on 127.0.0.1. Sources for each behaviour are in
-shared/research/alpaca_fidelity.md and the header of src/ict_trader/emulator/paper.py.
+docs/alpaca-fidelity.md and the header of src/ict_trader/emulator/paper.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,15 @@
-"""Start-up rules of the live runner: credentials, the live-money opt-in, endpoints."""
+"""Start-up rules of the live runner: credentials, the live-money opt-in, endpoints, a broker
+that cannot be reached."""
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -13,17 +21,19 @@ from ict_trader.brokers.alpaca import AlpacaBroker
 from ict_trader.calendar import NyseCalendar
 from ict_trader.cli import app
 from ict_trader.emulator.paper import PaperAccount
-from ict_trader.emulator.server import EmulatorServer
-from ict_trader.errors import ConfigError
+from ict_trader.emulator.server import EmulatorServer, Faults
+from ict_trader.errors import BrokerUnreachableError, ConfigError
 from ict_trader.live_runner import (
     LIVE_OPT_IN,
     Credentials,
+    _first_contact,
     check_live_money,
     endpoints_for,
     find_credentials,
     sync_calendar,
 )
-from tests.alpaca_emulator import KEY, SECRET
+from ict_trader.store import Store
+from tests.alpaca_emulator import KEY, SECRET, running_emulator
 
 
 def test_credentials_from_env_file_and_environment(
@@ -108,3 +118,85 @@ def test_the_brokers_hours_win_over_a_stale_local_calendar(sample_csv: Path) -> 
     # the shared, cached calendar of the data is untouched
     unchanged = sample.calendar.session_on(day)
     assert unchanged is not None and unchanged.close == datetime(2024, 7, 30, 20, tzinfo=UTC)
+
+
+def test_an_unreachable_broker_at_start_is_one_line_after_bounded_retries(tmp_path: Path) -> None:
+    """Nothing listens on the port (bound, never listening: refused, and no one else can take
+    it meanwhile): the real process retries for --connect-timeout, says each attempt, then exits
+    1 — not 2, so systemd restarts it — with one line saying what it tried."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "PUSHOVER_"))}
+        started = time.monotonic()
+        command = [sys.executable, "-m", "ict_trader", "run", "--no-dashboard"]
+        command += ["--alpaca-url", f"http://127.0.0.1:{port}", "--connect-timeout", "2"]
+        done = subprocess.run(
+            [*command, "--db", str(tmp_path / "x.db")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+            timeout=120,
+        )
+        took = time.monotonic() - started
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    where = re.escape(f"cannot reach Alpaca at http://127.0.0.1:{port} (GET /v2/clock)")
+    last = re.fullmatch(
+        rf"error: {where}: connection refused; tried (\d+) times over ([\d.]+) s", lines[-1]
+    )
+    assert last is not None, lines[-1]
+    attempts, seconds = int(last.group(1)), float(last.group(2))
+    assert 2 <= seconds < 3 and seconds < took
+    assert attempts >= 3  # backoff from 0.5 s: attempts at 0, 0.5, 1.5 and 2 s
+    assert sum(line.startswith("error:") for line in lines) == 1
+    retries = [line for line in lines if "retrying in" in line]
+    assert len(retries) == attempts - 1
+    assert all(re.match(rf"{where}: connection refused; retrying", line) for line in retries)
+    with closing(Store(tmp_path / "x.db")) as store:
+        assert store.last_run() is None  # no run recorded: nothing was started
+
+
+def test_a_broker_failing_at_start_is_retried_until_it_answers(sample_csv: Path) -> None:
+    """Two 503s on the clock, then Alpaca answers: the start goes on, having said so twice."""
+    refusals = [("GET", "/v2/clock", 503)] * 2
+    with running_emulator(load_bars(sample_csv), faults=Faults(fail_next=refusals)) as server:
+        broker = AlpacaBroker(KEY, SECRET, url_override=server.base_url)
+        said: list[str] = []
+        now = _first_contact(broker, said.append, timeout=30, backoff_seconds=0.01)
+        expected = broker.clock_now()
+    assert timedelta(0) <= expected - now < timedelta(minutes=2)  # the emulator's replayed time
+    assert len(said) == 2
+    assert all(f"Alpaca at {server.base_url} answers HTTP 503 (GET /v2/clock)" in s for s in said)
+
+
+def test_a_broker_that_keeps_failing_at_start_is_given_up_on_in_time(sample_csv: Path) -> None:
+    refusals = [("GET", "/v2/clock", 503)] * 1000
+    with running_emulator(load_bars(sample_csv), faults=Faults(fail_next=refusals)) as server:
+        broker = AlpacaBroker(KEY, SECRET, url_override=server.base_url)
+        started = time.monotonic()
+        with pytest.raises(BrokerUnreachableError) as raised:
+            _first_contact(broker, lambda _: None, timeout=0.5, backoff_seconds=0.05)
+        took = time.monotonic() - started
+    message = str(raised.value)
+    said = re.fullmatch(
+        rf"Alpaca at {re.escape(server.base_url)} answers HTTP 503 \(GET /v2/clock\); "
+        r"tried (\d+) times over ([\d.]+) s",
+        message,
+    )
+    assert said is not None, message
+    assert int(said.group(1)) >= 3  # 0, 0.05, 0.15, 0.35, 0.5 s when requests are instant
+    assert 0.5 <= float(said.group(2)) < 5 and took < 5
+
+
+def test_a_zero_connect_timeout_tries_once() -> None:
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound.getsockname()[1]}"
+        broker = AlpacaBroker(KEY, SECRET, url_override=url)
+        with pytest.raises(BrokerUnreachableError, match=r"connection refused; tried once$"):
+            _first_contact(broker, lambda _: None, timeout=0, backoff_seconds=0.5)

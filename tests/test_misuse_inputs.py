@@ -462,6 +462,10 @@ def _bad_options(tmp_path: Path, out: Path) -> list[Attempt]:
         for v in ("-1", "-3", "100000", "many")
     ]
     attempts += [
+        Attempt(f"--connect-timeout {v}", [*run, "--connect-timeout", v], ("--connect-timeout",))
+        for v in ("-1", "inf", "nan", "1e6", "soon")
+    ]
+    attempts += [
         Attempt(f"--slippage-bps {v}", ["backtest", *db, "--slippage-bps", v], ("--slippage",))
         for v in ("-1", "inf", "nan", "1e6")
     ]
@@ -511,6 +515,24 @@ def _bad_options(tmp_path: Path, out: Path) -> list[Attempt]:
         Attempt("emulate --port", ["emulate-alpaca", "--port", "99999"], ("'--port'",)),
         Attempt("emulate --latency", ["emulate-alpaca", "--latency-ms", "1e12"], ("latency",)),
         Attempt("emulate --start-bar", ["emulate-alpaca", "--start-bar", "99999"], ("start-bar",)),
+        Attempt("--symbols with a file", ["backtest", *db, "--symbols", "QQQ"], ("--symbols",)),
+        Attempt("--symbols not a ticker", ["signals", "--symbols", "QQ Q!"], ("--symbols",)),
+    ]
+    download = ["data", "download", "--out", str(out / "bars")]
+    qqq = ["--symbols", "QQQ", "--from", "2024-01-02"]
+    attempts += [
+        Attempt(label, [*download, *args], names)
+        for label, args, names in (
+            ("download without --symbols", ["--from", "2024-01-02"], ("--symbols",)),
+            ("download without --from", ["--symbols", "QQQ"], ("--from",)),
+            ("download bad --from", ["--symbols", "QQQ", "--from", "2024-02-30"], ("--from",)),
+            ("download --to before --from", [*qqq, "--to", "2023-12-01"], ("--to",)),
+            ("download --feed", [*qqq, "--feed", "otc"], ("--feed",)),
+            ("download --adjustment", [*qqq, "--adjustment", "dividends"], ("--adjustment",)),
+            ("download bad symbol", ["--symbols", "QQQ,$PY", "--from", "2024-01-02"], ("$PY",)),
+            ("download without keys", qqq, ("ALPACA_API_KEY",)),
+            ("download bad --alpaca-url", [*qqq, "--alpaca-url", "ftp://x"], ("--alpaca-url",)),
+        )
     ]
     return attempts
 

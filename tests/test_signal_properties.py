@@ -49,7 +49,7 @@ def test_one_update_per_bar_matches_batch_and_is_deterministic(
 
 
 def test_reference_reproduces_the_sample_vectors(sample_csv: Path) -> None:
-    """The naive reference itself meets ICT_SIGNAL.md's vectors, so agreement means something."""
+    """The naive reference itself meets docs/signal.md's vectors, so agreement means something."""
     bar_file = load_bars(sample_csv)
     found = reference_signals(bar_file.bars, bar_file.calendar)
     assert [(s.time.strftime("%Y-%m-%dT%H:%MZ"), s.direction.value) for s in found] == [

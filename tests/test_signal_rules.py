@@ -1,4 +1,4 @@
-"""Each rule of ICT_SIGNAL.md pinned with a small hand-made bar sequence.
+"""Each rule of docs/signal.md pinned with a small hand-made bar sequence.
 
 The base scenario (swing_length 1, atr_period 1 so that ATR = the bar's own true range):
     k0..k3 build a swing high at 102 (k1) and a swing low at 98 (k2),

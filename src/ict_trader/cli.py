@@ -17,14 +17,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Annotated, Any
 
+import requests
 import typer
+from alpaca.common.exceptions import APIError
+from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.trading.client import TradingClient
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
@@ -41,6 +45,7 @@ from ict_trader.backtest import run_backtest, select_bars
 from ict_trader.backtest_summary import summary_table
 from ict_trader.barfile import BarDataError, BarFile, load_bars
 from ict_trader.bars import Bar
+from ict_trader.calendar import NEW_YORK
 from ict_trader.config import AppConfig, load_config, signal_params
 from ict_trader.dashboard.launch import check_address, open_dashboard
 from ict_trader.dashboard.server import (
@@ -52,10 +57,12 @@ from ict_trader.dashboard.server import (
 from ict_trader.emulator.feed import DataOptions
 from ict_trader.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.emulator.server import EmulatorServer, Faults
-from ict_trader.errors import ConfigError
+from ict_trader.errors import BrokerUnreachableError, ConfigError
 from ict_trader.live import LiveEndpoints
 from ict_trader.live_runner import (
+    CONNECT_TIMEOUT_SECONDS,
     LIVE_OPT_IN,
+    MAX_CONNECT_TIMEOUT_SECONDS,
     Credentials,
     check_live_money,
     endpoints_for,
@@ -64,6 +71,17 @@ from ict_trader.live_runner import (
     settings_environment,
 )
 from ict_trader.logs import close_logging, setup_logging
+from ict_trader.marketdata.download import (
+    ADJUSTMENTS,
+    FEEDS,
+    DownloadError,
+    DownloadRequest,
+    MonthDone,
+    download,
+    months_of,
+)
+from ict_trader.marketdata.folder import load_folder
+from ict_trader.marketdata.layout import SYMBOL
 from ict_trader.notify import Notifier, notifier_from_env
 from ict_trader.replay import (
     Narrator,
@@ -83,6 +101,8 @@ stdout = Console()
 stderr = Console(stderr=True)
 
 USER_ERROR = 2
+# Not the user's input but the world: systemd (deploy/ict-trader.service) restarts on 1, not 2.
+BROKER_UNREACHABLE = 1
 MAX_SPEED = 1_000_000.0  # market minutes per wall-clock minute: a year of bars in ~6 seconds
 MAX_SESSIONS = 260  # about a year of trading days
 MAX_SLIPPAGE_BPS = 1000.0  # 10 %, as [simulation] slippage_bps
@@ -174,6 +194,21 @@ DataOption = Annotated[
         "Default: the bundled real QQQ sample (10 sessions, 2024-07-29 .. 2024-08-09).",
     ),
 ]
+SourceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Bar file (.csv, .csv.gz, .parquet) with timestamp,open,high,low,close,volume, or "
+        "a folder from `ict-trader data download`. Default: the bundled real QQQ sample "
+        "(10 sessions, 2024-07-29 .. 2024-08-09).",
+    ),
+]
+SymbolsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--symbols", help="With a downloaded folder: the symbol to use, e.g. QQQ (one for now)."
+    ),
+]
 TzOption = Annotated[
     str | None,
     typer.Option(
@@ -192,8 +227,9 @@ ParamOption = Annotated[
 
 @app.command()
 def signals(
-    data: DataOption = None,
+    data: SourceOption = None,
     tz: TzOption = None,
+    symbols: SymbolsOption = None,
     param: ParamOption = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="table (New York times), csv or json (UTC).")
@@ -209,7 +245,7 @@ def signals(
         )
         if out is not None:
             _check_output(out, "--out")
-        bar_file = _load(data, tz)
+        bar_file = _load_source(data, tz, symbols)
     found = _detect(bar_file, params)
     title = (
         f"{len(found)} signals in {bar_file.path.name}: "
@@ -239,6 +275,41 @@ def _load(data: Path | None, tz: str | None, *, extended_hours: bool = False) ->
         return load_bars(data, tz=tz, extended_hours=extended_hours)
     with as_file(files("ict_trader") / "data" / SAMPLE_NAME) as sample:
         return load_bars(sample, tz=tz)
+
+
+def _load_source(
+    data: Path | None,
+    tz: str | None,
+    symbols: str | None,
+    first: datetime | None = None,
+    last: datetime | None = None,
+) -> BarFile:
+    """A bar file, or one symbol of a downloaded folder (only the months --from/--to need)."""
+    chosen = _symbols(symbols) if symbols is not None else []
+    if data is not None and data.is_dir():
+        return load_folder(
+            data,
+            chosen,
+            first=first.date() if first else None,
+            last=last.date() if last else None,
+        )
+    if chosen:
+        raise ConfigError("--symbols chooses a symbol of a folder from `ict-trader data download`")
+    return _load(data, tz)
+
+
+def _symbols(text: str) -> list[str]:
+    """`QQQ,spy` → ["QQQ", "SPY"]; refused unless each is a ticker."""
+    chosen: list[str] = []
+    for item in text.split(","):
+        symbol = item.strip().upper()
+        if not SYMBOL.match(symbol):
+            raise ConfigError(
+                f"--symbols {text!r}: {item.strip()!r} is not a ticker (letters, digits, a dot)"
+            )
+        if symbol not in chosen:
+            chosen.append(symbol)
+    return chosen
 
 
 def _detect(bar_file: BarFile, params: SignalParams) -> list[Signal]:
@@ -283,6 +354,9 @@ def _user_errors() -> Iterator[None]:
     except (BarDataError, ParamError, ConfigError, StoreError) as exc:
         _error_line(str(exc))
         raise typer.Exit(USER_ERROR) from None
+    except DownloadError as exc:  # a rate limit or an outage may pass: exit 1, not 2
+        _error_line(str(exc))
+        raise typer.Exit(1 if exc.transient else USER_ERROR) from None
 
 
 def _check_output(path: Path, option: str, what: str = "write") -> None:
@@ -314,8 +388,9 @@ def _settings(config: Path | None, param: list[str] | None) -> AppConfig:
 
 @app.command()
 def backtest(
-    data: DataOption = None,
+    data: SourceOption = None,
     tz: TzOption = None,
+    symbols: SymbolsOption = None,
     date_from: Annotated[
         datetime | None,
         typer.Option("--from", formats=["%Y-%m-%d"], help="First session (New York date)."),
@@ -354,7 +429,9 @@ def backtest(
         for path, option in ((json_out, "--json"), (html_out, "--html")):
             if path is not None:
                 _check_output(path, option)
-        bar_file = _load(data, tz)
+        bar_file = _load_source(data, tz, symbols, date_from, date_to)
+        if bar_file.symbol is not None:  # a downloaded folder says what it holds
+            settings = replace(settings, engine=replace(settings.engine, symbol=bar_file.symbol))
         bars = select_bars(
             bar_file.bars,
             date_from.date() if date_from else None,
@@ -462,6 +539,15 @@ def run(
             help="Live: sessions to trade, then exit (0: until stopped).",
         ),
     ] = 0,
+    connect_timeout: Annotated[
+        float,
+        typer.Option(
+            "--connect-timeout",
+            min=0,
+            max=MAX_CONNECT_TIMEOUT_SECONDS,
+            help="Live: seconds to keep retrying Alpaca at start before giving up (exit 1).",
+        ),
+    ] = CONNECT_TIMEOUT_SECONDS,
     dashboard: Annotated[
         bool, typer.Option("--dashboard/--no-dashboard", help="Serve the web dashboard.")
     ] = True,
@@ -498,16 +584,21 @@ def run(
                 # A bad ICT_TRADER_APPRISE_URLS stops the run here, before the log or the store.
                 with _notifier() as notifier:
                     setup_logging(log_file or db.with_suffix(".log"))
-                    _run_live(
-                        settings,
-                        credentials,
-                        endpoints,
-                        db,
-                        serve,
-                        notifier,
-                        paper=paper,
-                        sessions=sessions,
-                    )
+                    try:
+                        _run_live(
+                            settings,
+                            credentials,
+                            endpoints,
+                            db,
+                            serve,
+                            notifier,
+                            paper=paper,
+                            sessions=sessions,
+                            connect_timeout=connect_timeout,
+                        )
+                    except BrokerUnreachableError as exc:
+                        _error_line(str(exc))
+                        raise typer.Exit(BROKER_UNREACHABLE) from None
                 return
             if live:
                 raise ConfigError(
@@ -565,6 +656,7 @@ def _run_live(
     *,
     paper: bool,
     sessions: int,
+    connect_timeout: float,
 ) -> None:
     store = Store(db)
     _say(notifier.describe())
@@ -579,9 +671,10 @@ def _run_live(
                 store,
                 paper=paper,
                 observer=narrator,
-                say=lambda text: stderr.print(text, highlight=False),
+                say=lambda text: stderr.print(text, highlight=False, soft_wrap=True),
                 sessions=sessions,
                 notifier=notifier,
+                connect_timeout=connect_timeout,
                 # an emulator's clock may jump (its bars are replayed): ask it every second
                 poll_seconds=1.0 if endpoints.rest_url is not None else 60.0,
             )
@@ -1121,3 +1214,144 @@ def health(
             typer.echo(f"  {problem}")
     if not report["healthy"]:
         raise typer.Exit(1)
+
+
+data_app = typer.Typer(
+    cls=_OneLineErrorsGroup,
+    help="Market data: download Alpaca's minute-bar history into a folder.",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("download")
+def data_download(
+    symbols: Annotated[
+        str, typer.Option("--symbols", help="Comma-separated tickers, e.g. QQQ,SPY.")
+    ],
+    date_from: Annotated[
+        datetime,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First day (New York date)."),
+    ],
+    date_to: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day (New York date; default today)."),
+    ] = None,
+    feed: Annotated[
+        str,
+        typer.Option(
+            "--feed",
+            help="sip (every US exchange; the free plan: up to 15 "
+            "minutes ago) or iex (one exchange).",
+        ),
+    ] = "sip",
+    adjustment: Annotated[
+        str,
+        typer.Option("--adjustment", help="raw (as traded), split or all (splits and dividends)."),
+    ] = "raw",
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for <SYMBOL>/<YYYY-MM>.parquet files.")
+    ] = Path("alpaca-bars"),
+    extended_hours: Annotated[
+        bool,
+        typer.Option("--extended-hours", help="Keep pre- and after-market bars (04:00-20:00)."),
+    ] = False,
+    alpaca_url: Annotated[
+        str | None,
+        typer.Option("--alpaca-url", help="Download from an Alpaca-compatible server (emulator)."),
+    ] = None,
+) -> None:
+    """Download 1-minute bars from Alpaca, one Parquet file per symbol and month; resumable.
+
+    Credentials: ALPACA_API_KEY/ALPACA_API_SECRET (environment or .env).
+
+    A re-run fetches only the months the folder does not hold completely (the current one).
+    """
+    with _user_errors():
+        chosen = _symbols(symbols)
+        if feed not in FEEDS:
+            raise ConfigError(f"--feed {feed!r}: use sip or iex")
+        if adjustment not in ADJUSTMENTS:
+            raise ConfigError(f"--adjustment {adjustment!r}: use raw, split or all")
+        first = date_from.date()
+        last = date_to.date() if date_to is not None else datetime.now(NEW_YORK).date()
+        if last < first:
+            raise ConfigError(f"--to {last} is before --from {first}")
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out}: not a folder")
+        credentials = find_credentials()
+        if alpaca_url is not None and credentials is None:
+            credentials = Credentials("emulator-key", "emulator-secret")
+        if credentials is None:
+            raise ConfigError(
+                "no Alpaca credentials: set ALPACA_API_KEY and ALPACA_API_SECRET (environment "
+                "or .env); a free Alpaca account's paper keys serve market data"
+            )
+        rest_url = endpoints_for(alpaca_url, feed).rest_url
+        now = _alpaca_now(credentials, rest_url)
+        if first > now.astimezone(NEW_YORK).date():
+            today = now.astimezone(NEW_YORK).date()
+            raise ConfigError(f"--from {first} is after today ({today})")
+        client = StockHistoricalDataClient(
+            credentials.key, credentials.secret, raw_data=True, url_override=rest_url
+        )
+        request = DownloadRequest(
+            symbols=tuple(chosen),
+            first=first,
+            last=last,
+            out=out,
+            feed="sip" if feed == "sip" else "iex",
+            adjustment=adjustment,
+            extended_hours=extended_hours,
+        )
+        total = len(chosen) * len(months_of(request, now))
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=stderr,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("downloading", total=total)
+
+            def done(item: MonthDone) -> None:
+                progress.update(
+                    task, advance=1, description=f"{item.symbol} {item.month.name} {item.outcome}"
+                )
+
+            reports = download(request, client, now, on_month=done, say=_say)
+    for report in reports:
+        stdout.print(
+            f"{report.symbol}: {len(report.fetched)} months fetched ({report.bars:,} bars), "
+            f"{len(report.up_to_date)} up to date, {len(report.empty)} without bars "
+            f"→ {out / report.symbol}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    nothing = [r.symbol for r in reports if not (r.fetched or r.up_to_date)]
+    if nothing:
+        with _user_errors():
+            raise DownloadError(
+                f"Alpaca has no bars for {', '.join(nothing)} from {first} to {last} on feed "
+                f"{feed} (is the symbol right? listed then?); nothing written for it"
+            )
+
+
+def _alpaca_now(credentials: Credentials, rest_url: str | None) -> datetime:
+    """Now, by the clock that decides what Alpaca serves: the wall clock, or an emulator's
+    (it replays the past, so its months end and its SIP delay runs by its own clock)."""
+    if rest_url is None:
+        return datetime.now(UTC)
+    trading = TradingClient(credentials.key, credentials.secret, url_override=rest_url)
+    trading._retry = 0
+    try:
+        clock: Any = trading.get_clock()
+    except (APIError, requests.RequestException) as exc:
+        status = getattr(exc, "status_code", None)
+        raise DownloadError(
+            f"--alpaca-url {rest_url}: cannot read its clock (/v2/clock: "
+            f"{f'HTTP {status}' if status else type(exc).__name__})"
+        ) from None
+    moment: datetime = clock.timestamp
+    return moment.astimezone(UTC)

@@ -6,7 +6,7 @@ that silently ignores a misspelt risk setting is worse than one that refuses to 
 ```toml
 symbol = "QQQ"
 
-[signal]            # any ICT_SIGNAL.md parameter
+[signal]            # any parameter of docs/signal.md
 require_fvg = true
 
 [exits]

@@ -342,10 +342,18 @@ class Engine:
                 stop_price=view.stop_price,
                 exit_reason=view.exit_reason,
             )
+            exits_filled: list[tuple[tuple[datetime, str], str]] = []
             for order in orders_by_trade.get(view.trade_id, []):
                 request = order.request
                 leg = request.leg
-                for fill in sorted(fills_by_order.get(request.client_order_id, []), key=_fill_key):
+                fills = sorted(fills_by_order.get(request.client_order_id, []), key=_fill_key)
+                # The notices name orders by the broker's ids, also for orders placed before
+                # the restart (the ids a user finds at the broker, not our client ids).
+                if leg is Leg.ENTRY and order.broker_order_id is not None:
+                    trade.entry_broker_id = order.broker_order_id
+                elif fills and order.broker_order_id is not None:
+                    exits_filled.append((_fill_key(fills[0]), order.broker_order_id))
+                for fill in fills:
                     trade.commission += fill.commission
                     if leg is Leg.ENTRY:
                         trade.entry_qty += fill.qty
@@ -365,6 +373,7 @@ class Engine:
                     trade.resting.add(request.client_order_id)
                 elif leg is Leg.EXIT:
                     trade.exit_order_id = request.client_order_id
+            trade.exit_broker_ids = [broker_id for _, broker_id in sorted(exits_filled)]
             self._active[trade.profile] = trade
 
     # ------------------------------------------------------------------ bars and signals

@@ -548,10 +548,12 @@ class LiveShell:
         return bars
 
     def _pump(self) -> None:
+        self.broker.retry_deferred()
         events = self.broker.events()
         while events:
             for event in events:
                 self._deliver(event)
+            self.broker.retry_deferred()  # an entry's fill may free a deferred exit
             events = self.broker.events()
 
     def _deliver_control(self, event: Event) -> None:

@@ -3,6 +3,9 @@
 Start-up order matters for money safety:
 1. credentials from the environment or `.env`; the live-money endpoint only with `--live` *and*
    ICT_TRADER_ALLOW_LIVE=yes;
+   then the first contact — the broker's clock — retried with backoff for a bounded time
+   (`--connect-timeout`): a broker still unreachable ends the run in one line, before the
+   store records a run;
 2. the store's ledger rebuilds the engine's unfinished trades (time exits keep counting from the
    recorded fills) and the broker adopts their orders by client order id;
 3. reconciliation: Alpaca nets both profiles into one position, so the ledger's per-profile
@@ -14,6 +17,7 @@ Start-up order matters for money safety:
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -28,22 +32,26 @@ from alpaca.data.enums import DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
+from alpaca.trading.models import Clock
 from dotenv import dotenv_values
 
 from ict_trader.audit.daily import daily_audit_line
-from ict_trader.brokers.alpaca import AlpacaBroker
+from ict_trader.brokers.alpaca import REQUEST_TIMEOUT_SECONDS, AlpacaBroker
 from ict_trader.calendar import NEW_YORK, NyseCalendar
 from ict_trader.config import AppConfig
 from ict_trader.daily_summary import send_daily_summary
 from ict_trader.engine import Engine
-from ict_trader.errors import ConfigError
+from ict_trader.errors import BrokerUnreachableError, ConfigError
 from ict_trader.live import LiveEndpoints, LiveShell, Observer
 from ict_trader.logs import register_secret
 from ict_trader.notify import Notifier
 from ict_trader.signals import IctDetector
 from ict_trader.store import Store, StoreError
 
+log = logging.getLogger(__name__)
 LIVE_OPT_IN = "ICT_TRADER_ALLOW_LIVE"
+CONNECT_TIMEOUT_SECONDS = 60.0  # how long the first contact with the broker is retried
+MAX_CONNECT_TIMEOUT_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -114,12 +122,14 @@ def run_live(
     notifier: Notifier | None = None,
     poll_seconds: float = 60.0,
     backoff_seconds: float = 0.5,
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
 ) -> LiveShell:
     """Trade session after session (`sessions` of them, 0 = until stopped), sleeping between
     them; return once done or stopped.
 
-    Only what a person must fix ends the run early (credentials refused, a store problem): a
-    broker that is briefly unreachable is waited out, holidays and early closes come from the
+    Only what a person must fix ends the run early (credentials refused, a store problem, a
+    broker that never answered at start — see `_first_contact`): a broker that is briefly
+    unreachable once trading has begun is waited out, holidays and early closes come from the
     broker's clock and calendar, and the calendar is extended as the weeks go by.
     """
     broker = AlpacaBroker(
@@ -129,7 +139,7 @@ def run_live(
         url_override=endpoints.rest_url,
         backoff_seconds=backoff_seconds,
     )
-    now = _broker_time(broker, say, poll_seconds)
+    now = _first_contact(broker, say, connect_timeout, backoff_seconds)
     calendar = NyseCalendar.covering(now - timedelta(days=10), now + timedelta(days=10))
     engine = Engine(config.engine, IctDetector(calendar, config.signal))
     risk = config.engine.risk
@@ -216,6 +226,64 @@ def _session_done(
             return False  # cannot tell: keep trading, the next check asks again
 
     return done
+
+
+def _first_contact(
+    broker: AlpacaBroker,
+    say: Callable[[str], None],
+    timeout: float,
+    backoff_seconds: float,
+) -> datetime:
+    """The broker's time at start, asked again with exponential backoff until it answers or
+    `timeout` seconds have passed; then `BrokerUnreachableError`, in one line.
+
+    An outage in the middle of a run is waited out (the streams reconnect, the run's state is in
+    memory). At start, a wrong --alpaca-url, a firewall or a network that is down look exactly
+    like an outage, and whoever started the command should hear which it is rather than watch
+    it wait forever: after a bounded wait the run says what it tried and exits 1. A supervisor
+    (systemd, a container's restart policy) starts it again, so an unattended bot still comes
+    back with Alpaca; open trades' targets rest at Alpaca meanwhile. Each attempt is one
+    request (the SDK's own retries are off), so the count it reports is honest.
+    """
+    where = broker.base_url
+    started = time.monotonic()
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            clock = broker.trading.get_clock()
+            assert isinstance(clock, Clock)
+            return clock.timestamp.astimezone(UTC)
+        except APIError as exc:
+            _refuse_if_unauthorised(exc)
+            problem = f"Alpaca at {where} answers HTTP {exc.status_code} (GET /v2/clock)"
+        except requests.RequestException as exc:
+            problem = f"cannot reach Alpaca at {where} (GET /v2/clock): {_connection_problem(exc)}"
+        elapsed = time.monotonic() - started
+        # the last wait is cut short so that the last attempt comes at the timeout itself
+        delay = min(backoff_seconds * 2 ** (attempts - 1), 8.0, timeout - elapsed)
+        fields = {"event": "broker_unreachable", "attempt": attempts, "url": where}
+        if delay <= 0:
+            times = "once" if attempts == 1 else f"{attempts} times over {elapsed:.1f} s"
+            log.error("%s; tried %s", problem, times, extra={"fields": fields})
+            raise BrokerUnreachableError(f"{problem}; tried {times}")
+        log.warning("%s; retrying in %.1f s", problem, delay, extra={"fields": fields})
+        say(f"{problem}; retrying in {delay:.1f} s (giving up after {timeout:g} s)")
+        time.sleep(delay)
+
+
+def _connection_problem(exc: requests.RequestException) -> str:
+    """What went wrong, in words: the operating system's reason from the innermost error
+    (`connection refused`, `name or service not known`, …), else the exception's name."""
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {REQUEST_TIMEOUT_SECONDS:g} s"
+    reason = ""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            reason = seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return reason[:1].lower() + reason[1:] if reason else type(exc).__name__
 
 
 def _broker_time(broker: AlpacaBroker, say: Callable[[str], None], poll_seconds: float) -> datetime:

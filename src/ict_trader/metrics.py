@@ -5,9 +5,14 @@ Definitions (the README repeats them for users):
   with ~80 trades a year a bare percentage says little;
 - expectancy: mean P&L per closed trade; profit factor: gross profit / gross loss;
 - drawdown: largest drop of closed-trade equity (starting equity + realized P&L) from its peak;
-- daily Sharpe: mean / standard deviation of daily returns over every session in the period
+- signals per week: signals / (sessions / 5), the trading weeks the data covers;
+- daily Sharpe: mean / standard deviation of daily returns over every session in the data
   (days without trades count as 0), times sqrt(252);
-- exposure: share of regular-hours minutes with a position open.
+- exposure: share of the data's regular-hours minutes with a position open.
+
+Every per-period figure counts the sessions the data holds, never the calendar between its first
+and last day: a file of a few months from different years covers those months, not the years
+in between (their calendar span made 1.4 signals a week look like 0.34).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ict_trader.events import ExitReason, TradeView
 
 Z_95 = 1.959963984540054
 TRADING_DAYS_PER_YEAR = 252
+SESSIONS_PER_WEEK = 5
 
 
 @dataclass(frozen=True)
@@ -123,10 +129,9 @@ def _mean(values: Sequence[Decimal]) -> Decimal | None:
 
 
 def _weeks(sessions: Sequence[Session]) -> float:
-    if not sessions:
-        return 0.0
-    span = (sessions[-1].day - sessions[0].day).days + 1
-    return span / 7
+    """Trading weeks of data: sessions / 5. Not "weeks with a session", which would count a
+    lone session (or a holiday week) as a whole week and understate the rate."""
+    return len(sessions) / SESSIONS_PER_WEEK
 
 
 def _max_drawdown(pnls: Iterable[Decimal], starting_equity: Decimal) -> tuple[Decimal, float]:
@@ -150,6 +155,8 @@ def _session_day(moment: datetime) -> date:
 def _sharpe(
     trades: Sequence[TradeView], sessions: Sequence[Session], starting_equity: Decimal
 ) -> float | None:
+    """One return per session in the data, annualized with 252 sessions a year: the weeks or
+    years between the sessions of a non-contiguous file are not days of zero return."""
     if len(sessions) < 2:
         return None
     daily: dict[date, Decimal] = {s.day: Decimal(0) for s in sessions}
@@ -170,6 +177,8 @@ def _sharpe(
 
 
 def _exposure(trades: Sequence[TradeView], sessions: Sequence[Session]) -> float:
+    """Position time over the regular-hours time of the sessions in the data (nights and the
+    gaps between sessions count in neither)."""
     total = sum((s.close - s.open).total_seconds() for s in sessions)
     if total <= 0:
         return 0.0

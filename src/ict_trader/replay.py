@@ -44,6 +44,8 @@ from ict_trader.simulation import LAST_BAR_KEY, Observer, SimulationShell
 from ict_trader.store import Store, StoreError
 
 REPLAY_MODE = "replay"
+SUMMARY_DAY_KEY = "summary_day"  # the last session whose daily summary went out
+_ONE_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -200,25 +202,32 @@ def run_replay(
         notifier=notifier,
     )
     first = todo[0].time if todo else bars[-1].time
-    control.restore_state(store, shell.deliver, first)  # a kill switch survives restarts
-    shell.apply_control()
     pacer = Pacer(speed)
     done = 0
     interrupted = False
     with sigterm_as_interrupt():
         try:
-            for bar in todo:
+            # A day whose last bar was committed but whose summary was not (stopped between).
+            owed = _owed_summary(store, resumed_after)
+            if owed is not None and (not todo or _session_day(todo[0]) != owed[0]):
+                _close_day(store, notifier, owed, shell.observer)
+            if todo and not quiet:
+                narrator.bar(todo[0])  # the session's header before what a restart does in it
+            broker.resume_at(first)  # a kill applied now cancels now, not at the orders' time
+            control.restore_state(store, shell.deliver, first)  # a kill switch survives restarts
+            shell.apply_control()
+            for index, bar in enumerate(todo):
                 pacer.wait()
                 if not quiet:
                     narrator.bar(bar)
-                day = _session_day(bar)
-                previous = shell.last_bar
-                if previous is not None and _session_day(previous) != day:
-                    _close_day(store, notifier, previous, shell.observer)
                 shell.step(bar)
                 done += 1
-            if todo and shell.last_bar is not None:
-                _close_day(store, notifier, shell.last_bar, shell.observer)
+                day = _session_day(bar)
+                following = todo[index + 1] if index + 1 < len(todo) else None
+                if following is None or _session_day(following) != day:
+                    # The session's last bar is done: its summary now, before the next
+                    # session's header (and without waiting for that session's first bar).
+                    _close_day(store, notifier, (day, bar.time + _ONE_MINUTE), shell.observer)
         except KeyboardInterrupt:
             interrupted = True
             store.rollback()  # a bar interrupted half-way is redone on resume
@@ -230,15 +239,29 @@ def _session_day(bar: Bar) -> date:
     return bar.time.astimezone(NEW_YORK).date()
 
 
+def _owed_summary(store: Store, resumed_after: datetime | None) -> tuple[date, datetime] | None:
+    """The day of the last committed bar and its close, unless that day's summary was sent."""
+    if resumed_after is None:
+        return None
+    day = resumed_after.astimezone(NEW_YORK).date()
+    if store.state(SUMMARY_DAY_KEY) == day.isoformat():
+        return None
+    return day, resumed_after + _ONE_MINUTE
+
+
 def _close_day(
-    store: Store, notifier: Notifier | None, last: Bar, observer: Observer | None
+    store: Store,
+    notifier: Notifier | None,
+    day_and_close: tuple[date, datetime],
+    observer: Observer | None,
 ) -> None:
-    """The session's last bar is done: its summary goes out (and is committed with the bar)."""
-    notice = send_daily_summary(
-        store, notifier, _session_day(last), last.time + timedelta(minutes=1)
-    )
+    """A session's last bar is done: its summary goes out, committed with a note that it did
+    (a replay stopped between the two sends it on resume, once)."""
+    day, close = day_and_close
+    notice = send_daily_summary(store, notifier, day, close)
     if observer is not None:
         observer(notice)
+    store.set_state(SUMMARY_DAY_KEY, day.isoformat())
     store.commit()
 
 

@@ -23,6 +23,7 @@ from ict_trader.backtest_summary import LABELS, metric_cells
 from ict_trader.bars import Bar
 from ict_trader.calendar import NEW_YORK
 from ict_trader.events import TradeView
+from ict_trader.market_axis import MarketAxis
 
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 _STYLE = """
@@ -38,20 +39,34 @@ def _ny(moment: datetime) -> str:
     return moment.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M")
 
 
-def _closed_equity(result: BacktestResult, profile: str | None) -> tuple[list[str], list[float]]:
+def _closed_equity(
+    result: BacktestResult, profile: str | None
+) -> tuple[list[datetime], list[float]]:
     """Starting equity plus realized P&L at each exit (one profile, or all when None)."""
     start = result.config.simulation.starting_equity
     trades = [t for t in result.closed_trades() if profile is None or t.profile == profile]
     trades.sort(key=lambda t: t.exit_time or datetime.min)
-    times = [_ny(result.sessions[0].open)] if result.sessions else []
+    times = [result.sessions[0].open] if result.sessions else []
     values = [float(start)] if result.sessions else []
     equity = start
     for trade in trades:
         assert trade.exit_time is not None and trade.pnl is not None
         equity += trade.pnl
-        times.append(_ny(trade.exit_time))
+        times.append(trade.exit_time)
+        values.append(float(equity))
+    if result.sessions:  # the curve runs to the end of the data, not to the last exit
+        times.append(result.sessions[-1].close)
         values.append(float(equity))
     return times, values
+
+
+def _on_axis(axis: MarketAxis, times: list[datetime]) -> dict[str, Any]:
+    """A trace's x in market minutes, with the New York time shown on hover."""
+    return {
+        "x": [round(axis.position(t), 2) for t in times],
+        "customdata": [_ny(t) for t in times],
+        "hovertemplate": "%{customdata}<br>%{y:,.2f}",
+    }
 
 
 def _equity_figure(result: BacktestResult) -> go.Figure:
@@ -63,13 +78,14 @@ def _equity_figure(result: BacktestResult) -> go.Figure:
         vertical_spacing=0.05,
         subplot_titles=("Equity", "Drawdown from peak (closed-trade equity, all profiles)"),
     )
+    axis = MarketAxis(result.sessions)
     profiles = [p.name for p in result.config.engine.profiles if p.enabled]
     for index, profile in enumerate(profiles):
         times, values = _closed_equity(result, profile)
         # Each profile's curve alone: start + its own realized P&L.
         figure.add_trace(
             go.Scatter(
-                x=times,
+                **_on_axis(axis, times),
                 y=values,
                 name=f"{profile} (closed trades)",
                 mode="lines",
@@ -81,7 +97,7 @@ def _equity_figure(result: BacktestResult) -> go.Figure:
     if result.equity_curve:
         figure.add_trace(
             go.Scatter(
-                x=[_ny(t) for t, _ in result.equity_curve],
+                **_on_axis(axis, [t for t, _ in result.equity_curve]),
                 y=[round(float(v), 2) for _, v in result.equity_curve],
                 name="account (marked to market)",
                 mode="lines",
@@ -98,17 +114,29 @@ def _equity_figure(result: BacktestResult) -> go.Figure:
         drawdown.append(round(value - peak, 2))
     figure.add_trace(
         go.Scatter(
-            x=times, y=drawdown, name="drawdown $", fill="tozeroy", line={"color": "#b3261e"}
+            **_on_axis(axis, times),
+            y=drawdown,
+            name="drawdown $",
+            fill="tozeroy",
+            line={"color": "#b3261e", "shape": "hv"},
         ),
         row=2,
         col=1,
     )
     figure.update_layout(height=600, margin={"t": 40, "l": 60, "r": 20, "b": 40})
-    # New York wall-clock axis without nights and weekends, so sessions sit side by side.
+    # Market time only: nights, weekends, holidays and gaps in the data take no room.
+    tick_values, tick_labels = axis.ticks()
     figure.update_xaxes(
-        type="date",
-        rangebreaks=[{"bounds": ["sat", "mon"]}, {"bounds": [16, 9.5], "pattern": "hour"}],
+        type="linear",
+        range=[0, axis.length],
+        tickmode="array",
+        tickvals=tick_values,
+        ticktext=tick_labels,
     )
+    figure.update_xaxes(title_text="market time (regular hours only)", row=2, col=1)
+    figure.update_yaxes(tickformat=",.0f", row=1, col=1)  # dollars, not "100.05k"
+    for gap in axis.gaps():  # where the data skips trading days
+        figure.add_vline(x=gap, line={"dash": "dot", "color": "#888", "width": 1})
     return figure
 
 

@@ -11,6 +11,13 @@ What this adapter guarantees, whatever the network does:
   and value and emits only the difference, so duplicated stream messages, cumulative quantities
   and the stream/poll overlap cannot double-count.
 - **Reads are retried** (bounded, with backoff) on 429/5xx/timeouts; other 4xx are order errors.
+- **No exit lost to the wash-trade rule.** Alpaca refuses an order opposite to an open order on
+  the same symbol (403 "potential wash trade detected"). Two profiles entering on one signal
+  meet it: the first entry's fill triggers its target while the second entry is still open. An
+  exit refused so while an opposite order of ours is working is deferred, not rejected, and
+  sent again (same client id: the refused one never existed) once no opposite order of ours is
+  working. An entry refused so is a rejection (sent later it would trade a stale signal), and so
+  is any refusal caused by an order that is not ours: that is for a person to see.
 - Every REST call has a timeout (the SDK sets none).
 """
 
@@ -27,6 +34,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import requests
+from alpaca.common.enums import BaseURL
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderClass, OrderSide, QueryOrderStatus, TimeInForce
@@ -78,6 +86,7 @@ _STATUS_MAP = {
 _DONE_UNFILLED = {"canceled", "expired", "replaced"}
 # Alpaca's answer to a second order with a client id it already holds (code 40010001).
 _DUPLICATE_ID = "client_order_id must be unique"
+_WASH_TRADE = "wash trade"
 
 
 class _TimeoutSession(requests.Session):
@@ -116,6 +125,8 @@ class AlpacaBroker:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.trading = TradingClient(api_key, secret_key, paper=paper, url_override=url_override)
+        default_url = BaseURL.TRADING_PAPER if paper else BaseURL.TRADING_LIVE
+        self.base_url = (url_override or default_url.value).rstrip("/")  # for messages
         # A second client for order submission: with the SDK's retries off, a failed POST is
         # never silently repeated (see the module docstring).
         self.submitter = TradingClient(api_key, secret_key, paper=paper, url_override=url_override)
@@ -136,6 +147,9 @@ class AlpacaBroker:
         self._aliases: dict[str, str] = {}  # Alpaca's leg client id -> our client id
         self._leg_ids: dict[str, str] = {}  # our stop's client id -> Alpaca's leg order id
         self._resent: set[str] = set()  # client ids sent again after an unknown outcome
+        # refused as a potential wash trade while an opposite order of ours works: client id
+        # -> (order, the Alpaca request, the OCO's stop leg), sent again by `retry_deferred`
+        self._deferred: dict[str, tuple[OrderRequest, Any, OrderRequest | None]] = {}
 
     # ------------------------------------------------------------------ Broker protocol
 
@@ -183,6 +197,13 @@ class AlpacaBroker:
                 if exc.status_code == 422 and _DUPLICATE_ID in _api_message(exc):
                     self._claimed(order)
                     return
+                wash_trade = _WASH_TRADE in _api_message(exc)
+                if (
+                    wash_trade
+                    and order.leg is not Leg.ENTRY
+                    and self._defer(order, request, stop_leg)
+                ):
+                    return
                 self._reject(order, _api_message(exc))
                 return
             except requests.RequestException as exc:
@@ -197,6 +218,43 @@ class AlpacaBroker:
                 self._learn_legs(order.client_order_id)
             return
         self._reject(order, f"no answer from Alpaca after {self.read_attempts} attempts")
+
+    def _defer(self, order: OrderRequest, request: Any, stop_leg: OrderRequest | None) -> bool:
+        """Keep an order Alpaca refused as a potential wash trade, to send once our opposite
+        orders are done; False (a real rejection) when no opposite order of ours is working."""
+        with self._lock:
+            if not self._opposite_working(order):
+                return False
+            self._orders.pop(order.client_order_id, None)  # never created: may be sent again
+            if stop_leg is not None:
+                self._orders.pop(stop_leg.client_order_id, None)
+                self._legs_pending.pop(order.client_order_id, None)
+            self._deferred[order.client_order_id] = (order, request, stop_leg)
+        log.info(
+            "%s deferred: Alpaca refuses it as a potential wash trade while an opposite order"
+            " of ours works; it goes out once that order is done",
+            order.client_order_id,
+        )
+        return True
+
+    def _opposite_working(self, order: OrderRequest) -> bool:
+        return any(
+            not tracked.final
+            and tracked.request.symbol == order.symbol
+            and tracked.request.side is not order.side
+            for tracked in self._orders.values()
+        )
+
+    def retry_deferred(self) -> None:
+        """Send again each deferred order whose opposite orders of ours are all done."""
+        for client_order_id in list(self._deferred):
+            with self._lock:
+                entry = self._deferred.get(client_order_id)
+                if entry is None or self._opposite_working(entry[0]):
+                    continue
+                del self._deferred[client_order_id]
+            order, request, stop_leg = entry
+            self._send(order, request, stop_leg=stop_leg)
 
     def _claimed(self, order: OrderRequest) -> None:
         """Alpaca says the client id is taken: the order exists (an earlier attempt whose answer
@@ -230,6 +288,18 @@ class AlpacaBroker:
         self.observe(nested)
 
     def cancel(self, client_order_id: str) -> None:
+        with self._lock:
+            deferred = self._deferred_holding(client_order_id)
+            if deferred is not None:  # never reached Alpaca: canceled here, with its stop leg
+                order, _, stop_leg = self._deferred.pop(deferred)
+                assert order.created_at is not None
+                for request in (order, stop_leg):
+                    if request is not None:
+                        reason = "canceled before it could be sent"
+                        self._events.put(
+                            OrderCanceled(order.created_at, request.client_order_id, reason)
+                        )
+                return
         tracked = self._orders.get(client_order_id)
         if tracked is None or tracked.final:
             return
@@ -413,7 +483,20 @@ class AlpacaBroker:
         return set(self._legs_pending.values())
 
     def working(self) -> list[str]:
-        return [cid for cid, tracked in self._orders.items() if not tracked.final]
+        deferred = [
+            request.client_order_id
+            for order, _, stop_leg in self._deferred.values()
+            for request in (order, stop_leg)
+            if request is not None
+        ]
+        return [cid for cid, tracked in self._orders.items() if not tracked.final] + deferred
+
+    def _deferred_holding(self, client_order_id: str) -> str | None:
+        """The deferred order that is, or carries as its OCO stop leg, `client_order_id`."""
+        for key, (_, _, stop_leg) in self._deferred.items():
+            if client_order_id == key or (stop_leg and stop_leg.client_order_id == client_order_id):
+                return key
+        return None
 
     def adopt(self, order: OrderRequest, broker_order: Order | None) -> None:
         """Resume tracking an order from the ledger after a restart (no new submission)."""

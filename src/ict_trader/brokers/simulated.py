@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from ict_trader.bars import Bar
@@ -30,6 +30,7 @@ from ict_trader.orders import OrderRequest, OrderStatus, OrderType, Side
 
 _BPS = Decimal("0.0001")
 _PRICE_STEP = Decimal("0.0001")
+_ONE_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,12 @@ class SimulatedBroker:
             else:
                 self._resting.append(sim)
         self._refresh_idle()
+
+    def resume_at(self, moment: datetime) -> None:
+        """Set the clock of a restored broker before its first bar: what happens then (a kill
+        switch applied at start-up cancelling the resting targets) happens at `moment`, not
+        when the orders were placed, and the exits that follow are stamped with it too."""
+        self._now = moment
 
     # ------------------------------------------------------------------ Broker protocol
 
@@ -201,6 +208,9 @@ class SimulatedBroker:
                     if sim.request.type is OrderType.STOP:
                         price = self._slipped(price, sim.request.side)
                     self._fill(sim, price, bar.time)
+        # Closed: what the engine asks for now (a time exit cancelling its target) happens at
+        # the close, and the exit order that follows the cancel is stamped with it.
+        self._now = bar.time + _ONE_MINUTE
         return bool(self._events)
 
     # ------------------------------------------------------------------ internals

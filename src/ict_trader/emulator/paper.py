@@ -2,7 +2,7 @@
 
 Pure and synchronous (the server wraps it and decides *when* pending work settles): orders,
 positions, cash, the simulated clock and the trade updates each change produces. Semantics follow
-Alpaca's documentation and reported behaviour; shared/research/alpaca_fidelity.md lists the
+Alpaca's documentation and reported behaviour; docs/alpaca-fidelity.md lists the
 sources ([DOCS] alpaca-docs content/trading/orders.md and paper-trading.md, [OAS] the OpenAPI
 spec, [PY] alpaca-py issues, [LEAN] Lean.Brokerages.Alpaca, [ATA] alpaca-trade-api-python):
 
@@ -1093,7 +1093,7 @@ class PaperAccount:
         quantity (orders.md); a complete fill ends it. After a take-profit the stop is
         `canceled` (orders.md); after a stop-out the take-profit is reported `replaced`, which
         is what users see [alpaca-py #198] although the docs say only "canceled" — the
-        fidelity note (shared/research/alpaca_fidelity.md) follows the observation, so the
+        fidelity note (docs/alpaca-fidelity.md) follows the observation, so the
         default does too; `sibling_after_stop="canceled"` gives the documented variant."""
         for other in self.orders.values():
             if other is order or not other.open or other.oco_group != order.oco_group:

@@ -1,4 +1,4 @@
-"""The ICT signal: sweep -> displacement -> market structure shift (see ICT_SIGNAL.md)."""
+"""The ICT signal: sweep -> displacement -> market structure shift (see docs/signal.md)."""
 
 from ict_trader.signals.detector import Direction, IctDetector, Signal, detect_signals
 from ict_trader.signals.params import SignalParams

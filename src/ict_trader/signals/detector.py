@@ -1,4 +1,4 @@
-"""The ICT state machine of ICT_SIGNAL.md, one bar at a time.
+"""The ICT state machine of docs/signal.md, one bar at a time.
 
 `IctDetector.update(bar)` applies the four state updates of the definition in their stated order
 (ATR, swing points, pending setup, liquidity levels and sweeps) and returns the signal the bar

@@ -13,7 +13,7 @@ class ParamError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SignalParams:
-    """Every tunable of the ICT detector; defaults are the ones ICT_SIGNAL.md specifies."""
+    """Every tunable of the ICT detector; defaults and meanings are in docs/signal.md."""
 
     atr_period: int = 14
     swing_length: int = 3

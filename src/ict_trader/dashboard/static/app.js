@@ -182,12 +182,85 @@ function renderCandles(b) {
   window.Plotly.react("candles", traces, chartLayout, plotConfig);
 }
 
-function renderEquity(rows) {
+// The equity curve runs on market time: every session with data is one slot of 390 minutes from
+// 09:30 New York, so nights, weekends, holidays and days without data take no room. (On a date
+// axis the curve drew a flat line across every night and squeezed the trading into slivers.)
+const SESSION_MINUTES = 390;
+const OPEN_MINUTE = 9 * 60 + 30;
+const dayLabelFmt = new Intl.DateTimeFormat("en-US", { timeZone: "UTC", month: "short", day: "2-digit" });
+function nyDayMinute(iso) {
+  const p = Object.fromEntries(nyParts.formatToParts(new Date(iso)).map((x) => [x.type, x.value]));
+  return [`${p.year}-${p.month}-${p.day}`, Number(p.hour) * 60 + Number(p.minute)];
+}
+function dayLabel(day) { return dayLabelFmt.format(new Date(`${day}T12:00:00Z`)); }
+
+function marketAxis(days, times) {
+  const all = new Set(days);
+  for (const t of times) all.add(nyDayMinute(t)[0]);
+  const order = Array.from(all).sort();
+  const slot = new Map(order.map((day, index) => [day, index]));
+  const x = (iso) => {
+    const [day, minute] = nyDayMinute(iso);
+    return slot.get(day) * SESSION_MINUTES + Math.min(Math.max(minute - OPEN_MINUTE, 0), SESSION_MINUTES);
+  };
+  return { order, x };
+}
+
+// Hours for a day or two, session dates (each under the middle of its session) beyond that; no
+// more ticks than the width holds.
+function marketTicks(order, width) {
+  const most = Math.max(2, Math.floor(width / 80));
+  const values = [];
+  const labels = [];
+  let year = "";
+  order.forEach((day, index) => {
+    const start = index * SESSION_MINUTES;
+    const date = day.slice(0, 4) === year ? dayLabel(day) : `${dayLabel(day)}<br>${day.slice(0, 4)}`;
+    year = day.slice(0, 4);
+    if (order.length > 2) {
+      values.push(start + SESSION_MINUTES / 2);
+      labels.push(date);
+      return;
+    }
+    for (let hour = 10; hour <= 15; hour += 1) {
+      values.push(start + hour * 60 - OPEN_MINUTE);
+      labels.push(hour === 10 ? `10:00<br>${dayLabel(day)}` : `${hour}:00`);
+    }
+  });
+  const step = Math.ceil(values.length / most);
+  return { values: values.filter((_, i) => i % step === 0), labels: labels.filter((_, i) => i % step === 0) };
+}
+
+function renderEquity(rows, days, lastBar) {
   if (!window.Plotly) return;
+  const points = rows.slice();
+  if (points.length && lastBar) {  // equity is unchanged since its last snapshot: draw it to the last bar
+    const close = Date.parse(lastBar) + 60_000;
+    const last = points[points.length - 1];
+    if (close > Date.parse(last.t)) points.push({ t: new Date(close).toISOString(), equity: last.equity });
+  }
+  const axis = marketAxis(days, points.map((r) => r.t));
+  const y = points.map((r) => Number(r.equity));
+  // A flat curve gets a few dollars either side, and whole-dollar ticks (not "100.0005k").
+  const low = Math.min(...y);
+  const high = Math.max(...y);
+  const pad = Math.max((high - low) * 0.1, 10);
+  const ticks = marketTicks(axis.order, $("equity-chart").clientWidth || 800);
+  const separators = axis.order.length > 60 ? [] : axis.order.slice(1).map((_, i) => ({
+    type: "line", xref: "x", yref: "paper", x0: (i + 1) * SESSION_MINUTES, x1: (i + 1) * SESSION_MINUTES, y0: 0, y1: 1,
+    line: { color: "#3a4656", width: 1, dash: "dot" },
+  }));
   window.Plotly.react("equity-chart", [{
-    type: "scatter", mode: "lines", name: "equity", x: rows.map((r) => nyPlot(r.t)), y: rows.map((r) => Number(r.equity)),
+    type: "scatter", mode: "lines", name: "equity", x: points.map((r) => axis.x(r.t)), y,
+    customdata: points.map((r) => nyPlot(r.t)), hovertemplate: "%{customdata}<br>%{y:$,.2f}<extra></extra>",
     line: { color: "#42a5f5", shape: "hv" },  // equity changes only at the recorded snapshots
-  }], { ...chartLayout, showlegend: false }, plotConfig);
+  }], {
+    ...chartLayout, showlegend: false, shapes: separators,
+    xaxis: { ...chartLayout.xaxis, type: "linear", autorange: false, range: [0, Math.max(axis.order.length, 1) * SESSION_MINUTES],
+      tickmode: "array", tickvals: ticks.values, ticktext: ticks.labels, zeroline: false },
+    yaxis: { ...chartLayout.yaxis, automargin: true, tickformat: "$,.0f", nticks: 6,
+      autorange: y.length === 0, range: y.length ? [low - pad, high + pad] : undefined },
+  }, plotConfig);
 }
 
 // The latest `ict-trader audit`, as kept in the store (the dashboard never asks Alpaca itself).
@@ -262,8 +335,8 @@ async function refresh() {
           getJSON("/api/days"), getJSON("/api/audit"),
         ]);
         renderStatus(status); renderPositions(positions); renderTrades(trades);
-        renderDays(days, bars.day); renderCandles(bars); renderEquity(equity); renderEvents(events);
-        renderAudit(audit);
+        renderDays(days, bars.day); renderCandles(bars); renderEquity(equity, days, status.last_bar);
+        renderEvents(events); renderAudit(audit);
         document.body.dataset.version = String((Number(document.body.dataset.version) || 0) + 1);
       } catch (error) {
         console.warn("refresh failed", error);
