@@ -28,11 +28,12 @@ def backtest_like(**changes: Any) -> EmulatorOptions:
 
 
 def every_minute(**changes: Any) -> DataOptions:
-    """Alpaca's data side with a bar for every minute on IEX. Alpaca's IEX stream has minutes
-    without a bar (no IEX trade); the backtest has every minute of the file, so a test comparing
-    live trades with the backtest's needs every minute too — with gaps the detector sees other
-    bars, and that is no bug of the bot."""
-    return DataOptions(missing_minute_rate=0.0, **changes)
+    """Alpaca's data side with IEX bars equal to the consolidated ones: a bar for every minute,
+    with the file's prices and volume. Alpaca's IEX stream has minutes without a bar (no IEX
+    trade) and bars built from a few percent of the trades; the backtest has every minute of the
+    file, so a test comparing live trades with the backtest's needs the same bars — with IEX's
+    the detector sees other bars, and that is no bug of the bot."""
+    return DataOptions(**{"missing_minute_rate": 0.0, "iex_volume_share": 1.0, **changes})
 
 
 @contextmanager

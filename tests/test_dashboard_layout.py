@@ -105,7 +105,8 @@ def test_the_page_never_scrolls_sideways(ten_sessions: Path, viewport: ViewportS
             assert box is not None and box["x"] + box["width"] <= width
         # Every table sits inside the screen; one wider than its box scrolls there, not the page.
         boxes = page.locator(".table-scroll")
-        assert boxes.count() == 4
+        assert boxes.count() == page.locator("main table").count() == 8  # the audit's four too
+        assert page.locator(".table-scroll table").count() == 8
         for index in range(boxes.count()):
             assert in_viewport_horizontally(page, f".table-scroll >> nth={index}", width)
         trades = page.locator(".table-scroll:has([data-testid=trades])")

@@ -359,7 +359,7 @@ def test_missing_minutes_and_updated_bars(sample: BarFile, streams: list[Any]) -
         assert by_time[revised.timestamp].volume == revised.volume  # history holds the revision
 
 
-def test_by_default_a_few_minutes_are_missing_on_iex_and_a_few_are_revised(
+def test_by_default_iex_bars_are_thin_inside_sips_range_a_few_missing_and_revised(
     sample: BarFile,
 ) -> None:
     paid = DataOptions(plan="sip")  # both feeds, to compare them; the rates are the defaults
@@ -372,12 +372,39 @@ def test_by_default_a_few_minutes_are_missing_on_iex_and_a_few_are_revised(
     assert 0 < len(missing) < 12  # about 1 % of a session's minutes have no IEX bar
     assert [b.timestamp for b in sip] == list(file_bars)  # SIP has every minute
     assert [b.timestamp for b in got] == sorted(set(file_bars) - missing)
-    revised = [b for b in got if b.volume != file_bars[b.timestamp].volume]
+    revised = [b for b in sip if b.volume != file_bars[b.timestamp].volume]
     assert 0 < len(revised) < 60  # about 5 %
     for bar in revised:
         original = file_bars[bar.timestamp]
         assert (bar.open, bar.close) == (original.open, original.close)
         assert bar.volume > original.volume
+    # IEX saw a few percent of each minute's trades: thinner bars inside the consolidated range
+    by_time = {b.timestamp: b for b in sip}
+    for bar in got:
+        full = by_time[bar.timestamp]
+        assert full.low <= bar.low <= min(bar.open, bar.close)
+        assert max(bar.open, bar.close) <= bar.high <= full.high
+        assert bar.low <= bar.vwap <= bar.high
+        assert bar.volume < full.volume and bar.trade_count < full.trade_count
+    share = sum(b.volume for b in got) / sum(by_time[b.timestamp].volume for b in got)
+    assert 0.015 < share < 0.035  # the default iex_volume_share, 2.5 %
+    narrower = [
+        b for b in got if (b.high, b.low) != (by_time[b.timestamp].high, by_time[b.timestamp].low)
+    ]
+    assert len(narrower) > len(got) / 2  # most minutes' extremes never printed on IEX
+    closes = [b for b in got if b.close != by_time[b.timestamp].close]
+    assert len(closes) > len(got) / 2
+
+
+def test_iex_bars_equal_sips_with_the_whole_volume_share(sample: BarFile) -> None:
+    """`iex_volume_share=1`: IEX prints every trade, its bars are the consolidated ones (the
+    emulator's behaviour before IEX prices were modelled; tests/alpaca_emulator.every_minute)."""
+    whole = DataOptions(plan="sip", iex_volume_share=1.0, missing_minute_rate=0.0)
+    with running_emulator(sample, start_bar=100, data=whole) as server:
+        first, last = sample.bars[0].time, sample.bars[99].time
+        got = history(server, TimeFrame.Minute, first, last)
+        sip = history(server, TimeFrame.Minute, first, last, feed=DataFeed.SIP)
+    assert got == sip and len(got) == 100
 
 
 # ---------------------------------------------------------------------- stream protocol
@@ -515,7 +542,8 @@ def test_protocol_errors_and_subscription_replies(sample: BarFile) -> None:
 
 def test_rest_bars_honour_the_timeframe(sample: BarFile) -> None:
     day = sample.bars[:SESSION]  # 2024-07-29, all completed
-    unrevised = DataOptions(updated_bar_rate=0.0, missing_minute_rate=0.0)  # the file's sums
+    # the file's sums: every minute, unrevised, IEX bars equal to SIP's
+    unrevised = DataOptions(updated_bar_rate=0.0, missing_minute_rate=0.0, iex_volume_share=1.0)
     with running_emulator(
         sample, start_bar=SESSION + 30, max_page_size=10, data=unrevised
     ) as server:

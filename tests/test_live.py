@@ -359,7 +359,10 @@ def test_kill_while_trading_live_flattens_at_alpaca(sample: BarFile, tmp_path: P
     # no random partial fills: the rest of a partly filled exit fills a bar later, after the
     # 3 bars this test gives the flatten (the bot waits for it correctly; no bot bug)
     options = EmulatorOptions(partial_fill_rate=0.0)
-    with running_emulator(sample, start_bar=SESSION_START, options=options) as server:
+    # IEX bars equal to the file's: the backtest's 11:01 signal forms live too
+    with running_emulator(
+        sample, start_bar=SESSION_START, options=options, data=every_minute()
+    ) as server:
         store = Store(db)
         shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3))
         with trading(server, shell, sample.bars[SESSION_START].time):

@@ -55,7 +55,9 @@ def endpoints(server: EmulatorServer) -> LiveEndpoints:
 class Runner:
     """`run_live` on a thread, as `ict-trader run --sessions N` runs it."""
 
-    def __init__(self, server: EmulatorServer, db: Path, sessions: int) -> None:
+    def __init__(
+        self, server: EmulatorServer, db: Path, sessions: int, config: AppConfig | None = None
+    ) -> None:
         self.said: list[str] = []
         self.error: BaseException | None = None
         self.shell: LiveShell | None = None
@@ -65,7 +67,7 @@ class Runner:
         def main() -> None:
             try:
                 self.shell = run_live(
-                    AppConfig(),
+                    config or AppConfig(),
                     Credentials(KEY, SECRET),
                     endpoints(server),
                     store,

@@ -18,7 +18,7 @@ import pytest
 from alpaca.trading.client import TradingClient
 
 from ict_trader.marketdata.barfile import BarFile, load_bars
-from tests.alpaca_emulator import KEY, SECRET, running_emulator
+from tests.alpaca_emulator import KEY, SECRET, every_minute, running_emulator
 from tests.test_live_restart import SESSION_START, start_bot, step, wait_connected
 
 
@@ -29,7 +29,8 @@ def sample(sample_csv: Path) -> BarFile:
 
 def test_a_hand_closed_position_is_not_reopened(sample: BarFile, tmp_path: Path) -> None:
     db, log = tmp_path / "bot.db", tmp_path / "bot.log"
-    with running_emulator(sample, start_bar=SESSION_START) as server:
+    # IEX bars equal to the file's: the 11:01 signal of the backtest, traded live
+    with running_emulator(sample, start_bar=SESSION_START, data=every_minute()) as server:
         bot = start_bot(server, db, log)
         wait_connected(server, bot, log)
         step(server, db, 95, bot_up=True, log=log)  # 11:05: both trades short, targets resting

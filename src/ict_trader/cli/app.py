@@ -40,6 +40,10 @@ from ict_trader import __version__
 from ict_trader.adapters.alpaca.emulator.feed import DataOptions
 from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
+from ict_trader.audit import AuditError, run_audit
+from ict_trader.audit.record import save_report
+from ict_trader.audit.render import renderables
+from ict_trader.audit.run import connect
 from ict_trader.config import AppConfig, load_config, signal_params
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK
@@ -829,6 +833,15 @@ def emulate_alpaca(
     updated_bar_rate: Annotated[
         float, typer.Option("--updated-bar-rate", min=0, max=1, help="Bars revised a minute later.")
     ] = DataOptions.updated_bar_rate,
+    iex_volume_share: Annotated[
+        float,
+        typer.Option(
+            "--iex-volume-share",
+            min=0.001,
+            max=1,
+            help="Share of each minute's trades IEX prints (modelled IEX bars; 1: SIP's bars).",
+        ),
+    ] = DataOptions.iex_volume_share,
     closed_between_sessions: Annotated[
         bool,
         typer.Option(
@@ -848,6 +861,7 @@ def emulate_alpaca(
         plan="sip" if plan == "sip" else "free",
         missing_minute_rate=missing_minute_rate,
         updated_bar_rate=updated_bar_rate,
+        iex_volume_share=iex_volume_share,
     )
     options = EmulatorOptions(
         slippage_bps=Decimal(str(slippage_bps)),
@@ -988,6 +1002,82 @@ def reconcile(
         if run is None or run["mode"] not in {"paper", "live"}:
             raise ConfigError(f"--db {db}: not a paper or live store; there is no broker to agree")
     _control_request("release", reason, db)
+
+
+@app.command()
+def audit(
+    db: StoreOption = Path("ict-trader.db"),
+    date_from: Annotated[
+        datetime | None,
+        typer.Option(
+            "--from", formats=["%Y-%m-%d"], help="First New York date (default: the store's first)."
+        ),
+    ] = None,
+    date_to: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last New York date (default: today)."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the whole report, every order, as JSON.")
+    ] = None,
+    alpaca_url: Annotated[
+        str | None,
+        typer.Option(
+            "--alpaca-url", help="Audit against this Alpaca-compatible server (emulator)."
+        ),
+    ] = None,
+) -> None:
+    """Check a paper or live store against Alpaca's records and the backtest on SIP bars.
+
+    Orders and fills against Alpaca's order history and FILL activities; the live bars and their
+    signals against consolidated (SIP) bars; each live fill against the backtest's; signals per
+    week, target-hit and win rates with 95% intervals, live and backtest. Reads only (the report
+    is kept in the store for the dashboard). Exit code 1 when the records differ.
+    """
+    with _user_errors():
+        if date_from is not None and date_to is not None and date_from > date_to:
+            raise ConfigError(f"--from {date_from:%Y-%m-%d} is after --to {date_to:%Y-%m-%d}")
+        if json_out is not None:
+            _check_output(json_out, "--json")
+        credentials = find_credentials()
+        if alpaca_url is not None and credentials is None:
+            credentials = Credentials("emulator-key", "emulator-secret")
+        if credentials is None:
+            raise ConfigError(
+                "audit needs Alpaca credentials (ALPACA_API_KEY/ALPACA_API_SECRET in the "
+                "environment or .env), or --alpaca-url"
+            )
+        url = endpoints_for(alpaca_url, "iex").rest_url
+        store = _existing_store(db)
+        try:
+            run_record = store.last_run()
+            paper = run_record is None or run_record["mode"] != "live"
+            clients = connect(credentials.key, credentials.secret, paper=paper, url=url)
+            try:
+                report = run_audit(
+                    store,
+                    clients,
+                    first_day=date_from.date() if date_from else None,
+                    last_day=date_to.date() if date_to else None,
+                )
+            except AuditError as exc:
+                raise ConfigError(str(exc)) from None
+            except sqlite3.Error as exc:
+                raise StoreError(f"{db}: cannot read the store: {exc}") from None
+            try:
+                save_report(store, report)
+            except StoreError as exc:  # the audit stands; only the dashboard misses it
+                stderr.print(f"warning: not kept for the dashboard: {exc}", highlight=False)
+        finally:
+            store.close()
+    for item in renderables(report):
+        stdout.print(item, highlight=False)
+    if json_out is not None:
+        with _user_errors(), _writing(json_out, "--json"):
+            json_out.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
+        stderr.print(f"wrote {json_out}")
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 def _control_request(kind: str, reason: str, db: Path) -> None:

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web, web_response
 
+from ict_trader.audit.record import load_report
 from ict_trader.dashboard import views
 from ict_trader.dashboard.auth import DashboardToken, bearer
 from ict_trader.persistence.store import Store, StoreError
@@ -234,6 +235,7 @@ class Dashboard:
         r.add_get("/api/events", self._json_view(_events))
         r.add_get("/api/bars", self._json_view(_bars))
         r.add_get("/api/days", self._json_view(lambda s, _: s.bar_days()))
+        r.add_get("/api/audit", self._json_view(lambda s, _: load_report(s)))
         r.add_get("/api/health", self._health)
         r.add_get("/api/stream", self._stream)
         r.add_post("/api/kill", self._control("kill"))

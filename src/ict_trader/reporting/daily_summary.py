@@ -16,10 +16,11 @@ from ict_trader.reporting.book import Book
 from ict_trader.runtime.logs import log_command
 
 
-def daily_summary(book: Book, day: date, at: datetime) -> Notify:
-    """`at`: when the summary is made (the session's last bar close). The P&L is what was
-    realized on `day` — the trades closed that day and any partial exit of a trade still open —
-    the same figure `status` and the dashboard show."""
+def daily_summary(book: Book, day: date, at: datetime, audit: str | None = None) -> Notify:
+    """`at`: when the summary is made (the session's last bar close); `audit`: the day's audit
+    line, live only (`audit.daily`: the session's orders and fills against Alpaca's). The P&L is
+    what was realized on `day` — the trades closed that day and any partial exit of a trade still
+    open — the same figure `status` and the dashboard show."""
     closed = book.closed(day)
     total = book.realized(day)
     wins = sum(1 for t in closed if t.pnl is not None and t.pnl > 0)
@@ -34,6 +35,8 @@ def daily_summary(book: Book, day: date, at: datetime) -> Notify:
         partly = sum((f.realized(day) for f in still_open), Decimal(0))
         realized = f" ({partly:+.2f} realized by partial exits)" if partly else ""
         parts.append(f"{_count(len(still_open), 'trade')} still open{realized}")
+    if audit:
+        parts.append(audit)
     return Notify(Level.INFO, f"Daily summary {day.isoformat()}", " · ".join(parts), at)
 
 
@@ -41,9 +44,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def send_daily_summary(store: Store, notifier: Notifier | None, day: date, at: datetime) -> Notify:
+def send_daily_summary(
+    store: Store, notifier: Notifier | None, day: date, at: datetime, audit: str | None = None
+) -> Notify:
     """Record the summary in the audit log and send it (if notifications are on)."""
-    notice = daily_summary(Book.of(store), day, at)
+    notice = daily_summary(Book.of(store), day, at, audit)
     log_command(notice)
     store.record(notice)
     if notifier is not None:

@@ -36,6 +36,7 @@ from alpaca.trading.models import Clock
 from dotenv import dotenv_values
 
 from ict_trader.adapters.alpaca.broker import REQUEST_TIMEOUT_SECONDS, AlpacaBroker
+from ict_trader.audit.daily import daily_audit_line
 from ict_trader.config import AppConfig
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 from ict_trader.core.engine import Engine
@@ -196,7 +197,8 @@ def run_live(
         shell.run(until=_session_done(shell, broker, session_close))
         if shell.stopped:
             break
-        send_daily_summary(store, notifier, day, session_close)
+        audited = daily_audit_line(store, broker.trading, day)  # never raises
+        send_daily_summary(store, notifier, day, session_close, audited)
         store.commit()
         traded += 1
     shell.stop()

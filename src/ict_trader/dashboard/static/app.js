@@ -263,6 +263,63 @@ function renderEquity(rows, days, lastBar) {
   }, plotConfig);
 }
 
+// The latest `ict-trader audit`, as kept in the store (the dashboard never asks Alpaca itself).
+const VERDICT_CLASS = { "OK": "ok", "SIGNALS DIFFER": "warn", "RECORDS DIFFER": "bad" };
+const SIGNAL_WORDS = { same: "same", shifted: "shifted", missing: "missing on the live feed (SIP only)", extra: "extra (live feed only)" };
+function interval(ci, digits, scale = 1, suffix = "") {
+  return ci ? ` (${(ci[0] * scale).toFixed(digits)}${suffix}-${(ci[1] * scale).toFixed(digits)}${suffix})` : "";
+}
+function rateText(r) {
+  return r.rate === null ? "– (0 trades)" : `${(r.rate * 100).toFixed(0)}% of ${r.trials}${interval(r.ci95, 0, 100, "%")}`;
+}
+function renderAudit(a) {
+  const verdict = $("audit-verdict");
+  if (!a) { verdict.className = "verdict"; return; }
+  verdict.textContent = a.verdict;
+  verdict.className = `verdict ${VERDICT_CLASS[a.status] || ""}`;
+  verdict.dataset.status = a.status;
+  $("audit-when").textContent = `${a.period.from} … ${a.period.to}, run ${nyDateTime(a.generated_at)}`;
+  const lines = $("audit-lines");
+  lines.replaceChildren();
+  for (const [text, cls] of [...a.errors.map((e) => [e, "error"]), ...a.orders.notes.map((n) => [n, "muted"]), ...a.notes.map((n) => [n, "muted"])]) {
+    const li = document.createElement("li");
+    li.textContent = text;
+    li.className = cls;
+    lines.append(li);
+  }
+  $("audit-feed").textContent = (a.feed || "live").toUpperCase();
+  fillTable("audit-signals", a.signals.pairs, [
+    (p) => [p.direction], (p) => [p.live ? nyDateTime(p.live) : "–"], (p) => [p.sip ? nyDateTime(p.sip) : "–"],
+    (p) => [SIGNAL_WORDS[p.status] || p.status, p.status === "same" ? "" : "tripped"],
+  ], "no signal on either feed");
+  const live = a.expectation.live, back = a.expectation.backtest_sip;
+  const rows = [];
+  if (live && back) {
+    rows.push(["signals", String(live.signals), String(back.signals)]);
+    const week = (f) => (f.signals_per_week === null ? "–" : `${f.signals_per_week.toFixed(2)}${interval(f.signals_per_week_ci95, 2)}`);
+    rows.push(["signals / week", week(live), week(back)]);
+    for (const name of Object.keys(live.profiles)) {
+      rows.push([`${name}: target hit`, rateText(live.profiles[name].target_hit), rateText(back.profiles[name].target_hit)]);
+      rows.push([`${name}: win rate`, rateText(live.profiles[name].win), rateText(back.profiles[name].win)]);
+    }
+  }
+  fillTable("audit-expectation", rows, [(r) => [r[0]], (r) => [r[1], "num"], (r) => [r[2], "num"]], "–");
+  const b = a.bars;
+  const barRows = b ? [
+    ["SIP minutes compared", String(b.minutes)], ["minutes without a live bar", String(b.missing_live)],
+    ["bars with another open/high/low/close", String(b.different)], ["high or low outside SIP's range", String(b.outside_range)],
+    ["largest |close difference|", b.max_close_difference === null ? "–" : `$${b.max_close_difference.toFixed(4)}`],
+    ["live volume ÷ SIP volume", b.volume_share === null ? "–" : pct(b.volume_share)],
+  ] : [];
+  fillTable("audit-bars", barRows, [(r) => [r[0]], (r) => [r[1], "num"]], "no live bars compared");
+  fillTable("audit-slippage", a.slippage, [
+    (t) => [t.trade_id], (t) => [t.entry ? price(t.entry.live) : "–", "num"], (t) => [t.entry ? price(t.entry.simulated) : "–", "num"],
+    (t) => [t.entry ? t.entry.per_share : "–", "num"], (t) => [t.entry ? t.entry.bps : "–", "num"],
+    (t) => [t.exit ? price(t.exit.live) : "–", "num"], (t) => [t.exit ? price(t.exit.simulated) : "–", "num"],
+    (t) => [t.exit ? t.exit.per_share : "–", "num"],
+  ], "no live trade");
+}
+
 let refreshing = null;
 let again = false;
 async function refresh() {
@@ -272,14 +329,14 @@ async function refresh() {
       again = false;
       try {
         const barsPath = pickedDay ? `/api/bars?day=${pickedDay}` : "/api/bars";
-        const [status, positions, trades, bars, equity, events, days] = await Promise.all([
+        const [status, positions, trades, bars, equity, events, days, audit] = await Promise.all([
           getJSON("/api/status"), getJSON("/api/positions"), getJSON("/api/trades"),
           getJSON(barsPath), getJSON("/api/equity"), getJSON("/api/events?limit=50"),
-          getJSON("/api/days"),
+          getJSON("/api/days"), getJSON("/api/audit"),
         ]);
         renderStatus(status); renderPositions(positions); renderTrades(trades);
         renderDays(days, bars.day); renderCandles(bars); renderEquity(equity, days, status.last_bar);
-        renderEvents(events);
+        renderEvents(events); renderAudit(audit);
         document.body.dataset.version = String((Number(document.body.dataset.version) || 0) + 1);
       } catch (error) {
         console.warn("refresh failed", error);

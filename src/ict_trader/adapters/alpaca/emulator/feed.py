@@ -16,10 +16,24 @@ What is *modelled* here (an emulator choice, not market data), and why:
   bars are based on the trades from IEX"; alpaca_api.md §4.1: "only minutes with valid trades
   produce a bar"), so `missing_minute_rate` of the minutes have no bar on the /v2/iex stream nor in
   `feed=iex` history. SIP has every minute of the file. No source gives a rate for QQQ.
+- **IEX prices and volume.** IEX prints a few percent of QQQ's trades (README: ~2-3 % of its
+  volume), so an IEX bar is built from fewer trades than the consolidated (SIP) bar of the same
+  minute: thinner volume, and an open, high, low and close *inside* the SIP range. Our files
+  have no trades, only each minute's consolidated OHLCV, so the trades are modelled: the
+  minute's `n` trades lie evenly along the path open → low → high → close (up bars; open →
+  high → low → close for down bars), each printing on IEX with probability
+  `iex_volume_share`; the IEX bar is the first, highest, lowest and last of those prints
+  (rounded to the cent, kept inside the SIP range), its volume the same share of the SIP
+  volume and `n` the count of prints. The path is an assumption (real prices wander inside the
+  minute), and so is the default share (0.025); with `iex_volume_share=1` IEX bars equal the SIP
+  ones (the old behaviour). Each minute's draw is seeded by its index, so it never depends on
+  which feed or route asked first. A minute keeps at least one IEX print here: which minutes
+  have no IEX bar at all is `missing_minute_rate`'s business.
 - **Updated bars.** Trades reported late revise a minute's bar, re-sent as a `u` message about
   30 s after the minute (alpaca_api.md §4.1). With `updated_bar_rate`, a sent bar is revised by
-  one late trade (1-5 % of its volume, at a price up to a cent beyond its range) and the `u`
-  message goes out before the next minute's bar; history then holds the revised bar.
+  one late trade (1-5 % of its volume, at a price up to a cent beyond its SIP range) and the `u`
+  message goes out before the next minute's bar, on every feed that had a bar for the minute;
+  history then holds the revised bar.
 - **Plans.** The free (Basic) plan streams IEX only: /v2/sip answers 409 "insufficient
   subscription" at authentication; its history is SIP except the latest 15 minutes (403
   "subscription does not permit querying recent SIP data" for `feed=sip`; without `feed`, such
@@ -29,6 +43,7 @@ What is *modelled* here (an emulator choice, not market data), and why:
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import random
 import re
@@ -41,6 +56,9 @@ from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 
 MEAN_TRADE_SIZE = 100  # shares per trade: an assumption, used only to model `n`
+# Points of a minute's modelled trade path at most (a minute of QQQ has thousands of trades;
+# the gaps between IEX prints depend on the share printed, not on the resolution past this)
+PATH_POINTS = 500
 RECENT_SIP_DELAY = timedelta(minutes=15)  # the free plan's SIP history stops this far back
 _TIMEFRAME = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D)$")
 _UNITS = {"Min": "Min", "T": "Min", "Hour": "Hour", "H": "Hour", "Day": "Day", "D": "Day"}
@@ -90,6 +108,9 @@ class DataOptions:
     # on by default (the bot subscribes to `bars` only and its live tests pass with it). The
     # rate is an assumption: no source gives one.
     updated_bar_rate: float = 0.05
+    # Share of each minute's trades that print on IEX (a model: see the module docstring). The
+    # default is an assumption from IEX's ~2-3 % of QQQ's volume; 1.0 = IEX bars equal SIP's.
+    iex_volume_share: float = 0.025
     seed: int = 19
 
 
@@ -176,8 +197,8 @@ def _combine(start: datetime, bars: Sequence[DataBar]) -> DataBar:
 
 
 class MarketFeed:
-    """Which minutes each feed has and how late trades revise them, fixed up front from a seed so
-    the stream and the history always agree, whatever order clients ask in."""
+    """Which minutes each feed has, what IEX saw of them and how late trades revise them, fixed
+    from a seed so the stream and the history always agree, whatever order clients ask in."""
 
     def __init__(self, bars: Sequence[Bar], options: DataOptions | None = None) -> None:
         self.options = options or DataOptions()
@@ -185,22 +206,37 @@ class MarketFeed:
         self._times = [b.time for b in bars]
         chance = random.Random(self.options.seed)
         self.missing_on_iex: set[int] = set()
-        self.revisions: dict[int, DataBar] = {}
+        self.late_trades: dict[int, LateTrade] = {}
+        self._iex: dict[int, DataBar] = {}  # IEX bars modelled so far, by minute index
         for index, bar in enumerate(self.minutes):
             if self._roll(chance, self.options.missing_minute_rate):
                 self.missing_on_iex.add(index)
             elif self._roll(chance, self.options.updated_bar_rate):
-                self.revisions[index] = _late_trade(bar, chance)
+                self.late_trades[index] = _late_trade(bar, chance)
 
     @staticmethod
     def _roll(chance: random.Random, rate: float) -> bool:
         return rate > 0 and chance.random() < rate
 
+    def bar(self, index: int, feed: Feed) -> DataBar | None:
+        """Minute `index` as `feed` has it, before any late trade (None: no IEX bar)."""
+        if feed == "sip":
+            return self.minutes[index]
+        if index in self.missing_on_iex:
+            return None
+        share = self.options.iex_volume_share
+        if share >= 1:
+            return self.minutes[index]
+        modelled = self._iex.get(index)
+        if modelled is None:
+            # seeded by the minute alone: the same bar whichever route or stream asks first
+            chance = random.Random(f"iex:{self.options.seed}:{index}")
+            modelled = self._iex[index] = iex_bar(self.minutes[index], share, chance)
+        return modelled
+
     def sent(self, index: int, feed: Feed) -> DataBar | None:
         """The bar the stream of `feed` sends when minute `index` completes (None: no bar)."""
-        if feed == "iex" and index in self.missing_on_iex:
-            return None
-        return self.minutes[index]
+        return self.bar(index, feed)
 
     def has(self, at: datetime, feed: Feed) -> bool:
         """Whether `feed` has a bar for the minute starting `at`: drivers of compressed time wait
@@ -230,28 +266,94 @@ class MarketFeed:
         return None
 
     def _historic(self, index: int, completed: int, feed: Feed) -> DataBar | None:
-        if feed == "iex" and index in self.missing_on_iex:
+        if index + 1 < completed:
+            return self.revision(index, feed) or self.bar(index, feed)
+        return self.bar(index, feed)
+
+    def revision(self, index: int, feed: Feed) -> DataBar | None:
+        """The `u` message of `feed` for minute `index`, if a late trade revises it (only on a
+        feed that had a bar for the minute)."""
+        late = self.late_trades.get(index)
+        bar = self.bar(index, feed)
+        if late is None or bar is None:
             return None
-        if index + 1 < completed and index in self.revisions:
-            return self.revisions[index]
-        return self.minutes[index]
-
-    def revision(self, index: int) -> DataBar | None:
-        """The `u` message for minute `index`, if late trades revise it."""
-        return self.revisions.get(index)
+        return late.applied_to(bar)
 
 
-def _late_trade(bar: DataBar, chance: random.Random) -> DataBar:
-    """`bar` after one late-reported trade: open and close stay (late trades do not set the last
-    price), high/low may stretch by a cent, volume, trade count and VWAP change."""
-    size = max(1, round(bar.volume * chance.uniform(0.01, 0.05)))
-    price = round(chance.uniform(bar.low - 0.01, bar.high + 0.01), 2)
-    volume = bar.volume + size
-    vwap = (bar.vwap * bar.volume + price * size) / volume
-    return bar._replace(
-        high=max(bar.high, price),
-        low=min(bar.low, price),
-        volume=volume,
-        trades=bar.trades + 1,
-        vwap=round(vwap, 4),
+class LateTrade(NamedTuple):
+    """A trade reported after its minute: its size as a share of the minute's volume, its price."""
+
+    size_share: float
+    price: float
+
+    def applied_to(self, bar: DataBar) -> DataBar:
+        """`bar` with this trade: open and close stay (late trades do not set the last price),
+        high/low may stretch to its price, volume, trade count and VWAP change."""
+        size = max(1, round(bar.volume * self.size_share))
+        volume = bar.volume + size
+        vwap = (bar.vwap * bar.volume + self.price * size) / volume
+        return bar._replace(
+            high=max(bar.high, self.price),
+            low=min(bar.low, self.price),
+            volume=volume,
+            trades=bar.trades + 1,
+            vwap=round(vwap, 4),
+        )
+
+
+def iex_bar(bar: DataBar, share: float, chance: random.Random) -> DataBar:
+    """The IEX bar of a minute whose consolidated bar is `bar`: the OHLC of the modelled trades
+    that printed on IEX (see the module docstring; a model, not market data)."""
+    trades = bar.trades
+    mean = trades * share
+    printed = min(trades, max(1, round(chance.gauss(mean, math.sqrt(mean * (1 - share))))))
+    points = min(trades, PATH_POINTS)
+    picked = max(1, round(printed * points / trades))
+    path = _trade_path(bar, points)
+    prices = [path[i] for i in sorted(chance.sample(range(points), picked))]
+
+    def inside(price: float) -> float:
+        return min(bar.high, max(bar.low, round(price, 2)))
+
+    high, low = inside(max(prices)), inside(min(prices))
+    vwap = min(high, max(low, round(sum(prices) / len(prices), 4)))
+    return DataBar(
+        bar.time,
+        inside(prices[0]),
+        high,
+        low,
+        inside(prices[-1]),
+        max(1, round(bar.volume * printed / trades)),
+        printed,
+        vwap,
     )
+
+
+def _trade_path(bar: DataBar, points: int) -> list[float]:
+    """`points` prices evenly spaced along open → low → high → close (up bar) or open → high →
+    low → close (down bar): the modelled trades of a minute, in time order."""
+    first, second = (bar.low, bar.high) if bar.close >= bar.open else (bar.high, bar.low)
+    corners = [bar.open, first, second, bar.close]
+    legs = [abs(b - a) for a, b in itertools.pairwise(corners)]
+    total = sum(legs)
+    if points == 1 or total == 0:
+        return [bar.close if points == 1 else bar.open] * points
+    prices = []
+    for i in range(points):
+        distance = total * i / (points - 1)
+        leg = 0
+        while leg < 2 and distance > legs[leg]:
+            distance -= legs[leg]
+            leg += 1
+        start, end = corners[leg], corners[leg + 1]
+        step = distance / legs[leg] if legs[leg] else 0.0
+        prices.append(start + (end - start) * min(step, 1.0))
+    return prices
+
+
+def _late_trade(bar: DataBar, chance: random.Random) -> LateTrade:
+    """A late-reported trade for minute `bar` (SIP): 1-5 % of its volume, at a price up to a cent
+    beyond its range."""
+    size_share = chance.uniform(0.01, 0.05)
+    price = round(chance.uniform(bar.low - 0.01, bar.high + 0.01), 2)
+    return LateTrade(size_share, price)

@@ -808,12 +808,22 @@ class PaperAccount:
         return order
 
     def list_orders(
-        self, status: str = "open", limit: int = 50, direction: str = "desc", nested: bool = False
+        self,
+        status: str = "open",
+        limit: int = 50,
+        direction: str = "desc",
+        nested: bool = False,
+        *,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        symbols: frozenset[str] | None = None,
+        side: str | None = None,
     ) -> list[EmuOrder]:
         """GET /v2/orders. Without `nested` every leg is an independent order; with it, legs
         are only under their parent, which is filtered by its own status — so once a bracket's
         entry has filled, `status=open&nested=true` lists nothing [alpaca-trade-api-js #80/#87].
-        `held` legs count as closed, not open [ATA #322]."""
+        `held` legs count as closed, not open [ATA #322]. `after` and `until` select by
+        submission time, both exclusive, as the spec says; `symbols` and `side` filter too."""
         if status not in {"open", "closed", "all"}:
             raise ApiError(422, 40010001, f"invalid status {status!r}: open, closed or all")
         chosen = [
@@ -821,6 +831,10 @@ class PaperAccount:
             for o in self.orders.values()
             if (status == "all" or (status == "open") == o.listed_open)
             and not (nested and o.parent is not None)
+            and (after is None or o.created_at > after)
+            and (until is None or o.created_at < until)
+            and (symbols is None or o.symbol in symbols)
+            and (side is None or o.side == side)
         ]
         chosen.sort(key=lambda o: (o.created_at, o.id), reverse=direction == "desc")
         return chosen[:limit]

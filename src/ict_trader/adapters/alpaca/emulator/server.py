@@ -383,11 +383,17 @@ class EmulatorServer:
     async def _orders(self, request: web.Request) -> web.Response:
         query, refusal = request.query, check.TRADING
         nested = check.boolean(query, "nested", refusal)
+        symbols = check.text(query, "symbols", refusal)
+        side = check.choice(query, "side", {"", "buy", "sell"}, "", refusal)
         orders = self.account.list_orders(
             status=check.choice(query, "status", {"open", "closed", "all"}, "open", refusal),
             limit=check.integer(query, "limit", 50, refusal, low=1, high=500),
             direction=check.choice(query, "direction", {"asc", "desc"}, "desc", refusal),
             nested=nested,
+            after=check.moment(query, "after", refusal),
+            until=check.moment(query, "until", refusal),
+            symbols=frozenset(s.strip().upper() for s in symbols.split(",")) if symbols else None,
+            side=side or None,
         )
         shown = nested or self.account.options.legs_always
         return web.json_response([o.as_json(nested=shown) for o in orders])
@@ -686,13 +692,12 @@ class EmulatorServer:
                 await self._send_data(_stream_frame("b", self.account.symbol, bar), "bars", feed)
 
     async def _publish_revision(self, index: int) -> None:
-        """Late trades revised minute `index`: an `updatedBars` message (feeds that had it)."""
-        revised = self.feed.revision(index)
-        if revised is None:
-            return
-        frame = _stream_frame("u", self.account.symbol, revised)
+        """Late trades revised minute `index`: an `updatedBars` message, each feed that had a
+        bar for it getting its own revised bar."""
         for feed in ("iex", "sip"):
-            if self.feed.sent(index, feed) is not None:
+            revised = self.feed.revision(index, feed)
+            if revised is not None:
+                frame = _stream_frame("u", self.account.symbol, revised)
                 await self._send_data(frame, "updatedBars", feed)
 
     async def _send_data(self, frame: bytes, channel: str, feed: Feed) -> None:
