@@ -34,7 +34,7 @@ from ict_trader.audit.daily import daily_audit_line
 from ict_trader.audit.record import load_report
 from ict_trader.audit.run import connect
 from ict_trader.config import AppConfig
-from ict_trader.core.strategy import StopMode
+from ict_trader.core.exits import StopMode
 from ict_trader.dashboard.auth import DashboardToken
 from ict_trader.dashboard.server import Dashboard
 from ict_trader.marketdata.barfile import BarFile, load_bars

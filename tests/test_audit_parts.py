@@ -24,7 +24,8 @@ from ict_trader.audit.signals import compare_signals
 from ict_trader.audit.stats import poisson_interval, rate_interval
 from ict_trader.cli.app import app
 from ict_trader.config import AppConfig
-from ict_trader.core.strategy import ExitRules, StopMode
+from ict_trader.core.exits import StopMode
+from ict_trader.core.strategy import ExitRules
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.book import Book

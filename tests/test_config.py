@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from ict_trader import ranges
 from ict_trader.adapters.simulated import SimulatedBrokerConfig
 from ict_trader.config import load_config, parse_config
+from ict_trader.core.exits import StopMode
 from ict_trader.core.risk import RiskLimits
-from ict_trader.core.strategy import ExitRules, StopMode
+from ict_trader.core.strategy import ExitRules
 from ict_trader.errors import ConfigError
 from ict_trader.signals import SignalParams
 

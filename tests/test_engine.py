@@ -19,8 +19,9 @@ from ict_trader.core.events import (
     Tick,
     TradeUpdated,
 )
+from ict_trader.core.exits import StopMode
 from ict_trader.core.orders import MAX_CLIENT_ORDER_ID, Leg, OrderType, Side, client_order_id
-from ict_trader.core.strategy import EngineConfig, ExitRules, StopMode, StrategyProfile
+from ict_trader.core.strategy import EngineConfig, ExitRules, StrategyProfile
 from tests.engine_script import FILL_TIME, Script, minutes, submitted
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from ict_trader.config import AppConfig
-from ict_trader.core.strategy import StopMode
+from ict_trader.core.exits import StopMode
 from ict_trader.marketdata.barfile import load_bars
 from tests import test_live
 from tests.alpaca_emulator import every_order

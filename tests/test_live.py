@@ -24,7 +24,7 @@ from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.config import AppConfig
 from ict_trader.core.engine import Engine
-from ict_trader.core.strategy import StopMode
+from ict_trader.core.exits import StopMode
 from ict_trader.dashboard.auth import DashboardToken
 from ict_trader.dashboard.server import Dashboard
 from ict_trader.marketdata.barfile import BarFile, load_bars

@@ -19,7 +19,7 @@ import pytest
 
 from ict_trader.adapters.alpaca.emulator.paper import EmuOrder
 from ict_trader.config import AppConfig
-from ict_trader.core.strategy import StopMode
+from ict_trader.core.exits import StopMode
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from tests import test_live
 from tests.alpaca_emulator import backtest_like, every_order

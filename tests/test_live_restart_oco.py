@@ -21,7 +21,7 @@ import pytest
 
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
 from ict_trader.config import AppConfig
-from ict_trader.core.strategy import StopMode
+from ict_trader.core.exits import StopMode
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from ict_trader.runtime.backtest import run_backtest
 from tests.alpaca_emulator import KEY, SECRET, backtest_like, every_minute, running_emulator

@@ -53,14 +53,9 @@ from typing import Any
 
 from ict_trader import ranges
 from ict_trader.adapters.simulated import SimulatedBrokerConfig
+from ict_trader.core.exits import StopMode
 from ict_trader.core.risk import RiskLimits
-from ict_trader.core.strategy import (
-    DEFAULT_PROFILES,
-    EngineConfig,
-    ExitRules,
-    StopMode,
-    StrategyProfile,
-)
+from ict_trader.core.strategy import DEFAULT_PROFILES, EngineConfig, ExitRules, StrategyProfile
 from ict_trader.errors import ConfigError
 from ict_trader.signals import SignalParams
 from ict_trader.signals.params import ParamError

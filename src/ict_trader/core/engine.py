@@ -1,8 +1,10 @@
 """The pure trading core: events in, commands out.
 
-Every decision lives here — which signals are traded, by which profiles, for how many shares,
+Every decision is taken here — which signals are traded, by which profiles, for how many shares,
 and when and how each trade is closed — so a backtest, a paced replay and the live Alpaca loop
-all decide identically. The engine never reads a clock, a file or the network: time arrives in
+all decide identically. The rules themselves are parts of their own (`exits/`: target, stop,
+time limit, session end; `sizing.py`; `selection.py`); the engine asks them and keeps the trade
+lifecycle. The engine never reads a clock, a file or the network: time arrives in
 events, and what it wants done leaves as commands for the shell to execute.
 
 Exits follow the rules a real broker imposes: a resting target *holds* the shares, so a time or
@@ -15,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
 from ict_trader.core.bars import Bar
@@ -46,10 +48,13 @@ from ict_trader.core.events import (
     TradeView,
     TradingState,
 )
+from ict_trader.core.exits import exit_plan
 from ict_trader.core.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.core.orders import Leg, OrderRequest, OrderType, Side, client_order_id
-from ict_trader.core.risk import RiskMonitor, fit_entry
-from ict_trader.core.strategy import EngineConfig, StopMode, StrategyProfile
+from ict_trader.core.risk import RiskMonitor
+from ict_trader.core.selection import Selection, SignalSymbol
+from ict_trader.core.sizing import EquityAllocation
+from ict_trader.core.strategy import EngineConfig, StrategyProfile
 from ict_trader.signals import Direction, IctDetector, Signal
 
 CENT = Decimal("0.01")
@@ -89,6 +94,7 @@ class _Trade:
     direction: Direction
     planned_qty: int
     entry_order_id: str
+    symbol: str  # what the trade's orders trade
     status: TradeStatus = TradeStatus.PENDING
     entry_qty: int = 0
     entry_value: Decimal = Decimal(0)
@@ -167,8 +173,11 @@ class Engine:
         self.config = config
         self.detector = detector
         self._profiles: tuple[StrategyProfile, ...] = tuple(p for p in config.profiles if p.enabled)
-        self._max_hold = timedelta(minutes=config.exits.max_hold_minutes)
-        self._flatten_before = timedelta(minutes=config.exits.flatten_before_close_minutes)
+        exits = exit_plan(config.exits)
+        self._resting_exits = exits.resting
+        self._timed_exits = exits.timed
+        self._sizing = EquityAllocation(config.risk)
+        self._selection: Selection = SignalSymbol(config.symbol)
         self._equity: Decimal | None = None
         self._halt_reason: str | None = None
         self._reduce_reason: str | None = None
@@ -337,6 +346,7 @@ class Engine:
                 direction=Direction(view.direction),
                 planned_qty=view.planned_qty,
                 entry_order_id=view.entry_order_id,
+                symbol=self._selection.instrument(ledger.signals[view.signal_id]),
                 status=TradeStatus(view.status),
                 target_price=view.target_price,
                 stop_price=view.stop_price,
@@ -405,43 +415,34 @@ class Engine:
         session = self.detector.session
         assert session is not None
         for profile in self._profiles:
-            reason = self._skip_reason(profile, signal, session, now)
+            reason = self._skip_reason(profile, session, now)
             if reason is not None:
                 self._out.append(EntrySkipped(sid, profile.name, reason, now))
                 continue
             assert self._equity is not None
-            price = price_of(signal.close)
-            wanted = profile.shares_for(self._equity, price)
-            qty, cuts = fit_entry(
-                wanted,
-                price,
+            size = self._sizing.size(
+                profile,
+                price_of(signal.close),
                 equity=self._equity,
                 buying_power=self._buying_power,
-                open_shares=sum(t.planned_qty for t in self._active.values()),
-                open_notional=sum(
-                    (t.planned_qty * price for t in self._active.values()), Decimal(0)
-                ),
-                limits=self.config.risk,
+                open_qtys=[t.planned_qty for t in self._active.values()],
             )
-            if qty == 0:
-                reason = f"size limits leave 0 of {wanted} shares: {', '.join(cuts)}"
-                self._out.append(EntrySkipped(sid, profile.name, reason, now))
+            if size.refused is not None:
+                self._out.append(EntrySkipped(sid, profile.name, size.refused, now))
                 continue
-            if cuts:
+            if size.cuts:
                 self._out.append(
                     Notify(
                         Level.WARNING,
                         f"{profile.name.upper()} entry reduced",
-                        f"{profile.name} entry reduced from {wanted} to {qty} shares: "
-                        + ", ".join(cuts),
+                        f"{profile.name} entry reduced from {size.wanted} to {size.qty} shares: "
+                        + ", ".join(size.cuts),
                         now,
                     )
                 )
-            self._open_trade(profile, signal, sid, qty, now)
+            self._open_trade(profile, signal, sid, size.qty, now)
 
-    def _skip_reason(
-        self, profile: StrategyProfile, signal: Signal, session: Session, now: datetime
-    ) -> str | None:
+    def _skip_reason(self, profile: StrategyProfile, session: Session, now: datetime) -> str | None:
         if self._halt_reason is not None:
             return f"kill switch engaged: {self._halt_reason}"
         if self._reduce_reason is not None:
@@ -451,16 +452,12 @@ class Engine:
         busy = self._active.get(profile.name)
         if busy is not None:
             return f"already in trade {busy.trade_id} ({busy.status.value})"
-        if now >= session.close - self._flatten_before:
-            return "too close to the session end"
+        for rule in self._timed_exits:
+            blocked = rule.entry_blocked(now, session)
+            if blocked is not None:
+                return blocked
         if self._equity is None:
             return "account equity not known yet"
-        price = price_of(signal.close)
-        if profile.shares_for(self._equity, price) == 0:
-            return (
-                f"0 shares: equity {self._equity:.2f} x {profile.allocation} "
-                f"is less than one share at {price}"
-            )
         return None
 
     def _open_trade(
@@ -475,6 +472,7 @@ class Engine:
             direction=signal.direction,
             planned_qty=qty,
             entry_order_id=entry_id,
+            symbol=self._selection.instrument(signal),
         )
         self._active[profile.name] = trade
         self._orders[entry_id] = (trade, Leg.ENTRY)
@@ -493,14 +491,14 @@ class Engine:
 
     def _manage_exits(self, now: datetime) -> None:
         session = self.detector.session
-        flatten_at = session.close - self._flatten_before if session is not None else None
         for trade in list(self._active.values()):
             if trade.status is TradeStatus.EXITING:
                 continue
-            if flatten_at is not None and now >= flatten_at:
-                self._begin_exit(trade, ExitReason.SESSION_END, now)
-            elif trade.entry_time is not None and now >= trade.entry_time + self._max_hold:
-                self._begin_exit(trade, ExitReason.TIME, now)
+            for rule in self._timed_exits:  # the first rule due names the exit
+                reason = rule.due(trade, now, session)
+                if reason is not None:
+                    self._begin_exit(trade, reason, now)
+                    break
 
     def _begin_exit(self, trade: _Trade, reason: ExitReason, now: datetime) -> None:
         if trade.status is TradeStatus.PENDING:
@@ -641,49 +639,30 @@ class Engine:
 
     def _place_protective_orders(self, trade: _Trade, now: datetime) -> None:
         entry = trade.entry_value / trade.entry_qty
-        atr = Decimal(repr(trade.signal.atr))
-        exits = self.config.exits
-        offset = exits.target_atr_multiple * atr
-        # Round the target away from the entry so it is never nearer than the rule says.
-        if trade.direction is Direction.LONG:
-            trade.target_price = (entry + offset).quantize(CENT, rounding=ROUND_CEILING)
-        else:
-            trade.target_price = (entry - offset).quantize(CENT, rounding=ROUND_FLOOR)
-        oco = trade.trade_id if exits.stop is not StopMode.NONE else None
-        target_id = client_order_id(
-            trade.signal.time, trade.direction.value, trade.profile, Leg.TARGET
-        )
-        self._orders[target_id] = (trade, Leg.TARGET)
-        trade.resting.add(target_id)
-        self._submit(
-            trade,
-            leg=Leg.TARGET,
-            side=trade.exit_side,
-            qty=trade.entry_qty,
-            kind=OrderType.LIMIT,
-            now=now,
-            order_id=target_id,
-            limit_price=trade.target_price,
-            oco_group=oco,
-        )
-        stop = self._stop_price(trade, entry, atr)
-        if stop is None:
-            return
-        trade.stop_price = stop
-        stop_id = client_order_id(trade.signal.time, trade.direction.value, trade.profile, Leg.STOP)
-        self._orders[stop_id] = (trade, Leg.STOP)
-        trade.resting.add(stop_id)
-        self._submit(
-            trade,
-            leg=Leg.STOP,
-            side=trade.exit_side,
-            qty=trade.entry_qty,
-            kind=OrderType.STOP,
-            now=now,
-            order_id=stop_id,
-            stop_price=stop,
-            oco_group=oco,
-        )
+        priced = [(rule.leg, rule.price(trade.signal, entry)) for rule in self._resting_exits]
+        legs = [(leg, price) for leg, price in priced if price is not None]
+        oco = trade.trade_id if len(legs) > 1 else None  # whichever fills cancels the others
+        for leg, price in legs:
+            if leg is Leg.TARGET:
+                trade.target_price = price
+            else:
+                trade.stop_price = price
+        for leg, price in legs:
+            order_id = client_order_id(trade.signal.time, trade.direction.value, trade.profile, leg)
+            self._orders[order_id] = (trade, leg)
+            trade.resting.add(order_id)
+            self._submit(
+                trade,
+                leg=leg,
+                side=trade.exit_side,
+                qty=trade.entry_qty,
+                kind=OrderType.LIMIT if leg is Leg.TARGET else OrderType.STOP,
+                now=now,
+                order_id=order_id,
+                limit_price=price if leg is Leg.TARGET else None,
+                stop_price=price if leg is Leg.STOP else None,
+                oco_group=oco,
+            )
 
     def _mark_to_market(self, mark: Decimal | None) -> None:
         """Open trades' P&L so far at `mark` (or the last mark), for the loss limits."""
@@ -710,17 +689,6 @@ class Engine:
         if trip is not None:
             breaker, reason = trip
             self._kill(KillSwitch(now, reason, f"breaker:{breaker}"))
-
-    def _stop_price(self, trade: _Trade, entry: Decimal, atr: Decimal) -> Decimal | None:
-        exits = self.config.exits
-        if exits.stop is StopMode.NONE:
-            return None
-        if exits.stop is StopMode.SWEEP:
-            raw = Decimal(repr(trade.signal.extreme))
-        else:
-            raw = entry - trade.sign * exits.stop_atr_multiple * atr
-        rounding = ROUND_FLOOR if trade.direction is Direction.LONG else ROUND_CEILING
-        return raw.quantize(CENT, rounding=rounding)
 
     def _finish_if_flat(self, trade: _Trade, now: datetime) -> None:
         if trade.status is TradeStatus.CANCELED:
@@ -758,7 +726,7 @@ class Engine:
             SubmitOrder(
                 OrderRequest(
                     client_order_id=order_id,
-                    symbol=self.config.symbol,
+                    symbol=trade.symbol,
                     side=side,
                     qty=qty,
                     type=kind,
@@ -784,7 +752,7 @@ class Engine:
             Level.INFO,
             f"{trade.profile.upper()} entry",
             f"{trade.profile.upper()} entry — {trade.direction.value.upper()} {trade.entry_qty} "
-            f"{self.config.symbol} @ {price_text(price)} · order {order} · "
+            f"{trade.symbol} @ {price_text(price)} · order {order} · "
             f"target {price_text(trade.target_price)}",
             now,
         )
@@ -797,7 +765,7 @@ class Engine:
             Level.INFO,
             f"{trade.profile.upper()} {reason} exit",
             f"{trade.profile.upper()} {reason} exit — {trade.direction.value.upper()} "
-            f"{trade.entry_qty} {self.config.symbol} {price_text(view.entry_price)} → "
+            f"{trade.entry_qty} {trade.symbol} {price_text(view.entry_price)} → "
             f"{price_text(view.exit_price)} · P&L {view.pnl:+.2f} · order {orders} "
             f"(entry {trade.entry_broker_id or trade.entry_order_id})",
             now,

@@ -1,26 +1,21 @@
-"""Strategy profiles (how much to trade) and exit rules (when to get out).
+"""Strategy profiles (how much to trade) and exit settings (when to get out).
 
 Kept apart from the engine so configuration can be validated and shown to users on its own,
-with errors that name the key.
+with errors that name the key. The rules that apply these settings are `core/sizing.py` and
+`core/exits/`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
-from enum import StrEnum
+from decimal import Decimal
 
 from ict_trader import ranges
+from ict_trader.core.exits.stop import StopMode
 from ict_trader.core.risk import RiskLimits
 from ict_trader.errors import ConfigError
 
 MAX_PROFILE_NAME = 32  # longer names only make order ids and notifications unreadable
-
-
-class StopMode(StrEnum):
-    NONE = "none"
-    SWEEP = "sweep"  # the signal's extreme (the sweep's high for a short, low for a long)
-    ATR = "atr"  # entry fill -/+ stop_atr_multiple x ATR
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +41,6 @@ class StrategyProfile:
         key = f"profiles.{self.name}.allocation"
         ranges.checked(ranges.PROFILE_ALLOCATION, self.allocation, key)
 
-    def shares_for(self, equity: Decimal, price: Decimal) -> int:
-        """floor(equity x allocation / price): never round a position up past its allocation."""
-        if price <= 0:
-            return 0
-        return int((equity * self.allocation / price).to_integral_value(rounding=ROUND_DOWN))
-
 
 DEFAULT_PROFILES = (
     StrategyProfile("conservative", Decimal("0.03")),
@@ -61,7 +50,10 @@ DEFAULT_PROFILES = (
 
 @dataclass(frozen=True, slots=True)
 class ExitRules:
-    """Exit parameters shared by all profiles; whichever exit triggers first wins."""
+    """Exit parameters shared by all profiles; whichever exit triggers first wins.
+
+    `core.exits.exit_plan` turns them into the rules the engine asks.
+    """
 
     target_atr_multiple: Decimal = Decimal(5)
     max_hold_minutes: int = 60

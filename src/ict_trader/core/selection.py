@@ -1,0 +1,28 @@
+"""Instrument selection: what an entry on a signal trades.
+
+Today it is the signal's own symbol — the one the detector watches. This is the seam where
+another choice (an option on that symbol, say) plugs in without touching the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ict_trader.signals import Signal
+
+
+class Selection(Protocol):
+    def instrument(self, signal: Signal) -> str:
+        """The symbol an entry on `signal` trades."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSymbol:
+    """The signal's own symbol: signals carry none yet, so it is the configured one."""
+
+    symbol: str
+
+    def instrument(self, signal: Signal) -> str:
+        return self.symbol

@@ -1,0 +1,68 @@
+"""Sizing: how many shares an entry of a profile buys (or sells short).
+
+Today's rule is the equity allocation: floor(equity x the profile's allocation / the signal
+bar's close), then cut to the risk limits' size caps and the buying power (`risk.fit_entry`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+from ict_trader.core.risk import RiskLimits, fit_entry
+from ict_trader.core.strategy import StrategyProfile
+
+
+def allocated_shares(equity: Decimal, allocation: Decimal, price: Decimal) -> int:
+    """floor(equity x allocation / price): never round a position up past its allocation."""
+    if price <= 0:
+        return 0
+    return int((equity * allocation / price).to_integral_value(rounding=ROUND_DOWN))
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    """An entry's size: `qty` of the `wanted` shares, `cuts` saying why fewer; or `refused`."""
+
+    wanted: int
+    qty: int
+    cuts: tuple[str, ...] = ()
+    refused: str | None = None  # why no entry at all (then qty is 0)
+
+
+@dataclass(frozen=True, slots=True)
+class EquityAllocation:
+    limits: RiskLimits
+
+    def size(
+        self,
+        profile: StrategyProfile,
+        price: Decimal,
+        *,
+        equity: Decimal,
+        buying_power: Decimal | None,
+        open_qtys: Sequence[int],
+    ) -> Size:
+        """Size an entry at `price` beside open trades of `open_qtys` planned shares."""
+        wanted = allocated_shares(equity, profile.allocation, price)
+        if wanted == 0:
+            return Size(
+                0,
+                0,
+                refused=f"0 shares: equity {equity:.2f} x {profile.allocation} "
+                f"is less than one share at {price}",
+            )
+        qty, cuts = fit_entry(
+            wanted,
+            price,
+            equity=equity,
+            buying_power=buying_power,
+            open_shares=sum(open_qtys),
+            open_notional=sum((shares * price for shares in open_qtys), Decimal(0)),
+            limits=self.limits,
+        )
+        if qty == 0:
+            reason = f"size limits leave 0 of {wanted} shares: {', '.join(cuts)}"
+            return Size(wanted, 0, tuple(cuts), refused=reason)
+        return Size(wanted, qty, tuple(cuts))
