@@ -47,7 +47,7 @@ from __future__ import annotations
 import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +150,8 @@ def parse_config(raw: dict[str, Any], source: Path | None = None) -> AppConfig:
     ):
         raise ConfigError(f"symbol must be a ticker like 'QQQ', got {ranges.shown(symbol)}")
     signal = signal_params(SignalParams(), _table(raw, "signal"), from_file=True)
-    exits = _exits(_table(raw, "exits"))
-    profiles = _profiles(raw.get("profiles"))
+    exits = exit_rules(_table(raw, "exits"))
+    profiles = profiles_of(raw.get("profiles"))
     simulation = _simulation(_table(raw, "simulation"))
     risk = _risk(_table(raw, "risk"))
     return AppConfig(
@@ -205,7 +205,9 @@ def _numbers(table: dict[str, Any], name: str) -> dict[str, Any]:
     return values
 
 
-def _exits(table: dict[str, Any]) -> ExitRules:
+def exit_rules(table: Mapping[str, Any], base: ExitRules | None = None) -> ExitRules:
+    """`base` (default: the defaults) with an `[exits]` table applied, each value checked."""
+    table = dict(table)
     names = {f.name for f in fields(ExitRules)}
     _no_unknown(table, names, "exits.")
     numeric = {key: value for key, value in table.items() if key != "stop"}
@@ -219,10 +221,11 @@ def _exits(table: dict[str, Any]) -> ExitRules:
         if values["stop"] is None:
             modes = ", ".join(m.value for m in StopMode)
             raise ConfigError(f"exits.stop must be one of {modes}, got {ranges.shown(value)}")
-    return ExitRules(**values)
+    return replace(base or ExitRules(), **values)
 
 
-def _profiles(value: Any) -> tuple[StrategyProfile, ...]:
+def profiles_of(value: Any) -> tuple[StrategyProfile, ...]:
+    """A `[[profiles]]` list, each checked (None: the defaults)."""
     if value is None:
         return DEFAULT_PROFILES
     if not isinstance(value, list) or not value:

@@ -73,6 +73,11 @@ from ict_trader.reporting.backtest_summary import summary_table
 from ict_trader.reporting.report_html import write_html_report
 from ict_trader.reporting.signal_output import to_csv, to_json, to_table
 from ict_trader.reporting.status import DEFAULT_MAX_HEARTBEAT_AGE, collect_health, collect_status
+from ict_trader.research.grid import load_grid
+from ict_trader.research.report import write_html, write_table
+from ict_trader.research.sweep import BarSource, execute, load_source, tasks_for
+from ict_trader.research.walkforward import METRICS as SWEEP_METRICS
+from ict_trader.research.walkforward import analyse
 from ict_trader.runtime import control
 from ict_trader.runtime.backtest import run_backtest, select_bars
 from ict_trader.runtime.live import LiveEndpoints
@@ -457,6 +462,90 @@ def backtest(
         with _user_errors(), _writing(html_out, "--html"):
             write_html_report(result, html_out)
         stderr.print(f"wrote {html_out}")
+
+
+@app.command()
+def sweep(
+    grid_file: Annotated[Path, typer.Argument(help="Grid TOML: lists of values to try.")],
+    data: SourceOption = None,
+    tz: TzOption = None,
+    symbols: Annotated[
+        str | None,
+        typer.Option("--symbols", help="With a downloaded folder: symbols, e.g. QQQ,SPY."),
+    ] = None,
+    date_from: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First session (New York date)."),
+    ] = None,
+    date_to: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last session (New York date)."),
+    ] = None,
+    config: ConfigOption = None,
+    train: Annotated[
+        int, typer.Option("--train", min=1, max=100_000, help="Sessions per train window.")
+    ] = 60,
+    test: Annotated[
+        int, typer.Option("--test", min=1, max=100_000, help="Sessions per test window.")
+    ] = 20,
+    metric: Annotated[
+        str, typer.Option("--metric", help=f"Chosen by: {', '.join(SWEEP_METRICS)}.")
+    ] = "total_pnl",
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for sweep.csv, sweep.parquet, sweep.html.")
+    ] = Path("sweep-out"),
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, max=1024, help="Local processes (all cores).")
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="A Dask scheduler, e.g. tcp://10.0.0.5:8786."),
+    ] = None,
+) -> None:
+    """Try a grid of settings with walk-forward selection; write a table and a report."""
+    with _user_errors():
+        if metric not in SWEEP_METRICS:
+            raise ConfigError(f"--metric {metric!r}: one of {', '.join(SWEEP_METRICS)}")
+        settings = _settings(config, None)
+        grid = load_grid(grid_file, settings)
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out}: is a file, expected a folder")
+        if not out.parent.is_dir():
+            raise ConfigError(f"--out {out}: the folder {out.parent} does not exist")
+        chosen = _symbols(symbols) if symbols is not None else []
+        path = data if data is not None else Path(str(files("ict_trader") / "data" / SAMPLE_NAME))
+        if chosen and not path.is_dir():
+            raise ConfigError(
+                "--symbols chooses symbols of a folder from `ict-trader data download`"
+            )
+        first = date_from.date() if date_from else None
+        last = date_to.date() if date_to else None
+        picked: list[str | None] = [*chosen] or [None]
+        sources = [BarSource(path, symbol, tz, first, last) for symbol in picked]
+        for source in sources:  # refuse bad data here, in one line, not in a worker
+            load_source(source)
+        tasks = tasks_for(grid, sources, settings)
+        stderr.print(f"{len(grid.configurations)} configurations, {len(tasks)} tasks")
+        results = execute(tasks, workers=workers, cluster=cluster)
+        outcome = analyse(
+            grid,
+            results,
+            metric=metric,
+            train=train,
+            test=test,
+            starting_equity=settings.simulation.starting_equity,
+        )
+        out.mkdir(exist_ok=True)
+        with _writing(out, "--out"):
+            write_table(outcome, out / "sweep.csv", out / "sweep.parquet")
+            write_html(outcome, out / "sweep.html")
+    for fold in outcome.folds:
+        stdout.print(
+            f"{fold.symbol} fold {fold.index}: config {fold.chosen} on "
+            f"{fold.test[0].day}..{fold.test[-1].day}: {fold.test_metrics.trades} trades, "
+            f"P&L {fold.test_metrics.total_pnl:+,.2f}"
+        )
+    stderr.print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.parquet'}, {out / 'sweep.html'}")
 
 
 class _Counter:

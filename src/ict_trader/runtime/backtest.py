@@ -94,10 +94,15 @@ def run_backtest(
     *,
     store: Store | None = None,
     on_bar: Callable[[Bar], None] | None = None,
+    detector: IctDetector | None = None,
 ) -> BacktestResult:
+    """`detector`: a fresh one to use instead of `IctDetector(calendar, config.signal)`, e.g. a
+    `SignalReplay` of signals detected earlier with `config.signal`."""
     sessions = _sessions_of(bars, calendar)
     result = BacktestResult(config=config, bars=bars, sessions=sessions)
-    engine = Engine(config.engine, IctDetector(calendar, config.signal))
+    if detector is None:
+        detector = IctDetector(calendar, config.signal)
+    engine = Engine(config.engine, detector)
     broker = SimulatedBroker(config.simulation)
 
     def observe(item: Event | Command) -> None:

@@ -296,3 +296,28 @@ def detect_signals(
     detector = IctDetector(sessions, params)
     update = detector.update
     return [signal for bar in bars if (signal := update(bar)) is not None]
+
+
+class SignalReplay(IctDetector):
+    """A detector that replays signals found earlier instead of detecting them again.
+
+    For parameter sweeps: the signals of one set of parameters are detected once and replayed
+    to every exit and profile variant. It keeps the session as `IctDetector` does (the engine
+    reads it); `atr` stays None, which the engine does not read (a signal carries its ATR).
+    """
+
+    def __init__(self, sessions: SessionLookup, signals: Iterable[Signal]) -> None:
+        super().__init__(sessions)
+        self._by_time = {signal.time: signal for signal in signals}
+
+    def update(self, bar: Bar) -> Signal | None:
+        time = bar.time
+        if self._session_end is None or time >= self._session_end:
+            session = self._sessions.session_at(time)
+            if session is None:
+                raise BarOutsideSessionError(
+                    f"bar {time.isoformat()} is outside NYSE regular trading hours"
+                )
+            self._session = session
+            self._session_end = session.close
+        return self._by_time.get(time)

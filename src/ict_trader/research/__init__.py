@@ -1,0 +1,1 @@
+"""Research: parameter sweeps with walk-forward selection and honest statistics."""

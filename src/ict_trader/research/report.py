@@ -1,0 +1,145 @@
+"""A sweep's outputs: the table (CSV and Parquet, byte for byte the same for the same inputs)
+and a self-contained HTML report (heatmaps, the stitched out-of-sample equity, the deflated
+Sharpe ratio in plain words)."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ict_trader.research.walkforward import SweepOutcome, metric_value
+
+
+def table(outcome: SweepOutcome) -> pd.DataFrame:
+    frame = pd.DataFrame(outcome.rows)
+    return frame.sort_values(["symbol", "config", "fold", "part"], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def write_table(outcome: SweepOutcome, csv: Path, parquet: Path) -> None:
+    frame = table(outcome)
+    csv.write_text(frame.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
+    arrow = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    pq.write_table(arrow, parquet, compression="zstd")
+
+
+def _heatmaps(outcome: SweepOutcome) -> list[tuple[str, go.Figure]]:
+    axes = [(name, values) for name, values in outcome.grid.dimensions if len(values) > 1]
+    if len(axes) < 2:
+        return []
+    (x_name, x_values), (y_name, y_values) = axes[0], axes[1]
+    figures = []
+    for symbol in sorted({s for s, _ in outcome.full}):
+        cells: dict[tuple[int, int], list[float]] = {}
+        for configuration in outcome.grid.configurations:
+            chosen = dict(configuration.values)
+            value = metric_value(outcome.full[(symbol, configuration.index)], outcome.metric)
+            if value is None or math.isnan(value):
+                continue
+            key = (x_values.index(chosen[x_name]), y_values.index(chosen[y_name]))
+            cells.setdefault(key, []).append(value)
+        z = [
+            [
+                round(sum(cells[(i, j)]) / len(cells[(i, j)]), 6) if (i, j) in cells else None
+                for i in range(len(x_values))
+            ]
+            for j in range(len(y_values))
+        ]
+        figure = go.Figure(
+            go.Heatmap(
+                z=z, x=[str(v) for v in x_values], y=[str(v) for v in y_values], colorscale="RdYlGn"
+            )
+        )
+        figure.update_layout(xaxis_title=x_name, yaxis_title=y_name, height=420)
+        title = f"{symbol}: {outcome.metric} over the whole period (mean over the other dimensions)"
+        figures.append((title, figure))
+    return figures
+
+
+def _equity(outcome: SweepOutcome) -> go.Figure:
+    figure = go.Figure()
+    for symbol, curve in sorted(outcome.oos_equity.items()):
+        figure.add_trace(
+            go.Scatter(
+                x=[day.isoformat() for day, _ in curve], y=[v for _, v in curve], name=symbol
+            )
+        )
+    figure.update_layout(yaxis_title="equity (out of sample only)", height=420)
+    return figure
+
+
+def _honesty_text(outcome: SweepOutcome) -> str:
+    parts = []
+    for h in outcome.honesty:
+        label = html.escape(outcome.grid.configurations[h.config].label)
+        if h.probability is None or h.sharpe is None or h.threshold is None:
+            parts.append(
+                f"<p><b>{h.symbol}</b>: configuration {h.config} ({label}) has no Sharpe ratio "
+                "to deflate (too few sessions or no variation).</p>"
+            )
+            continue
+        annual = math.sqrt(252)
+        parts.append(
+            f"<p><b>{h.symbol}</b>: over the whole period, {outcome.metric} picks configuration "
+            f"{h.config} ({label}); its Sharpe ratio is {h.sharpe * annual:.2f} a year. "
+            f"With {h.trials} configurations tried, the best of them would be expected to reach "
+            f"about {h.threshold * annual:.2f} by luck alone. The deflated Sharpe ratio, the "
+            f"probability that this configuration's true Sharpe ratio is above that, is "
+            f"<b>{h.probability:.1%}</b> (over {h.sessions} sessions, with their skew and fat "
+            "tails). Below 95% the edge is not established.</p>"
+        )
+    return "".join(parts)
+
+
+def render(outcome: SweepOutcome) -> str:
+    figures = [("Stitched out-of-sample equity", _equity(outcome)), *_heatmaps(outcome)]
+    blocks = []
+    for index, (title, figure) in enumerate(figures):
+        blocks.append(f"<h2>{html.escape(title)}</h2>")
+        blocks.append(
+            pio.to_html(
+                figure,
+                include_plotlyjs=index == 0,
+                full_html=False,
+                div_id=f"figure-{index}",  # fixed ids: the same inputs give the same file
+                config={"displaylogo": False},
+            )
+        )
+    rows = "".join(
+        f"<tr><td>{f.symbol}</td><td>{f.index}</td><td>{f.train[0].day} … {f.train[-1].day}</td>"
+        f"<td>{f.test[0].day} … {f.test[-1].day}</td><td>{f.chosen}</td>"
+        f"<td>{html.escape(outcome.grid.configurations[f.chosen].label)}</td>"
+        f"<td>{'' if f.train_value is None else f'{f.train_value:.4g}'}</td>"
+        f"<td>{f.test_metrics.trades}</td><td>{f.test_metrics.total_pnl:+,.2f}</td></tr>"
+        for f in outcome.folds
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ict-trader sweep</title>
+<style>body{{font-family:system-ui,sans-serif;margin:1.5em;max-width:1100px}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}</style>
+</head><body>
+<h1>ict-trader sweep</h1>
+<p>{len(outcome.grid.configurations)} configurations. Walk-forward: each fold chooses the
+configuration with the best <b>{outcome.metric}</b> over {outcome.train} training sessions and
+reports only the {outcome.test} sessions after them, which it never saw.</p>
+<h2>How much to trust the best configuration</h2>
+{_honesty_text(outcome)}
+<h2>Walk-forward folds</h2>
+<table><tr><th>symbol</th><th>fold</th><th>train</th><th>test</th><th>config</th>
+<th>settings</th><th>train {outcome.metric}</th><th>test trades</th><th>test P&amp;L</th></tr>
+{rows}</table>
+{"".join(blocks)}
+</body></html>
+"""
+
+
+def write_html(outcome: SweepOutcome, path: Path) -> None:
+    path.write_text(render(outcome), encoding="utf-8")

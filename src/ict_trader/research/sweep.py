@@ -1,0 +1,171 @@
+"""Run a grid over symbols, select by walk-forward, and tabulate every run.
+
+Each configuration is backtested once per symbol over the whole period; its windows are
+scored from the trades that closed in their sessions, starting from the equity the run had
+when the window began. The signals of one set of signal parameters are detected once and
+replayed to every exit and profile variant (`SignalReplay`).
+
+Work goes out in tasks of one symbol and one signal-parameter group, which carry only
+settings: each worker process loads a symbol's bars the first time it needs them and keeps
+them (`load_source`). Locally the tasks run in a process pool on every core; with a cluster address
+on Dask distributed workers, which must see the same data path.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+
+from ict_trader.config import AppConfig
+from ict_trader.core.calendar import Session
+from ict_trader.core.events import TradeView
+from ict_trader.core.strategy import ExitRules, StrategyProfile
+from ict_trader.errors import ConfigError
+from ict_trader.marketdata.barfile import BarFile, load_bars
+from ict_trader.marketdata.folder import load_folder
+from ict_trader.research.grid import Grid
+from ict_trader.runtime.backtest import run_backtest, select_bars
+from ict_trader.signals import SignalParams, detect_signals
+from ict_trader.signals.detector import SignalReplay
+
+METRICS = ("total_pnl", "sharpe_daily_annualized", "profit_factor", "expectancy", "win_rate")
+
+
+@dataclass(frozen=True)
+class BarSource:
+    """Where a worker finds one symbol's bars: a file, or a symbol of a downloaded folder."""
+
+    path: Path
+    symbol: str | None
+    tz: str | None
+    first: date | None
+    last: date | None
+
+
+@dataclass(frozen=True)
+class Task:
+    source: BarSource
+    settings: AppConfig  # symbol, simulation and risk of every run
+    signal: SignalParams
+    variants: tuple[tuple[int, ExitRules, StrategyProfile], ...]
+
+
+@dataclass(frozen=True)
+class Run:
+    config: int
+    trades: tuple[TradeView, ...]
+    skip_days: tuple[date, ...]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    symbol: str
+    sessions: tuple[Session, ...]
+    signal_days: tuple[date, ...]
+    runs: tuple[Run, ...]
+
+
+_LOADED: dict[BarSource, tuple[str, BarFile]] = {}
+_LOCK = threading.Lock()
+LOADS: list[BarSource] = []  # every load this process made: the tests count them
+
+
+def load_source(source: BarSource) -> tuple[str, BarFile]:
+    with _LOCK:
+        if source not in _LOADED:
+            LOADS.append(source)
+            if source.path.is_dir():
+                chosen = [source.symbol] if source.symbol else []
+                bar_file = load_folder(source.path, chosen, first=source.first, last=source.last)
+            else:
+                bar_file = load_bars(source.path, tz=source.tz)
+            bars = select_bars(bar_file.bars, source.first, source.last)
+            bar_file = replace(bar_file, bars=bars)
+            _LOADED[source] = (bar_file.symbol or source.symbol or "", bar_file)
+        return _LOADED[source]
+
+
+def loads() -> int:
+    """How many bar sets this process has loaded (for the once-per-worker test)."""
+    return len(LOADS)
+
+
+def run_task(task: Task) -> TaskResult:
+    symbol, bar_file = load_source(task.source)
+    bars, calendar = bar_file.bars, bar_file.calendar
+    signals = detect_signals(bars, calendar, task.signal)
+    base = task.settings
+    if symbol:
+        base = replace(base, engine=replace(base.engine, symbol=symbol))
+    runs = []
+    sessions: tuple[Session, ...] = ()
+    for index, exits, profile in task.variants:
+        settings = replace(
+            base,
+            signal=task.signal,
+            engine=replace(base.engine, exits=exits, profiles=(profile,)),
+        )
+        result = run_backtest(bars, calendar, settings, detector=SignalReplay(calendar, signals))
+        sessions = tuple(result.sessions)
+        runs.append(
+            Run(
+                config=index,
+                trades=tuple(result.closed_trades()),
+                skip_days=tuple(s.time.date() for s in result.skips),
+            )
+        )
+    return TaskResult(
+        symbol=symbol or base.engine.symbol,
+        sessions=sessions,
+        signal_days=tuple(s.time.date() for s in signals),
+        runs=tuple(runs),
+    )
+
+
+def tasks_for(grid: Grid, sources: Sequence[BarSource], settings: AppConfig) -> list[Task]:
+    tasks = []
+    for source in sources:
+        for signal, configurations in grid.signal_groups():
+            variants = tuple((c.index, c.exits, c.profile) for c in configurations)
+            tasks.append(Task(source, settings, signal, variants))
+    return tasks
+
+
+def execute(
+    tasks: Sequence[Task], *, workers: int | None = None, cluster: str | None = None
+) -> list[TaskResult]:
+    """Every task's result, in the tasks' order: inline with one worker, in a local process
+    pool, or on the Dask cluster at `cluster`."""
+    if cluster is not None:
+        return _on_cluster(tasks, cluster)
+    count = workers or os.cpu_count() or 1
+    if count == 1 or len(tasks) == 1:
+        return [run_task(task) for task in tasks]
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    with ProcessPoolExecutor(max_workers=min(count, len(tasks)), mp_context=context) as pool:
+        return list(pool.map(run_task, tasks))
+
+
+def _on_cluster(tasks: Sequence[Task], address: str) -> list[TaskResult]:
+    try:
+        from distributed import Client  # noqa: PLC0415 - optional: `pip install ict-trader[cluster]`
+    except ImportError:
+        raise ConfigError(
+            "--cluster needs Dask distributed: pip install 'ict-trader[cluster]'"
+        ) from None
+    try:
+        client = Client(address, timeout=10)  # type: ignore[no-untyped-call]
+    except OSError as exc:
+        raise ConfigError(f"--cluster {address}: cannot reach the scheduler: {exc}") from None
+    try:
+        futures = [client.submit(run_task, task, pure=False) for task in tasks]
+        results: list[TaskResult] = client.gather(futures)  # type: ignore[no-untyped-call]
+        return results
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
