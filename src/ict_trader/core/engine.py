@@ -688,7 +688,7 @@ class Engine:
         trip = self.risk.check(now)
         if trip is not None:
             breaker, reason = trip
-            self._kill(KillSwitch(now, reason, f"breaker:{breaker}"))
+            self._kill(KillSwitch(now, reason, breaker.actor))
 
     def _finish_if_flat(self, trade: _Trade, now: datetime) -> None:
         if trade.status is TradeStatus.CANCELED:

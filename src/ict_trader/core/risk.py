@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
+from ict_trader.core.breakers import Breaker
 from ict_trader.errors import ConfigError
 
 
@@ -141,12 +142,12 @@ class RiskMonitor:
     def error(self, now: datetime) -> None:
         self._errors.append(now)
 
-    def check(self, now: datetime) -> tuple[str, str] | None:
+    def check(self, now: datetime) -> tuple[Breaker, str] | None:
         """(breaker, reason) of the first limit breached at `now`, else None."""
         limits = self.limits
         pnl = self.session_pnl
         if limits.daily_loss_limit and pnl <= -limits.daily_loss_limit:
-            return "daily_loss", (
+            return Breaker.DAILY_LOSS, (
                 f"daily loss limit: session P&L {pnl:+.2f} reached -{limits.daily_loss_limit}"
             )
         if limits.rapid_loss:
@@ -161,7 +162,7 @@ class RiskMonitor:
                 window.popleft()
             best = window[0][1]
             if best - pnl >= limits.rapid_loss:
-                return "rapid_loss", (
+                return Breaker.RAPID_LOSS, (
                     f"rapid loss: {best - pnl:.2f} lost within {limits.rapid_loss_minutes} "
                     f"minutes (limit {limits.rapid_loss})"
                 )
@@ -170,7 +171,7 @@ class RiskMonitor:
             while self._errors and self._errors[0] < horizon:
                 self._errors.popleft()
             if len(self._errors) >= limits.max_errors:
-                return "error_rate", (
+                return Breaker.ERROR_RATE, (
                     f"error rate: {len(self._errors)} broker/order errors within "
                     f"{limits.error_window_minutes} minutes"
                 )
@@ -178,7 +179,7 @@ class RiskMonitor:
         if limits.max_drawdown_pct and self.equity_peak and last is not None:
             drawdown = (self.equity_peak - last) / self.equity_peak * 100
             if drawdown >= limits.max_drawdown_pct:
-                return "drawdown", (
+                return Breaker.DRAWDOWN, (
                     f"drawdown {drawdown:.2f}% from the equity peak {self.equity_peak:.2f} "
                     f"(limit {limits.max_drawdown_pct}%)"
                 )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ict_trader.core.breakers import BREAKERS, tripped_by
 from ict_trader.core.calendar import NEW_YORK
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.book import Book
@@ -19,14 +20,6 @@ BROKER_OK_KEY = "broker_ok"
 BROKER_CHECKED_KEY = "broker_checked_at"
 BROKER_ERROR_KEY = "broker_last_error"
 DEFAULT_MAX_HEARTBEAT_AGE = 90.0  # seconds without a loop pass before the bot counts as stuck
-
-BREAKERS = {
-    "daily_loss": ("daily_loss_limit", "session P&L (realized + unrealized) at or below -{}"),
-    "rapid_loss": ("rapid_loss", "{} lost within rapid_loss_minutes"),
-    "error_rate": ("max_errors", "{} order errors within error_window_minutes"),
-    "drawdown": ("max_drawdown_pct", "{}% below the equity peak"),
-    "stale_data": ("stale_data_minutes", "no new bar for {} minutes (live; entries pause)"),
-}
 
 
 def collect_status(store: Store) -> dict[str, Any]:
@@ -57,14 +50,15 @@ def collect_status(store: Store) -> dict[str, Any]:
     ]
     equity_curve = store.equity_curve()
     risk = (run or {}).get("config", {}).get("risk", {})
-    tripped = str(state.get("actor") or "")
+    tripped = tripped_by(state.get("actor"))
     breakers = {
-        name: {
-            "threshold": risk.get(key),
-            "meaning": meaning.format(risk.get(key)),
-            "tripped": tripped == f"breaker:{name}",
+        spec.breaker.value: {
+            "threshold": risk.get(spec.setting),
+            "meaning": spec.meaning.format(risk.get(spec.setting)),
+            "action": spec.action,
+            "tripped": tripped is spec.breaker,
         }
-        for name, (key, meaning) in BREAKERS.items()
+        for spec in BREAKERS
     }
     return {
         "mode": (run or {}).get("mode"),

@@ -36,6 +36,7 @@ from alpaca.trading.stream import TradingStream
 
 from ict_trader.adapters.alpaca.broker import AlpacaBroker
 from ict_trader.core.bars import Bar
+from ict_trader.core.breakers import Breaker
 from ict_trader.core.calendar import NyseCalendar
 from ict_trader.core.engine import Engine
 from ict_trader.core.events import (
@@ -402,7 +403,7 @@ class LiveShell:
         self._last_processed = time.monotonic()
         reason = self.engine.state_reason
         if self.engine.state is TradingState.REDUCING and reason and reason.startswith(STALE_DATA):
-            self._deliver(Resume(close_time, "bars are flowing again", "breaker:stale_data"))
+            self._deliver(Resume(close_time, "bars are flowing again", Breaker.STALE_DATA.actor))
         self._dispatch(self.engine.on_bar(bar))
         self._pump()
         if self.broker.working():
@@ -483,7 +484,7 @@ class LiveShell:
             # Not even REST has a new bar: decisions would be blind. No new entries until bars
             # return; open trades keep their resting targets and time exits.
             reason = f"{STALE_DATA}: no new bar for {silent:.0f} s (last {last:%H:%M}Z)"
-            self._deliver(ReduceOnly(last + _ONE_MINUTE, reason, "breaker:stale_data"))
+            self._deliver(ReduceOnly(last + _ONE_MINUTE, reason, Breaker.STALE_DATA.actor))
             self._pump()
         elapsed = min(time.monotonic() - self._last_arrival, 59.0)
         now = last + _ONE_MINUTE + timedelta(seconds=elapsed)
