@@ -13,16 +13,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from ict_trader.config import AppConfig
 from ict_trader.core.events import Command, Notify, SignalDetected, Tick, TradeUpdated
 from ict_trader.core.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.core.orders import Leg, OrderRequest, OrderStatus
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from ict_trader.persistence.store import Store
 from ict_trader.runtime import control
-from ict_trader.runtime.replay import data_fingerprint, run_replay
 from tests.engine_script import FILL_TIME, Script, minutes, submitted
-from tests.test_replay import InterruptingConsole
+from tests.test_replay import InterruptingConsole, replay_all
 
 HEADER = re.compile(r"session \w{3} (\d{4}-\d{2}-\d{2})")
 SUMMARY = re.compile(r"Daily summary (\d{4}-\d{2}-\d{2})")
@@ -43,22 +41,6 @@ SESSIONS = [
 @pytest.fixture(scope="module")
 def sample(sample_csv: Path) -> BarFile:
     return load_bars(sample_csv)
-
-
-def replay(sample: BarFile, db: Path, console: Console) -> None:
-    store = Store(db)
-    try:
-        run_replay(
-            sample.bars,
-            sample.calendar,
-            AppConfig(),
-            store,
-            data_fingerprint(sample.path),
-            speed=0,
-            console=console,
-        )
-    finally:
-        store.close()
 
 
 def recording() -> Console:
@@ -105,7 +87,7 @@ def reference(sample: BarFile, tmp_path_factory: pytest.TempPathFactory) -> tupl
     """The whole sample replayed in one go: its store and what it printed."""
     db = tmp_path_factory.mktemp("narration") / "reference.db"
     console = recording()
-    replay(sample, db, console)
+    replay_all(sample, db, console)
     return db, lines_of(console)
 
 
@@ -141,9 +123,9 @@ def test_a_stop_at_a_sessions_end_neither_loses_nor_repeats_its_summary(
     stop_at = printed_at(reference_lines, f"Daily summary {summary_day}")
     db = tmp_path / "stopped.db"
     first = InterruptingConsole(stop_at)
-    replay(sample, db, first)
+    replay_all(sample, db, first)
     resumed = recording()
-    replay(sample, db, resumed)
+    replay_all(sample, db, resumed)
     before, after = lines_of(first), lines_of(resumed)
     assert not any(f"Daily summary {summary_day}" in line for line in before)
     assert (
@@ -156,7 +138,7 @@ def test_a_stop_at_a_sessions_end_neither_loses_nor_repeats_its_summary(
 def stopped_mid_trade(sample: BarFile, db: Path, reference_lines: list[str]) -> None:
     """Replay until the 11:38 bar of 2024-07-30 is being processed (both trades open, their
     targets resting since 11:02), then stop: the store ends at the 11:37 bar."""
-    replay(sample, db, InterruptingConsole(printed_at(reference_lines, "11:38  fill")))
+    replay_all(sample, db, InterruptingConsole(printed_at(reference_lines, "11:38  fill")))
 
 
 def test_after_a_restart_exit_orders_carry_the_time_they_were_sent(
@@ -174,7 +156,7 @@ def test_after_a_restart_exit_orders_carry_the_time_they_were_sent(
     finally:
         store.close()
     resumed = recording()
-    replay(sample, db, resumed)
+    replay_all(sample, db, resumed)
     lines = lines_of(resumed)
     assert lines[0].startswith("resuming after 11:37 New York on 2024-07-30: 2 open trade(s)")
     assert "session Tue 2024-07-30" in lines[1]  # the header before what the restart does
@@ -196,7 +178,7 @@ def test_after_a_restart_exit_notices_name_the_entries_broker_ids(
     db = tmp_path / "resumed.db"
     stopped_mid_trade(sample, db, reference_lines)
     resumed = recording()
-    replay(sample, db, resumed)
+    replay_all(sample, db, resumed)
     with sqlite3.connect(db) as connection:
         entries = dict(
             connection.execute(

@@ -63,9 +63,9 @@ def _profile_stats(book: Book, today: date | None) -> dict[str, dict[str, Any]]:
 
 def status_view(store: Store) -> dict[str, Any]:
     """Account, P&L (today, total, per profile), win rates, trading state, breakers."""
-    status = collect_status(store)
-    account = store.latest_account()
     book = Book.of(store)
+    status = collect_status(store, book)
+    account = store.latest_account()
     today = date.fromisoformat(status["session"]) if status["session"] else None
     profiles = _profile_stats(book, today)
     unrealized = Decimal(status["pnl_today"]["unrealized"])

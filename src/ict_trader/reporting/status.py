@@ -22,14 +22,15 @@ BROKER_ERROR_KEY = "broker_last_error"
 DEFAULT_MAX_HEARTBEAT_AGE = 90.0  # seconds without a loop pass before the bot counts as stuck
 
 
-def collect_status(store: Store) -> dict[str, Any]:
+def collect_status(store: Store, book: Book | None = None) -> dict[str, Any]:
+    """`book`: the store's trades already read, for a caller that needs them too."""
     run = store.last_run()
     # What the bot is doing once it has applied the pending kill/resume requests — at its next
     # bar if it runs, at its start if it does not — so a resume given to a stopped bot shows.
     state = control.outlook(store)
     last_bar = store.state(LAST_BAR_KEY)
     mark = Decimal(store.state(LAST_CLOSE_KEY) or "0")
-    book = Book.of(store)
+    book = book or Book.of(store)
     day = None
     if last_bar:
         day = datetime.fromisoformat(last_bar.replace("Z", "+00:00")).astimezone(NEW_YORK).date()
