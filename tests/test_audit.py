@@ -138,10 +138,10 @@ def test_a_clean_session_matches_alpaca_and_the_backtest(
     assert report.exit_code == 0
     orders = report.orders
     assert sorted(m.client_order_id for m in orders.matched) == [
-        "ict-202407301501s-aggressive-entry",
-        "ict-202407301501s-aggressive-target",
-        "ict-202407301501s-conservative-entry",
-        "ict-202407301501s-conservative-target",
+        "ict-QQQ-202407301501s-aggressive-entry",
+        "ict-QQQ-202407301501s-aggressive-target",
+        "ict-QQQ-202407301501s-conservative-entry",
+        "ict-QQQ-202407301501s-conservative-target",
     ]
     for match in orders.matched:
         assert (match.ledger_status, match.broker_status) == ("filled", "filled")
@@ -240,15 +240,15 @@ def test_tampered_and_missing_records_are_error_lines(
         price = Decimal(
             connection.execute(
                 "SELECT price FROM fills WHERE client_order_id = ?",
-                ("ict-202407301501s-conservative-entry",),
+                ("ict-QQQ-202407301501s-conservative-entry",),
             ).fetchone()[0]
         )
         connection.execute(
             "UPDATE fills SET price = ? WHERE client_order_id = ?",
-            (str(price + Decimal("0.05")), "ict-202407301501s-conservative-entry"),
+            (str(price + Decimal("0.05")), "ict-QQQ-202407301501s-conservative-entry"),
         )
         connection.execute(
-            "DELETE FROM fills WHERE client_order_id = 'ict-202407301501s-aggressive-target'"
+            "DELETE FROM fills WHERE client_order_id = 'ict-QQQ-202407301501s-aggressive-target'"
         )
         connection.execute(
             "INSERT INTO orders (client_order_id, trade_id, profile, leg, symbol, side, qty, type,"
@@ -259,9 +259,9 @@ def test_tampered_and_missing_records_are_error_lines(
     report = audit(server, copy)
     assert report.status == "RECORDS DIFFER" and report.exit_code == 1
     assert report.errors == [
-        "ict-202407301501s-aggressive-target: filled shares in fills: ledger 0, Alpaca 8 in "
+        "ict-QQQ-202407301501s-aggressive-target: filled shares in fills: ledger 0, Alpaca 8 in "
         "its FILL activities",
-        f"ict-202407301501s-conservative-entry: fill price (volume-weighted): ledger "
+        f"ict-QQQ-202407301501s-conservative-entry: fill price (volume-weighted): ledger "
         f"{price + Decimal('0.05'):.4f}, Alpaca {price:.4f}",
         "ict-never-sent: in the ledger (buy 3 QQQ market, filled) but not in Alpaca's order "
         "history",
@@ -438,8 +438,8 @@ def test_an_oco_stop_leg_alpaca_named_itself_is_matched(sample: BarFile, tmp_pat
     ]
     stops = sorted(m.client_order_id for m in report.orders.matched if m.leg == "stop")
     assert stops == [
-        "ict-202407301501s-aggressive-stop",
-        "ict-202407301501s-conservative-stop",
+        "ict-QQQ-202407301501s-aggressive-stop",
+        "ict-QQQ-202407301501s-conservative-stop",
     ]  # ours; at Alpaca the legs carry client ids Alpaca chose
     for row in report.slippage:
         assert (row.live_exit_reason, row.backtest_exit_reason) == ("stop", "stop")

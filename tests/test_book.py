@@ -28,7 +28,7 @@ from ict_trader.persistence.store import Store
 from ict_trader.reporting.book import Book
 from ict_trader.reporting.daily_summary import daily_summary
 from ict_trader.reporting.status import collect_status
-from ict_trader.runtime.simulation import LAST_BAR_KEY, LAST_CLOSE_KEY
+from ict_trader.runtime.simulation import LAST_BAR_KEY
 from tests.engine_script import FILL_TIME, Script, minutes
 
 MARK = Decimal("90.00")
@@ -91,7 +91,7 @@ def partly_exited(db: Path) -> tuple[Store, RecordedScript]:
     conservative = next(t for t in targets if t.profile == "conservative")
     run.fill(conservative, 10, "83.60", cumulative=10)
     store.set_state(LAST_BAR_KEY, (FILL_TIME + minutes(20)).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    store.set_state(LAST_CLOSE_KEY, str(MARK))
+    store.set_last_close("QQQ", float(MARK))
     store.commit()
     return store, run
 
@@ -105,7 +105,8 @@ def test_every_view_agrees_after_a_partial_exit(tmp_path: Path) -> None:
         "aggressive": 41 * (Decimal("97.60") - MARK),  # 311.60
     }
     book = Book.of(store)
-    assert book.position() == run.script.engine.open_position() == -(20 + 41)
+    assert book.position("QQQ") == run.script.engine.open_position("QQQ") == -(20 + 41)
+    assert run.script.engine.open_positions() == {"QQQ": -(20 + 41)}
 
     status = collect_status(store)
     assert Decimal(status["pnl_today"]["realized"]) == realized

@@ -62,7 +62,7 @@ def test_a_full_file(tmp_path: Path) -> None:
     path = tmp_path / "ict-trader.toml"
     path.write_text(FULL, encoding="utf-8")
     config = load_config(path)
-    assert config.engine.symbol == "QQQ"
+    assert config.engine.symbols == ("QQQ",)
     assert (config.signal.require_fvg, config.signal.swing_length) == (False, 4)
     exits = config.engine.exits
     assert (exits.target_atr_multiple, exits.max_hold_minutes, exits.stop) == (

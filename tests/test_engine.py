@@ -20,7 +20,14 @@ from ict_trader.core.events import (
     TradeUpdated,
 )
 from ict_trader.core.exits import StopMode
-from ict_trader.core.orders import MAX_CLIENT_ORDER_ID, Leg, OrderType, Side, client_order_id
+from ict_trader.core.orders import (
+    MAX_CLIENT_ORDER_ID,
+    Leg,
+    OrderType,
+    Side,
+    client_order_id,
+    trade_id,
+)
 from ict_trader.core.strategy import EngineConfig, ExitRules, StrategyProfile
 from tests.engine_script import FILL_TIME, Script, minutes, submitted
 
@@ -56,8 +63,8 @@ def test_every_profile_sizes_from_equity() -> None:
         ("aggressive", Side.SELL, 41, OrderType.MARKET),
     ]
     assert [o.client_order_id for o in entries] == [
-        "ict-202407291335s-conservative-entry",
-        "ict-202407291335s-aggressive-entry",
+        "ict-QQQ-202407291335s-conservative-entry",
+        "ict-QQQ-202407291335s-aggressive-entry",
     ]
 
 
@@ -87,7 +94,7 @@ def test_entry_fill_places_the_target_rounded_away_from_the_entry() -> None:
     notices = [c for c in script.commands if isinstance(c, Notify)]
     assert notices[0].message == (
         "CONSERVATIVE entry — SHORT 30 QQQ @ 97.60 · "
-        "order b-ict-202407291335s-conservative-entry · target 83.60"
+        "order b-ict-QQQ-202407291335s-conservative-entry · target 83.60"
     )  # the broker's order id, the one a user finds in the broker's app
 
 
@@ -101,7 +108,7 @@ def test_time_exit_cancels_the_target_then_closes_after_the_confirmation() -> No
     after_cancel = script.cancel_confirmed(target_ids[0], FILL_TIME + minutes(60))
     (exit_order,) = submitted(after_cancel)
     assert (exit_order.leg, exit_order.side, exit_order.qty) == (Leg.EXIT, Side.BUY, 30)
-    assert exit_order.client_order_id == "ict-202407291335s-conservative-exit"
+    assert exit_order.client_order_id == "ict-QQQ-202407291335s-conservative-exit"
     script.fill(exit_order, 30, "97.10", FILL_TIME + minutes(61))
     trade = last_trade(script, "conservative").trade
     assert (trade.status, trade.exit_reason, trade.pnl) == (
@@ -169,7 +176,7 @@ def test_rejected_exit_is_retried_with_a_new_id() -> None:
     (exit_order,) = submitted(script.cancel_confirmed(targets[0].order.client_order_id, FILL_TIME))
     retry = script.send(OrderRejected(FILL_TIME, exit_order.client_order_id, "insufficient qty"))
     (second,) = submitted(retry)
-    assert second.client_order_id == "ict-202407291335s-conservative-exit2"
+    assert second.client_order_id == "ict-QQQ-202407291335s-conservative-exit2"
     assert second.qty == 30
     assert any(isinstance(c, Notify) and "rejected" in c.title for c in retry)
 
@@ -205,7 +212,7 @@ def test_stop_modes_place_an_oco_stop() -> None:
             Side.BUY,
             expected,
         )
-        assert stop.oco_group == target.oco_group == "ict-202407291335s-conservative"
+        assert stop.oco_group == target.oco_group == "ict-QQQ-202407291335s-conservative"
         # The stop fills: the target is canceled and the trade closes as a stop.
         after = script.fill(stop, stop.qty, str(expected))
         assert [c.client_order_id for c in after if isinstance(c, CancelOrder)] == [
@@ -256,18 +263,25 @@ def test_the_same_events_give_the_same_commands() -> None:
 
 def test_client_order_ids_are_short_deterministic_and_distinct() -> None:
     moment = datetime(2024, 1, 4, 16, 30, tzinfo=UTC)
+    symbols = ("QQQ", "IWM", "BRK.B", "ABCDEFGHIJ")
+    profiles = ("conservative", "aggressive", "x" * 32, "x" * 31 + "y")
     ids = {
-        client_order_id(moment, direction, profile, leg, attempt)
+        client_order_id(trade_id(symbol, moment, direction, profile), leg, attempt)
+        for symbol in symbols
         for direction in ("long", "short")
-        for profile in ("conservative", "aggressive", "x" * 80, "x" * 81)
+        for profile in profiles
         for leg in Leg
-        for attempt in (1, 2, 13)
+        for attempt in (1, 2, 13, 999)
     }
-    assert len(ids) == 2 * 4 * 4 * 3
+    assert len(ids) == 4 * 2 * 4 * 4 * 4
     assert all(len(i) <= MAX_CLIENT_ORDER_ID for i in ids)
-    assert client_order_id(moment, "short", "conservative", Leg.ENTRY) == (
-        "ict-202401041630s-conservative-entry"
-    )
+    trade = trade_id("QQQ", moment, "short", "conservative")
+    assert client_order_id(trade, Leg.ENTRY) == "ict-QQQ-202401041630s-conservative-entry"
+    assert client_order_id(trade, Leg.EXIT, 2) == "ict-QQQ-202401041630s-conservative-exit2"
+    # Every leg of a trade whose profile name had to be shortened shares one stem.
+    long_trade = trade_id("ABCDEFGHIJ", moment, "long", "x" * 32)
+    assert "~" in long_trade
+    assert {client_order_id(long_trade, leg).rsplit("-", 1)[0] for leg in Leg} == {long_trade}
 
 
 def test_disabled_profiles_do_not_trade() -> None:

@@ -89,11 +89,11 @@ def test_a_hand_closed_position_is_not_reopened(sample: BarFile, tmp_path: Path)
     ]
     assert exit_fills == (0,), "no fill the broker did not report"
     assert [m.split(" held:")[0] for (m,) in held] == [
-        "buy 6 QQQ (ict-202407301501s-conservative-exit)",
-        "buy 8 QQQ (ict-202407301501s-aggressive-exit)",
+        "buy 6 QQQ (ict-QQQ-202407301501s-conservative-exit)",
+        "buy 8 QQQ (ict-QQQ-202407301501s-aggressive-exit)",
     ]
     # the dispute as `reconcile` shows it, then settled by the person
-    assert "ict-202407301501s-conservative: exiting, -6" in shown
+    assert "ict-QQQ-202407301501s-conservative: exiting, -6" in shown
     assert "reconcile.mismatch" in shown
     assert "release requested" in settled and "resume requested" in resumed
     assert released == [

@@ -30,7 +30,7 @@ def test_a_replay_logs_every_order_and_notice(tmp_path: Path) -> None:
     # 3 signals x 2 profiles: entry + target each, plus the time exits' market orders (2)
     assert len(submits) == 14
     assert {line["leg"] for line in submits} == {"entry", "target", "exit"}
-    assert all(str(line["client_order_id"]).startswith("ict-2024") for line in submits)
+    assert all(str(line["client_order_id"]).startswith("ict-QQQ-2024") for line in submits)
     notices = [line["message"] for line in lines if line.get("event") == "notify"]
     assert any(str(m).startswith("CONSERVATIVE entry — SHORT 6 QQQ @ 460.27") for m in notices)
     assert all(line["time"] and line["level"] for line in lines)

@@ -107,7 +107,7 @@ def test_a_time_exit_is_printed_when_its_hour_is_up(reference: tuple[Path, list[
     exits = [
         line
         for line in lines
-        if "ict-202408081827s" in line and (" exit: buy " in line or "canceled: " in line)
+        if "ict-QQQ-202408081827s" in line and (" exit: buy " in line or "canceled: " in line)
     ]
     assert len(exits) == 4
     assert all(line.startswith("15:28  ") for line in exits), exits
@@ -183,7 +183,7 @@ def test_after_a_restart_exit_notices_name_the_entries_broker_ids(
         entries = dict(
             connection.execute(
                 "SELECT profile, broker_order_id FROM orders"
-                " WHERE leg = 'entry' AND client_order_id LIKE 'ict-202407301501s-%'"
+                " WHERE leg = 'entry' AND client_order_id LIKE 'ict-QQQ-202407301501s-%'"
             ).fetchall()
         )
     assert entries == {"conservative": "sim-000001", "aggressive": "sim-000002"}

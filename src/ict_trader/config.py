@@ -4,7 +4,7 @@ Every problem names the key (`exits.max_hold_minutes must be at least 1`), becau
 that silently ignores a misspelt risk setting is worse than one that refuses to start.
 
 ```toml
-symbol = "QQQ"
+symbols = ["QQQ"]    # or symbol = "QQQ"; several: ["IWM", "DIA"]
 
 [signal]            # any parameter of docs/signal.md
 require_fvg = true
@@ -21,7 +21,7 @@ starting_equity = 100000
 slippage_bps = 0
 commission_per_share = 0
 
-[risk]              # 0 disables a limit; see ict_trader/core/risk.py
+[risk]              # 0 disables a limit; see ict_trader/core/risk.py; total over every symbol
 daily_loss_limit = 1000
 rapid_loss = 500
 rapid_loss_minutes = 15
@@ -30,6 +30,7 @@ error_window_minutes = 10
 max_drawdown_pct = 5
 max_equity_pct_per_trade = 10
 max_total_equity_pct = 20
+max_symbol_equity_pct = 0   # per symbol (also max_symbol_shares, max_symbol_notional)
 stale_data_minutes = 5   # live: no bar this long -> entries pause until bars return
 
 [[profiles]]
@@ -54,6 +55,7 @@ from typing import Any
 from ict_trader import ranges
 from ict_trader.adapters.simulated import SimulatedBrokerConfig
 from ict_trader.core.exits import StopMode
+from ict_trader.core.instruments import equity
 from ict_trader.core.risk import RiskLimits
 from ict_trader.core.strategy import DEFAULT_PROFILES, EngineConfig, ExitRules, StrategyProfile
 from ict_trader.errors import ConfigError
@@ -63,8 +65,7 @@ from ict_trader.signals.params import ParamError
 DEFAULT_CONFIG_FILE = Path("ict-trader.toml")
 MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes; anything this big is not one
 MAX_PROFILES = 20
-_TOP_LEVEL = {"symbol", "signal", "exits", "simulation", "profiles", "risk"}
-_SYMBOL_LENGTH = 10
+_TOP_LEVEL = {"symbol", "symbols", "signal", "exits", "simulation", "profiles", "risk"}
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class AppConfig:
     def describe(self) -> dict[str, Any]:
         """Plain values for run records and reports."""
         return {
-            "symbol": self.engine.symbol,
+            "symbols": list(self.engine.symbols),
             "signal": {f.name: getattr(self.signal, f.name) for f in fields(self.signal)},
             "exits": {
                 f.name: str(getattr(self.engine.exits, f.name)) for f in fields(self.engine.exits)
@@ -141,14 +142,7 @@ def _read_settings_text(path: Path) -> str:
 
 def parse_config(raw: dict[str, Any], source: Path | None = None) -> AppConfig:
     _no_unknown(raw, _TOP_LEVEL, "")
-    symbol = raw.get("symbol", "QQQ")
-    if (
-        not isinstance(symbol, str)
-        or not symbol.isascii()
-        or not symbol.isalnum()
-        or len(symbol) > _SYMBOL_LENGTH
-    ):
-        raise ConfigError(f"symbol must be a ticker like 'QQQ', got {ranges.shown(symbol)}")
+    symbols = symbols_of(raw)
     signal = signal_params(SignalParams(), _table(raw, "signal"), from_file=True)
     exits = exit_rules(_table(raw, "exits"))
     profiles = profiles_of(raw.get("profiles"))
@@ -156,10 +150,34 @@ def parse_config(raw: dict[str, Any], source: Path | None = None) -> AppConfig:
     risk = _risk(_table(raw, "risk"))
     return AppConfig(
         signal=signal,
-        engine=EngineConfig(symbol=symbol.upper(), profiles=profiles, exits=exits, risk=risk),
+        engine=EngineConfig(symbols=symbols, profiles=profiles, exits=exits, risk=risk),
         simulation=simulation,
         source=source,
     )
+
+
+def symbols_of(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """`symbols = [...]`, or the one `symbol = "..."`, upper-cased; QQQ when neither is set."""
+    if "symbol" in raw and "symbols" in raw:
+        raise ConfigError("set either symbol or symbols, not both")
+    if "symbols" in raw:
+        values = raw["symbols"]
+        if not isinstance(values, list) or not values:
+            raise ConfigError(
+                f'symbols must be a list of tickers like ["IWM", "DIA"], got {ranges.shown(values)}'
+            )
+        return tuple(ticker(value, f"symbols[{i}]") for i, value in enumerate(values))
+    return (ticker(raw.get("symbol", "QQQ"), "symbol"),)
+
+
+def ticker(value: object, key: str) -> str:
+    """One symbol from a file or the command line, upper-cased; else a ConfigError on `key`."""
+    if isinstance(value, str) and value.isascii():
+        try:
+            return equity(value.strip().upper()).symbol
+        except ConfigError:
+            pass
+    raise ConfigError(f"{key} must be a ticker like 'QQQ', got {ranges.shown(value)}")
 
 
 def signal_params(

@@ -85,6 +85,9 @@ RISK: Mapping[str, Range] = {
     "max_total_shares": _whole(0, 10_000_000, OFF),
     "max_total_notional": _number(0, BILLION, OFF),
     "max_total_equity_pct": _number(0, 400, OFF),
+    "max_symbol_shares": _whole(0, 10_000_000, OFF),
+    "max_symbol_notional": _number(0, BILLION, OFF),
+    "max_symbol_equity_pct": _number(0, 400, OFF),
     "stale_data_minutes": _whole(0, SESSION_MINUTES, OFF),
 }
 PROFILE_ALLOCATION = _number("0.0001", 1)

@@ -25,6 +25,7 @@ from ict_trader.core.events import (
     OrderFilled,
     OrderRejected,
 )
+from ict_trader.core.instruments import instrument_of
 from ict_trader.core.ledger import FillRecord, Ledger
 from ict_trader.core.orders import OrderRequest, OrderStatus, OrderType, Side
 
@@ -90,7 +91,8 @@ class SimulatedBroker:
             for fill in fills_by_order.get(request.client_order_id, []):
                 signed = fill.qty if request.side is Side.BUY else -fill.qty
                 self._positions[request.symbol] = self._positions.get(request.symbol, 0) + signed
-                self._cash -= signed * fill.price + fill.commission
+                multiplier = instrument_of(request.symbol).multiplier
+                self._cash -= signed * fill.price * multiplier + fill.commission
                 sim.fill_price = fill.price
             if record.status.is_final:
                 continue
@@ -162,7 +164,7 @@ class SimulatedBroker:
 
     def equity(self) -> Decimal:
         marked = sum(
-            (qty * Decimal(repr(self._mark.get(symbol, 0.0))))
+            (qty * Decimal(repr(self._mark.get(symbol, 0.0))) * instrument_of(symbol).multiplier)
             for symbol, qty in self._positions.items()
         )
         return self._cash + marked
@@ -184,9 +186,11 @@ class SimulatedBroker:
                 self._finish(sim, OrderStatus.EXPIRED, "expired at the session close")
         if self._queued_market:
             open_price = Decimal(repr(bar.open))
-            queued, self._queued_market = self._queued_market, []
+            queued = self._queued_market
+            # Only this symbol's orders fill at this bar's open; others wait for their own bar.
+            self._queued_market = [sim for sim in queued if sim.request.symbol != symbol]
             for sim in queued:
-                if not sim.status.is_final:
+                if sim.request.symbol == symbol and not sim.status.is_final:
                     self._fill(sim, self._slipped(open_price, sim.request.side), bar.time)
         return bool(self._events)
 
@@ -201,7 +205,7 @@ class SimulatedBroker:
             # Stops first: pessimistic when a stop and a target are touched in the same bar.
             ordered = sorted(self._resting, key=lambda sim: sim.request.type is not OrderType.STOP)
             for sim in ordered:
-                if sim.status.is_final:
+                if sim.status.is_final or sim.request.symbol != symbol:
                     continue
                 price = _touched(sim.request, open_price, high, low)
                 if price is not None:
@@ -227,7 +231,8 @@ class SimulatedBroker:
         signed = qty if request.side is Side.BUY else -qty
         commission = self.config.commission_per_share * qty
         self._positions[request.symbol] = self._positions.get(request.symbol, 0) + signed
-        self._cash -= signed * price + commission
+        multiplier = instrument_of(request.symbol).multiplier
+        self._cash -= signed * price * multiplier + commission
         sim.status = OrderStatus.FILLED
         sim.fill_price = price
         if sim in self._resting:

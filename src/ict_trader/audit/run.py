@@ -118,6 +118,12 @@ def _audit(
     last_day: date | None,
     order_page: int,
 ) -> AuditReport:
+    if len(config.engine.symbols) != 1:
+        raise AuditError(
+            f"the audit compares one symbol's bars and signals; the settings trade "
+            f"{', '.join(config.engine.symbols)}"
+        )
+    (symbol,) = config.engine.symbols
     clock = clients.trading.get_clock()
     assert isinstance(clock, Clock)
     now = clock.timestamp.astimezone(UTC)
@@ -145,7 +151,7 @@ def _audit(
         last_day=last,
         mode=mode,
         feed=feed,
-        symbol=config.engine.symbol,
+        symbol=symbol,
         orders=orders,
     )
 
@@ -179,7 +185,7 @@ def _audit(
             and moment.astimezone(NEW_YORK).date() in stored_set
         )
 
-    sip = fetch_sip_bars(clients.data, config.engine.symbol, warm, end, now, keep=kept)
+    sip = fetch_sip_bars(clients.data, symbol, warm, end, now, keep=kept)
     report.sip_until, report.sip_cut_short = sip.until, sip.cut_short
     if sip.cut_short:
         report.notes.append(

@@ -437,7 +437,9 @@ def backtest(
                 _check_output(path, option)
         bar_file = _load_source(data, tz, symbols, date_from, date_to)
         if bar_file.symbol is not None:  # a downloaded folder says what it holds
-            settings = replace(settings, engine=replace(settings.engine, symbol=bar_file.symbol))
+            settings = replace(
+                settings, engine=replace(settings.engine, symbols=(bar_file.symbol,))
+            )
         bars = select_bars(
             bar_file.bars,
             date_from.date() if date_from else None,

@@ -19,3 +19,6 @@ class Bar(NamedTuple):
     low: float
     close: float
     volume: float
+    # The instrument's symbol. Empty for bars of a file that does not say (one symbol per file):
+    # the engine then reads them as its only symbol's; with several symbols every bar names its own.
+    symbol: str = ""

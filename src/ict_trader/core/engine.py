@@ -14,8 +14,8 @@ then sends the closing market order for whatever is still open.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
@@ -49,9 +49,10 @@ from ict_trader.core.events import (
     TradingState,
 )
 from ict_trader.core.exits import exit_plan
+from ict_trader.core.instruments import Instrument, instrument_of
 from ict_trader.core.ledger import FillRecord, Ledger, OrderRecord
-from ict_trader.core.orders import Leg, OrderRequest, OrderType, Side, client_order_id
-from ict_trader.core.risk import RiskMonitor
+from ict_trader.core.orders import Leg, OrderRequest, OrderType, Side, client_order_id, trade_id
+from ict_trader.core.risk import Exposure, RiskMonitor
 from ict_trader.core.selection import Selection, SignalSymbol
 from ict_trader.core.sizing import EquityAllocation
 from ict_trader.core.strategy import EngineConfig, StrategyProfile
@@ -74,8 +75,9 @@ class TradeStatus(StrEnum):
 
 
 def signal_id(signal: Signal) -> str:
-    """Stable id of a signal: its bar and direction (a bar emits at most one signal)."""
-    return f"{signal.time:%Y%m%dT%H%M}Z-{signal.direction.value}"
+    """Stable id of a signal: its symbol, bar and direction (a bar emits at most one signal)."""
+    stamp = f"{signal.time:%Y%m%dT%H%M}Z-{signal.direction.value}"
+    return f"{signal.symbol}-{stamp}" if signal.symbol else stamp
 
 
 def price_of(value: float) -> Decimal:
@@ -94,7 +96,7 @@ class _Trade:
     direction: Direction
     planned_qty: int
     entry_order_id: str
-    symbol: str  # what the trade's orders trade
+    instrument: Instrument  # what the trade's orders trade
     status: TradeStatus = TradeStatus.PENDING
     entry_qty: int = 0
     entry_value: Decimal = Decimal(0)
@@ -113,6 +115,15 @@ class _Trade:
     # the broker's app by its id, not by ours).
     entry_broker_id: str | None = None
     exit_broker_ids: list[str] = field(default_factory=list)
+
+    @property
+    def symbol(self) -> str:
+        """The symbol whose signal the trade follows (its detector, its session, its mark)."""
+        return self.signal.symbol
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.signal.symbol, self.profile)
 
     @property
     def sign(self) -> int:
@@ -140,7 +151,9 @@ class _Trade:
             return None
         # Exact, not rounded: fills can be sub-penny, and per-trade rounding would make the
         # ledger drift from the account's cash over many trades.
-        return (self.exit_value - self.entry_value) * self.sign - self.commission
+        gross = (self.exit_value - self.entry_value) * self.sign
+        multiplier = self.instrument.multiplier
+        return (gross if multiplier == 1 else gross * multiplier) - self.commission
 
     def view(self) -> TradeView:
         entry = self.entry_price
@@ -149,6 +162,7 @@ class _Trade:
             trade_id=self.trade_id,
             signal_id=self.signal_id,
             profile=self.profile,
+            symbol=self.instrument.symbol,
             direction=self.direction.value,
             status=self.status.value,
             planned_qty=self.planned_qty,
@@ -167,17 +181,31 @@ class _Trade:
 
 
 class Engine:
-    """Feed it events with `handle`; execute the commands it returns, in order."""
+    """Feed it events with `handle`; execute the commands it returns, in order.
 
-    def __init__(self, config: EngineConfig, detector: IctDetector) -> None:
+    Every profile trades every symbol's signals: one detector per symbol (`detectors`; a single
+    detector when there is one symbol), one trade at a time per symbol and profile.
+    """
+
+    def __init__(
+        self, config: EngineConfig, detectors: IctDetector | Mapping[str, IctDetector]
+    ) -> None:
         self.config = config
-        self.detector = detector
+        if isinstance(detectors, IctDetector):
+            if len(config.symbols) != 1:
+                raise ValueError(f"one detector per symbol is needed for {config.symbols}")
+            detectors = {config.symbols[0]: detectors}
+        if set(detectors) != set(config.symbols):
+            raise ValueError(f"detectors for {sorted(detectors)}, symbols {config.symbols}")
+        self._detectors: dict[str, IctDetector] = dict(detectors)
+        # Bars that name no symbol (a plain one-symbol file) are the only symbol's.
+        self._only: str = config.symbols[0] if len(config.symbols) == 1 else ""
         self._profiles: tuple[StrategyProfile, ...] = tuple(p for p in config.profiles if p.enabled)
         exits = exit_plan(config.exits)
         self._resting_exits = exits.resting
         self._timed_exits = exits.timed
         self._sizing = EquityAllocation(config.risk)
-        self._selection: Selection = SignalSymbol(config.symbol)
+        self._selection: Selection = SignalSymbol()
         self._equity: Decimal | None = None
         self._halt_reason: str | None = None
         self._reduce_reason: str | None = None
@@ -186,8 +214,9 @@ class Engine:
         self._account_blocked = False
         self.risk = RiskMonitor(config.risk)
         self._risk_session: Session | None = None
-        self._mark: Decimal | None = None  # the last bar's close, for unrealized P&L
-        self._active: dict[str, _Trade] = {}  # profile -> its trade that is not finished
+        self._marks: dict[str, Decimal] = {}  # the last close per symbol, for unrealized P&L
+        # (symbol, profile) -> its trade that is not finished
+        self._active: dict[tuple[str, str], _Trade] = {}
         self._orders: dict[str, tuple[_Trade, Leg]] = {}
         self._seen_executions: set[str] = set()
         self._out: list[Command] = []
@@ -198,9 +227,43 @@ class Engine:
     def open_trades(self) -> list[TradeView]:
         return [trade.view() for trade in self._active.values()]
 
-    def open_position(self) -> int:
-        """Net shares ict-trader's unfinished trades hold (negative when short)."""
-        return sum(trade.sign * trade.remaining for trade in self._active.values())
+    def open_position(self, symbol: str) -> int:
+        """Net units of `symbol` ict-trader's unfinished trades hold (negative when short)."""
+        return sum(
+            trade.sign * trade.remaining
+            for trade in self._active.values()
+            if trade.instrument.symbol == symbol
+        )
+
+    def open_positions(self) -> dict[str, int]:
+        """Net units per traded symbol, for every symbol a trade is unfinished in."""
+        held: dict[str, int] = {}
+        for trade in self._active.values():
+            symbol = trade.instrument.symbol
+            held[symbol] = held.get(symbol, 0) + trade.sign * trade.remaining
+        return held
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.config.symbols
+
+    def session(self, symbol: str) -> Session | None:
+        """The session of the last bar `symbol`'s detector saw."""
+        return self._detectors[symbol].session
+
+    def warm(self, bar: Bar) -> None:
+        """Show a bar to its symbol's detector without trading on it (a restart's history)."""
+        self._detector_of(bar).update(bar)
+
+    def _detector_of(self, bar: Bar) -> IctDetector:
+        symbol = bar.symbol or self._only
+        detector = self._detectors.get(symbol)
+        if detector is None:
+            named = f"a bar of {symbol}" if symbol else "a bar without a symbol"
+            raise ValueError(
+                f"{named} at {bar.time.isoformat()}: ict-trader trades {', '.join(self.symbols)}"
+            )
+        return detector
 
     @property
     def equity(self) -> Decimal | None:
@@ -299,6 +362,8 @@ class Engine:
 
     def _release(self, event: ReleaseTrades) -> None:
         for trade in list(self._active.values()):
+            if event.symbols is not None and trade.instrument.symbol not in event.symbols:
+                continue
             working = set(trade.resting)
             if trade.exit_order_id is not None:
                 working.add(trade.exit_order_id)
@@ -311,7 +376,7 @@ class Engine:
             trade.resting.clear()
             trade.exit_order_id = None
             trade.status = TradeStatus.RELEASED
-            self._active.pop(trade.profile, None)
+            self._active.pop(trade.key, None)
             self._record(trade)
             self._out.append(
                 Notify(
@@ -322,7 +387,7 @@ class Engine:
                     event.time,
                 )
             )
-        self._mark_to_market(None)
+        self._mark_to_market()
 
     def restore(self, ledger: Ledger) -> None:
         """Resume managing the unfinished trades of a previous run from its ledger.
@@ -338,15 +403,18 @@ class Engine:
         for order in ledger.orders:
             orders_by_trade.setdefault(order.request.trade_id, []).append(order)
         for view in ledger.unfinished_trades():
+            signal = ledger.signals[view.signal_id]
+            if not signal.symbol:  # recorded before signals named their symbol: the only one
+                signal = replace(signal, symbol=self._only or view.symbol)
             trade = _Trade(
                 trade_id=view.trade_id,
                 signal_id=view.signal_id,
-                signal=ledger.signals[view.signal_id],
+                signal=signal,
                 profile=view.profile,
                 direction=Direction(view.direction),
                 planned_qty=view.planned_qty,
                 entry_order_id=view.entry_order_id,
-                symbol=self._selection.instrument(ledger.signals[view.signal_id]),
+                instrument=instrument_of(view.symbol),
                 status=TradeStatus(view.status),
                 target_price=view.target_price,
                 stop_price=view.stop_price,
@@ -384,16 +452,17 @@ class Engine:
                 elif leg is Leg.EXIT:
                     trade.exit_order_id = request.client_order_id
             trade.exit_broker_ids = [broker_id for _, broker_id in sorted(exits_filled)]
-            self._active[trade.profile] = trade
+            self._active[trade.key] = trade
 
     # ------------------------------------------------------------------ bars and signals
 
     def on_bar(self, bar: Bar) -> Sequence[Command]:
         """`handle(BarClosed(bar))` without the event object: the per-bar hot path."""
-        signal = self.detector.update(bar)
+        detector = self._detector_of(bar)
+        signal = detector.update(bar)
         if not self._active and signal is None:
             return _NOTHING  # most bars: no trade to manage, no signal
-        session = self.detector.session
+        session = detector.session
         if session is not self._risk_session:  # the daily limits start afresh each session
             self._risk_session = session
             if session is not None:
@@ -402,30 +471,37 @@ class Engine:
         self._out = out
         now = bar.time + _ONE_MINUTE
         if self._active:
-            self._mark_to_market(price_of(bar.close))
+            self._marks[bar.symbol or self._only] = price_of(bar.close)
+            self._mark_to_market()
             self._check_risk(now)
             self._manage_exits(now)
         if signal is not None:
-            self._on_signal(signal, now)
+            symbol = bar.symbol or self._only
+            if signal.symbol != symbol:
+                signal = replace(signal, symbol=symbol)
+            assert session is not None
+            self._on_signal(signal, session, now)
         return out
 
-    def _on_signal(self, signal: Signal, now: datetime) -> None:
+    def _on_signal(self, signal: Signal, session: Session, now: datetime) -> None:
         sid = signal_id(signal)
         self._out.append(SignalDetected(sid, signal))
-        session = self.detector.session
-        assert session is not None
+        instrument = self._selection.instrument(signal)
+        price = price_of(signal.close)
         for profile in self._profiles:
-            reason = self._skip_reason(profile, session, now)
+            reason = self._skip_reason(profile, signal.symbol, session, now)
             if reason is not None:
                 self._out.append(EntrySkipped(sid, profile.name, reason, now))
                 continue
             assert self._equity is not None
             size = self._sizing.size(
                 profile,
-                price_of(signal.close),
+                price,
                 equity=self._equity,
                 buying_power=self._buying_power,
-                open_qtys=[t.planned_qty for t in self._active.values()],
+                open_total=self._exposure(None, signal.symbol, price),
+                open_in_symbol=self._exposure(signal.symbol, signal.symbol, price),
+                multiplier=instrument.multiplier,
             )
             if size.refused is not None:
                 self._out.append(EntrySkipped(sid, profile.name, size.refused, now))
@@ -440,16 +516,33 @@ class Engine:
                         now,
                     )
                 )
-            self._open_trade(profile, signal, sid, size.qty, now)
+            self._open_trade(profile, signal, sid, instrument=instrument, qty=size.qty, now=now)
 
-    def _skip_reason(self, profile: StrategyProfile, session: Session, now: datetime) -> str | None:
+    def _exposure(self, symbol: str | None, priced: str, price: Decimal) -> Exposure:
+        """Planned units of the open trades (of `symbol`, or all) and their value: at `price`
+        for `priced`'s trades, at its last close for another symbol's."""
+        units = 0
+        notional = Decimal(0)
+        for trade in self._active.values():
+            if symbol is not None and trade.symbol != symbol:
+                continue
+            units += trade.planned_qty
+            at = price if trade.symbol == priced else self._marks.get(trade.symbol)
+            if at is None:
+                at = price_of(trade.signal.close)
+            notional += trade.planned_qty * at * trade.instrument.multiplier
+        return Exposure(units, notional)
+
+    def _skip_reason(
+        self, profile: StrategyProfile, symbol: str, session: Session, now: datetime
+    ) -> str | None:
         if self._halt_reason is not None:
             return f"kill switch engaged: {self._halt_reason}"
         if self._reduce_reason is not None:
             return f"entries blocked: {self._reduce_reason}"
         if self._account_blocked:
             return "the broker reports the account or trading as blocked"
-        busy = self._active.get(profile.name)
+        busy = self._active.get((symbol, profile.name))
         if busy is not None:
             return f"already in trade {busy.trade_id} ({busy.status.value})"
         for rule in self._timed_exits:
@@ -461,20 +554,28 @@ class Engine:
         return None
 
     def _open_trade(
-        self, profile: StrategyProfile, signal: Signal, sid: str, qty: int, now: datetime
+        self,
+        profile: StrategyProfile,
+        signal: Signal,
+        sid: str,
+        *,
+        instrument: Instrument,
+        qty: int,
+        now: datetime,
     ) -> None:
-        entry_id = client_order_id(signal.time, signal.direction.value, profile.name, Leg.ENTRY)
+        tid = trade_id(signal.symbol, signal.time, signal.direction.value, profile.name)
+        entry_id = client_order_id(tid, Leg.ENTRY)
         trade = _Trade(
-            trade_id=entry_id.removesuffix("-" + Leg.ENTRY.value),
+            trade_id=tid,
             signal_id=sid,
             signal=signal,
             profile=profile.name,
             direction=signal.direction,
             planned_qty=qty,
             entry_order_id=entry_id,
-            symbol=self._selection.instrument(signal),
+            instrument=instrument,
         )
-        self._active[profile.name] = trade
+        self._active[trade.key] = trade
         self._orders[entry_id] = (trade, Leg.ENTRY)
         self._submit(
             trade,
@@ -490,10 +591,10 @@ class Engine:
     # ------------------------------------------------------------------ exits by time
 
     def _manage_exits(self, now: datetime) -> None:
-        session = self.detector.session
         for trade in list(self._active.values()):
             if trade.status is TradeStatus.EXITING:
                 continue
+            session = self._detectors[trade.symbol].session
             for rule in self._timed_exits:  # the first rule due names the exit
                 reason = rule.due(trade, now, session)
                 if reason is not None:
@@ -519,13 +620,7 @@ class Engine:
         if trade.remaining <= 0 or trade.exit_order_id is not None:
             return
         trade.exit_attempts += 1
-        order_id = client_order_id(
-            trade.signal.time,
-            trade.direction.value,
-            trade.profile,
-            Leg.EXIT,
-            attempt=trade.exit_attempts,
-        )
+        order_id = client_order_id(trade.trade_id, Leg.EXIT, attempt=trade.exit_attempts)
         trade.exit_order_id = order_id
         self._orders[order_id] = (trade, Leg.EXIT)
         self._submit(
@@ -648,7 +743,7 @@ class Engine:
             else:
                 trade.stop_price = price
         for leg, price in legs:
-            order_id = client_order_id(trade.signal.time, trade.direction.value, trade.profile, leg)
+            order_id = client_order_id(trade.trade_id, leg)
             self._orders[order_id] = (trade, leg)
             trade.resting.add(order_id)
             self._submit(
@@ -664,23 +759,19 @@ class Engine:
                 oco_group=oco,
             )
 
-    def _mark_to_market(self, mark: Decimal | None) -> None:
-        """Open trades' P&L so far at `mark` (or the last mark), for the loss limits."""
-        if mark is not None:
-            self._mark = mark
-        mark = self._mark
-        if mark is None:
+    def _mark_to_market(self) -> None:
+        """Open trades' P&L so far at their symbols' last closes, for the loss limits."""
+        marks = self._marks
+        if not marks:
             return
-        self.risk.mark(
-            sum(
-                (
-                    t.sign * (t.exit_value + mark * t.remaining - t.entry_value)
-                    for t in self._active.values()
-                    if t.entry_qty
-                ),
-                Decimal(0),
-            )
-        )
+        unrealized = Decimal(0)
+        for t in self._active.values():
+            mark = marks.get(t.symbol)
+            if t.entry_qty and mark is not None:
+                moved = t.sign * (t.exit_value + mark * t.remaining - t.entry_value)
+                multiplier = t.instrument.multiplier
+                unrealized += moved if multiplier == 1 else moved * multiplier
+        self.risk.mark(unrealized)
 
     def _check_risk(self, now: datetime) -> None:
         if self._halt_reason is not None:
@@ -692,18 +783,18 @@ class Engine:
 
     def _finish_if_flat(self, trade: _Trade, now: datetime) -> None:
         if trade.status is TradeStatus.CANCELED:
-            self._active.pop(trade.profile, None)
+            self._active.pop(trade.key, None)
             return
         if trade.entry_qty > 0 and trade.remaining == 0 and trade.status is TradeStatus.EXITING:
             if trade.resting or trade.exit_order_id is not None:
                 return
             trade.status = TradeStatus.CLOSED
-            self._active.pop(trade.profile, None)
+            self._active.pop(trade.key, None)
             self._out.append(self._exit_notice(trade, now))
             pnl = trade.pnl()
             assert pnl is not None
             self.risk.realize(pnl)
-            self._mark_to_market(None)
+            self._mark_to_market()
             self._check_risk(now)
 
     # ------------------------------------------------------------------ helpers
@@ -726,7 +817,7 @@ class Engine:
             SubmitOrder(
                 OrderRequest(
                     client_order_id=order_id,
-                    symbol=trade.symbol,
+                    symbol=trade.instrument.symbol,
                     side=side,
                     qty=qty,
                     type=kind,
@@ -752,7 +843,7 @@ class Engine:
             Level.INFO,
             f"{trade.profile.upper()} entry",
             f"{trade.profile.upper()} entry — {trade.direction.value.upper()} {trade.entry_qty} "
-            f"{trade.symbol} @ {price_text(price)} · order {order} · "
+            f"{trade.instrument.symbol} @ {price_text(price)} · order {order} · "
             f"target {price_text(trade.target_price)}",
             now,
         )
@@ -765,7 +856,7 @@ class Engine:
             Level.INFO,
             f"{trade.profile.upper()} {reason} exit",
             f"{trade.profile.upper()} {reason} exit — {trade.direction.value.upper()} "
-            f"{trade.entry_qty} {trade.symbol} {price_text(view.entry_price)} → "
+            f"{trade.entry_qty} {trade.instrument.symbol} {price_text(view.entry_price)} → "
             f"{price_text(view.exit_price)} · P&L {view.pnl:+.2f} · order {orders} "
             f"(entry {trade.entry_broker_id or trade.entry_order_id})",
             now,

@@ -130,11 +130,13 @@ class Resume:
 class ReleaseTrades:
     """A person settled a dispute in the broker's favour: the shares of ict-trader's unfinished
     trades were closed outside it (by hand, at the broker), so ict-trader stops managing them.
-    No fill is booked and no P&L counted for what it did not see happen."""
+    No fill is booked and no P&L counted for what it did not see happen. `symbols`: only the
+    trades in these instruments (the disputed ones); None: every unfinished trade."""
 
     time: datetime
     reason: str
     actor: str
+    symbols: frozenset[str] | None = None
 
 
 Event = (
@@ -215,6 +217,7 @@ class TradeView:
     trade_id: str
     signal_id: str
     profile: str
+    symbol: str  # the instrument its orders trade
     direction: str
     status: str
     planned_qty: int

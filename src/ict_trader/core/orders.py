@@ -1,8 +1,8 @@
 """Orders as the engine and every broker see them, and deterministic client order ids.
 
-Client order ids are derived from (signal, profile, leg, attempt) so that a replayed or restarted
-run computes the *same* id for the same intent; the broker refuses a reused id (Alpaca never
-accepts one twice), which is what makes a duplicate order impossible rather than unlikely.
+Client order ids are derived from (symbol, signal, profile, leg, attempt) so that a replayed or
+restarted run computes the *same* id for the same intent; the broker refuses a reused id (Alpaca
+never accepts one twice), which is what makes a duplicate order impossible rather than unlikely.
 """
 
 from __future__ import annotations
@@ -73,20 +73,33 @@ class OrderRequest:
     created_at: datetime | None = None
 
 
-def client_order_id(
-    signal_time: datetime, direction: str, profile: str, leg: Leg, attempt: int = 1
-) -> str:
-    """`ict-202401041630s-conservative-entry`; long profile names are shortened with a hash.
+# The longest leg suffix an id reserves room for: "-target999", "-exit99999".
+_LEG_RESERVE = len("-exit99999")
 
-    The attempt number only appears for a re-sent exit (a broker never accepts an id twice,
-    not even after a rejection), so the first attempt keeps the readable form.
+
+def trade_id(symbol: str, signal_time: datetime, direction: str, profile: str) -> str:
+    """`ict-QQQ-202401041630s-conservative`: one trade of one profile on one symbol's signal.
+
+    Unique across instruments because a symbol has at most one signal a minute and a profile at
+    most one trade a signal. Profile names too long for Alpaca's 48 characters are shortened with
+    a hash, once, so every leg of the trade shares the same stem.
     """
     stamp = f"{signal_time:%Y%m%d%H%M}{direction[:1]}"
-    tail = leg.value if attempt == 1 else f"{leg.value}{attempt}"
-    budget = MAX_CLIENT_ORDER_ID - len("ict-") - len(stamp) - len(tail) - 2
+    head = f"ict-{symbol}-{stamp}-"
+    budget = MAX_CLIENT_ORDER_ID - len(head) - _LEG_RESERVE
     name = profile if len(profile) <= budget else _shorten(profile, budget)
-    result = f"ict-{stamp}-{name}-{tail}"
-    assert len(result) <= MAX_CLIENT_ORDER_ID
+    return head + name
+
+
+def client_order_id(trade: str, leg: Leg, attempt: int = 1) -> str:
+    """`<trade id>-entry`, `-target`, `-stop`, `-exit`; a re-sent exit is `-exit2`, `-exit3`…
+
+    The attempt number only appears for a re-sent order (a broker never accepts an id twice,
+    not even after a rejection), so the first attempt keeps the readable form.
+    """
+    tail = leg.value if attempt == 1 else f"{leg.value}{attempt}"
+    result = f"{trade}-{tail}"
+    assert len(result) <= MAX_CLIENT_ORDER_ID, result
     return result
 
 

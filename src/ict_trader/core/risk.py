@@ -12,6 +12,8 @@ Defaults (each configurable under `[risk]`, 0 disables a limit):
 - max_drawdown_pct 5 % from the account's equity peak; trips the kill switch;
 - per-trade size: max_shares_per_trade, max_notional_per_trade, max_equity_pct_per_trade (10 %);
   in total over open trades: max_total_shares, max_total_notional, max_total_equity_pct (20 %);
+  per symbol over its open trades (several symbols): max_symbol_shares, max_symbol_notional,
+  max_symbol_equity_pct (all off by default);
   an entry over a limit is reduced to fit (or refused if nothing fits), with the reason recorded;
 - buying power: an entry costing more than the account's buying power is reduced or refused;
 - stale_data_minutes (5), live only: no new bar, on the stream or over REST, for that long ->
@@ -43,6 +45,9 @@ class RiskLimits:
     max_total_shares: int = 0
     max_total_notional: Decimal = Decimal(0)
     max_total_equity_pct: Decimal = Decimal(20)
+    max_symbol_shares: int = 0
+    max_symbol_notional: Decimal = Decimal(0)
+    max_symbol_equity_pct: Decimal = Decimal(0)
     stale_data_minutes: int = 5  # live: no new bar this long -> no new entries until bars return
 
     def __post_init__(self) -> None:
@@ -57,6 +62,14 @@ def _whole(amount: Decimal) -> int:
     return int(amount.to_integral_value(rounding=ROUND_DOWN)) if amount > 0 else 0
 
 
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """What open trades hold: units (shares or contracts) and their value at a price."""
+
+    units: int = 0
+    notional: Decimal = Decimal(0)
+
+
 def fit_entry(
     wanted: int,
     price: Decimal,
@@ -66,18 +79,40 @@ def fit_entry(
     open_shares: int,
     open_notional: Decimal,
     limits: RiskLimits,
+    symbol_open: Exposure = Exposure(),
+    multiplier: int = 1,
 ) -> tuple[int, list[str]]:
-    """The largest quantity ≤ `wanted` that respects every size limit, and why it was cut."""
+    """The largest quantity ≤ `wanted` that respects every size limit, and why it was cut.
+
+    `open_shares`/`open_notional` are every open trade's, `symbol_open` those of the entry's own
+    symbol; one unit costs `price` x `multiplier` (100 for an option contract).
+    """
+    unit = price * multiplier
     caps: list[tuple[int, str]] = []
     if limits.max_shares_per_trade:
         caps.append((limits.max_shares_per_trade, f"max {limits.max_shares_per_trade} shares"))
     if limits.max_notional_per_trade:
         caps.append(
-            (_whole(limits.max_notional_per_trade / price), f"max ${limits.max_notional_per_trade}")
+            (_whole(limits.max_notional_per_trade / unit), f"max ${limits.max_notional_per_trade}")
         )
     if limits.max_equity_pct_per_trade:
         budget = equity * limits.max_equity_pct_per_trade / 100
-        caps.append((_whole(budget / price), f"max {limits.max_equity_pct_per_trade}% of equity"))
+        caps.append((_whole(budget / unit), f"max {limits.max_equity_pct_per_trade}% of equity"))
+    if limits.max_symbol_shares:
+        caps.append(
+            (
+                limits.max_symbol_shares - symbol_open.units,
+                f"max {limits.max_symbol_shares} shares in the symbol",
+            )
+        )
+    if limits.max_symbol_notional:
+        room = limits.max_symbol_notional - symbol_open.notional
+        caps.append((_whole(room / unit), f"max ${limits.max_symbol_notional} in the symbol"))
+    if limits.max_symbol_equity_pct:
+        room = equity * limits.max_symbol_equity_pct / 100 - symbol_open.notional
+        caps.append(
+            (_whole(room / unit), f"max {limits.max_symbol_equity_pct}% of equity in the symbol")
+        )
     if limits.max_total_shares:
         caps.append(
             (
@@ -87,14 +122,12 @@ def fit_entry(
         )
     if limits.max_total_notional:
         room = limits.max_total_notional - open_notional
-        caps.append((_whole(room / price), f"max ${limits.max_total_notional} in total"))
+        caps.append((_whole(room / unit), f"max ${limits.max_total_notional} in total"))
     if limits.max_total_equity_pct:
         room = equity * limits.max_total_equity_pct / 100 - open_notional
-        caps.append(
-            (_whole(room / price), f"max {limits.max_total_equity_pct}% of equity in total")
-        )
+        caps.append((_whole(room / unit), f"max {limits.max_total_equity_pct}% of equity in total"))
     if buying_power is not None:
-        caps.append((_whole(buying_power / price), f"buying power ${buying_power:.2f}"))
+        caps.append((_whole(buying_power / unit), f"buying power ${buying_power:.2f}"))
     qty = wanted
     reasons = []
     for cap, why in caps:

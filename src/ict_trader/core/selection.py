@@ -9,20 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ict_trader.core.instruments import Instrument, equity
 from ict_trader.signals import Signal
 
 
 class Selection(Protocol):
-    def instrument(self, signal: Signal) -> str:
-        """The symbol an entry on `signal` trades."""
+    def instrument(self, signal: Signal) -> Instrument:
+        """What an entry on `signal` trades."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class SignalSymbol:
-    """The signal's own symbol: signals carry none yet, so it is the configured one."""
+    """Shares of the symbol the signal was found on."""
 
-    symbol: str
-
-    def instrument(self, signal: Signal) -> str:
-        return self.symbol
+    def instrument(self, signal: Signal) -> Instrument:
+        return equity(signal.symbol)

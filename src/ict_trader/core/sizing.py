@@ -6,19 +6,22 @@ bar's close), then cut to the risk limits' size caps and the buying power (`risk
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-from ict_trader.core.risk import RiskLimits, fit_entry
+from ict_trader.core.risk import Exposure, RiskLimits, fit_entry
 from ict_trader.core.strategy import StrategyProfile
 
 
-def allocated_shares(equity: Decimal, allocation: Decimal, price: Decimal) -> int:
-    """floor(equity x allocation / price): never round a position up past its allocation."""
+def allocated_shares(
+    equity: Decimal, allocation: Decimal, price: Decimal, multiplier: int = 1
+) -> int:
+    """floor(equity x allocation / (price x multiplier)): never round a position up past its
+    allocation."""
     if price <= 0:
         return 0
-    return int((equity * allocation / price).to_integral_value(rounding=ROUND_DOWN))
+    unit = price * multiplier if multiplier != 1 else price
+    return int((equity * allocation / unit).to_integral_value(rounding=ROUND_DOWN))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +45,12 @@ class EquityAllocation:
         *,
         equity: Decimal,
         buying_power: Decimal | None,
-        open_qtys: Sequence[int],
+        open_total: Exposure,
+        open_in_symbol: Exposure,
+        multiplier: int = 1,
     ) -> Size:
-        """Size an entry at `price` beside open trades of `open_qtys` planned shares."""
-        wanted = allocated_shares(equity, profile.allocation, price)
+        """Size an entry at `price` beside the open trades' exposure, in all and in its symbol."""
+        wanted = allocated_shares(equity, profile.allocation, price, multiplier)
         if wanted == 0:
             return Size(
                 0,
@@ -58,9 +63,11 @@ class EquityAllocation:
             price,
             equity=equity,
             buying_power=buying_power,
-            open_shares=sum(open_qtys),
-            open_notional=sum((shares * price for shares in open_qtys), Decimal(0)),
+            open_shares=open_total.units,
+            open_notional=open_total.notional,
             limits=self.limits,
+            symbol_open=open_in_symbol,
+            multiplier=multiplier,
         )
         if qty == 0:
             reason = f"size limits leave 0 of {wanted} shares: {', '.join(cuts)}"

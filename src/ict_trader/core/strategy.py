@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from ict_trader import ranges
 from ict_trader.core.exits.stop import StopMode
+from ict_trader.core.instruments import equity
 from ict_trader.core.risk import RiskLimits
 from ict_trader.errors import ConfigError
 
@@ -68,14 +69,27 @@ class ExitRules:
             ranges.checked(allowed, getattr(self, name), f"exits.{name}")
 
 
+MAX_SYMBOLS = 50  # one detector and one bar stream each; far more is a different program
+
+
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    symbol: str = "QQQ"
+    """What the engine trades: every profile on every symbol's signals."""
+
+    symbols: tuple[str, ...] = ("QQQ",)
     profiles: tuple[StrategyProfile, ...] = DEFAULT_PROFILES
     exits: ExitRules = field(default_factory=ExitRules)
     risk: RiskLimits = field(default_factory=RiskLimits)
 
     def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ConfigError("symbols: at least one symbol is required")
+        if len(self.symbols) > MAX_SYMBOLS:
+            raise ConfigError(f"symbols: at most {MAX_SYMBOLS}, got {len(self.symbols)}")
+        for symbol in self.symbols:
+            equity(symbol)  # a ticker, or a ConfigError naming it
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ConfigError(f"symbols: duplicate symbols in {list(self.symbols)}")
         names = [profile.name for profile in self.profiles]
         if len(set(names)) != len(names):
             raise ConfigError(f"profiles: duplicate names in {names}")

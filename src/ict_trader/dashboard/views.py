@@ -147,7 +147,6 @@ def positions_view(store: Store) -> list[dict[str, Any]]:
     status = collect_status(store)
     now = _now(status)
     hold = timedelta(minutes=_max_hold_minutes(store))
-    mark = store.state("last_close")
     positions = []
     for trade in status["open_trades"]:
         entry_time = datetime.fromisoformat(trade["entry_time"]) if trade["entry_time"] else None
@@ -158,7 +157,7 @@ def positions_view(store: Store) -> list[dict[str, Any]]:
             {
                 **trade,
                 "entry_time": _iso(entry_time),
-                "mark": None if mark is None else str(round(Decimal(mark), 4)),
+                "mark": None if trade["mark"] is None else str(round(Decimal(trade["mark"]), 4)),
                 "minutes_left": left,
             }
         )

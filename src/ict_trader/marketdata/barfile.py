@@ -579,7 +579,7 @@ def _windows(calendar: NyseCalendar, extended: bool) -> tuple[np.ndarray, np.nda
 # ---------------------------------------------------------------------------- bars
 
 
-def _to_bars(times: np.ndarray, values: dict[str, np.ndarray]) -> list[Bar]:
+def _to_bars(times: np.ndarray, values: dict[str, np.ndarray], symbol: str = "") -> list[Bar]:
     if times.size and not (times % 1_000_000_000).any():
         # whole seconds (every real bar): exact, and twice as fast as pandas' conversion
         seconds = (times // 1_000_000_000).tolist()
@@ -591,9 +591,9 @@ def _to_bars(times: np.ndarray, values: dict[str, np.ndarray]) -> list[Bar]:
     columns = [values[name].tolist() for name in COLUMNS[1:]]
     with _no_cyclic_gc():
         # tuple.__new__ straight from C: Bar(...) would run the NamedTuple's Python __new__
-        # for every bar; zip yields exactly Bar's six fields in order (the columns have one
-        # length by construction, so zip need not check it).
-        return list(map(_new_bar, zip(moments, *columns, strict=False)))
+        # for every bar; zip yields exactly Bar's fields in order, the symbol last (the columns
+        # have one length by construction, so zip need not check it).
+        return list(map(_new_bar, zip(moments, *columns, repeat(symbol), strict=False)))
 
 
 _new_bar = partial(tuple.__new__, Bar)

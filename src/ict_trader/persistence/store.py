@@ -52,7 +52,7 @@ from ict_trader.core.orders import Leg, OrderRequest, OrderStatus, OrderType, Si
 from ict_trader.persistence.store_lock import AlreadyRunningError, WriterLock
 from ict_trader.signals import Direction, Signal
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_SECONDS = 5.0  # how long one attempt waits for another connection's write lock
 # Pauses between attempts to take the write lock once busy_timeout ran out (with jitter).
 LOCK_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.2, 0.5, 1.0)
@@ -179,7 +179,50 @@ _MIGRATIONS: dict[int, str] = {
         FROM state WHERE key = 'control_request';
     DELETE FROM state WHERE key = 'control_request';
     """,
+    # v4: several symbols. Signals, trades and bars name their symbol (orders always did); the
+    # last close is kept per symbol; runs record `symbols`. Rows written before were of the one
+    # symbol their run traded: a trade's is its entry order's, a signal's that of a trade on it,
+    # else the latest run's.
+    4: """
+    ALTER TABLE signals ADD COLUMN symbol TEXT NOT NULL DEFAULT '';
+    ALTER TABLE trades ADD COLUMN symbol TEXT NOT NULL DEFAULT '';
+    UPDATE trades SET symbol = COALESCE(
+        (SELECT o.symbol FROM orders o WHERE o.client_order_id = trades.entry_order_id), '');
+    UPDATE signals SET symbol = COALESCE(
+        (SELECT t.symbol FROM trades t WHERE t.signal_id = signals.signal_id AND t.symbol != ''
+         LIMIT 1),
+        (SELECT json_extract(r.config, '$.symbol') FROM runs r ORDER BY r.run_id DESC LIMIT 1),
+        'QQQ');
+    UPDATE trades SET symbol = (SELECT s.symbol FROM signals s WHERE s.signal_id = trades.signal_id)
+        WHERE symbol = '';
+    CREATE TABLE bars_v4 (
+        symbol TEXT NOT NULL,
+        time TEXT NOT NULL,
+        open REAL NOT NULL,
+        high REAL NOT NULL,
+        low REAL NOT NULL,
+        close REAL NOT NULL,
+        volume REAL NOT NULL,
+        PRIMARY KEY (symbol, time)
+    );
+    INSERT INTO bars_v4 (symbol, time, open, high, low, close, volume)
+        SELECT COALESCE(
+            (SELECT json_extract(r.config, '$.symbol') FROM runs r ORDER BY r.run_id DESC LIMIT 1),
+            'QQQ'), time, open, high, low, close, volume FROM bars;
+    DROP TABLE bars;
+    ALTER TABLE bars_v4 RENAME TO bars;
+    UPDATE state SET key = 'last_close.' || COALESCE(
+        (SELECT json_extract(r.config, '$.symbol') FROM runs r ORDER BY r.run_id DESC LIMIT 1),
+        'QQQ') WHERE key = 'last_close';
+    UPDATE runs SET config = json_set(json_remove(config, '$.symbol'),
+        '$.symbols', json_array(json_extract(config, '$.symbol')),
+        '$.risk.max_symbol_shares', '0',
+        '$.risk.max_symbol_notional', '0',
+        '$.risk.max_symbol_equity_pct', '0')
+        WHERE json_type(config, '$.symbol') = 'text' AND json_type(config, '$.risk') = 'object'
+    """,
 }
+LAST_CLOSE_PREFIX = "last_close."  # + symbol: the mark for unrealized P&L in status
 
 
 class StoreError(RuntimeError):
@@ -428,7 +471,8 @@ class Store:
     def record_signal(self, detected: SignalDetected) -> None:
         s = detected.signal
         self._write(
-            "INSERT OR IGNORE INTO signals VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO signals (signal_id, time, direction, close, atr, extreme,"
+            " mss_level, symbol) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 detected.signal_id,
                 _iso(s.time),
@@ -437,6 +481,7 @@ class Store:
                 s.atr,
                 repr(s.extreme),
                 repr(s.mss_level),
+                s.symbol,
             ),
         )
 
@@ -536,7 +581,8 @@ class Store:
 
     def record_trade(self, trade: TradeView) -> None:
         self._write(
-            f"INSERT OR REPLACE INTO trades VALUES ({', '.join('?' * 18)})",
+            f"INSERT OR REPLACE INTO trades ({', '.join(_TRADE_COLUMNS)})"
+            f" VALUES ({', '.join('?' * len(_TRADE_COLUMNS))})",
             (
                 trade.trade_id,
                 trade.signal_id,
@@ -556,6 +602,7 @@ class Store:
                 _dec(trade.pnl),
                 str(trade.commission),
                 self.data_feed,
+                trade.symbol,
             ),
         )
 
@@ -586,10 +633,30 @@ class Store:
         )
 
     def record_bar(self, bar: Bar) -> None:
+        """Keep a bar for the dashboard's chart and the audit; it must name its symbol."""
+        if not bar.symbol:
+            raise ValueError(f"bar {bar.time.isoformat()} names no symbol")
         self._write(
-            "INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?)",
-            (_iso(bar.time), bar.open, bar.high, bar.low, bar.close, bar.volume),
+            "INSERT OR REPLACE INTO bars (symbol, time, open, high, low, close, volume)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (bar.symbol, _iso(bar.time), bar.open, bar.high, bar.low, bar.close, bar.volume),
         )
+        self._write(
+            "INSERT OR REPLACE INTO state VALUES (?, ?)",
+            (LAST_CLOSE_PREFIX + bar.symbol, repr(bar.close)),
+        )
+
+    def set_last_close(self, symbol: str, close: float) -> None:
+        """The mark `status` values `symbol`'s open trades at (bars not kept, e.g. a backtest)."""
+        self.set_state(LAST_CLOSE_PREFIX + symbol, repr(close))
+
+    def last_closes(self) -> dict[str, Decimal]:
+        """The last close recorded per symbol."""
+        rows = self._db.execute(
+            "SELECT key, value FROM state WHERE key LIKE ? ESCAPE '\\'",
+            (LAST_CLOSE_PREFIX.replace("_", "\\_") + "%",),
+        )
+        return {str(key)[len(LAST_CLOSE_PREFIX) :]: Decimal(value) for key, value in rows}
 
     def set_state(self, key: str, value: str) -> None:
         self._write("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
@@ -620,7 +687,7 @@ class Store:
         return None if row is None else str(row[0])
 
     def trades(self, status: str | None = None) -> list[TradeView]:
-        query = "SELECT * FROM trades"
+        query = f"SELECT {', '.join(_TRADE_COLUMNS)} FROM trades"
         params: tuple[Any, ...] = ()
         if status is not None:
             query += " WHERE status = ?"
@@ -645,12 +712,23 @@ class Store:
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
-    def bars_between(self, start: datetime, end: datetime) -> list[Bar]:
-        rows = self._db.execute(
-            "SELECT * FROM bars WHERE time >= ? AND time < ? ORDER BY time",
-            (_iso(start), _iso(end)),
+    def bars_between(self, start: datetime, end: datetime, symbol: str | None = None) -> list[Bar]:
+        """Bars in [start, end), of `symbol` or of every symbol, in time then symbol order."""
+        query = (
+            "SELECT time, open, high, low, close, volume, symbol FROM bars"
+            " WHERE time >= ? AND time < ?"
         )
-        return [Bar(_parse_time(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        params: tuple[str, ...] = (_iso(start), _iso(end))
+        if symbol is not None:
+            query += " AND symbol = ?"
+            params += (symbol,)
+        rows = self._db.execute(query + " ORDER BY time, symbol", params)
+        return [Bar(_parse_time(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+    def bar_symbols(self) -> list[str]:
+        """The symbols with bars kept, alphabetically."""
+        rows = self._db.execute("SELECT DISTINCT symbol FROM bars ORDER BY 1")
+        return [str(row[0]) for row in rows]
 
     def bar_days(self) -> list[str]:
         """The dates (YYYY-MM-DD) with bars, oldest first; regular-hours bars (13:30-20:00 UTC)
@@ -660,7 +738,8 @@ class Store:
 
     def signals_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         cursor = self._db.execute(
-            "SELECT signal_id, time, direction, close, atr, extreme, mss_level FROM signals"
+            "SELECT signal_id, time, direction, close, atr, extreme, mss_level, symbol"
+            " FROM signals"
             " WHERE time >= ? AND time < ? ORDER BY time",
             (_iso(start), _iso(end)),
         )
@@ -725,8 +804,12 @@ class Store:
                 atr=float(row[4]),
                 extreme=float(row[5]),
                 mss_level=float(row[6]),
+                symbol=row[7],
             )
-            for row in self._db.execute("SELECT * FROM signals")
+            for row in self._db.execute(
+                "SELECT signal_id, time, direction, close, atr, extreme, mss_level, symbol"
+                " FROM signals"
+            )
         }
         orders = [
             OrderRecord(
@@ -789,11 +872,35 @@ def _opt_dec(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
+_TRADE_COLUMNS = (
+    "trade_id",
+    "signal_id",
+    "profile",
+    "direction",
+    "status",
+    "planned_qty",
+    "qty",
+    "entry_order_id",
+    "entry_price",
+    "entry_time",
+    "target_price",
+    "stop_price",
+    "exit_price",
+    "exit_time",
+    "exit_reason",
+    "pnl",
+    "commission",
+    "feed",
+    "symbol",
+)
+
+
 def _trade_from_row(row: tuple[Any, ...]) -> TradeView:
     return TradeView(
         trade_id=row[0],
         signal_id=row[1],
         profile=row[2],
+        symbol=row[18],
         direction=row[3],
         status=row[4],
         planned_qty=row[5],

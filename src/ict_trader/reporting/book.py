@@ -9,13 +9,14 @@ trade still open is what its exit fills made, and a closed trade's is the P&L th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
 from ict_trader.core.calendar import NEW_YORK
 from ict_trader.core.events import TradeView
+from ict_trader.core.instruments import instrument_of
 from ict_trader.persistence.store import Store
 
 UNFINISHED = frozenset({"pending", "open", "exiting"})
@@ -30,6 +31,11 @@ class TradeFigures:
     @property
     def sign(self) -> int:
         return 1 if self.trade.direction == "long" else -1
+
+    @property
+    def multiplier(self) -> int:
+        """Dollars per unit per dollar of price: 1 for a share, 100 for an option contract."""
+        return instrument_of(self.trade.symbol).multiplier
 
     @property
     def exited(self) -> int:
@@ -52,20 +58,23 @@ class TradeFigures:
         if self.trade.status not in UNFINISHED or self.trade.entry_price is None:
             return Decimal(0)
         entry = self.trade.entry_price
+        multiplier = self.multiplier
         return sum(
             (
-                self.sign * (price - entry) * qty - commission
+                self.sign * (price - entry) * qty * multiplier - commission
                 for moment, qty, price, commission in self.exit_fills
                 if day is None or _day(moment) == day
             ),
             Decimal(0),
         )
 
-    def unrealized(self, mark: Decimal | None) -> Decimal:
-        """P&L of the shares still held, at `mark` (0 without a mark or an entry price)."""
+    def unrealized(self, marks: Mapping[str, Decimal]) -> Decimal:
+        """P&L of the units still held at their symbol's mark in `marks` (0 without a mark or
+        an entry price)."""
+        mark = marks.get(self.trade.symbol)
         if not mark or self.trade.entry_price is None or self.held == 0:
             return Decimal(0)
-        return self.sign * (mark - self.trade.entry_price) * self.held
+        return self.sign * (mark - self.trade.entry_price) * self.held * self.multiplier
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +93,16 @@ class Book:
     def profiles(self) -> list[str]:
         return sorted({f.trade.profile for f in self.trades})
 
-    def of_profile(self, profile: str | None) -> Iterable[TradeFigures]:
-        return (f for f in self.trades if profile is None or f.trade.profile == profile)
+    def symbols(self) -> list[str]:
+        return sorted({f.trade.symbol for f in self.trades})
+
+    def of_profile(self, profile: str | None, symbol: str | None = None) -> Iterable[TradeFigures]:
+        return (
+            f
+            for f in self.trades
+            if (profile is None or f.trade.profile == profile)
+            and (symbol is None or f.trade.symbol == symbol)
+        )
 
     def unfinished(self, profile: str | None = None) -> list[TradeFigures]:
         return [f for f in self.of_profile(profile) if f.trade.status in UNFINISHED]
@@ -100,15 +117,20 @@ class Book:
             and (day is None or _day(f.trade.exit_time) == day)
         ]
 
-    def realized(self, day: date | None = None, profile: str | None = None) -> Decimal:
-        return sum((f.realized(day) for f in self.of_profile(profile)), Decimal(0))
+    def realized(
+        self, day: date | None = None, profile: str | None = None, symbol: str | None = None
+    ) -> Decimal:
+        return sum((f.realized(day) for f in self.of_profile(profile, symbol)), Decimal(0))
 
-    def unrealized(self, mark: Decimal | None, profile: str | None = None) -> Decimal:
-        return sum((f.unrealized(mark) for f in self.of_profile(profile)), Decimal(0))
+    def unrealized(
+        self, marks: Mapping[str, Decimal], profile: str | None = None, symbol: str | None = None
+    ) -> Decimal:
+        return sum((f.unrealized(marks) for f in self.of_profile(profile, symbol)), Decimal(0))
 
-    def position(self) -> int:
-        """Net shares the unfinished trades hold (negative when short), as the engine counts."""
-        return sum(f.sign * f.held for f in self.trades)
+    def position(self, symbol: str) -> int:
+        """Net units of `symbol` the unfinished trades hold (negative when short), as the
+        engine counts."""
+        return sum(f.sign * f.held for f in self.of_profile(None, symbol))
 
 
 def _day(moment: datetime | None) -> date | None:

@@ -12,7 +12,7 @@ from ict_trader.core.calendar import NEW_YORK
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.book import Book
 from ict_trader.runtime import control
-from ict_trader.runtime.simulation import LAST_BAR_KEY, LAST_CLOSE_KEY
+from ict_trader.runtime.simulation import LAST_BAR_KEY
 
 # Written by the live loop (see `collect_health`).
 HEARTBEAT_KEY = "heartbeat"
@@ -29,7 +29,7 @@ def collect_status(store: Store, book: Book | None = None) -> dict[str, Any]:
     # bar if it runs, at its start if it does not — so a resume given to a stopped bot shows.
     state = control.outlook(store)
     last_bar = store.state(LAST_BAR_KEY)
-    mark = Decimal(store.state(LAST_CLOSE_KEY) or "0")
+    marks = store.last_closes()
     book = book or Book.of(store)
     day = None
     if last_bar:
@@ -38,16 +38,18 @@ def collect_status(store: Store, book: Book | None = None) -> dict[str, Any]:
         {
             "trade_id": f.trade.trade_id,
             "profile": f.trade.profile,
+            "symbol": f.trade.symbol,
             "direction": f.trade.direction,
             "shares": f.held,
             "entry_price": str(f.trade.entry_price),
             "entry_time": f.trade.entry_time.isoformat() if f.trade.entry_time else None,
             "target_price": str(f.trade.target_price),
             "realized": str(f.realized().quantize(Decimal("0.01"))),
-            "unrealized": str(f.unrealized(mark).quantize(Decimal("0.01"))),
+            "mark": str(marks[f.trade.symbol]) if f.trade.symbol in marks else None,
+            "unrealized": str(f.unrealized(marks).quantize(Decimal("0.01"))),
         }
         for f in book.unfinished()
-        if f.trade.status != "pending" and f.trade.entry_price is not None and mark
+        if f.trade.status != "pending" and f.trade.entry_price is not None
     ]
     equity_curve = store.equity_curve()
     risk = (run or {}).get("config", {}).get("risk", {})
@@ -74,14 +76,25 @@ def collect_status(store: Store, book: Book | None = None) -> dict[str, Any]:
         "session": day.isoformat() if day else None,
         "pnl_today": {
             "realized": str(book.realized(day) if day else Decimal(0)),
-            "unrealized": str(book.unrealized(mark).quantize(Decimal("0.01"))),
+            "unrealized": str(book.unrealized(marks).quantize(Decimal("0.01"))),
             "per_profile": {
                 p: {
                     "realized": str(book.realized(day, p) if day else Decimal(0)),
-                    "unrealized": str(book.unrealized(mark, p).quantize(Decimal("0.01"))),
+                    "unrealized": str(book.unrealized(marks, p).quantize(Decimal("0.01"))),
                 }
                 for p in book.profiles()
             },
+        },
+        "symbols": {
+            symbol: {
+                "last_close": str(marks[symbol]) if symbol in marks else None,
+                "position": book.position(symbol),
+                "realized": str(book.realized(day, symbol=symbol) if day else Decimal(0)),
+                "unrealized": str(book.unrealized(marks, symbol=symbol).quantize(Decimal("0.01"))),
+            }
+            for symbol in sorted(
+                set((run or {}).get("config", {}).get("symbols", [])) | set(book.symbols())
+            )
         },
         "open_trades": open_trades,
         "breakers": breakers,

@@ -102,7 +102,7 @@ def run_task(task: Task) -> TaskResult:
     signals = detect_signals(bars, calendar, task.signal)
     base = task.settings
     if symbol:
-        base = replace(base, engine=replace(base.engine, symbol=symbol))
+        base = replace(base, engine=replace(base.engine, symbols=(symbol,)))
     runs = []
     sessions: tuple[Session, ...] = ()
     for index, exits, profile in task.variants:
@@ -121,7 +121,7 @@ def run_task(task: Task) -> TaskResult:
             )
         )
     return TaskResult(
-        symbol=symbol or base.engine.symbol,
+        symbol=symbol or base.engine.symbols[0],
         sessions=sessions,
         signal_days=tuple(s.time.date() for s in signals),
         runs=tuple(runs),

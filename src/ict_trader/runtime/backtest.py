@@ -164,6 +164,7 @@ def _trade_json(trade: TradeView) -> dict[str, Any]:
         "trade_id": trade.trade_id,
         "signal_id": trade.signal_id,
         "profile": trade.profile,
+        "symbol": trade.symbol,
         "direction": trade.direction,
         "shares": trade.qty,
         "entry_time": iso(trade.entry_time),

@@ -66,7 +66,6 @@ T = TypeVar("T")
 _ONE_MINUTE = timedelta(minutes=1)
 _WAKE = object()  # queued by the trade-updates stream: broker events are waiting
 LAST_BAR_KEY = "last_bar_time"
-LAST_CLOSE_KEY = "last_close"
 STALE_DATA = "stale data"
 STORE_UNWRITABLE = "store cannot be written"
 MAX_UNWRITTEN = 100_000
@@ -127,7 +126,7 @@ class LiveShell:
         self.store = store
         self.data = data
         self.calendar = calendar
-        self.symbol = engine.config.symbol
+        self.symbols = engine.symbols
         self.endpoints = endpoints
         self.observer = observer
         self.stale_after = stale_after  # silence before the watchdog fetches bars over REST
@@ -157,12 +156,16 @@ class LiveShell:
         self._beat_at = 0.0
         self._broker_ok: bool | None = None
         self._broker_error = ""
-        self._disputed: str | None = None  # set while the broker's position is disputed
+        # symbol -> why, while the broker's position in it differs from the ledger's
+        self._disputes: dict[str, str] = {}
+        # the last bar processed per symbol (`stats.last_bar` is the latest of them)
+        self._last_by_symbol: dict[str, datetime] = {}
         self._store_broken: str | None = None  # the last store write failure, until one works
         self._unwritten: deque[Callable[[], object]] = deque()  # writes the failure kept out
         self._store_retried_at = 0.0
         self._held: dict[str, OrderRequest] = {}  # orders not sent while disputed
-        self._exits_covered = False  # disputed, but the broker holds all of the ledger's shares
+        # disputed symbols where the broker still holds all of the ledger's shares
+        self._exits_covered: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -180,15 +183,15 @@ class LiveShell:
         if seen is not None:
             # A bot running for days has fed the detector up to `seen` already; what came since
             # is a gap like any other, traded as the stream would have delivered it.
-            for bar in self._history(seen + _ONE_MINUTE, until - _ONE_MINUTE):
-                if bar.time > seen:
+            for bar in self._history(self._oldest_seen(seen) + _ONE_MINUTE, until - _ONE_MINUTE):
+                if self._is_new(bar):
                     self.stats.backfilled += 1
                     self._process(bar)
             self._last_arrival = self._last_processed = time.monotonic()
             return
         for bar in self._history(start, until - _ONE_MINUTE):
-            self.engine.detector.update(bar)
-            self.stats.last_bar = bar.time
+            self.engine.warm(bar)
+            self._seen(bar)
             self.store.record_bar(bar)  # today's chart on the dashboard starts at the open
         if self.stats.last_bar is not None:  # the last bar seen, for status and health
             self.store.set_state(LAST_BAR_KEY, self.stats.last_bar.strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -216,6 +219,7 @@ class LiveShell:
                 float(message.low),
                 float(message.close),
                 float(message.volume),
+                str(message.symbol),
             )
             if self.on_arrival is not None:
                 self.on_arrival(bar)
@@ -227,7 +231,7 @@ class LiveShell:
             self.broker.observe(update.order, update.timestamp)
             self._bars.put(_WAKE)
 
-        data.subscribe_bars(on_bar, self.symbol)
+        data.subscribe_bars(on_bar, *self.symbols)
         trades.subscribe_trade_updates(on_update)
         for stream in (data, trades):
             threading.Thread(target=stream.run, daemon=True, name=type(stream).__name__).start()
@@ -332,41 +336,64 @@ class LiveShell:
     @property
     def disputed(self) -> str | None:
         """Why the broker's position and the ledger disagree, or None when they agree."""
-        return self._disputed
+        if not self._disputes:
+            return None
+        return "; ".join(self._disputes[symbol] for symbol in sorted(self._disputes))
+
+    def _positions(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(ledger, broker) net units per symbol, for every symbol ict-trader trades or holds
+        a trade in. The broker's positions in other symbols are someone else's: not compared."""
+        expected = self.engine.open_positions()
+        held = self.broker.positions()
+        symbols = set(self.symbols) | set(expected)
+        return (
+            {symbol: expected.get(symbol, 0) for symbol in symbols},
+            {symbol: held.get(symbol, 0) for symbol in symbols},
+        )
 
     def _check_position(self, now: datetime) -> tuple[int, int]:
-        """Ledger vs broker net position. A difference blocks entries, holds the orders for the
-        disputed shares and is recorded; agreement (restored by a person at the broker, or by
-        `ict-trader reconcile --accept-broker`) sends the held orders."""
-        expected = self.engine.open_position()
-        actual = self.broker.position(self.symbol)
-        if expected != actual:
-            reason = (
-                f"broker position {actual} {self.symbol} differs from ict-trader's ledger "
-                f"({expected}); positions ict-trader did not open are never touched, and no "
-                "order is sent for disputed shares until the two agree: restore the position at "
-                "the broker, or run `ict-trader reconcile --accept-broker`"
-            )
-            if self._disputed is None:
-                self.store.audit(now, "reconcile.mismatch", "reconciliation", reason)
-                log.warning("%s", reason)
-            self._disputed = reason
-            # The broker holding at least the ledger's shares, on the same side (someone else's
-            # shares beside ours), lets ict-trader still close its own; anything less does not.
-            self._exits_covered = expected * actual > 0 and abs(actual) >= abs(expected)
-            if self.engine.state is TradingState.ACTIVE:
-                self._deliver(ReduceOnly(now, reason, "reconciliation"))
-        elif self._disputed is not None:
-            self._disputed = None
-            self.store.audit(
-                now, "reconcile.agreed", "reconciliation", f"broker and ledger agree on {actual}"
-            )
-            held, self._held = self._held, {}
-            for order in held.values():
-                self.broker.submit(order)
-            self.broker.flush()
-            self._pump()
-        return expected, actual
+        """Ledger vs broker net position, symbol by symbol. A difference blocks entries, holds
+        the orders for the disputed symbol's shares and is recorded; agreement (restored by a
+        person at the broker, or by `ict-trader reconcile --accept-broker`) sends the held
+        orders. Returns the totals over the symbols (ledger, broker)."""
+        expected, actual = self._positions()
+        for symbol in sorted(expected):
+            ours, theirs = expected[symbol], actual[symbol]
+            if ours != theirs:
+                reason = (
+                    f"broker position {theirs} {symbol} differs from ict-trader's ledger "
+                    f"({ours}); positions ict-trader did not open are never touched, and no "
+                    "order is sent for disputed shares until the two agree: restore the "
+                    "position at the broker, or run `ict-trader reconcile --accept-broker`"
+                )
+                if symbol not in self._disputes:
+                    self.store.audit(now, "reconcile.mismatch", "reconciliation", reason)
+                    log.warning("%s", reason)
+                self._disputes[symbol] = reason
+                # The broker holding at least the ledger's shares, on the same side (someone
+                # else's shares beside ours), lets ict-trader still close its own.
+                if ours * theirs > 0 and abs(theirs) >= abs(ours):
+                    self._exits_covered.add(symbol)
+                else:
+                    self._exits_covered.discard(symbol)
+                if self.engine.state is TradingState.ACTIVE:
+                    self._deliver(ReduceOnly(now, reason, "reconciliation"))
+            elif symbol in self._disputes:
+                del self._disputes[symbol]
+                self._exits_covered.discard(symbol)
+                self.store.audit(
+                    now,
+                    "reconcile.agreed",
+                    "reconciliation",
+                    f"broker and ledger agree on {theirs} {symbol}",
+                )
+                released = [o for o in self._held.values() if o.symbol == symbol]
+                for order in released:
+                    del self._held[order.client_order_id]
+                    self.broker.submit(order)
+                self.broker.flush()
+                self._pump()
+        return sum(expected.values()), sum(actual.values())
 
     # ------------------------------------------------------------------ per bar
 
@@ -377,23 +404,50 @@ class LiveShell:
             self.stats.extended_hours += 1
             log.debug("extended-hours bar %s ignored", bar.time.isoformat())
             return
-        last = self.stats.last_bar
+        if not bar.symbol and len(self.symbols) == 1:
+            bar = bar._replace(symbol=self.symbols[0])
+        if bar.symbol not in self.symbols:
+            log.debug("bar of %s ignored: not traded", bar.symbol)
+            return
+        last = self._last_by_symbol.get(bar.symbol)
         if last is not None and bar.time <= last:
             self.stats.duplicates += 1
             return
         if last is not None and bar.time - last > _ONE_MINUTE:
+            # Minutes missed on the stream are fetched over REST. A thin symbol may simply
+            # have had no trade in a minute: then there is nothing to fetch, and nothing lost.
             gap = self._safe(
-                functools.partial(self._history, last + _ONE_MINUTE, bar.time - _ONE_MINUTE),
+                functools.partial(
+                    self._history, last + _ONE_MINUTE, bar.time - _ONE_MINUTE, (bar.symbol,)
+                ),
                 "backfill",
             )
             if gap is None:
                 return  # the next bar's backfill (or the watchdog) fetches this one too
             for missing in gap:
-                if missing.time > last:
+                if self._is_new(missing):
                     self.stats.backfilled += 1
                     self._process(missing)
-                    last = missing.time
         self._process(bar)
+
+    def caught_up(self, moment: datetime) -> bool:
+        """Whether every traded symbol's bar of `moment` (or a later one) has been processed."""
+        return all(
+            self._last_by_symbol.get(s, moment - _ONE_MINUTE) >= moment for s in self.symbols
+        )
+
+    def _is_new(self, bar: Bar) -> bool:
+        last = self._last_by_symbol.get(bar.symbol)
+        return last is None or bar.time > last
+
+    def _seen(self, bar: Bar) -> None:
+        self._last_by_symbol[bar.symbol] = bar.time
+        if self.stats.last_bar is None or bar.time > self.stats.last_bar:
+            self.stats.last_bar = bar.time
+
+    def _oldest_seen(self, latest: datetime) -> datetime:
+        """The earliest of the symbols' last bars: where a catch-up must start fetching."""
+        return min((self._last_by_symbol.get(s, latest) for s in self.symbols), default=latest)
 
     def _process(self, bar: Bar) -> None:
         close_time = bar.time + _ONE_MINUTE
@@ -420,16 +474,16 @@ class LiveShell:
         self._refresh_account(close_time)
         self.apply_control()
         self.stats.bars += 1
-        due = self._disputed is not None or self.stats.bars % RECONCILE_EVERY_BARS == 0
+        due = bool(self._disputes) or self.stats.bars % RECONCILE_EVERY_BARS == 0
         if due and not self.broker.working():
             self._safe(lambda: self._check_position(close_time), "reconcile")
-        self.stats.last_bar = bar.time
+        self._seen(bar)
         self._stored(lambda: self._record_bar(bar))
 
     def _record_bar(self, bar: Bar) -> None:
-        self.store.record_bar(bar)
-        self.store.set_state(LAST_BAR_KEY, bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
-        self.store.set_state(LAST_CLOSE_KEY, repr(bar.close))
+        self.store.record_bar(bar)  # and the symbol's last close, status's mark
+        assert self.stats.last_bar is not None
+        self.store.set_state(LAST_BAR_KEY, self.stats.last_bar.strftime("%Y-%m-%dT%H:%M:%SZ"))
         self.store.commit()
 
     def _regular_hours(self, moment: datetime) -> bool:
@@ -514,8 +568,9 @@ class LiveShell:
         clock = self._safe(self.broker.clock_now, "clock")
         if clock is None:
             return
-        gap = self._safe(lambda: self._history(last + _ONE_MINUTE, clock - _ONE_MINUTE), "backfill")
-        missing = [b for b in gap or [] if b.time > last]
+        start = self._oldest_seen(last) + _ONE_MINUTE
+        gap = self._safe(lambda: self._history(start, clock - _ONE_MINUTE), "backfill")
+        missing = [b for b in gap or [] if self._is_new(b)]
         if missing:
             self.stats.reconnects += 1
             log.warning("no bar for a while: fetched %d missing bar(s) over REST", len(missing))
@@ -525,32 +580,40 @@ class LiveShell:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _history(self, start: datetime, end: datetime) -> Sequence[Bar]:
+    def _history(
+        self, start: datetime, end: datetime, symbols: Sequence[str] | None = None
+    ) -> Sequence[Bar]:
+        """Regular-hours bars of `symbols` (default: every traded one) in [start, end], in the
+        order the stream would have sent them: by minute, then symbol."""
         if end < start:
             return []
+        wanted = list(symbols or self.symbols)
         request = StockBarsRequest(
-            symbol_or_symbols=self.symbol,
+            symbol_or_symbols=wanted,
             timeframe=TimeFrame.Minute,
             start=start,
             end=end,
             feed=self.endpoints.feed,
         )
         answer = self.broker.read(lambda: self.data.get_stock_bars(request))
-        rows = answer.data.get(self.symbol, []) if hasattr(answer, "data") else []
+        found = answer.data if hasattr(answer, "data") else {}
         bars = []
-        for row in rows:
-            moment = row.timestamp.astimezone(UTC)
-            if self.calendar.session_at(moment) is not None:  # regular hours only
-                bars.append(
-                    Bar(
-                        moment,
-                        float(row.open),
-                        float(row.high),
-                        float(row.low),
-                        float(row.close),
-                        float(row.volume),
+        for symbol in wanted:
+            for row in found.get(symbol, []):
+                moment = row.timestamp.astimezone(UTC)
+                if self.calendar.session_at(moment) is not None:  # regular hours only
+                    bars.append(
+                        Bar(
+                            moment,
+                            float(row.open),
+                            float(row.high),
+                            float(row.low),
+                            float(row.close),
+                            float(row.volume),
+                            symbol,
+                        )
                     )
-                )
+        bars.sort(key=lambda bar: (bar.time, bar.symbol))
         return bars
 
     def _pump(self) -> None:
@@ -567,23 +630,30 @@ class LiveShell:
         the broker really disagrees with the ledger — asked now, never assumed: releasing
         trades whose shares the broker holds would leave them managed by nobody."""
         if isinstance(event, ReleaseTrades):
-            expected = self.engine.open_position()
-            actual = self._safe(lambda: self.broker.position(self.symbol), "position")
-            if actual is None or actual == expected:
+            both = self._safe(self._positions, "position")
+            differing = (
+                sorted(s for s in both[0] if both[0][s] != both[1][s]) if both is not None else []
+            )
+            if both is None or not differing:
+                agreed = ", ".join(f"{both[1][s]} {s}" for s in sorted(both[1])) if both else ""
                 why = (
                     "Alpaca's position could not be read; run the command again"
-                    if actual is None
-                    else f"broker and ledger agree on {actual} {self.symbol}: nothing to release"
+                    if both is None
+                    else f"broker and ledger agree on {agreed}: nothing to release"
                 )
                 self.store.audit(event.time, "release.refused", event.actor, why)
                 log.warning("release request not applied: %s", why)
                 return
+            expected, actual = both
             self.store.audit(
                 event.time,
                 "release.applied",
                 event.actor,
-                f"ledger {expected}, broker {actual} {self.symbol}: {event.reason}",
+                ", ".join(f"ledger {expected[s]}, broker {actual[s]} {s}" for s in differing)
+                + f": {event.reason}",
             )
+            # Only the trades in the disputed symbols: the others are still ict-trader's.
+            event = ReleaseTrades(event.time, event.reason, event.actor, frozenset(differing))
         self._deliver(event)
         if isinstance(event, ReleaseTrades):
             self._safe(lambda: self._check_position(event.time), "reconcile")
@@ -668,14 +738,15 @@ class LiveShell:
         """Send an order — unless the position is disputed and the order would trade shares
         the broker may not hold: a hand-closed short "closed" again by the bot would open a
         long nobody manages. Entries are blocked by the engine's reduce-only state already."""
-        if self._disputed is None or order.leg is Leg.ENTRY or self._exits_covered:
+        dispute = self._disputes.get(order.symbol)
+        if dispute is None or order.leg is Leg.ENTRY or order.symbol in self._exits_covered:
             self.broker.submit(order)
             return
         self._held[order.client_order_id] = order
         moment = order.created_at or _now(self)
         text = (
             f"{order.side.value} {order.qty} {order.symbol} ({order.client_order_id}) held: "
-            f"{self._disputed}"
+            f"{dispute}"
         )
         self.store.audit(moment, "order.held", "reconciliation", text)
         notice = Notify(Level.CRITICAL, "Order held: position disputed", text, moment)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -141,7 +141,10 @@ def run_live(
     )
     now = _first_contact(broker, say, connect_timeout, backoff_seconds)
     calendar = NyseCalendar.covering(now - timedelta(days=10), now + timedelta(days=10))
-    engine = Engine(config.engine, IctDetector(calendar, config.signal))
+    engine = Engine(
+        config.engine,
+        {symbol: IctDetector(calendar, config.signal) for symbol in config.engine.symbols},
+    )
     risk = config.engine.risk
     _record_run(store, config, endpoints, paper)
     ledger = store.load_ledger()
@@ -151,7 +154,7 @@ def run_live(
         credentials.key, credentials.secret, url_override=endpoints.rest_url
     )
     data._retry = 0  # reads are retried by the broker's bounded backoff instead
-    _check_feed(broker, data, endpoints, config.engine.symbol, now)
+    _check_feed(broker, data, endpoints, config.engine.symbols, now)
     shell = LiveShell(
         engine,
         broker,
@@ -168,7 +171,7 @@ def run_live(
     shell.restore_state(now)
     expected, actual = shell.reconcile(now, unplaced)
     if expected == actual:
-        say(f"reconciled: ledger and broker agree on {actual} {config.engine.symbol}")
+        say(f"reconciled: ledger and broker agree on {actual} {', '.join(config.engine.symbols)}")
     else:
         say(
             f"WARNING: broker position {actual} differs from the ledger's {expected}; "
@@ -191,7 +194,8 @@ def run_live(
             say(f"WARNING: Alpaca's calendar is unreachable ({exc}); trading by exchange_calendars")
         shell.warm_up(_broker_time(broker, say, poll_seconds))
         say(
-            f"trading {config.engine.symbol} until {session_close.astimezone(NEW_YORK):%H:%M} "
+            f"trading {', '.join(config.engine.symbols)} until "
+            f"{session_close.astimezone(NEW_YORK):%H:%M} "
             f"New York ({'paper' if paper else 'LIVE MONEY'}, feed {endpoints.feed.value})"
         )
         shell.run(until=_session_done(shell, broker, session_close))
@@ -214,8 +218,7 @@ def _session_done(
     asked = [time.monotonic()]
 
     def done() -> bool:
-        last = shell.stats.last_bar
-        if last is not None and last >= last_needed:
+        if shell.caught_up(last_needed):
             return True
         if time.monotonic() - asked[0] < 5.0:
             return False
@@ -303,7 +306,7 @@ def _check_feed(
     broker: AlpacaBroker,
     data: StockHistoricalDataClient,
     endpoints: LiveEndpoints,
-    symbol: str,
+    symbols: Sequence[str],
     now: datetime,
 ) -> None:
     """`--feed sip` needs a market-data subscription: on the free plan Alpaca refuses the SIP
@@ -312,7 +315,7 @@ def _check_feed(
     if endpoints.feed is not DataFeed.SIP:
         return
     request = StockBarsRequest(
-        symbol_or_symbols=symbol,
+        symbol_or_symbols=list(symbols),
         timeframe=TimeFrame.Minute,
         start=now - timedelta(minutes=10),
         end=now,

@@ -182,7 +182,10 @@ def run_replay(
     notifier: Notifier | None = None,
 ) -> ReplayOutcome:
     """Replay `bars`, resuming after the store's last committed bar if it holds this replay."""
-    engine = Engine(config.engine, IctDetector(calendar, config.signal))
+    engine = Engine(
+        config.engine,
+        {symbol: IctDetector(calendar, config.signal) for symbol in config.engine.symbols},
+    )
     broker = SimulatedBroker(config.simulation)
     narrator = Narrator(console)
     resumed_after = _prepare(bars, config, store, source, engine=engine, broker=broker)
@@ -295,7 +298,7 @@ def _prepare(
     last = datetime.strptime(last_text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     warm = [bar for bar in bars if bar.time <= last]
     for bar in warm:
-        engine.detector.update(bar)
+        engine.warm(bar)
     ledger = store.load_ledger()
     engine.restore(ledger)
     broker.restore(ledger)

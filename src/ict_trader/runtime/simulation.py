@@ -34,7 +34,6 @@ from ict_trader.runtime.logs import log_command
 
 _ONE_MINUTE = timedelta(minutes=1)
 LAST_BAR_KEY = "last_bar_time"
-LAST_CLOSE_KEY = "last_close"  # the mark for unrealized P&L in `ict-trader status`
 
 Observer = Callable[[Event | Command], None]
 
@@ -58,9 +57,11 @@ class SimulationShell:
         self.observer = observer
         self.notifier = notifier
         self.commit_every_bar = commit_every_bar
-        self.symbol = engine.config.symbol
+        # Bars of a file that names no symbol are the only symbol's.
+        self._only = engine.symbols[0] if len(engine.symbols) == 1 else ""
         self._account_dirty = True
         self.last_bar: Bar | None = None
+        self._last_close: dict[str, float] = {}  # per symbol, for status's unrealized P&L
         self._state_written: list[str] = []
 
     def run(self, bars: Iterable[Bar], on_bar: Callable[[Bar], None] | None = None) -> None:
@@ -87,16 +88,22 @@ class SimulationShell:
             self.last_bar = last
         self.commit()
 
+    def _note_close(self, bar: Bar) -> None:
+        self._last_close[bar.symbol or self._only] = bar.close
+
     def commit(self) -> None:
         """Make the records up to the last completed bar durable, with that bar's time."""
         if self.store is not None and self.last_bar is not None:
             self.store.set_state(LAST_BAR_KEY, self.last_bar.time.strftime("%Y-%m-%dT%H:%M:%SZ"))
-            self.store.set_state(LAST_CLOSE_KEY, repr(self.last_bar.close))
+            self._note_close(self.last_bar)
+            for symbol, close in sorted(self._last_close.items()):
+                self.store.set_last_close(symbol, close)
             self.store.commit()
 
     def step(self, bar: Bar) -> None:
         broker = self.broker
-        symbol = self.symbol
+        symbol = bar.symbol or self._only
+        self._note_close(bar)
         if broker.open_bar(bar, symbol):
             self._pump()
         if broker.close_bar(bar, symbol):
@@ -117,7 +124,7 @@ class SimulationShell:
         self.last_bar = bar
         if self.commit_every_bar:  # a paced replay: obey `ict-trader kill/resume` as it runs
             if self.store is not None:  # and chart the bars on the dashboard
-                self.store.record_bar(bar)
+                self.store.record_bar(bar if bar.symbol else bar._replace(symbol=symbol))
             self.apply_control()
             self.commit()
 

@@ -33,6 +33,7 @@ class Signal:
 
     `atr` is the ATR after that bar's update (targets are multiples of it); `extreme` is the
     highest high (short) or lowest low (long) since the sweep, for an optional stop.
+    `symbol` is the signal bar's (empty when the bars did not name one).
     """
 
     time: datetime
@@ -41,6 +42,7 @@ class Signal:
     atr: float
     extreme: float
     mss_level: float
+    symbol: str = ""
 
 
 class SessionLookup(Protocol):
@@ -133,7 +135,7 @@ class IctDetector:
             )
         self._last_time = time
         k = self._index = self._index + 1
-        _, open_, high, low, close, _ = bar
+        _, open_, high, low, close, _, _ = bar
 
         # 1. ATR. max(high, prev) - min(low, prev) is the textbook three-way max, computed with
         # the same subtractions (so bit-identical), without three builtin calls per bar.
@@ -249,7 +251,9 @@ class IctDetector:
             if self._emit_from <= close_time <= self._emit_to:
                 atr = self._atr
                 assert atr is not None  # displacement needed a seeded ATR
-                return Signal(time, signal_direction, close, atr, setup.extreme, setup.mss_level)
+                return Signal(
+                    time, signal_direction, close, atr, setup.extreme, setup.mss_level, bar.symbol
+                )
             return None
         if short_sweep != long_sweep:
             if short_sweep:

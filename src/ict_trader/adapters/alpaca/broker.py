@@ -380,6 +380,16 @@ class AlpacaBroker:
         assert isinstance(position, Position)
         return int(Decimal(position.qty))
 
+    def positions(self) -> dict[str, int]:
+        """Every open position at the broker, by symbol (one call, whatever the symbols)."""
+        answer = self.read(self.trading.get_all_positions)
+        assert isinstance(answer, list)
+        held: dict[str, int] = {}
+        for position in answer:
+            assert isinstance(position, Position)
+            held[position.symbol] = int(Decimal(position.qty))
+        return held
+
     def order(self, client_order_id: str) -> BrokerOrder | None:
         found = self.lookup(client_order_id)
         if found is None:
