@@ -9,12 +9,16 @@ import sqlite3
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from ict_trader.config import AppConfig
+from ict_trader.core.calendar import NyseCalendar
+from ict_trader.core.engine import Engine
+from ict_trader.core.strategy import EngineConfig
 from ict_trader.marketdata.barfile import load_bars
 from ict_trader.persistence import store as store_module
 from ict_trader.persistence.store import (
@@ -27,6 +31,7 @@ from ict_trader.persistence.store import (
 )
 from ict_trader.runtime import control
 from ict_trader.runtime.backtest import run_backtest
+from ict_trader.signals import IctDetector
 
 
 def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
@@ -261,4 +266,66 @@ def test_a_version_2_store_keeps_its_pending_request(tmp_path: Path) -> None:
     ]
     assert store.state("control_request") is None
     assert control.request(store, "resume", "new", "cli") == 8  # numbering carries on
+    store.close()
+
+
+def test_a_version_3_store_is_upgraded_in_place_with_its_symbol(tmp_path: Path) -> None:
+    """Rows written before stores named symbols get the symbol their run traded: a trade's from
+    its entry order, a signal's from its trade, bars and the last close from the run's setting;
+    the run's settings gain `symbols` and the per-symbol limits, so a replay still resumes."""
+    db = tmp_path / "v3.db"
+    old_config = {"symbol": "SPY", "risk": {"daily_loss_limit": "1000"}, "signal": {}}
+    with sqlite3.connect(db) as connection:
+        for version in (1, 2, 3):
+            for statement in store_module._statements(store_module._MIGRATIONS[version]):
+                connection.execute(statement)
+        connection.execute(
+            "INSERT INTO runs (started_at, mode, data_source, config) VALUES (?, ?, ?, ?)",
+            ("2024-07-29T13:00:00Z", "paper", None, json.dumps(old_config)),
+        )
+        connection.execute(
+            "INSERT INTO signals VALUES ('20240729T1335Z-short', '2024-07-29T13:35:00Z', 'short',"
+            " '97.5', 2.8, '102.0', '98.0')"
+        )
+        connection.execute(
+            "INSERT INTO orders (client_order_id, trade_id, profile, leg, symbol, side, qty, type,"
+            " time_in_force, status, filled_qty, created_at, updated_at) VALUES"
+            " ('ict-202407291335s-conservative-entry', 'ict-202407291335s-conservative',"
+            " 'conservative', 'entry', 'SPY', 'sell', 30, 'market', 'day', 'filled', 30,"
+            " '2024-07-29T13:36:00Z', '2024-07-29T13:36:00Z')"
+        )
+        connection.execute(
+            "INSERT INTO fills VALUES ('x1', 'ict-202407291335s-conservative-entry', 'b1',"
+            " '2024-07-29T13:36:00Z', 30, '97.60', '0')"
+        )
+        connection.execute(
+            "INSERT INTO trades VALUES ('ict-202407291335s-conservative', '20240729T1335Z-short',"
+            " 'conservative', 'short', 'open', 30, 30, 'ict-202407291335s-conservative-entry',"
+            " '97.60', '2024-07-29T13:36:00Z', '83.60', NULL, NULL, NULL, NULL, NULL, '0', 'iex')"
+        )
+        connection.execute(
+            "INSERT INTO bars VALUES ('2024-07-29T13:35:00Z', 99.0, 99.5, 97.0, 97.5, 1000)"
+        )
+        connection.execute("INSERT INTO state VALUES ('last_close', '97.5')")
+        connection.execute("PRAGMA user_version = 3")
+    store = Store(db)
+    ledger = store.load_ledger()
+    assert ledger.signals["20240729T1335Z-short"].symbol == "SPY"
+    (trade,) = store.trades()
+    assert (trade.symbol, trade.qty, trade.status) == ("SPY", 30, "open")
+    start = datetime(2024, 7, 29, 13, 0, tzinfo=UTC)
+    (bar,) = store.bars_between(start, start + timedelta(hours=1))
+    assert (bar.symbol, bar.close) == ("SPY", 97.5)
+    assert store.last_closes() == {"SPY": Decimal("97.5")}
+    run = store.last_run()
+    assert run is not None
+    assert "symbol" not in run["config"]
+    assert run["config"]["symbols"] == ["SPY"]
+    assert run["config"]["risk"]["max_symbol_equity_pct"] == "0"
+    # The engine takes the upgraded trade over, in the right symbol, with its old ids.
+    engine = Engine(
+        EngineConfig(symbols=("SPY",)), IctDetector(NyseCalendar.covering(start, start), None)
+    )
+    engine.restore(ledger)
+    assert engine.open_positions() == {"SPY": -30}
     store.close()

@@ -188,9 +188,11 @@ class SimulatedBroker:
             open_price = Decimal(repr(bar.open))
             queued = self._queued_market
             # Only this symbol's orders fill at this bar's open; others wait for their own bar.
-            self._queued_market = [sim for sim in queued if sim.request.symbol != symbol]
-            for sim in queued:
-                if sim.request.symbol == symbol and not sim.status.is_final:
+            # An order never fills at a price from before it existed.
+            due = [sim for sim in queued if sim.request.symbol == symbol and _placed_by(sim, bar)]
+            self._queued_market = [sim for sim in queued if sim not in due]
+            for sim in due:
+                if not sim.status.is_final:
                     self._fill(sim, self._slipped(open_price, sim.request.side), bar.time)
         return bool(self._events)
 
@@ -206,6 +208,8 @@ class SimulatedBroker:
             ordered = sorted(self._resting, key=lambda sim: sim.request.type is not OrderType.STOP)
             for sim in ordered:
                 if sim.status.is_final or sim.request.symbol != symbol:
+                    continue
+                if not _placed_by(sim, bar):
                     continue
                 price = _touched(sim.request, open_price, high, low)
                 if price is not None:
@@ -305,3 +309,9 @@ def _touched(order: OrderRequest, open_: Decimal, high: Decimal, low: Decimal) -
     if order.side is Side.SELL:
         return min(open_, stop) if low <= stop else None
     return max(open_, stop) if high >= stop else None
+
+
+def _placed_by(sim: _SimOrder, bar: Bar) -> bool:
+    """Whether the order existed when `bar` opened (one placed at another symbol's close of the
+    same minute did not)."""
+    return sim.submitted_at is None or sim.submitted_at <= bar.time

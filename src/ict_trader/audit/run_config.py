@@ -19,7 +19,7 @@ def config_of_run(described: dict[str, Any]) -> AppConfig:
     """The AppConfig of a run record's `config`; ConfigError if it cannot be read back."""
     try:
         raw: dict[str, Any] = {
-            "symbol": described["symbol"],
+            "symbols": list(described["symbols"]),
             "signal": dict(described["signal"]),
             "exits": {
                 key: value if key == "stop" else _number(value)

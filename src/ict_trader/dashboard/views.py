@@ -79,7 +79,8 @@ def status_view(store: Store) -> dict[str, Any]:
     return {
         "mode": status["mode"],
         "feed": status["feed"],
-        "symbol": run.get("config", {}).get("symbol"),
+        "symbol": ", ".join(run.get("config", {}).get("symbols", [])) or None,
+        "symbols": status["symbols"],
         "state": status["state"],
         "state_reason": status["state_reason"],
         "state_actor": status["state_actor"],

@@ -319,7 +319,8 @@ def _trade_table(result: BacktestResult) -> str:
 
 
 def _settings_line(config: dict[str, Any]) -> str:
-    parts = [f"symbol {config['symbol']}"]
+    symbols = config["symbols"]
+    parts = [f"symbol{'s' if len(symbols) > 1 else ''} {', '.join(symbols)}"]
     for section in ("signal", "exits", "simulation"):
         values = ", ".join(f"{key}={value}" for key, value in config[section].items())
         parts.append(f"{section}: {values}")

@@ -47,6 +47,8 @@ class BacktestResult:
     trades: dict[str, TradeView] = field(default_factory=dict)
     equity_curve: list[tuple[datetime, Decimal]] = field(default_factory=list)
     metrics: dict[str, Metrics] = field(default_factory=dict)
+    # with several symbols: each symbol's trades and signals on their own (every profile)
+    metrics_by_symbol: dict[str, Metrics] = field(default_factory=dict)
 
     def closed_trades(self) -> list[TradeView]:
         return sorted(
@@ -64,6 +66,11 @@ class BacktestResult:
                 "bars": len(self.bars),
             },
             "metrics": {name: m.as_dict() for name, m in self.metrics.items()},
+            **(
+                {"metrics_by_symbol": {s: m.as_dict() for s, m in self.metrics_by_symbol.items()}}
+                if self.metrics_by_symbol
+                else {}
+            ),
             "trades": [_trade_json(t) for t in self.closed_trades()],
             "skipped": [
                 {"signal_id": s.signal_id, "profile": s.profile, "reason": s.reason}
@@ -96,13 +103,20 @@ def run_backtest(
     on_bar: Callable[[Bar], None] | None = None,
     detector: IctDetector | None = None,
 ) -> BacktestResult:
-    """`detector`: a fresh one to use instead of `IctDetector(calendar, config.signal)`, e.g. a
-    `SignalReplay` of signals detected earlier with `config.signal`."""
+    """Trade `bars` — of every symbol in `config.engine.symbols`, in (time, symbol) order, each
+    naming its symbol; or of the one symbol, with or without its name.
+
+    `detector`: with one symbol, a fresh one to use instead of `IctDetector(calendar,
+    config.signal)`, e.g. a `SignalReplay` of signals detected earlier with `config.signal`."""
     sessions = _sessions_of(bars, calendar)
     result = BacktestResult(config=config, bars=bars, sessions=sessions)
-    if detector is None:
-        detector = IctDetector(calendar, config.signal)
-    engine = Engine(config.engine, detector)
+    symbols = config.engine.symbols
+    if detector is not None:
+        engine = Engine(config.engine, detector)
+    else:
+        engine = Engine(
+            config.engine, {symbol: IctDetector(calendar, config.signal) for symbol in symbols}
+        )
     broker = SimulatedBroker(config.simulation)
 
     def observe(item: Event | Command) -> None:
@@ -150,6 +164,16 @@ def _all_metrics(result: BacktestResult) -> dict[str, Metrics]:
         sessions=result.sessions,
         starting_equity=starting,
     )
+    if len(result.config.engine.symbols) > 1:
+        signal_symbols = {s.signal_id: s.signal.symbol for s in result.signals}
+        for symbol in result.config.engine.symbols:
+            result.metrics_by_symbol[symbol] = compute_metrics(
+                [t for t in trades if t.symbol == symbol],
+                signals=sum(s.signal.symbol == symbol for s in result.signals),
+                skipped=sum(signal_symbols.get(s.signal_id) == symbol for s in result.skips),
+                sessions=result.sessions,
+                starting_equity=starting,
+            )
     return metrics
 
 

@@ -12,6 +12,7 @@ import signal as os_signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import groupby
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -86,7 +87,7 @@ class Narrator:
             s = item.signal
             colour = "green" if s.direction == "long" else "red"
             return (
-                f"{_ny(s.time)}  [bold {colour}]SIGNAL {s.direction.value.upper()}[/]"
+                f"{_ny(s.time)}  [bold {colour}]SIGNAL {s.symbol} {s.direction.value.upper()}[/]"
                 f" close {s.close:.2f} · ATR {s.atr:.3f} · MSS level {s.mss_level:.2f}"
             )
         if isinstance(item, EntrySkipped):
@@ -219,14 +220,17 @@ def run_replay(
             broker.resume_at(first)  # a kill applied now cancels now, not at the orders' time
             control.restore_state(store, shell.deliver, first)  # a kill switch survives restarts
             shell.apply_control()
-            for index, bar in enumerate(todo):
-                pacer.wait()
+            minutes = [list(group) for _, group in groupby(todo, key=_time_of)]
+            for index, minute in enumerate(minutes):
+                pacer.wait()  # a minute of the market at a time, every symbol's bar of it
                 if not quiet:
-                    narrator.bar(bar)
-                shell.step(bar)
-                done += 1
+                    for bar in minute:
+                        narrator.bar(bar)
+                shell.step_minute(minute)
+                done += len(minute)
+                bar = minute[-1]
                 day = _session_day(bar)
-                following = todo[index + 1] if index + 1 < len(todo) else None
+                following = minutes[index + 1][0] if index + 1 < len(minutes) else None
                 if following is None or _session_day(following) != day:
                     # The session's last bar is done: its summary now, before the next
                     # session's header (and without waiting for that session's first bar).
@@ -236,6 +240,10 @@ def run_replay(
             store.rollback()  # a bar interrupted half-way is redone on resume
     last = shell.last_bar.time if shell.last_bar is not None else resumed_after
     return ReplayOutcome(done, len(todo), resumed_after, interrupted, last)
+
+
+def _time_of(bar: Bar) -> datetime:
+    return bar.time
 
 
 def _session_day(bar: Bar) -> date:

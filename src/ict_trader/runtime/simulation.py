@@ -1,10 +1,14 @@
 """The shell that drives the engine with bars and the simulated broker (backtest and replay).
 
-Per bar, in the order a real market imposes:
-1. the bar opens: queued market orders fill at its open; the engine reacts (places targets);
-2. the bar's range is known: resting orders it touched fill; the engine reacts;
-3. the bar closes: the engine sees it (signals, time and session exits, entries), and its orders
-   are sent — market orders fill at the next bar's open.
+Per minute, in the order a real market imposes:
+1. the minute's bars open: queued market orders fill at their symbol's open; the engine reacts
+   (places targets);
+2. the bars' ranges are known: resting orders they touched fill; the engine reacts;
+3. the bars close: the engine sees them (signals, time and session exits, entries), and its
+   orders are sent — market orders fill at the next bar's open.
+With several symbols every symbol's bar of a minute goes through each stage before the next
+stage begins: a decision taken at one symbol's close must not come before another symbol's
+target was touched in that same minute.
 Every command is recorded in the store before it is executed, and the store is committed per
 bar together with the last processed bar, so an interrupted run is consistent up to a bar.
 """
@@ -12,7 +16,8 @@ bar together with the last processed bar, so an interrupted run is consistent up
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
+from itertools import groupby
 
 from ict_trader.adapters.simulated import SimulatedBroker
 from ict_trader.core.bars import Bar
@@ -65,6 +70,9 @@ class SimulationShell:
         self._state_written: list[str] = []
 
     def run(self, bars: Iterable[Bar], on_bar: Callable[[Bar], None] | None = None) -> None:
+        if not self._only:
+            self._run_minutes(bars, on_bar)
+            return
         broker = self.broker
         engine_on_bar = self.engine.on_bar
         step = self.step
@@ -88,6 +96,16 @@ class SimulationShell:
             self.last_bar = last
         self.commit()
 
+    def _run_minutes(self, bars: Iterable[Bar], on_bar: Callable[[Bar], None] | None) -> None:
+        """Several symbols: bars in (time, symbol) order, a minute at a time."""
+        for _, minute in groupby(bars, key=_time_of):
+            group = list(minute)
+            self.step_minute(group)
+            if on_bar is not None:
+                for bar in group:
+                    on_bar(bar)
+        self.commit()
+
     def _note_close(self, bar: Bar) -> None:
         self._last_close[bar.symbol or self._only] = bar.close
 
@@ -101,30 +119,39 @@ class SimulationShell:
             self.store.commit()
 
     def step(self, bar: Bar) -> None:
+        """One bar of the only symbol (or one symbol's bar of a minute no other symbol has)."""
+        self.step_minute((bar,))
+
+    def step_minute(self, bars: Sequence[Bar]) -> None:
+        """Every symbol's bar of one minute, through the three stages together."""
         broker = self.broker
-        symbol = bar.symbol or self._only
-        self._note_close(bar)
-        if broker.open_bar(bar, symbol):
-            self._pump()
-        if broker.close_bar(bar, symbol):
-            self._pump()
-        in_position = broker.position(symbol) != 0
+        stamped = [bar if bar.symbol else bar._replace(symbol=self._only) for bar in bars]
+        for bar in stamped:
+            self._note_close(bar)
+            if broker.open_bar(bar, bar.symbol):
+                self._pump()
+        for bar in stamped:
+            if broker.close_bar(bar, bar.symbol):
+                self._pump()
+        in_position = any(broker.position(bar.symbol) != 0 for bar in stamped)
         if self._account_dirty or in_position:
             # Equity only changes with fills or with the price of an open position.
-            close_time = bar.time + _ONE_MINUTE
+            close_time = bars[0].time + _ONE_MINUTE
             account = broker.account(close_time)
             self._deliver(account)
             if self.store is not None:
                 self.store.record_equity(close_time, account.equity, account.cash)
             self._account_dirty = in_position
-        commands = self.engine.on_bar(bar)
-        if commands:
-            self._dispatch(commands)
-            self._pump()
-        self.last_bar = bar
+        for bar in bars:
+            commands = self.engine.on_bar(bar)
+            if commands:
+                self._dispatch(commands)
+                self._pump()
+        self.last_bar = bars[-1]
         if self.commit_every_bar:  # a paced replay: obey `ict-trader kill/resume` as it runs
             if self.store is not None:  # and chart the bars on the dashboard
-                self.store.record_bar(bar if bar.symbol else bar._replace(symbol=symbol))
+                for bar in stamped:
+                    self.store.record_bar(bar)
             self.apply_control()
             self.commit()
 
@@ -180,3 +207,7 @@ class SimulationShell:
                     store.record(command)
                 if self.notifier is not None and isinstance(command, Notify):
                     self.notifier.send(command)  # a queue: never waits on the network
+
+
+def _time_of(bar: Bar) -> datetime:
+    return bar.time
