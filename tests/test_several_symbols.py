@@ -162,6 +162,6 @@ def test_signals_of_two_symbols_in_one_minute_get_distinct_trades_and_ids() -> N
 def test_a_bar_of_a_symbol_not_traded_is_refused() -> None:
     calendar, merged, _ = market()
     engine = Engine(EngineConfig(symbols=("IWM",)), {"IWM": SignalReplay(calendar, [])})
-    with pytest.raises(ValueError, match="a bar of DIA .* ict-trader trades IWM"):
+    with pytest.raises(ValueError, match=r"a bar of DIA .* ict-trader trades IWM"):
         for bar in merged[:4]:
             engine.on_bar(bar)
