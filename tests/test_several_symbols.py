@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -109,29 +110,41 @@ def test_orders_trade_their_trades_symbol_with_unique_short_ids(tmp_path: Path) 
     store.close()
 
 
+Span = tuple[datetime, datetime, int]
+
+
+def spans(result: BacktestResult, symbol: str | None = None) -> list[Span]:
+    """(entry, exit, shares) of the closed trades (of `symbol`)."""
+    return [
+        (t.entry_time, t.exit_time, t.qty)
+        for t in result.closed_trades()
+        if t.entry_time is not None
+        and t.exit_time is not None
+        and (symbol is None or t.symbol == symbol)
+    ]
+
+
+def most_held(trades: list[Span]) -> int:
+    """The most shares the trades held at once (each trade's entry is a moment to look at)."""
+    return max(
+        (sum(q for start, end, q in trades if start <= moment < end) for moment, _, _ in trades),
+        default=0,
+    )
+
+
 def test_the_symbol_cap_limits_each_symbol_and_the_total_cap_both() -> None:
-    capped = backtest(SYMBOLS, replace(NO_BREAKERS, max_symbol_shares=30))
-    held: dict[str, list[tuple[object, object, int]]] = {}
-    for trade in capped.closed_trades():
-        held.setdefault(trade.symbol, []).append((trade.entry_time, trade.exit_time, trade.qty))
-    assert set(held) == set(SYMBOLS)
-    # At no moment do one symbol's open trades hold more than 30 shares ...
-    for trades in held.values():
-        for moment, _, _ in trades:
-            assert sum(q for start, end, q in trades if start <= moment < end) <= 30  # type: ignore[operator]
-    # ... while the two symbols together do, which a total cap of 30 forbids.
-    everything = [t for trades in held.values() for t in trades]
-    assert any(
-        sum(q for start, end, q in everything if start <= moment < end) > 30  # type: ignore[operator]
-        for moment, _, _ in everything
-    )
-    total = backtest(SYMBOLS, replace(NO_BREAKERS, max_total_shares=30))
-    spans = [(t.entry_time, t.exit_time, t.qty) for t in total.closed_trades()]
-    for moment, _, _ in spans:
-        assert sum(q for start, end, q in spans if start <= moment < end) <= 30  # type: ignore[operator]
-    assert any("in the symbol" in s.reason or "shares" in s.reason for s in capped.skips) or any(
-        t.qty < t.qty + 1 for t in capped.closed_trades()
-    )
+    free = backtest(SYMBOLS)
+    # Uncapped, both profiles together hold 30 IWM (about $235 a share) but only 14 DIA ($460).
+    assert (most_held(spans(free, "IWM")), most_held(spans(free, "DIA"))) == (30, 14)
+    capped = backtest(SYMBOLS, replace(NO_BREAKERS, max_symbol_shares=20))
+    # The cap of 20 a symbol cuts IWM and leaves DIA's trades as they were ...
+    assert most_held(spans(capped, "IWM")) == 20
+    assert spans(capped, "DIA") == spans(free, "DIA")
+    # ... and the two symbols together still hold more than 20 at once.
+    assert most_held(spans(capped)) > 20
+    total = backtest(SYMBOLS, replace(NO_BREAKERS, max_total_shares=20))
+    assert 0 < most_held(spans(total)) <= 20
+    assert {t.symbol for t in total.closed_trades()} == set(SYMBOLS)
 
 
 def test_signals_of_two_symbols_in_one_minute_get_distinct_trades_and_ids() -> None:
