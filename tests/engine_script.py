@@ -14,15 +14,21 @@ from decimal import Decimal
 from ict_trader.core.engine import Engine
 from ict_trader.core.events import (
     AccountUpdated,
-    Command,
+    CancelOrder,
+    EntrySkipped,
     Event,
+    Notify,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
+    Output,
+    SignalDetected,
     SubmitOrder,
+    TradeUpdated,
 )
 from ict_trader.core.orders import OrderRequest
 from ict_trader.core.strategy import EngineConfig, ExitRules
+from ict_trader.notify.texts import render
 from ict_trader.signals import IctDetector
 from tests.test_signal_rules import BASE, CALENDAR, DISPLACE, PARAMS, session_bars
 
@@ -36,10 +42,10 @@ class Script:
     def __init__(self, exits: ExitRules | None = None, config: EngineConfig | None = None):
         config = config or EngineConfig(exits=exits or ExitRules())
         self.engine = Engine(config, IctDetector(CALENDAR, PARAMS))
-        self.commands: list[Command] = []
+        self.commands: list[Output] = []
         self._executions = 0
 
-    def send(self, event: Event) -> list[Command]:
+    def send(self, event: Event) -> list[Output]:
         out = list(self.engine.handle(event))
         self.commands += out
         return out
@@ -48,9 +54,9 @@ class Script:
         value = Decimal(amount)
         self.send(AccountUpdated(SIGNAL_CLOSE_TIME, value, value, value * 2))
 
-    def to_signal(self, day: date = date(2024, 7, 29)) -> list[Command]:
+    def to_signal(self, day: date = date(2024, 7, 29)) -> list[Output]:
         """Feed the six bars (from the open of `day`); return the commands of the signal bar."""
-        out: list[Command] = []
+        out: list[Output] = []
         for bar in session_bars(day, [*BASE, DISPLACE]):
             out = list(self.engine.on_bar(bar))
             self.commands += out
@@ -66,7 +72,7 @@ class Script:
         cumulative: int | None = None,
         complete: bool = True,
         execution_id: str | None = None,
-    ) -> list[Command]:
+    ) -> list[Output]:
         order_id = order if isinstance(order, str) else order.client_order_id
         self._executions += 1
         return self.send(
@@ -85,13 +91,23 @@ class Script:
     def accept(self, order: OrderRequest) -> None:
         self.send(OrderAccepted(FILL_TIME, order.client_order_id, f"b-{order.client_order_id}"))
 
-    def cancel_confirmed(self, order_id: str, when: datetime) -> list[Command]:
+    def cancel_confirmed(self, order_id: str, when: datetime) -> list[Output]:
         return self.send(OrderCanceled(when, order_id))
 
 
-def submitted(commands: Sequence[Command]) -> list[OrderRequest]:
+def submitted(commands: Sequence[Output]) -> list[OrderRequest]:
     return [c.order for c in commands if isinstance(c, SubmitOrder)]
 
 
 def minutes(n: int) -> timedelta:
     return timedelta(minutes=n)
+
+
+def rendered(outputs: Sequence[Output]) -> list[Notify]:
+    """The engine's notices among `outputs`, in the words a person reads (`notify.texts`)."""
+    return [
+        render(output)
+        for output in outputs
+        if not isinstance(output, SubmitOrder | CancelOrder | SignalDetected | EntrySkipped)
+        and not isinstance(output, TradeUpdated)
+    ]

@@ -12,18 +12,19 @@ from pathlib import Path
 
 from ict_trader.config import AppConfig
 from ict_trader.core.events import (
-    Command,
+    CancelOrder,
     EntrySkipped,
     Event,
-    Notify,
     OrderAccepted,
     OrderFilled,
+    Output,
     SignalDetected,
     SubmitOrder,
     TradeUpdated,
 )
 from ict_trader.core.orders import Leg, OrderRequest
 from ict_trader.dashboard.views import positions_view, status_view
+from ict_trader.notify.texts import render
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.book import Book
 from ict_trader.reporting.daily_summary import daily_summary
@@ -42,20 +43,22 @@ class RecordedScript:
         self.store = store
         self.executions = 0
 
-    def record(self, commands: list[Command]) -> None:
+    def record(self, commands: list[Output]) -> None:
         for command in commands:
             if isinstance(command, SubmitOrder):
                 self.store.record_order(command.order)
-            elif isinstance(command, TradeUpdated | SignalDetected | EntrySkipped | Notify):
+            elif isinstance(command, TradeUpdated | SignalDetected | EntrySkipped):
                 self.store.record(command)
+            elif not isinstance(command, CancelOrder):
+                self.store.record(render(command))
 
-    def send(self, event: Event) -> list[Command]:
+    def send(self, event: Event) -> list[Output]:
         self.store.record_event(event)
         out = self.script.send(event)
         self.record(out)
         return out
 
-    def fill(self, order: OrderRequest, qty: int, price: str, cumulative: int) -> list[Command]:
+    def fill(self, order: OrderRequest, qty: int, price: str, cumulative: int) -> list[Output]:
         self.executions += 1
         self.send(OrderAccepted(FILL_TIME, order.client_order_id, f"b-{order.client_order_id}"))
         return self.send(

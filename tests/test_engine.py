@@ -11,7 +11,6 @@ from ict_trader.core.events import (
     EntrySkipped,
     ExitReason,
     KillSwitch,
-    Notify,
     OrderRejected,
     Resume,
     SignalDetected,
@@ -29,7 +28,7 @@ from ict_trader.core.orders import (
     trade_id,
 )
 from ict_trader.core.strategy import EngineConfig, ExitRules, StrategyProfile
-from tests.engine_script import FILL_TIME, Script, minutes, submitted
+from tests.engine_script import FILL_TIME, Script, minutes, rendered, submitted
 
 
 def opened(exits: ExitRules | None = None) -> tuple[Script, list[SubmitOrder]]:
@@ -91,7 +90,7 @@ def test_entry_fill_places_the_target_rounded_away_from_the_entry() -> None:
         (Side.BUY, 30, Decimal("83.60")),
         (Side.BUY, 41, Decimal("83.60")),
     ]
-    notices = [c for c in script.commands if isinstance(c, Notify)]
+    notices = rendered(script.commands)
     assert notices[0].message == (
         "CONSERVATIVE entry — SHORT 30 QQQ @ 97.60 · "
         "order b-ict-QQQ-202407291335s-conservative-entry · target 83.60"
@@ -178,7 +177,7 @@ def test_rejected_exit_is_retried_with_a_new_id() -> None:
     (second,) = submitted(retry)
     assert second.client_order_id == "ict-QQQ-202407291335s-conservative-exit2"
     assert second.qty == 30
-    assert any(isinstance(c, Notify) and "rejected" in c.title for c in retry)
+    assert any("rejected" in n.title for n in rendered(retry))
 
 
 def test_rejected_entry_frees_the_profile() -> None:
@@ -302,7 +301,7 @@ def test_kill_switch_flattens_and_blocks_entries_until_resumed() -> None:
     assert [c.client_order_id for c in kill if isinstance(c, CancelOrder)] == [
         t.order.client_order_id for t in targets
     ]
-    assert any(isinstance(c, Notify) and c.level.value == "critical" for c in kill)
+    assert any(n.level.value == "critical" for n in rendered(kill))
     assert script.engine.halted
     (exit_order,) = submitted(script.cancel_confirmed(targets[0].order.client_order_id, FILL_TIME))
     assert (exit_order.side, exit_order.qty) == (Side.BUY, 30)

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from ict_trader.core.events import Command, Notify, SignalDetected, Tick, TradeUpdated
+from ict_trader.core.events import Output, SignalDetected, Tick, TradeUpdated
 from ict_trader.core.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.core.orders import Leg, OrderRequest, OrderStatus
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from ict_trader.persistence.store import Store
 from ict_trader.runtime import control
-from tests.engine_script import FILL_TIME, Script, minutes, submitted
+from tests.engine_script import FILL_TIME, Script, minutes, rendered, submitted
 from tests.test_replay import InterruptingConsole, replay_all
 
 HEADER = re.compile(r"session \w{3} (\d{4}-\d{2}-\d{2})")
@@ -219,7 +219,7 @@ def test_a_restored_trade_names_the_exit_orders_filled_before_the_restart() -> N
         after.cancel_confirmed(target.client_order_id, FILL_TIME + minutes(60))
     )
     after.fill(exit_order, 20, "97.00", FILL_TIME + minutes(61))
-    notices = [c for c in after.commands if isinstance(c, Notify) and " exit" in c.title]
+    notices = [n for n in rendered(after.commands) if " exit" in n.title]
     assert len(notices) == 1
     entry = next(
         o for o in submitted(commands) if o.leg is Leg.ENTRY and o.profile == target.profile
@@ -230,7 +230,7 @@ def test_a_restored_trade_names_the_exit_orders_filled_before_the_restart() -> N
     )
 
 
-def _ledger(commands: Sequence[Command], partly_filled: OrderRequest) -> Ledger:
+def _ledger(commands: Sequence[Output], partly_filled: OrderRequest) -> Ledger:
     """What the store would hand back after these commands and the scripted fills."""
     trades = {c.trade.trade_id: c.trade for c in commands if isinstance(c, TradeUpdated)}
     signals = {c.signal_id: c.signal for c in commands if isinstance(c, SignalDetected)}

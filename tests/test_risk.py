@@ -22,8 +22,8 @@ from ict_trader.core.events import (
     EntrySkipped,
     ExitReason,
     Level,
-    Notify,
     OrderRejected,
+    Output,
 )
 from ict_trader.core.risk import RiskLimits, RiskMonitor, fit_entry
 from ict_trader.core.strategy import EngineConfig
@@ -31,7 +31,7 @@ from ict_trader.errors import ConfigError
 from ict_trader.marketdata.barfile import load_bars
 from ict_trader.persistence.store import Store
 from ict_trader.runtime.backtest import run_backtest
-from tests.engine_script import FILL_TIME, Script, minutes, submitted
+from tests.engine_script import FILL_TIME, Script, minutes, rendered, submitted
 
 NO_BREAKERS = RiskLimits(
     daily_loss_limit=Decimal(0), rapid_loss=Decimal(0), max_errors=0, max_drawdown_pct=Decimal(0)
@@ -53,10 +53,8 @@ def bar_at(minute: int, close: float) -> Bar:
     return Bar(moment, close, close, close, close, 1000.0)
 
 
-def kill_notices(commands: Sequence[object]) -> list[str]:
-    return [
-        c.message for c in commands if isinstance(c, Notify) and c.title == "Kill switch engaged"
-    ]
+def kill_notices(commands: Sequence[Output]) -> list[str]:
+    return [n.message for n in rendered(commands) if n.title == "Kill switch engaged"]
 
 
 def test_fit_entry_reduces_to_the_tightest_limit_and_says_why() -> None:
@@ -126,7 +124,7 @@ def test_entries_are_reduced_or_refused_with_the_reason() -> None:
     script.equity()
     commands = script.to_signal()
     assert [o.qty for o in submitted(commands)] == [30, 35]  # aggressive wanted 41
-    reduced = [c.message for c in commands if isinstance(c, Notify) and "reduced" in c.title]
+    reduced = [n.message for n in rendered(commands) if "reduced" in n.title]
     assert reduced == ["aggressive entry reduced from 41 to 35 shares: max 35 shares"]
     tight = Script(config=EngineConfig(risk=replace(NO_BREAKERS, max_total_shares=30)))
     tight.equity()
@@ -205,7 +203,7 @@ def test_a_tiny_loss_limit_trips_mid_trade_in_a_replay(dev_year: Path, tmp_path:
 def test_broker_errors_count_for_the_error_rate_breaker() -> None:
     script = Script(config=EngineConfig(risk=replace(NO_BREAKERS, max_errors=2)))
     first = script.send(BrokerError(FILL_TIME, "account: HTTP 500"))
-    assert [(n.level, n.message) for n in first if isinstance(n, Notify)] == [
+    assert [(n.level, n.message) for n in rendered(first)] == [
         (Level.WARNING, "account: HTTP 500")  # every broker error reaches the user
     ]
     assert not script.engine.halted

@@ -153,6 +153,9 @@ class SimulatedBroker:
     def position(self, symbol: str) -> int:
         return self._positions.get(symbol, 0)
 
+    def positions(self) -> dict[str, int]:
+        return {symbol: qty for symbol, qty in self._positions.items() if qty}
+
     def order(self, client_order_id: str) -> BrokerOrder | None:
         sim = self._orders.get(client_order_id)
         return None if sim is None else self._view(sim)

@@ -1,16 +1,22 @@
-"""The broker protocol the shells drive; the engine itself never sees a broker.
+"""The broker protocols the shells drive; the engine itself never sees a broker.
 
 Brokers report what happened as engine events, queued until the shell drains them with
 `events()`: a simulated broker produces them synchronously, a live one from its streams.
+`Broker` is what every shell needs; `SimulatedMarket` adds what a simulation shell drives a
+broker with (bars), `StreamingBroker` what the live shell needs of a broker whose order updates
+arrive on a stream, with polling as the fallback. The shells are typed with these, so a broker
+that does not do all of it is refused by the type checker, not found out in production.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
+from ict_trader.core.bars import Bar
 from ict_trader.core.events import AccountUpdated, Event
 from ict_trader.core.orders import OrderRequest, OrderStatus
 
@@ -41,10 +47,56 @@ class Broker(Protocol):
         """Equity, cash and buying power as of `now`."""
 
     def position(self, symbol: str) -> int:
-        """Net shares held (negative when short)."""
+        """Net units of `symbol` held (negative when short)."""
+
+    def positions(self) -> dict[str, int]:
+        """Every position held, by symbol (whoever opened it)."""
 
     def order(self, client_order_id: str) -> BrokerOrder | None:
         """Look an order up by our client order id."""
 
     def open_orders(self) -> list[BrokerOrder]:
         """Orders that can still fill."""
+
+
+T = TypeVar("T")
+
+
+class SimulatedMarket(Broker, Protocol):
+    """A broker that trades against bars: the simulation shell shows it each bar's open and
+    range before the engine sees the bar's close."""
+
+    idle: bool  # nothing working and nothing held: a bar needs no broker stage
+
+    def open_bar(self, bar: Bar, symbol: str) -> bool:
+        """The bar opened (queued market orders fill); whether there are events to drain."""
+
+    def close_bar(self, bar: Bar, symbol: str) -> bool:
+        """The bar's range is known (resting orders fill); whether there are events to drain."""
+
+
+class StreamingBroker(Broker, Protocol):
+    """A live broker: updates arrive on a stream, and are polled for when the stream is late."""
+
+    errors: list[str]  # failed broker calls, for the error-rate breaker
+
+    def observe(self, order: Any, when: datetime | None = None) -> None:
+        """An order update from the stream, as the broker's SDK delivered it."""
+
+    def poll_working(self) -> None:
+        """Ask for every order still working (the stream's fallback)."""
+
+    def working(self) -> list[str]:
+        """Client ids of the orders still working (deferred ones included)."""
+
+    def flush(self) -> None:
+        """Send what was held back waiting for a sibling order."""
+
+    def retry_deferred(self) -> None:
+        """Send again what the broker refused for now (e.g. a wash-trade conflict)."""
+
+    def clock_now(self) -> datetime:
+        """The broker's current time."""
+
+    def read(self, call: Callable[[], T]) -> T:
+        """Run a read with the broker's retries and backoff."""

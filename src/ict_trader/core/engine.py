@@ -26,27 +26,33 @@ from ict_trader.core.events import (
     AccountUpdated,
     BarClosed,
     BrokerError,
+    BrokerTrouble,
     CancelOrder,
-    Command,
+    EntryFilled,
+    EntryReduced,
     EntrySkipped,
     Event,
     ExitReason,
     KillSwitch,
-    Level,
-    Notify,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
+    OrderRefused,
     OrderRejected,
+    Output,
     ReduceOnly,
     ReleaseTrades,
     Resume,
     SignalDetected,
     SubmitOrder,
     Tick,
+    TradeClosed,
+    TradeReleased,
     TradeUpdated,
     TradeView,
     TradingState,
+    TradingStateChanged,
+    UnknownFill,
 )
 from ict_trader.core.exits import exit_plan
 from ict_trader.core.instruments import Instrument, instrument_of
@@ -59,7 +65,7 @@ from ict_trader.core.strategy import EngineConfig, StrategyProfile
 from ict_trader.signals import Direction, IctDetector, Signal
 
 CENT = Decimal("0.01")
-_NOTHING: tuple[Command, ...] = ()
+_NOTHING: tuple[Output, ...] = ()
 _ONE_MINUTE = timedelta(minutes=1)
 
 
@@ -219,7 +225,7 @@ class Engine:
         self._active: dict[tuple[str, str], _Trade] = {}
         self._orders: dict[str, tuple[_Trade, Leg]] = {}
         self._seen_executions: set[str] = set()
-        self._out: list[Command] = []
+        self._out: list[Output] = []
 
     # ------------------------------------------------------------------ public API
 
@@ -269,7 +275,7 @@ class Engine:
     def equity(self) -> Decimal | None:
         return self._equity
 
-    def handle(self, event: Event) -> Sequence[Command]:
+    def handle(self, event: Event) -> Sequence[Output]:
         """Apply one event; return the commands it leads to (possibly none)."""
         if isinstance(event, BarClosed):
             return self.on_bar(event.bar)
@@ -288,7 +294,7 @@ class Engine:
         elif isinstance(event, OrderRejected):
             self._on_rejected(event)
         elif isinstance(event, BrokerError):
-            self._out.append(Notify(Level.WARNING, "Broker error", event.message, event.time))
+            self._out.append(BrokerTrouble(event.time, event.message))
             self.risk.error(event.time)
             self._check_risk(event.time)
         elif isinstance(event, KillSwitch):
@@ -297,12 +303,7 @@ class Engine:
             self._reduce_reason = event.reason
             self._state_actor = event.actor
             self._out.append(
-                Notify(
-                    Level.CRITICAL,
-                    "Entries blocked",
-                    f"No new entries ({event.actor}): {event.reason}; open trades still managed",
-                    event.time,
-                )
+                TradingStateChanged(event.time, TradingState.REDUCING, event.reason, event.actor)
             )
         elif isinstance(event, Resume):
             self._resume(event)
@@ -335,12 +336,12 @@ class Engine:
         self._halt_reason = event.reason
         self._state_actor = event.actor
         self._out.append(
-            Notify(
-                Level.CRITICAL,
-                "Kill switch engaged",
-                f"Kill switch engaged by {event.actor}: {event.reason} · "
-                f"closing {len(self._active)} trade(s), no new entries",
+            TradingStateChanged(
                 event.time,
+                TradingState.HALTED,
+                event.reason,
+                event.actor,
+                closing=len(self._active),
             )
         )
         for trade in list(self._active.values()):
@@ -352,12 +353,7 @@ class Engine:
         self._reduce_reason = None
         self._state_actor = event.actor
         self._out.append(
-            Notify(
-                Level.WARNING,
-                "Trading resumed",
-                f"Kill switch lifted by {event.actor}: {event.reason}",
-                event.time,
-            )
+            TradingStateChanged(event.time, TradingState.ACTIVE, event.reason, event.actor)
         )
 
     def _release(self, event: ReleaseTrades) -> None:
@@ -379,13 +375,7 @@ class Engine:
             self._active.pop(trade.key, None)
             self._record(trade)
             self._out.append(
-                Notify(
-                    Level.WARNING,
-                    f"{trade.profile.upper()} trade released",
-                    f"{trade.trade_id}: {trade.remaining} share(s) no longer managed by "
-                    f"ict-trader ({event.actor}: {event.reason}); no P&L booked",
-                    event.time,
-                )
+                TradeReleased(event.time, trade.view(), trade.remaining, event.actor, event.reason)
             )
         self._mark_to_market()
 
@@ -456,7 +446,7 @@ class Engine:
 
     # ------------------------------------------------------------------ bars and signals
 
-    def on_bar(self, bar: Bar) -> Sequence[Command]:
+    def on_bar(self, bar: Bar) -> Sequence[Output]:
         """`handle(BarClosed(bar))` without the event object: the per-bar hot path."""
         detector = self._detector_of(bar)
         signal = detector.update(bar)
@@ -467,7 +457,7 @@ class Engine:
             self._risk_session = session
             if session is not None:
                 self.risk.new_session(session.day)
-        out: list[Command] = []
+        out: list[Output] = []
         self._out = out
         now = bar.time + _ONE_MINUTE
         if self._active:
@@ -507,15 +497,7 @@ class Engine:
                 self._out.append(EntrySkipped(sid, profile.name, size.refused, now))
                 continue
             if size.cuts:
-                self._out.append(
-                    Notify(
-                        Level.WARNING,
-                        f"{profile.name.upper()} entry reduced",
-                        f"{profile.name} entry reduced from {size.wanted} to {size.qty} shares: "
-                        + ", ".join(size.cuts),
-                        now,
-                    )
-                )
+                self._out.append(EntryReduced(now, profile.name, size.wanted, size.qty, size.cuts))
             self._open_trade(profile, signal, sid, instrument=instrument, qty=size.qty, now=now)
 
     def _exposure(self, symbol: str | None, priced: str, price: Decimal) -> Exposure:
@@ -641,14 +623,7 @@ class Engine:
         self._seen_executions.add(fill.execution_id)
         known = self._orders.get(fill.client_order_id)
         if known is None:
-            self._out.append(
-                Notify(
-                    Level.WARNING,
-                    "Unknown fill",
-                    f"fill for order {fill.client_order_id} that ict-trader did not place",
-                    fill.time,
-                )
-            )
+            self._out.append(UnknownFill(fill.time, fill.client_order_id))
             return
         trade, leg = known
         value = fill.price * fill.qty
@@ -677,12 +652,7 @@ class Engine:
         if known is not None:
             trade, leg = known
             self._out.append(
-                Notify(
-                    Level.WARNING,
-                    f"{trade.profile.upper()} {leg.value} order rejected",
-                    f"order {event.client_order_id} rejected: {event.reason}",
-                    event.time,
-                )
+                OrderRefused(event.time, trade.profile, leg, event.client_order_id, event.reason)
             )
             if leg is Leg.STOP and trade.status is TradeStatus.OPEN:
                 # The broker will not rest the stop (Alpaca refuses an OCO whose stop the price
@@ -835,40 +805,18 @@ class Engine:
     def _record(self, trade: _Trade) -> None:
         self._out.append(TradeUpdated(trade.view()))
 
-    def _entry_notice(self, trade: _Trade, now: datetime) -> Notify:
+    def _entry_notice(self, trade: _Trade, now: datetime) -> EntryFilled:
         price = trade.entry_price
         assert price is not None
-        order = trade.entry_broker_id or trade.entry_order_id
-        return Notify(
-            Level.INFO,
-            f"{trade.profile.upper()} entry",
-            f"{trade.profile.upper()} entry — {trade.direction.value.upper()} {trade.entry_qty} "
-            f"{trade.instrument.symbol} @ {price_text(price)} · order {order} · "
-            f"target {price_text(trade.target_price)}",
+        return EntryFilled(now, trade.view(), trade.entry_broker_id or trade.entry_order_id, price)
+
+    def _exit_notice(self, trade: _Trade, now: datetime) -> TradeClosed:
+        return TradeClosed(
             now,
+            trade.view(),
+            tuple(trade.exit_broker_ids),
+            trade.entry_broker_id or trade.entry_order_id,
         )
-
-    def _exit_notice(self, trade: _Trade, now: datetime) -> Notify:
-        view = trade.view()
-        reason = view.exit_reason.value.replace("_", " ") if view.exit_reason else "exit"
-        orders = ", ".join(trade.exit_broker_ids) or "?"
-        return Notify(
-            Level.INFO,
-            f"{trade.profile.upper()} {reason} exit",
-            f"{trade.profile.upper()} {reason} exit — {trade.direction.value.upper()} "
-            f"{trade.entry_qty} {trade.instrument.symbol} {price_text(view.entry_price)} → "
-            f"{price_text(view.exit_price)} · P&L {view.pnl:+.2f} · order {orders} "
-            f"(entry {trade.entry_broker_id or trade.entry_order_id})",
-            now,
-        )
-
-
-def price_text(value: Decimal | None) -> str:
-    """A price as people write it: cents, or more digits only when the fill was sub-penny."""
-    if value is None:
-        return "?"
-    cents = value.quantize(CENT)
-    return str(cents if cents == value else value.normalize())
 
 
 def _fill_key(fill: FillRecord) -> tuple[datetime, str]:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from ict_trader.core.bars import Bar
-from ict_trader.core.orders import OrderRequest
+from ict_trader.core.orders import Leg, OrderRequest
 from ict_trader.signals import Signal
 
 _ONE_MINUTE = timedelta(minutes=1)
@@ -248,4 +248,97 @@ class Notify:
     time: datetime
 
 
-Command = SubmitOrder | CancelOrder | SignalDetected | EntrySkipped | TradeUpdated | Notify
+# ---------------------------------------------------------------- notices
+# Facts a person is told about. The engine says what happened; the words are written by
+# `notify/texts.py`, next to the notifiers that send them.
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStateChanged:
+    """The kill switch engaged, entries were blocked, or trading resumed."""
+
+    time: datetime
+    state: TradingState
+    reason: str
+    actor: str
+    closing: int = 0  # trades the kill switch is closing
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilled:
+    """A trade's entry order is done and its exits rest at the broker."""
+
+    time: datetime
+    trade: TradeView
+    order: str  # the broker's id of the entry order (our client id until it has one)
+    price: Decimal  # the exact average fill price (the view's is rounded to 1/10000)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeClosed:
+    time: datetime
+    trade: TradeView
+    exit_orders: tuple[str, ...]  # the broker's ids of the orders that closed it
+    entry_order: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntryReduced:
+    """A profile's entry was cut to fit the size limits or the buying power."""
+
+    time: datetime
+    profile: str
+    wanted: int
+    qty: int
+    cuts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TradeReleased:
+    """A person's `reconcile --accept-broker`: the trade is no longer managed, no P&L booked."""
+
+    time: datetime
+    trade: TradeView
+    held: int
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRefused:
+    time: datetime
+    profile: str
+    leg: Leg
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownFill:
+    """A fill for an order ict-trader did not place (left alone)."""
+
+    time: datetime
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTrouble:
+    time: datetime
+    message: str
+
+
+Notice = (
+    TradingStateChanged
+    | EntryFilled
+    | TradeClosed
+    | EntryReduced
+    | TradeReleased
+    | OrderRefused
+    | UnknownFill
+    | BrokerTrouble
+)
+
+# What the engine returns: commands for the broker, and facts to record and tell.
+Command = SubmitOrder | CancelOrder
+Fact = SignalDetected | EntrySkipped | TradeUpdated | Notice
+Output = Command | Fact

@@ -22,15 +22,14 @@ from ict_trader.core.calendar import NEW_YORK, NyseCalendar, Session
 from ict_trader.core.engine import Engine
 from ict_trader.core.events import (
     AccountUpdated,
-    Command,
     EntrySkipped,
-    Event,
     SignalDetected,
     TradeUpdated,
     TradeView,
 )
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.metrics import Metrics, compute_metrics
+from ict_trader.runtime.kernel import Seen
 from ict_trader.runtime.simulation import SimulationShell
 from ict_trader.signals import IctDetector
 
@@ -119,7 +118,7 @@ def run_backtest(
         )
     broker = SimulatedBroker(config.simulation)
 
-    def observe(item: Event | Command) -> None:
+    def observe(item: Seen) -> None:
         if isinstance(item, TradeUpdated):
             result.trades[item.trade.trade_id] = item.trade
         elif isinstance(item, SignalDetected):

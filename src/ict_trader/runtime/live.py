@@ -34,32 +34,29 @@ from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.stream import TradingStream
 
-from ict_trader.adapters.alpaca.broker import AlpacaBroker
 from ict_trader.core.bars import Bar
 from ict_trader.core.breakers import Breaker
+from ict_trader.core.broker import StreamingBroker
 from ict_trader.core.calendar import NyseCalendar
 from ict_trader.core.engine import Engine
 from ict_trader.core.events import (
     BrokerError,
-    CancelOrder,
-    Command,
     Event,
-    Level,
-    Notify,
     OrderCanceled,
     OrderRejected,
+    Output,
     ReduceOnly,
     ReleaseTrades,
     Resume,
-    SubmitOrder,
     Tick,
     TradingState,
 )
 from ict_trader.core.orders import Leg, OrderRequest
+from ict_trader.notify import texts
 from ict_trader.notify.notifier import Notifier
 from ict_trader.persistence.store import Store, StoreWriteError
 from ict_trader.runtime import control
-from ict_trader.runtime.logs import log_command
+from ict_trader.runtime.kernel import Kernel, Observer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,8 +73,6 @@ BROKER_CHECKED_KEY = "broker_checked_at"
 BROKER_ERROR_KEY = "broker_last_error"
 HEARTBEAT_EVERY_SECONDS = 5.0
 RECONCILE_EVERY_BARS = 15  # and at start; only while no order is working (no transient gaps)
-
-Observer = Callable[[Event | Command], None]
 
 
 @dataclass
@@ -105,7 +100,7 @@ class LiveShell:
     def __init__(
         self,
         engine: Engine,
-        broker: AlpacaBroker,
+        broker: StreamingBroker,
         store: Store,
         data: StockHistoricalDataClient,
         calendar: NyseCalendar,
@@ -129,6 +124,9 @@ class LiveShell:
         self.symbols = engine.symbols
         self.endpoints = endpoints
         self.observer = observer
+        self.kernel = Kernel(
+            engine, self, store=store, observer=observer, notifier=notifier, write=self._stored
+        )
         self.stale_after = stale_after  # silence before the watchdog fetches bars over REST
         # silence (REST included) before entries stop; None: the breaker is off
         self.stale_data_after = stale_data_after
@@ -659,10 +657,8 @@ class LiveShell:
             self._safe(lambda: self._check_position(event.time), "reconcile")
 
     def _deliver(self, event: Event) -> None:
-        if self.observer is not None:
-            self.observer(event)
-        self._stored(lambda: self.store.record_event(event))
-        self._dispatch(self.engine.handle(event))
+        self.kernel.deliver(event)
+        self.broker.flush()  # an OCO half whose sibling never came goes out alone
 
     def _record_intent(self, order: OrderRequest) -> None:
         self.store.record_order(order)
@@ -697,16 +693,8 @@ class LiveShell:
             return
         self._store_broken = str(exc)
         moment = _now(self)
-        if self.notifier is not None:
-            self.notifier.send(
-                Notify(
-                    Level.CRITICAL,
-                    "Store cannot be written",
-                    f"{exc}. No new entries; open trades are still managed (their exits are "
-                    "sent); free space or stop the bot.",
-                    moment,
-                )
-            )
+        if self.notifier is not None:  # told, not recorded: the store is what failed
+            self.notifier.send(texts.store_unwritable(str(exc), moment))
         if self.engine.state is TradingState.ACTIVE:
             # straight to the engine: recording the event would fail the same way
             reason = f"{STORE_UNWRITABLE}: {exc}"
@@ -749,45 +737,34 @@ class LiveShell:
             f"{dispute}"
         )
         self.store.audit(moment, "order.held", "reconciliation", text)
-        notice = Notify(Level.CRITICAL, "Order held: position disputed", text, moment)
-        self.store.record(notice)
-        if self.notifier is not None:
-            self.notifier.send(notice)
+        self.kernel.tell(texts.order_held(text, moment))
 
-    def _dispatch(self, commands: Sequence[Command]) -> None:
-        self._dispatch_each(commands)
+    def _dispatch(self, outputs: Sequence[Output]) -> None:
+        self.kernel.dispatch(outputs)
         self.broker.flush()  # an OCO half whose sibling never came goes out alone
 
-    def _dispatch_each(self, commands: Sequence[Command]) -> None:
-        for command in commands:
-            if self.observer is not None:
-                self.observer(command)
-            log_command(command)
-            if isinstance(command, SubmitOrder):
-                # The intent is durable before the order exists anywhere. If the store cannot
-                # be written, an entry is not sent; an exit or target still is — its client id
-                # is deterministic, so a restart finds it at Alpaca instead of sending it twice.
-                recorded = self._stored(functools.partial(self._record_intent, command.order))
-                if not recorded and command.order.leg is Leg.ENTRY:
-                    self._deliver(
-                        OrderRejected(
-                            _now(self),
-                            command.order.client_order_id,
-                            "not sent: the store cannot be written",
-                        )
-                    )
-                    continue
-                self._send_or_hold(command.order)
-            elif isinstance(command, CancelOrder):
-                if self._held.pop(command.client_order_id, None) is not None:
-                    self._deliver(OrderCanceled(_now(self), command.client_order_id, "held"))
-                    continue
-                self._cancels.add(command.client_order_id)
-                self._safe(functools.partial(self.broker.cancel, command.client_order_id), "cancel")
-            else:
-                self._stored(functools.partial(self.store.record, command))
-                if isinstance(command, Notify) and self.notifier is not None:
-                    self.notifier.send(command)  # a queue: never waits on the network
+    # ------------------------------------------------------------------ executing commands
+
+    def submit(self, order: OrderRequest) -> None:
+        """The intent is durable before the order exists anywhere. If the store cannot be
+        written, an entry is not sent; an exit or target still is — its client id is
+        deterministic, so a restart finds it at Alpaca instead of sending it twice."""
+        recorded = self._stored(functools.partial(self._record_intent, order))
+        if not recorded and order.leg is Leg.ENTRY:
+            self._deliver(
+                OrderRejected(
+                    _now(self), order.client_order_id, "not sent: the store cannot be written"
+                )
+            )
+            return
+        self._send_or_hold(order)
+
+    def cancel(self, client_order_id: str) -> None:
+        if self._held.pop(client_order_id, None) is not None:
+            self._deliver(OrderCanceled(_now(self), client_order_id, "held"))
+            return
+        self._cancels.add(client_order_id)
+        self._safe(functools.partial(self.broker.cancel, client_order_id), "cancel")
 
 
 def _utc_text(moment: datetime) -> str:

@@ -44,7 +44,8 @@ from ict_trader.errors import BrokerUnreachableError, ConfigError
 from ict_trader.notify.notifier import Notifier
 from ict_trader.persistence.store import Store, StoreError
 from ict_trader.reporting.daily_summary import send_daily_summary
-from ict_trader.runtime.live import LiveEndpoints, LiveShell, Observer
+from ict_trader.runtime.kernel import Observer
+from ict_trader.runtime.live import LiveEndpoints, LiveShell
 from ict_trader.runtime.logs import register_secret
 from ict_trader.signals import IctDetector
 

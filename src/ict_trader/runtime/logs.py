@@ -17,11 +17,11 @@ from typing import Any
 
 from ict_trader.core.events import (
     CancelOrder,
-    Command,
     EntrySkipped,
     Notify,
     SignalDetected,
     SubmitOrder,
+    TradeUpdated,
 )
 from ict_trader.errors import ConfigError
 
@@ -94,7 +94,11 @@ def close_logging() -> None:
 decisions = logging.getLogger("ict_trader.decisions")
 
 
-def log_command(command: Command) -> None:
+# What the decision log writes a line for: commands, facts, and notices in their words.
+Logged = SubmitOrder | CancelOrder | SignalDetected | EntrySkipped | TradeUpdated | Notify
+
+
+def log_command(command: Logged) -> None:
     """One line per engine decision, with the fields to find it again (shared by all shells)."""
     if not decisions.isEnabledFor(logging.INFO):
         return

@@ -26,9 +26,7 @@ from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 from ict_trader.core.engine import Engine
 from ict_trader.core.events import (
-    Command,
     EntrySkipped,
-    Event,
     Level,
     Notify,
     OrderCanceled,
@@ -41,7 +39,8 @@ from ict_trader.notify.notifier import Notifier
 from ict_trader.persistence.store import Store, StoreError
 from ict_trader.reporting.daily_summary import send_daily_summary
 from ict_trader.runtime import control
-from ict_trader.runtime.simulation import LAST_BAR_KEY, Observer, SimulationShell
+from ict_trader.runtime.kernel import Observer, Seen
+from ict_trader.runtime.simulation import LAST_BAR_KEY, SimulationShell
 from ict_trader.signals import IctDetector
 
 REPLAY_MODE = "replay"
@@ -77,12 +76,12 @@ class Narrator:
             self._session = day
             self.console.rule(f"session {day}")
 
-    def __call__(self, item: Event | Command) -> None:
+    def __call__(self, item: Seen) -> None:
         line = self._describe(item)
         if line is not None:
             self.console.print(line, highlight=False, soft_wrap=True)
 
-    def _describe(self, item: Event | Command) -> str | None:
+    def _describe(self, item: Seen) -> str | None:
         if isinstance(item, SignalDetected):
             s = item.signal
             colour = "green" if s.direction == "long" else "red"

@@ -19,28 +19,18 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import groupby
 
-from ict_trader.adapters.simulated import SimulatedBroker
 from ict_trader.core.bars import Bar
+from ict_trader.core.broker import Broker, SimulatedMarket
 from ict_trader.core.engine import Engine
-from ict_trader.core.events import (
-    CancelOrder,
-    Command,
-    Event,
-    KillSwitch,
-    Notify,
-    OrderFilled,
-    Resume,
-    SubmitOrder,
-)
+from ict_trader.core.events import Event, OrderFilled, Output
+from ict_trader.core.orders import OrderRequest
 from ict_trader.notify.notifier import Notifier
 from ict_trader.persistence.store import Store
 from ict_trader.runtime import control
-from ict_trader.runtime.logs import log_command
+from ict_trader.runtime.kernel import Kernel, Observer
 
 _ONE_MINUTE = timedelta(minutes=1)
 LAST_BAR_KEY = "last_bar_time"
-
-Observer = Callable[[Event | Command], None]
 
 
 class SimulationShell:
@@ -49,7 +39,7 @@ class SimulationShell:
     def __init__(
         self,
         engine: Engine,
-        broker: SimulatedBroker,
+        broker: SimulatedMarket,
         store: Store | None = None,
         *,
         observer: Observer | None = None,
@@ -61,6 +51,13 @@ class SimulationShell:
         self.store = store
         self.observer = observer
         self.notifier = notifier
+        self.kernel = Kernel(
+            engine,
+            SimulatedExecution(broker, store),
+            store=store,
+            observer=observer,
+            notifier=notifier,
+        )
         self.commit_every_bar = commit_every_bar
         # Bars of a file that names no symbol are the only symbol's.
         self._only = engine.symbols[0] if len(engine.symbols) == 1 else ""
@@ -172,41 +169,33 @@ class SimulationShell:
             events = broker.events()
 
     def _deliver(self, event: Event) -> None:
-        if self.observer is not None:
-            self.observer(event)
-        store = self.store
         if isinstance(event, OrderFilled):
             self._account_dirty = True
-        if store is not None:
-            store.record_event(event)
-            if isinstance(event, KillSwitch | Resume):
-                kind = "kill" if isinstance(event, KillSwitch) else "resume"
-                store.audit(event.time, kind, event.actor, event.reason)
-        self._dispatch(self.engine.handle(event))
+        self.kernel.deliver(event)
 
     def deliver(self, event: Event) -> None:
         """Feed an outside event (kill switch, resume, clock tick) through the engine."""
         self._deliver(event)
         self._pump()
 
-    def _dispatch(self, commands: Sequence[Command]) -> None:
-        store = self.store
-        observer = self.observer
-        for command in commands:
-            if observer is not None:
-                observer(command)
-            log_command(command)
-            if isinstance(command, SubmitOrder):
-                if store is not None:
-                    store.record_order(command.order)
-                self.broker.submit(command.order)
-            elif isinstance(command, CancelOrder):
-                self.broker.cancel(command.client_order_id)
-            else:
-                if store is not None:
-                    store.record(command)
-                if self.notifier is not None and isinstance(command, Notify):
-                    self.notifier.send(command)  # a queue: never waits on the network
+    def _dispatch(self, outputs: Sequence[Output]) -> None:
+        self.kernel.dispatch(outputs)
+
+
+class SimulatedExecution:
+    """Commands at the simulated broker: the order's intent recorded first, as live does."""
+
+    def __init__(self, broker: Broker, store: Store | None) -> None:
+        self.broker = broker
+        self.store = store
+
+    def submit(self, order: OrderRequest) -> None:
+        if self.store is not None:
+            self.store.record_order(order)
+        self.broker.submit(order)
+
+    def cancel(self, client_order_id: str) -> None:
+        self.broker.cancel(client_order_id)
 
 
 def _time_of(bar: Bar) -> datetime:
