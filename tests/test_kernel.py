@@ -43,6 +43,9 @@ class Recorder:
     def send(self, notice: Notify) -> None:
         self.sent.append(notice)
 
+    def close(self, timeout: float = 5.0) -> None:
+        pass
+
 
 def audit_rows(path: Path) -> list[tuple[str, str, str]]:
     with sqlite3.connect(path) as db:
