@@ -1,7 +1,11 @@
 """The emulator's market data: what the bar stream and the bars REST serve from a replayed file.
 
-Our files hold one consolidated (SIP-like) OHLCV bar per minute; Alpaca serves more, and less.
-What is *modelled* here (an emulator choice, not market data), and why:
+Our files hold one consolidated (SIP-like) OHLCV bar per minute and symbol; Alpaca serves more,
+and less. The emulator serves one symbol or several on one clock (`emulator.assets`): a symbol with
+no trade in a minute has no bar then, on either feed. What is *modelled* here (an emulator
+choice, not market data), and why — each symbol on its own, its draws seeded by `seed` and its
+name (QQQ's by `seed` alone, as when it was the emulator's only symbol), so two symbols' IEX gaps
+differ, and a symbol's never depend on which others are served:
 
 - **Trade count and VWAP.** Alpaca's bars carry `n` (trades) and `vw` (VWAP), and alpaca-py requires
   both; our files have neither. A minute's `n` is its volume over an assumed mean trade size of
@@ -112,7 +116,7 @@ class DataOptions:
     # Share of each minute's trades that print on IEX (a model: see the module docstring). The
     # default is an assumption from IEX's ~2-3 % of QQQ's volume; 1.0 = IEX bars equal SIP's.
     iex_volume_share: float = 0.025
-    seed: int = 19
+    seed: int = 19  # with the symbol's name (`symbol_salt`): each symbol draws its own minutes
 
 
 def minute_bar(bar: Bar) -> DataBar:

@@ -6,6 +6,12 @@ Alpaca's documentation and reported behaviour; docs/alpaca-fidelity.md lists the
 sources ([DOCS] alpaca-docs content/trading/orders.md and paper-trading.md, [OAS] the OpenAPI
 spec, [PY] alpaca-py issues, [LEAN] Lean.Brokerages.Alpaca, [ATA] alpaca-trade-api-python):
 
+- several symbols at once (`emulator.assets`): positions, held shares, wash-trade checks, fills
+  and OCO/bracket groups are per symbol, each filled at its own symbol's prices; the account's
+  equity, buying power and market values sum every position [OAS Account, Position]; an order
+  for a symbol the emulator does not serve is refused as an unknown asset, 422 42210000
+  `asset "X" not found` (alpaca_api.md §3.2); DELETE /v2/positions closes each position and
+  answers each on its own, 207 [OAS];
 - ids are UUIDs; client order ids are unique forever (422 40010001) and at most 48 characters;
 - POST /v2/orders answers `pending_new` while the market is open and never a fill [PY
   test_order_routes, DOCS]; the order is routed when pending work *settles* (a few milliseconds
@@ -44,7 +50,8 @@ spec, [PY] alpaca-py issues, [LEAN] Lean.Brokerages.Alpaca, [ATA] alpaca-trade-a
 
 Fill model (paper-trading.md's rules on quotes derived from bars; `emulator/fills.py` has the
 formulas): quotes are the price -/+ spread/2; a market order fills at the ask (buy) or bid
-(sell) of the bar in progress's open, worsened by `slippage_bps`; a limit fills only when
+(sell) of its symbol's bar in progress's open (in a minute the symbol has no bar — no trade —
+at the quote of its last trade), worsened by `slippage_bps`; a limit fills only when
 marketable (at the quote when routed or at a bar's open, at the limit inside a bar's range);
 a stop is elected by a trade through it and fills like a market order (buy stops capped at the
 +2.5 %/+4 % collar, resting as a limit above it); stops are checked before limits within a bar.

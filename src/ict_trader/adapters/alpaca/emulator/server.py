@@ -8,8 +8,10 @@ injected per request or per bar as configured in `Faults`. Query parameters and 
 checked by `emulator.validation` as Alpaca's OpenAPI specs list them: a bad one gets a 4xx, never
 a 500.
 
-The data stream follows realtime.md: every bar of the replayed file is sent, pre- and
-after-market ones included; the subscription reply lists every channel; errors are
+The data stream follows realtime.md: every bar of every served symbol is sent, pre- and
+after-market ones included, as one frame per symbol (`"S"` names it) to the connections that
+subscribed to that symbol's bars or to `*`; a symbol without a trade in a minute sends no bar
+then. The subscription reply lists every channel; errors are
 `[{"T":"error","code":N,"msg":…}]` — 400 invalid syntax, 401 not authenticated, 402 auth failed,
 403 already authenticated, 406 connection limit exceeded (a second authenticated connection with
 the key), 409 insufficient subscription (/v2/sip on the free plan; alpaca-py then stops for
@@ -105,7 +107,8 @@ class DataSession:
 
 
 class EmulatorServer:
-    """Serves one `PaperAccount`; run it with `start()` in a loop or `run_in_thread()`."""
+    """Serves one `PaperAccount` (and the market data of every symbol it serves); run it with
+    `start()` in a loop or `run_in_thread()`."""
 
     def __init__(
         self,
