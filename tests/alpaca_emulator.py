@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
 
+from ict_trader.adapters.alpaca.emulator.assets import Bars
 from ict_trader.adapters.alpaca.emulator.feed import DataOptions
 from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, EmuOrder, PaperAccount
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
-from ict_trader.marketdata.barfile import BarFile
+from ict_trader.core.calendar import NyseCalendar
+from ict_trader.marketdata.barfile import BarFile, load_bars
+from tests.conftest import REPO
 
 KEY = "test-key"
 SECRET = "test-secret"
+# Two real ETFs over the same two sessions (2025-08-25 and 08-26), DIA with four minutes in which
+# nothing traded, so it has no bar (tests/data/PROVENANCE.md)
+TWO_SYMBOLS = {
+    "IWM": REPO / "tests" / "data" / "iwm_1min_2025-08-25_26.csv.gz",
+    "DIA": REPO / "tests" / "data" / "dia_1min_2025-08-25_26.csv.gz",
+}
+
+
+def load_symbols(paths: Mapping[str, Path]) -> dict[str, BarFile]:
+    """Each symbol's bar file, by symbol."""
+    return {symbol: load_bars(path) for symbol, path in paths.items()}
+
+
+def served(bar_files: BarFile | Mapping[str, BarFile]) -> tuple[Bars, NyseCalendar]:
+    """What a PaperAccount replays: one file's bars (served as QQQ, the default symbol), or
+    several symbols' bars by symbol on a calendar covering them all."""
+    if isinstance(bar_files, BarFile):
+        return bar_files.bars, bar_files.calendar
+    first = min(f.bars[0].time for f in bar_files.values())
+    last = max(f.bars[-1].time for f in bar_files.values())
+    return {s: f.bars for s, f in bar_files.items()}, NyseCalendar.covering(first, last)
 
 
 def backtest_like(**changes: Any) -> EmulatorOptions:
@@ -38,7 +63,7 @@ def every_minute(**changes: Any) -> DataOptions:
 
 @contextmanager
 def running_emulator(
-    bar_file: BarFile,
+    bar_file: BarFile | Mapping[str, BarFile],
     *,
     options: EmulatorOptions | None = None,
     faults: Faults | None = None,
@@ -46,7 +71,10 @@ def running_emulator(
     max_page_size: int = 10_000,
     data: DataOptions | None = None,
 ) -> Iterator[EmulatorServer]:
-    account = PaperAccount(bar_file.bars, bar_file.calendar, options=options)
+    """An emulator on 127.0.0.1 replaying one bar file (served as QQQ) or several symbols' files
+    (by symbol), `start_bar` minutes of its clock already completed."""
+    bars, calendar = served(bar_file)
+    account = PaperAccount(bars, calendar, options=options)
     for _ in range(start_bar):
         account.complete_bar()
     server = EmulatorServer(

@@ -55,8 +55,30 @@ _ACTIVITY_ITEMS = {
     "then": {"$ref": "#/components/schemas/TradingActivities"},
     "else": {"$ref": "#/components/schemas/NonTradeActivities"},
 }
+_CLOSED_ITEMS = {
+    # PositionClosedResponse types `body` as an Order, but "a response will be provided for each
+    # order that is attempted": a close Alpaca refuses carries its error there, e.g. 403 with
+    # `available`/`held_for_orders` (alpaca_api.md, DELETE /v2/positions; alpaca-py's
+    # ClosePositionResponse.body is FailedClosePositionDetails | Order). Check it as the Error
+    # schema when the item's status is an error.
+    "if": {"properties": {"status": {"minimum": 400}}, "required": ["status"]},
+    "then": {
+        "type": "object",
+        "required": ["symbol", "status", "body"],
+        "properties": {
+            "symbol": {"type": "string"},
+            "status": {"type": "integer"},
+            "body": {"$ref": "#/components/schemas/Error"},
+        },
+    },
+    "else": {"$ref": "#/components/schemas/PositionClosedResponse"},
+}
 ERRATA: Mapping[str, tuple[tuple[str, Any], ...]] = {
     "trading-api": (
+        (
+            "/paths/~1v2~1positions/delete/responses/207/content/application~1json/schema/items",
+            _CLOSED_ITEMS,
+        ),
         (
             "/paths/~1v2~1account~1activities~1{activity_type}/get/responses/200/content"
             "/application~1json/schema/items",

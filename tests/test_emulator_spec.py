@@ -28,7 +28,13 @@ from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed
 from alpaca.data.requests import StockBarsRequest, StockLatestBarRequest
 from alpaca.data.timeframe import TimeFrame
-from alpaca.trading.enums import OrderClass, OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.enums import (
+    OrderClass,
+    OrderSide,
+    OrderStatus,
+    QueryOrderStatus,
+    TimeInForce,
+)
 from alpaca.trading.models import Order
 from alpaca.trading.requests import (
     ClosePositionRequest,
@@ -74,6 +80,7 @@ EMULATED: dict[str, tuple[tuple[str, str], ...]] = {
         ("GET", "/v2/positions"),
         ("GET", "/v2/positions/{symbol_or_asset_id}"),
         ("DELETE", "/v2/positions/{symbol_or_asset_id}"),
+        ("DELETE", "/v2/positions"),
         ("GET", "/v2/account/activities"),
         ("GET", "/v2/account/activities/{activity_type}"),
     ),
@@ -305,7 +312,23 @@ def _bot_session(server: EmulatorServer, trading: Any, data: Any, raw: requests.
     trading.close_position("QQQ", ClosePositionRequest(percentage="50"))
     _settle(server)
     assert server.account.position == 4  # half of 7, rounded down to whole shares
-    trading.close_position("QQQ")
+    held = trading.submit_order(
+        LimitOrderRequest(
+            symbol="QQQ",
+            qty=4,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.DAY,
+            limit_price=999.0,
+            client_order_id="holds-all",
+        )
+    )
+    assert isinstance(held, Order)
+    refused = trading.close_all_positions()  # the target holds every share: 403 in the item
+    closing = trading.close_all_positions(cancel_orders=True)  # cancels the target first
+    assert [(r.symbol, r.status) for r in refused] == [("QQQ", 403)]
+    assert [(r.symbol, r.status) for r in closing] == [("QQQ", 200)]
+    canceled = trading.get_order_by_id(held.id)
+    assert isinstance(canceled, Order) and canceled.status is OrderStatus.CANCELED
     _settle(server)
     _refused(lambda: trading.get_open_position("QQQ"), 404)
     _refused(lambda: trading.close_position("QQQ"), 404)

@@ -1,7 +1,11 @@
 """The emulator's market data: what the bar stream and the bars REST serve from a replayed file.
 
-Our files hold one consolidated (SIP-like) OHLCV bar per minute; Alpaca serves more, and less.
-What is *modelled* here (an emulator choice, not market data), and why:
+Our files hold one consolidated (SIP-like) OHLCV bar per minute and symbol; Alpaca serves more,
+and less. The emulator serves one symbol or several on one clock (`emulator.assets`): a symbol with
+no trade in a minute has no bar then, on either feed. What is *modelled* here (an emulator
+choice, not market data), and why — each symbol on its own, its draws seeded by `seed` and its
+name (QQQ's by `seed` alone, as when it was the emulator's only symbol), so two symbols' IEX gaps
+differ, and a symbol's never depend on which others are served:
 
 - **Trade count and VWAP.** Alpaca's bars carry `n` (trades) and `vw` (VWAP), and alpaca-py requires
   both; our files have neither. A minute's `n` is its volume over an assumed mean trade size of
@@ -52,6 +56,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
+from ict_trader.adapters.alpaca.emulator.assets import DEFAULT_SYMBOL, Bars, by_symbol, clock
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 
@@ -111,7 +116,7 @@ class DataOptions:
     # Share of each minute's trades that print on IEX (a model: see the module docstring). The
     # default is an assumption from IEX's ~2-3 % of QQQ's volume; 1.0 = IEX bars equal SIP's.
     iex_volume_share: float = 0.025
-    seed: int = 19
+    seed: int = 19  # with the symbol's name (`symbol_salt`): each symbol draws its own minutes
 
 
 def minute_bar(bar: Bar) -> DataBar:
@@ -196,27 +201,26 @@ def _combine(start: datetime, bars: Sequence[DataBar]) -> DataBar:
     )
 
 
-class MarketFeed:
-    """Which minutes each feed has, what IEX saw of them and how late trades revise them, fixed
-    from a seed so the stream and the history always agree, whatever order clients ask in."""
+class SymbolFeed:
+    """One symbol's minutes: which ones IEX has, what IEX saw of them and how late trades revise
+    them, fixed from a seed so the stream and the history always agree, whatever order clients
+    ask in. Indexes here are the symbol's own bars (`minutes`)."""
 
-    def __init__(self, bars: Sequence[Bar], options: DataOptions | None = None) -> None:
-        self.options = options or DataOptions()
+    def __init__(self, symbol: str, bars: Sequence[Bar], options: DataOptions) -> None:
+        self.symbol = symbol
+        self.options = options
         self.minutes = [minute_bar(b) for b in bars]
-        self._times = [b.time for b in bars]
-        chance = random.Random(self.options.seed)
+        self.times = [b.time for b in bars]
+        self._salt = symbol_salt(symbol)
+        chance = random.Random(f"{options.seed}{self._salt}" if self._salt else options.seed)
         self.missing_on_iex: set[int] = set()
         self.late_trades: dict[int, LateTrade] = {}
         self._iex: dict[int, DataBar] = {}  # IEX bars modelled so far, by minute index
         for index, bar in enumerate(self.minutes):
-            if self._roll(chance, self.options.missing_minute_rate):
+            if _roll(chance, options.missing_minute_rate):
                 self.missing_on_iex.add(index)
-            elif self._roll(chance, self.options.updated_bar_rate):
+            elif _roll(chance, options.updated_bar_rate):
                 self.late_trades[index] = _late_trade(bar, chance)
-
-    @staticmethod
-    def _roll(chance: random.Random, rate: float) -> bool:
-        return rate > 0 and chance.random() < rate
 
     def bar(self, index: int, feed: Feed) -> DataBar | None:
         """Minute `index` as `feed` has it, before any late trade (None: no IEX bar)."""
@@ -230,45 +234,9 @@ class MarketFeed:
         modelled = self._iex.get(index)
         if modelled is None:
             # seeded by the minute alone: the same bar whichever route or stream asks first
-            chance = random.Random(f"iex:{self.options.seed}:{index}")
+            chance = random.Random(f"iex:{self.options.seed}{self._salt}:{index}")
             modelled = self._iex[index] = iex_bar(self.minutes[index], share, chance)
         return modelled
-
-    def sent(self, index: int, feed: Feed) -> DataBar | None:
-        """The bar the stream of `feed` sends when minute `index` completes (None: no bar)."""
-        return self.bar(index, feed)
-
-    def has(self, at: datetime, feed: Feed) -> bool:
-        """Whether `feed` has a bar for the minute starting `at`: drivers of compressed time wait
-        for the bot to handle a bar only when the stream sent one."""
-        index = bisect.bisect_left(self._times, at)
-        found = index < len(self._times) and self._times[index] == at
-        return found and not (feed == "iex" and index in self.missing_on_iex)
-
-    def history(
-        self, completed: int, feed: Feed, *, since: datetime | None = None
-    ) -> list[DataBar]:
-        """Minute bars of `feed` among the first `completed` minutes (from `since` on), revised
-        where the revision has been published (its `u` goes out as the next minute completes)."""
-        first = bisect.bisect_left(self._times, since) if since is not None else 0
-        return [
-            bar
-            for bar in (self._historic(i, completed, feed) for i in range(first, completed))
-            if bar is not None
-        ]
-
-    def latest(self, completed: int, feed: Feed) -> DataBar | None:
-        """The newest bar `feed` has among the first `completed` minutes."""
-        for index in range(completed - 1, -1, -1):
-            bar = self._historic(index, completed, feed)
-            if bar is not None:
-                return bar
-        return None
-
-    def _historic(self, index: int, completed: int, feed: Feed) -> DataBar | None:
-        if index + 1 < completed:
-            return self.revision(index, feed) or self.bar(index, feed)
-        return self.bar(index, feed)
 
     def revision(self, index: int, feed: Feed) -> DataBar | None:
         """The `u` message of `feed` for minute `index`, if a late trade revises it (only on a
@@ -278,6 +246,124 @@ class MarketFeed:
         if late is None or bar is None:
             return None
         return late.applied_to(bar)
+
+
+def symbol_salt(symbol: str) -> str:
+    """What a symbol adds to the seeds of its draws: nothing for QQQ, the emulator's symbol
+    before it served several, so runs recorded then keep their minutes; `:SYMBOL` for any other.
+    A symbol's draws so depend only on the seed, its name and its own bars — never on which
+    other symbols are served — and two symbols' gaps differ."""
+    return "" if symbol == DEFAULT_SYMBOL else f":{symbol}"
+
+
+def _roll(chance: random.Random, rate: float) -> bool:
+    return rate > 0 and chance.random() < rate
+
+
+class MarketFeed:
+    """The market data of every served symbol on the replay's clock. Minute indexes here are the
+    clock's (`times`: every minute in which some symbol has a bar — with one symbol, its bars);
+    `symbol` defaults to the first served symbol, so one-symbol callers need not name it."""
+
+    def __init__(
+        self, bars: Bars, options: DataOptions | None = None, *, symbol: str | None = None
+    ) -> None:
+        self.options = options or DataOptions()
+        grouped = by_symbol(bars, symbol)
+        self.symbols = tuple(grouped)
+        self.symbol = self.symbols[0]
+        self.times, self._positions = clock(grouped)
+        self.feeds = {name: SymbolFeed(name, bars, self.options) for name, bars in grouped.items()}
+        # per symbol and clock minute: the index of the symbol's bar then (-1: none)
+        self._own: dict[str, list[int]] = {}
+        for name, positions in self._positions.items():
+            own = [-1] * len(self.times)
+            for own_index, index in enumerate(positions):
+                own[index] = own_index
+            self._own[name] = own
+
+    def _feed(self, symbol: str | None) -> SymbolFeed:
+        name = self.symbol if symbol is None else symbol.upper()
+        found = self.feeds.get(name)
+        if found is None:
+            raise KeyError(f"{name} is not served")
+        return found
+
+    def _own_index(self, index: int, symbol: str | None) -> int:
+        return self._own[self._feed(symbol).symbol][index]
+
+    def bar(self, index: int, feed: Feed, symbol: str | None = None) -> DataBar | None:
+        """Clock minute `index` of `symbol` as `feed` has it, before any late trade (None: no
+        bar — no IEX trade, or no trade at all)."""
+        own = self._own_index(index, symbol)
+        return None if own < 0 else self._feed(symbol).bar(own, feed)
+
+    def sent(self, index: int, feed: Feed, symbol: str | None = None) -> DataBar | None:
+        """The bar of `symbol` the stream of `feed` sends when clock minute `index` completes
+        (None: no bar)."""
+        return self.bar(index, feed, symbol)
+
+    def revision(self, index: int, feed: Feed, symbol: str | None = None) -> DataBar | None:
+        """The `u` message of `feed` for `symbol`'s clock minute `index`, if a late trade
+        revises it."""
+        own = self._own_index(index, symbol)
+        return None if own < 0 else self._feed(symbol).revision(own, feed)
+
+    def has(self, at: datetime, feed: Feed, symbol: str | None = None) -> bool:
+        """Whether `feed` has a bar of `symbol` for the minute starting `at` (no symbol: of any
+        served symbol — with one symbol, of that one): drivers of compressed time wait for the
+        bot to handle a bar only when the stream sent one."""
+        if symbol is None:
+            return bool(self.streamed(at, feed))
+        return self._has(self._feed(symbol), at, feed)
+
+    def streamed(self, at: datetime, feed: Feed) -> list[str]:
+        """The served symbols whose bar for the minute starting `at` the stream of `feed` sends,
+        in served order."""
+        return [name for name, one in self.feeds.items() if self._has(one, at, feed)]
+
+    @staticmethod
+    def _has(one: SymbolFeed, at: datetime, feed: Feed) -> bool:
+        index = bisect.bisect_left(one.times, at)
+        found = index < len(one.times) and one.times[index] == at
+        return found and not (feed == "iex" and index in one.missing_on_iex)
+
+    def history(
+        self,
+        completed: int,
+        feed: Feed,
+        *,
+        since: datetime | None = None,
+        symbol: str | None = None,
+    ) -> list[DataBar]:
+        """`symbol`'s minute bars of `feed` among the first `completed` clock minutes (from
+        `since` on), revised where the revision has been published (its `u` goes out as the
+        next clock minute completes)."""
+        one = self._feed(symbol)
+        positions = self._positions[one.symbol]
+        done = bisect.bisect_left(positions, completed)
+        first = bisect.bisect_left(one.times, since) if since is not None else 0
+        return [
+            bar
+            for bar in (self._historic(one, i, completed, feed) for i in range(first, done))
+            if bar is not None
+        ]
+
+    def latest(self, completed: int, feed: Feed, symbol: str | None = None) -> DataBar | None:
+        """The newest bar of `symbol` that `feed` has among the first `completed` clock
+        minutes."""
+        one = self._feed(symbol)
+        done = bisect.bisect_left(self._positions[one.symbol], completed)
+        for own in range(done - 1, -1, -1):
+            bar = self._historic(one, own, completed, feed)
+            if bar is not None:
+                return bar
+        return None
+
+    def _historic(self, one: SymbolFeed, own: int, completed: int, feed: Feed) -> DataBar | None:
+        if self._positions[one.symbol][own] + 1 < completed:
+            return one.revision(own, feed) or one.bar(own, feed)
+        return one.bar(own, feed)
 
 
 class LateTrade(NamedTuple):

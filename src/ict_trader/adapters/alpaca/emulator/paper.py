@@ -6,6 +6,12 @@ Alpaca's documentation and reported behaviour; docs/alpaca-fidelity.md lists the
 sources ([DOCS] alpaca-docs content/trading/orders.md and paper-trading.md, [OAS] the OpenAPI
 spec, [PY] alpaca-py issues, [LEAN] Lean.Brokerages.Alpaca, [ATA] alpaca-trade-api-python):
 
+- several symbols at once (`emulator.assets`): positions, held shares, wash-trade checks, fills
+  and OCO/bracket groups are per symbol, each filled at its own symbol's prices; the account's
+  equity, buying power and market values sum every position [OAS Account, Position]; an order
+  for a symbol the emulator does not serve is refused as an unknown asset, 422 42210000
+  `asset "X" not found` (alpaca_api.md §3.2); DELETE /v2/positions closes each position and
+  answers each on its own, 207 [OAS];
 - ids are UUIDs; client order ids are unique forever (422 40010001) and at most 48 characters;
 - POST /v2/orders answers `pending_new` while the market is open and never a fill [PY
   test_order_routes, DOCS]; the order is routed when pending work *settles* (a few milliseconds
@@ -44,7 +50,8 @@ spec, [PY] alpaca-py issues, [LEAN] Lean.Brokerages.Alpaca, [ATA] alpaca-trade-a
 
 Fill model (paper-trading.md's rules on quotes derived from bars; `emulator/fills.py` has the
 formulas): quotes are the price -/+ spread/2; a market order fills at the ask (buy) or bid
-(sell) of the bar in progress's open, worsened by `slippage_bps`; a limit fills only when
+(sell) of its symbol's bar in progress's open (in a minute the symbol has no bar — no trade —
+at the quote of its last trade), worsened by `slippage_bps`; a limit fills only when
 marketable (at the quote when routed or at a bar's open, at the limit inside a bar's range);
 a stop is elected by a trade through it and fills like a market order (buy stops capped at the
 +2.5 %/+4 % collar, resting as a limit above it); stops are checked before limits within a bar.
@@ -56,7 +63,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -64,11 +70,11 @@ from typing import Any
 
 from ict_trader.adapters.alpaca.emulator import fills
 from ict_trader.adapters.alpaca.emulator.activities import activity_id
+from ict_trader.adapters.alpaca.emulator.assets import Bars, asset, by_symbol, clock
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar, Session
 
 ACCOUNT_ID = "2f7f6a3c-1b0e-4d4f-9a55-6f2c1c9b2a10"
-QQQ_ASSET_ID = "b6d1aa75-5c9c-4353-a305-9e2caa1925ab"
 MAX_CLIENT_ORDER_ID = 48
 _ONE_MINUTE = timedelta(minutes=1)
 _FINAL = {"filled", "canceled", "expired", "rejected", "replaced"}
@@ -197,7 +203,7 @@ class EmuOrder:
             "replaced_at": None,
             "replaced_by": None,
             "replaces": None,
-            "asset_id": QQQ_ASSET_ID,
+            "asset_id": asset(self.symbol).id,
             "symbol": self.symbol,
             "asset_class": "us_equity",
             "notional": None,
@@ -241,27 +247,46 @@ def _opposite(side: str) -> str:
 
 
 class PaperAccount:
-    """One paper account over a replay of `bars` (one symbol's bars: regular hours only, or
-    with the pre- and after-market bars of an extended-hours file)."""
+    """One paper account over a replay of bars of one symbol or several (regular hours only, or
+    with the pre- and after-market bars of an extended-hours file).
+
+    `bars`: one symbol's bars (served as `symbol`, default QQQ), bars that name their symbols
+    (`Bar.symbol`), or a mapping symbol -> bars; see `emulator.assets.by_symbol`. The clock steps
+    through every minute in which some served symbol has a bar (`times`); `symbol` is the
+    default symbol (the first of a mapping), which `position`, `bars` and `mark()` answer for
+    when no symbol is named."""
 
     def __init__(
         self,
-        bars: Sequence[Bar],
+        bars: Bars,
         calendar: NyseCalendar,
-        symbol: str = "QQQ",
+        symbol: str | None = None,
         options: EmulatorOptions | None = None,
     ) -> None:
-        if not bars:
-            raise ValueError("the emulator needs at least one bar to replay")
-        self.bars = list(bars)
+        self.bars_by_symbol = by_symbol(bars, symbol)
+        self.symbols = tuple(self.bars_by_symbol)
+        self.symbol = self.symbols[0]
+        self.bars = self.bars_by_symbol[self.symbol]  # the default symbol's bars
+        self.times, positions = clock(self.bars_by_symbol)
+        # each symbol's bar at each minute of the clock (None: no trade that minute)
+        self._rows: dict[str, list[Bar | None]] = {}
+        for name, members in self.bars_by_symbol.items():
+            if len(members) == len(self.times):
+                self._rows[name] = list(members)
+                continue
+            row: list[Bar | None] = [None] * len(self.times)
+            for bar, index in zip(members, positions[name], strict=True):
+                row[index] = bar
+            self._rows[name] = row
         self.calendar = calendar
-        self.symbol = symbol
         self.options = options or EmulatorOptions()
         self._random = random.Random(self.options.seed)
-        self.cursor = 0  # index of the bar in progress: its open is the current price
+        self.cursor = 0  # the clock's minute in progress: its bars' opens are the prices
         self.cash = self.options.starting_cash
-        self.position = 0
-        self.cost_basis = Decimal(0)  # signed: sum of qty x price of the open position
+        self.positions = dict.fromkeys(self.symbols, 0)
+        # signed, per symbol: sum of qty x price of the open position
+        self.cost_basis = dict.fromkeys(self.symbols, Decimal(0))
+        self._last_close: dict[str, float] = {}  # each symbol's latest completed bar's close
         self.orders: dict[str, EmuOrder] = {}
         self.by_client_id: dict[str, EmuOrder] = {}
         self.updates: list[dict[str, Any]] = []  # trade updates not yet streamed
@@ -274,91 +299,142 @@ class PaperAccount:
         self.status = "ACTIVE"
         self.flags = dict.fromkeys(ACCOUNT_FLAGS, False)
 
+    # ------------------------------------------------------------------ symbols
+
+    @property
+    def position(self) -> int:
+        """The default symbol's position (`positions` has every symbol's)."""
+        return self.positions[self.symbol]
+
+    def position_of(self, symbol: str) -> int:
+        """`symbol`'s signed position (0: flat, or not served)."""
+        return self.positions.get(symbol.upper(), 0)
+
+    def bar_at(self, index: int, symbol: str | None = None) -> Bar | None:
+        """`symbol`'s bar at clock minute `index` (None: it had no trade that minute)."""
+        return self._rows[self._served(symbol)][index]
+
+    def _served(self, symbol: str | None) -> str:
+        name = self.symbol if symbol is None else symbol.upper()
+        if name not in self._rows:
+            raise KeyError(f"{name} is not served")
+        return name
+
+    def resolve(self, symbol_or_asset_id: str) -> str | None:
+        """A path's `symbol_or_asset_id` as a served symbol (None: not served)."""
+        name = symbol_or_asset_id.upper()
+        if name in self._rows:
+            return name
+        return next((s for s in self.symbols if asset(s).id == symbol_or_asset_id.lower()), None)
+
     # ------------------------------------------------------------------ clock
 
     @property
-    def current_bar(self) -> Bar:
-        return self.bars[min(self.cursor, len(self.bars) - 1)]
-
-    @property
     def now(self) -> datetime:
-        """Simulated time: the open of the bar in progress (its close once the replay ends)."""
+        """Simulated time: the start of the clock's minute in progress (the end of the last one
+        once the replay ends; the close between sessions)."""
         if self.finished:
-            return self.bars[-1].time + _ONE_MINUTE
+            return self.times[-1] + _ONE_MINUTE
         if self._between is not None:
             return self._between
-        return self.current_bar.time
+        return self.times[min(self.cursor, len(self.times) - 1)]
 
     def session(self) -> Session | None:
-        return self.calendar.session_at(self.current_bar.time)
+        return self.calendar.session_at(self.times[min(self.cursor, len(self.times) - 1)])
 
     def market_open(self) -> bool:
         """Whether `now` is inside a regular session (orders sent otherwise wait, `accepted`)."""
         return not self.finished and self.calendar.session_at(self.now) is not None
 
     def complete_bar(self) -> Bar:
-        """The bar in progress completes: pending work settles, resting orders it reached fill
-        (in regular hours only), then it is published (returned) and the next bar opens (see
-        `_open_bar`). When the bar closes a session, DAY orders expire and GTC ones are done for
-        the day first; with `closed_between_sessions` the clock then stays at the close, and the
-        next session opens when the next call completes its first bar."""
-        bar = self.current_bar
+        """`complete_minute`, answering with one bar of the minute: the default symbol's (with
+        one symbol, the bar that completed), or the first served symbol's that had one."""
+        completed = self.complete_minute()
+        return completed.get(self.symbol) or next(iter(completed.values()))
+
+    def complete_minute(self) -> dict[str, Bar]:
+        """The clock's minute in progress completes: pending work settles, resting orders its bars
+        reached fill (in regular hours only), then its bars are published (returned, by symbol;
+        a symbol without a trade that minute has none) and the next minute opens (see
+        `_open_minute`). When the minute closes a session, DAY orders expire and GTC ones are
+        done for the day first; with `closed_between_sessions` the clock then stays at the
+        close, and the next session opens when the next call completes its first minute."""
+        index = min(self.cursor, len(self.times) - 1)
+        moment = self.times[index]
+        completed = {s: bar for s, row in self._rows.items() if (bar := row[index]) is not None}
         self.settle()
-        if self._between is not None:  # the next session opens with this bar
+        if self._between is not None:  # the next session opens with this minute
             self._between = None
-            self._open_bar(bar)
-        self._fill_resting(bar)
-        self._last_close = bar.close
+            self._open_minute(index)
+        self._fill_resting(moment, completed)
+        for name, bar in completed.items():
+            self._last_close[name] = bar.close
         next_index = self.cursor + 1
-        if next_index >= len(self.bars):
-            self._expire_day_orders(bar.time + _ONE_MINUTE)
+        if next_index >= len(self.times):
+            self._expire_day_orders(moment + _ONE_MINUTE)
             self.finished = True
-            self.cursor = len(self.bars)
-            return bar
-        following = self.bars[next_index]
-        session = self.calendar.session_at(bar.time)
-        leaving = session is not None and not session.contains(following.time)
+            self.cursor = len(self.times)
+            return completed
+        following = self.times[next_index]
+        session = self.calendar.session_at(moment)
+        leaving = session is not None and not session.contains(following)
         if leaving:  # the session closes: DAY orders expire, GTC ones are done for the day
-            self._expire_day_orders(bar.time + _ONE_MINUTE)
-        if following.time.date() != bar.time.date():
+            self._expire_day_orders(moment + _ONE_MINUTE)
+        if following.date() != moment.date():
             self._last_equity = self.equity()
         self.cursor = next_index
         if leaving and self.options.closed_between_sessions:
-            self._between = bar.time + _ONE_MINUTE
+            self._between = moment + _ONE_MINUTE
         else:
-            self._open_bar(following)
-        return bar
+            self._open_minute(next_index)
+        return completed
 
     # ------------------------------------------------------------------ REST: account & market
 
-    def mark(self) -> Decimal:
-        if self.finished or self._between is not None:
-            return _price(self.bars[self.cursor - 1].close)
-        return _price(self.current_bar.open)
+    def mark(self, symbol: str | None = None) -> Decimal:
+        """`symbol`'s current price (default: the default symbol's): the open of its bar in
+        progress; its latest close between sessions, after the replay, or in a minute it has no
+        bar (no trade: its quotes stay at the last trade)."""
+        name = self._served(symbol)
+        if not self.finished and self._between is None:
+            bar = self._rows[name][self.cursor]
+            if bar is not None:
+                return _price(bar.open)
+        last = self._last_close.get(name)
+        if last is None:  # nothing traded yet in the replay: the first price it will have
+            return _price(self.bars_by_symbol[name][0].open)
+        return _price(last)
+
+    def _market_values(self) -> list[Decimal]:
+        """Each open position's signed market value."""
+        return [qty * self.mark(name) for name, qty in self.positions.items() if qty]
 
     def equity(self) -> Decimal:
-        return self.cash + self.position * self.mark()
+        return self.cash + sum(self._market_values(), Decimal(0))
 
     def buying_power(self) -> Decimal:
-        """Equity x multiplier, less the exposure and what open opening orders reserve
-        (orders.md "Buying Power": they count until filled or canceled)."""
-        exposure = abs(self.position * self.mark())
+        """Equity x multiplier, less the exposure of every position and what open opening
+        orders reserve (orders.md "Buying Power": they count until filled or canceled)."""
+        exposure = sum((abs(value) for value in self._market_values()), Decimal(0))
         reserved = sum(
-            (self._order_value(o.side, o.remaining, o.limit_price) for o in self._opening_orders()),
+            (
+                self._order_value(o.symbol, o.side, o.remaining, o.limit_price)
+                for o in self._opening_orders()
+            ),
             Decimal(0),
         )
         return max(self.equity() * self.options.multiplier - exposure - reserved, Decimal(0))
 
-    def _order_value(self, side: str, qty: int, limit: Decimal | None) -> Decimal:
+    def _order_value(self, symbol: str, side: str, qty: int, limit: Decimal | None) -> Decimal:
         """What an opening order is valued at for the buying-power check (orders.md)."""
         if side == "buy":
             return qty * (
-                limit if limit is not None else fills.market_buy_price_allowance(self.mark())
+                limit if limit is not None else fills.market_buy_price_allowance(self.mark(symbol))
             )
-        return qty * fills.short_sale_price(self._quote().ask, limit)
+        return qty * fills.short_sale_price(self._quote(symbol).ask, limit)
 
-    def _quote(self) -> fills.Quote:
-        return fills.quote(self.mark(), self.options.spread)
+    def _quote(self, symbol: str) -> fills.Quote:
+        return fills.quote(self.mark(symbol), self.options.spread)
 
     def set_account(self, changes: dict[str, Any]) -> None:
         """The emulator's control route: set `status` or the blocking flags, as Alpaca may (an
@@ -392,8 +468,12 @@ class PaperAccount:
             raise ApiError(403, 40310000, "account is not authorized to trade")
 
     def account_json(self) -> dict[str, Any]:
+        """The account; market values and margins sum every position."""
         equity = self.equity()
-        market_value = self.position * self.mark()
+        values = self._market_values()
+        long_value = sum((v for v in values if v > 0), Decimal(0))
+        short_value = sum((v for v in values if v < 0), Decimal(0))
+        gross = long_value - short_value
         return {
             "id": ACCOUNT_ID,
             "account_number": "PA3EMU000001",
@@ -417,11 +497,11 @@ class PaperAccount:
             "shorting_enabled": True,
             "equity": _money(equity),
             "last_equity": _money(self._last_equity),
-            "long_market_value": _money(max(market_value, Decimal(0))),
-            "short_market_value": _money(min(market_value, Decimal(0))),
-            "position_market_value": _money(abs(market_value)),
-            "initial_margin": _money(abs(market_value) / 2),
-            "maintenance_margin": _money(abs(market_value) * Decimal("0.3")),
+            "long_market_value": _money(long_value),
+            "short_market_value": _money(short_value),
+            "position_market_value": _money(gross),
+            "initial_margin": _money(gross / 2),
+            "maintenance_margin": _money(gross * Decimal("0.3")),
             "last_maintenance_margin": "0",
             "sma": "0",
             "options_approved_level": 3,
@@ -473,15 +553,19 @@ class PaperAccount:
             )
         return out
 
-    def asset_json(self, symbol: str) -> dict[str, Any]:
-        if symbol.upper() != self.symbol:
-            raise ApiError(404, 40410000, f'asset "{symbol}" not found')
+    def asset_json(self, symbol_or_asset_id: str) -> dict[str, Any]:
+        """GET /v2/assets/{symbol_or_asset_id}: a served symbol's asset; any other is unknown
+        here (404), as an asset Alpaca does not list."""
+        symbol = self.resolve(symbol_or_asset_id)
+        if symbol is None:
+            raise ApiError(404, 40410000, f'asset "{symbol_or_asset_id}" not found')
+        listed = asset(symbol)
         return {
-            "id": QQQ_ASSET_ID,
+            "id": listed.id,
             "class": "us_equity",
-            "exchange": "NASDAQ",
-            "symbol": self.symbol,
-            "name": "Invesco QQQ Trust, Series 1",
+            "exchange": listed.exchange,
+            "symbol": symbol,
+            "name": listed.name,
             "status": "active",
             "tradable": True,
             "marginable": True,
@@ -504,7 +588,7 @@ class PaperAccount:
             self._add_stop_leg(order, payload)
         elif payload.get("order_class") == "bracket":
             self._add_bracket_legs(order, payload)
-        # closed: `accepted`, routed at the next open (`_open_bar`)
+        # closed: `accepted`, routed at the next open (`_open_minute`)
         order.status = "pending_new" if self.market_open() else "accepted"
         self._update(order.status, order, execution=False)
         if self.options.fill_in_post:
@@ -515,7 +599,7 @@ class PaperAccount:
         """Pending work completes, in the order Alpaca would do it: cancel requests are
         confirmed, received orders are routed (`new`, or a late `rejected`), then whatever is
         marketable at the current quote fills — while the market is open: orders `accepted`
-        while it was closed wait for `_open_bar`, and nothing fills outside regular hours."""
+        while it was closed wait for `_open_minute`, and nothing fills outside regular hours."""
         for order in list(self.orders.values()):
             if order.status == "pending_cancel":
                 self._finish_cancel(order)
@@ -523,7 +607,8 @@ class PaperAccount:
             if order.parent is None and order.status == "pending_new":
                 self._route(order)
         if self.market_open():
-            self._fill_at(self.mark())
+            for symbol in self.symbols:
+                self._fill_at(symbol, self.mark(symbol))
 
     def has_pending_work(self) -> bool:
         """Whether `settle` would change anything now (the server schedules it only then)."""
@@ -548,7 +633,7 @@ class PaperAccount:
 
     def _validate(self, payload: dict[str, Any]) -> EmuOrder:
         symbol = str(payload.get("symbol", "")).upper()
-        if symbol != self.symbol:
+        if symbol not in self._rows:  # an asset the emulator does not serve: unknown to it
             raise ApiError(422, 42210000, f'asset "{symbol}" not found')
         side = str(payload.get("side", ""))
         if side not in {"buy", "sell"}:
@@ -560,7 +645,7 @@ class PaperAccount:
         if order_class not in {"simple", "oco", "bracket"}:
             raise ApiError(422, 40010001, f"order_class {order_class!r} is not emulated yet")
         if order_class == "oco":
-            payload = self._oco_parent_payload(payload, kind)
+            payload = self._oco_parent_payload(payload, symbol, kind)
         elif order_class == "bracket":
             self._check_bracket(payload, kind)
         qty = self._number(payload.get("qty"), "qty")
@@ -587,7 +672,7 @@ class PaperAccount:
                     "pricing criteria",
                 )
         if order_class in {"oco", "bracket"}:
-            self._check_stop_threshold(payload, side, kind, limit)
+            self._check_stop_threshold(payload, symbol, side, kind, limit)
         tif = str(payload.get("time_in_force", "day"))
         if tif not in {"day", "gtc"}:
             raise ApiError(422, 40010001, f"time_in_force {tif!r} is not emulated")
@@ -602,9 +687,13 @@ class PaperAccount:
         if client_id in self.by_client_id:
             raise ApiError(422, 40010001, "client_order_id must be unique")
         shares = int(qty)
-        self._check_quantity_and_power(side, shares, limit)
-        if self.options.wash_trade_check:
-            opposite = [o for o in self.orders.values() if o.open and o.active and o.side != side]
+        self._check_quantity_and_power(symbol, side, shares, limit)
+        if self.options.wash_trade_check:  # an open opposite order on the same symbol
+            opposite = [
+                o
+                for o in self.orders.values()
+                if o.open and o.active and o.side != side and o.symbol == symbol
+            ]
             if opposite:
                 raise ApiError(403, 40310000, "potential wash trade detected. use complex orders")
         return EmuOrder(
@@ -621,14 +710,14 @@ class PaperAccount:
         )
 
     def _check_stop_threshold(
-        self, payload: dict[str, Any], side: str, kind: str, limit: Decimal | None
+        self, payload: dict[str, Any], symbol: str, side: str, kind: str, limit: Decimal | None
     ) -> None:
         """orders.md "Threshold on stop price of stop-loss orders": the stop must be at least
         $0.01 below (sell stop) or above (buy stop) the base price — the current market price,
         and also the take-profit's limit (OCO) or the entry's limit (bracket, limit entry)."""
         stop = self._number(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
         assert stop is not None
-        bases = [self.mark()]
+        bases = [self.mark(symbol)]
         if kind == "limit" and limit is not None:
             bases.append(limit)  # the OCO's parent limit is its take-profit
         exit_side = side if payload.get("order_class") == "oco" else _opposite(side)
@@ -651,11 +740,11 @@ class PaperAccount:
                     base_price=_money(base),
                 )
 
-    def _held(self, side: str) -> int:
-        """Shares held by open closing orders; an OCO pair holds its quantity once."""
+    def _held(self, symbol: str, side: str) -> int:
+        """`symbol`'s shares held by open closing orders; an OCO pair holds its quantity once."""
         groups: dict[str, int] = {}
         for order in self.orders.values():
-            if order.open and order.side == side:
+            if order.open and order.side == side and order.symbol == symbol:
                 key = order.oco_group or order.id
                 groups[key] = max(groups.get(key, 0), order.remaining)
         return sum(groups.values())
@@ -666,7 +755,9 @@ class PaperAccount:
         self.orders[order.id] = order
         self.by_client_id[order.client_order_id] = order
 
-    def _oco_parent_payload(self, payload: dict[str, Any], kind: str) -> dict[str, Any]:
+    def _oco_parent_payload(
+        self, payload: dict[str, Any], symbol: str, kind: str
+    ) -> dict[str, Any]:
         """OCO = an exit pair on an open position: the take-profit limit is the parent order."""
         if kind != "limit":
             raise ApiError(422, 40010001, "oco orders must be limit orders")
@@ -676,7 +767,7 @@ class PaperAccount:
             raise ApiError(422, 40010001, "oco orders require take_profit.limit_price")
         if stop_loss.get("stop_price") is None:
             raise ApiError(422, 40010001, "oco orders require stop_loss.stop_price")
-        if not self._is_closing(str(payload.get("side", ""))):
+        if not self._is_closing(symbol, str(payload.get("side", ""))):
             raise ApiError(422, 42210000, "oco orders must be exit orders for an open position")
         return {**payload, "limit_price": take_profit["limit_price"]}
 
@@ -760,10 +851,13 @@ class PaperAccount:
         parent.oco_group = leg.oco_group = parent.id
         parent.legs.append(leg)
 
-    def _check_quantity_and_power(self, side: str, qty: int, limit: Decimal | None) -> None:
-        if self._is_closing(side):
-            held = self._held(side)
-            available = abs(self.position) - held
+    def _check_quantity_and_power(
+        self, symbol: str, side: str, qty: int, limit: Decimal | None
+    ) -> None:
+        position = self.positions[symbol]
+        if self._is_closing(symbol, side):
+            held = self._held(symbol, side)
+            available = abs(position) - held
             if qty > available:
                 raise ApiError(
                     403,
@@ -771,12 +865,12 @@ class PaperAccount:
                     f"insufficient qty available for order (requested: {qty}, "
                     f"available: {max(available, 0)})",
                     available=str(max(available, 0)),
-                    existing_qty=str(abs(self.position)),
+                    existing_qty=str(abs(position)),
                     held_for_orders=str(held),
-                    symbol=self.symbol,
+                    symbol=symbol,
                 )
             return
-        cost = self._order_value(side, qty, limit)
+        cost = self._order_value(symbol, side, qty, limit)
         if cost > self.buying_power():
             raise ApiError(
                 403,
@@ -879,22 +973,26 @@ class PaperAccount:
     # ------------------------------------------------------------------ REST: positions
 
     def positions_json(self) -> list[dict[str, Any]]:
-        return [] if self.position == 0 else [self.position_json(self.symbol)]
+        """GET /v2/positions: every open position, by symbol (a flat symbol is not listed)."""
+        return [self.position_json(name) for name in sorted(self.symbols) if self.positions[name]]
 
-    def position_json(self, symbol: str) -> dict[str, Any]:
-        if symbol.upper() != self.symbol or self.position == 0:
+    def position_json(self, symbol_or_asset_id: str) -> dict[str, Any]:
+        symbol = self.resolve(symbol_or_asset_id)
+        if symbol is None or self.positions[symbol] == 0:
             raise ApiError(404, 40410000, "position does not exist")
-        qty = self.position
+        qty = self.positions[symbol]
+        cost_basis = self.cost_basis[symbol]
         side = "buy" if qty < 0 else "sell"
-        held = self._held(side)
-        mark = self.mark()
-        avg = self.cost_basis / qty
+        held = self._held(symbol, side)
+        mark = self.mark(symbol)
+        avg = cost_basis / qty
         market_value = qty * mark
-        unrealized = market_value - self.cost_basis
+        unrealized = market_value - cost_basis
+        listed = asset(symbol)
         return {
-            "asset_id": QQQ_ASSET_ID,
-            "symbol": self.symbol,
-            "exchange": "NASDAQ",
+            "asset_id": listed.id,
+            "symbol": symbol,
+            "exchange": listed.exchange,
             "asset_class": "us_equity",
             "asset_marginable": True,
             "qty": str(qty),
@@ -902,62 +1000,98 @@ class PaperAccount:
             "avg_entry_price": _money(avg),
             "side": "long" if qty > 0 else "short",
             "market_value": _money(market_value),
-            "cost_basis": _money(self.cost_basis),
+            "cost_basis": _money(cost_basis),
             "unrealized_pl": _money(unrealized),
-            "unrealized_plpc": str((unrealized / abs(self.cost_basis)).quantize(Decimal("1e-10"))),
+            "unrealized_plpc": str((unrealized / abs(cost_basis)).quantize(Decimal("1e-10"))),
             "unrealized_intraday_pl": _money(unrealized),
             "unrealized_intraday_plpc": str(
-                (unrealized / abs(self.cost_basis)).quantize(Decimal("1e-10"))
+                (unrealized / abs(cost_basis)).quantize(Decimal("1e-10"))
             ),
             "current_price": _money(mark),
             "lastday_price": _money(mark),
             "change_today": "0",
         }
 
-    def close_position(self, symbol: str, qty: int | None = None) -> EmuOrder:
-        if symbol.upper() != self.symbol or self.position == 0:
+    def close_position(self, symbol_or_asset_id: str, qty: int | None = None) -> EmuOrder:
+        """DELETE /v2/positions/{symbol_or_asset_id}: a market order closing `qty` shares
+        (default: all of them)."""
+        symbol = self.resolve(symbol_or_asset_id)
+        if symbol is None or self.positions[symbol] == 0:
             raise ApiError(404, 40410000, "position does not exist")
-        shares = qty or abs(self.position)
-        side = "sell" if self.position > 0 else "buy"
+        position = self.positions[symbol]
+        shares = qty or abs(position)
+        side = "sell" if position > 0 else "buy"
         return self.submit({"symbol": symbol, "qty": shares, "side": side, "type": "market"})
+
+    def close_all_positions(self, cancel_orders: bool = False) -> list[dict[str, Any]]:
+        """DELETE /v2/positions: a market order closing each open position, each answered on its
+        own as the spec's PositionClosedResponse (`symbol`, `status`, `body`: the order, or the
+        error that refused it — e.g. 403 when other orders hold the shares). With
+        `cancel_orders`, every open order is canceled first and the cancels are confirmed before
+        the closing orders are placed (the spec: "cancel all open orders before liquidating")."""
+        if cancel_orders:
+            self.cancel_all()
+            for order in list(self.orders.values()):
+                if order.status == "pending_cancel":
+                    self._finish_cancel(order)
+        answers: list[dict[str, Any]] = []
+        for symbol in sorted(self.symbols):
+            if self.positions[symbol] == 0:
+                continue
+            try:
+                order = self.close_position(symbol)
+            except ApiError as refused:
+                answers.append({"symbol": symbol, "status": refused.status, "body": refused.body})
+            else:
+                answers.append({"symbol": symbol, "status": 200, "body": order.as_json()})
+        return answers
 
     # ------------------------------------------------------------------ internals
 
     def _opening_orders(self) -> list[EmuOrder]:
-        return [o for o in self.orders.values() if o.open and not self._is_closing(o.side)]
+        return [
+            o for o in self.orders.values() if o.open and not self._is_closing(o.symbol, o.side)
+        ]
 
-    def _is_closing(self, side: str) -> bool:
-        return (side == "sell" and self.position > 0) or (side == "buy" and self.position < 0)
+    def _is_closing(self, symbol: str, side: str) -> bool:
+        position = self.positions[symbol]
+        return (side == "sell" and position > 0) or (side == "buy" and position < 0)
 
-    def _open_bar(self, bar: Bar) -> None:
-        """A new bar opens. Outside regular hours nothing happens to orders. Inside them, GTC
-        orders done for the day work again, orders queued (`accepted`) while the market was
-        closed are routed in the order they came (`pending_new`, then `new`), and the open is
-        the price working orders are evaluated at — resting orders it gapped through, market
-        orders just routed, and the rest of partially filled ones."""
-        if self.calendar.session_at(bar.time) is None:
+    def _open_minute(self, index: int) -> None:
+        """A new minute of the clock opens. Outside regular hours nothing happens to orders.
+        Inside them, GTC orders done for the day work again, orders queued (`accepted`) while
+        the market was closed are routed in the order they came (`pending_new`, then `new`), and
+        each symbol's price — its bar's open, or its last trade when it has no bar this minute —
+        is the price its working orders are evaluated at: resting orders it gapped through,
+        market orders just routed, and the rest of partially filled ones."""
+        if self.calendar.session_at(self.times[index]) is None:
             return
         self._resume_after_break()
         for queued in [o for o in self.orders.values() if o.status == "accepted"]:
             queued.status = "pending_new"
             self._update("pending_new", queued, execution=False)
             self._route(queued)
-        self._fill_at(_price(bar.open))
+        for symbol in self.symbols:
+            self._fill_at(symbol, self.mark(symbol))
 
-    def _working(self) -> list[EmuOrder]:
-        """Orders able to fill now: routed, active, and not waiting for a later bar."""
+    def _working(self, symbol: str) -> list[EmuOrder]:
+        """`symbol`'s orders able to fill now: routed, active, and not waiting for a later bar."""
         return [
             o
             for o in self.orders.values()
-            if o.open and o.active and o.status in _WORKING and o.resume_cursor <= self.cursor
+            if o.open
+            and o.active
+            and o.status in _WORKING
+            and o.resume_cursor <= self.cursor
+            and o.symbol == symbol
         ]
 
-    def _fill_at(self, price: Decimal) -> None:
-        """Evaluate working orders at one price point (a quote of price -/+ spread/2):
-        market orders and elected stops fill, limits fill if marketable, stops the price
-        traded through are elected. Stops first, as within a bar."""
+    def _fill_at(self, symbol: str, price: Decimal) -> None:
+        """Evaluate `symbol`'s working orders at one price point (a quote of price -/+
+        spread/2): market orders and elected stops fill, limits fill if marketable, stops the
+        price traded through are elected. Stops first, as within a bar."""
         at = fills.quote(price, self.options.spread)
-        for order in sorted(self._working(), key=lambda o: o.type != "stop"):
+        for order in sorted(self._working(symbol), key=lambda o: o.type != "stop"):
             if not order.open or order.resume_cursor > self.cursor:
                 continue  # a sibling's fill ended it, or it just filled in part
             if order.type == "stop" and not order.elected:
@@ -981,16 +1115,22 @@ class PaperAccount:
             assert order.stop_price is not None
             order.collar = fills.buy_stop_collar(order.stop_price)
 
-    def _fill_resting(self, bar: Bar) -> None:
-        """The bar in progress completes: limits its quotes reached fill at their limit; stops
-        its trades went through are elected and fill at the quote of the stop price (a buy
-        stop's collar limits it). Stops first, the conservative order when both legs of a pair
-        were reached in one bar. Pre- and after-market prints reach no order."""
-        if self.calendar.session_at(bar.time) is None:
+    def _fill_resting(self, moment: datetime, completed: dict[str, Bar]) -> None:
+        """The minute in progress completes: each symbol's bar fills that symbol's orders (a
+        symbol without a bar traded nothing, and fills nothing)."""
+        if self.calendar.session_at(moment) is None:
             return
+        for symbol, bar in completed.items():
+            self._fill_in_bar(symbol, bar)
+
+    def _fill_in_bar(self, symbol: str, bar: Bar) -> None:
+        """`symbol`'s bar completes: limits its quotes reached fill at their limit; stops its
+        trades went through are elected and fill at the quote of the stop price (a buy stop's
+        collar limits it). Stops first, the conservative order when both legs of a pair were
+        reached in one bar. Pre- and after-market prints reach no order."""
         high, low = _price(bar.high), _price(bar.low)
         spread = self.options.spread
-        for order in sorted(self._working(), key=lambda o: o.type != "stop"):
+        for order in sorted(self._working(symbol), key=lambda o: o.type != "stop"):
             if not order.open or order.resume_cursor > self.cursor:
                 continue
             if order.type == "stop" and not order.elected:
@@ -1054,7 +1194,7 @@ class PaperAccount:
             part = self._random.randint(1, qty - 1)
             order.resume_cursor = self.cursor + 1
         signed = part if order.side == "buy" else -part
-        self._apply_position(signed, price)
+        self._apply_position(order.symbol, signed, price)
         self.cash -= signed * price
         order.filled_qty += part
         order.filled_value += price * part
@@ -1109,17 +1249,19 @@ class PaperAccount:
                 other.canceled_at = self.now
             self._update(ending, other, execution=False)
 
-    def _apply_position(self, signed: int, price: Decimal) -> None:
-        before = self.position
+    def _apply_position(self, symbol: str, signed: int, price: Decimal) -> None:
+        before = self.positions[symbol]
         after = before + signed
+        basis = self.cost_basis[symbol]
         if before == 0 or (before > 0) == (signed > 0):
-            self.cost_basis += signed * price
+            basis += signed * price
         elif (before > 0) != (after > 0) and after != 0:
             # flipped through zero: the remainder opens at this price
-            self.cost_basis = after * price
+            basis = after * price
         else:
-            self.cost_basis = self.cost_basis * after / before if after else Decimal(0)
-        self.position = after
+            basis = basis * after / before if after else Decimal(0)
+        self.cost_basis[symbol] = basis
+        self.positions[symbol] = after
 
     def _update(
         self,
@@ -1142,7 +1284,7 @@ class PaperAccount:
             "execution_id": execution_id,
             "order": order.as_json(nested=self.options.legs_always),
             "timestamp": _ts(moment),
-            "position_qty": str(self.position) if execution else None,
+            "position_qty": str(self.positions[order.symbol]) if execution else None,
             "price": str(price) if price is not None else None,
             "qty": str(qty) if qty is not None else None,
         }

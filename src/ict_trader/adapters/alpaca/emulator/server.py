@@ -8,8 +8,10 @@ injected per request or per bar as configured in `Faults`. Query parameters and 
 checked by `emulator.validation` as Alpaca's OpenAPI specs list them: a bad one gets a 4xx, never
 a 500.
 
-The data stream follows realtime.md: every bar of the replayed file is sent, pre- and
-after-market ones included; the subscription reply lists every channel; errors are
+The data stream follows realtime.md: every bar of every served symbol is sent, pre- and
+after-market ones included, as one frame per symbol (`"S"` names it) to the connections that
+subscribed to that symbol's bars or to `*`; a symbol without a trade in a minute sends no bar
+then. The subscription reply lists every channel; errors are
 `[{"T":"error","code":N,"msg":…}]` — 400 invalid syntax, 401 not authenticated, 402 auth failed,
 403 already authenticated, 406 connection limit exceeded (a second authenticated connection with
 the key), 409 insufficient subscription (/v2/sip on the free plan; alpaca-py then stops for
@@ -105,7 +107,8 @@ class DataSession:
 
 
 class EmulatorServer:
-    """Serves one `PaperAccount`; run it with `start()` in a loop or `run_in_thread()`."""
+    """Serves one `PaperAccount` (and the market data of every symbol it serves); run it with
+    `start()` in a loop or `run_in_thread()`."""
 
     def __init__(
         self,
@@ -121,7 +124,7 @@ class EmulatorServer:
         data: DataOptions | None = None,
     ) -> None:
         self.account = account
-        self.feed = MarketFeed(account.bars, data)
+        self.feed = MarketFeed(account.bars_by_symbol, data)
         self.key = key
         self.secret = secret
         self.speed = speed
@@ -163,6 +166,7 @@ class EmulatorServer:
         r.add_get("/v2/orders/{order_id}", self._order)
         r.add_delete("/v2/orders/{order_id}", self._cancel)
         r.add_get("/v2/positions", self._positions)
+        r.add_delete("/v2/positions", self._close_all_positions)
         r.add_get("/v2/positions/{symbol}", self._position)
         r.add_delete("/v2/positions/{symbol}", self._close_position)
         r.add_get("/v2/account/activities", self._activities)
@@ -249,19 +253,28 @@ class EmulatorServer:
             await self.advance(1)
 
     async def advance(self, bars: int) -> list[Bar]:
-        """Complete `bars` bars: fills first (trade stream), then the bar itself (data stream)."""
+        """Complete `bars` minutes of the clock, answering with one bar per minute (the default
+        symbol's, or the first served symbol's that had one; see `advance_minutes`)."""
+        minutes = await self.advance_minutes(bars)
+        symbol = self.account.symbol
+        return [minute.get(symbol) or next(iter(minute.values())) for minute in minutes]
+
+    async def advance_minutes(self, minutes: int) -> list[dict[str, Bar]]:
+        """Complete `minutes` minutes of the clock: fills first (trade stream), then the
+        minute's bars (data stream). Answers each minute's bars by symbol (a symbol with no
+        trade that minute has none)."""
         published = []
         async with self._lock:
-            for _ in range(bars):
+            for _ in range(minutes):
                 if self.account.finished:
                     break
                 index = self.account.cursor
                 if index > 0:
                     await self._publish_revision(index - 1)  # late trades, ~30 s after it
-                bar = self.account.complete_bar()
+                completed = self.account.complete_minute()
                 await self._flush_updates()
                 await self._publish_bar(index)
-                published.append(bar)
+                published.append(completed)
         return published
 
     async def settle(self) -> None:
@@ -422,10 +435,17 @@ class EmulatorServer:
         return web.json_response(self.account.position_json(request.match_info["symbol"]))
 
     async def _close_position(self, request: web.Request) -> web.Response:
-        order = self.account.close_position(
-            request.match_info["symbol"], _close_qty(request.query, self.account.position)
-        )
+        symbol = request.match_info["symbol"]
+        served = self.account.resolve(symbol)
+        position = self.account.position_of(served) if served is not None else 0
+        order = self.account.close_position(symbol, _close_qty(request.query, position))
         return web.json_response(order.as_json())
+
+    async def _close_all_positions(self, request: web.Request) -> web.Response:
+        """DELETE /v2/positions: one PositionClosedResponse per open position (207)."""
+        cancel_orders = check.boolean(request.query, "cancel_orders", check.TRADING)
+        answers = self.account.close_all_positions(cancel_orders=cancel_orders)
+        return web.json_response(answers, status=207)
 
     async def _activities(self, request: web.Request) -> web.Response:
         """GET /v2/account/activities[/{activity_type}]: newest first, paged (see `activities`;
@@ -437,28 +457,38 @@ class EmulatorServer:
         return web.json_response(activities.select(self.account.fill_activities(), query))
 
     async def _bars(self, request: web.Request) -> web.Response:
-        """GET /v2/stocks/bars: the bars of the completed minutes, by symbol, a page at a time."""
-        symbols = check.text(request.query, "symbols", check.MARKET_DATA, required=True)
-        page, token = self._bars_page(request.query)
-        bars = {self.account.symbol: [b.as_json() for b in page]} if page else {}
-        if self.account.symbol not in symbols.upper().split(","):
-            bars, token = {}, None
+        """GET /v2/stocks/bars: the bars of the completed minutes of every requested symbol the
+        emulator serves (others have none: no key), a page at a time. As the spec says, results
+        are sorted by symbol first, then by time, and `limit` counts the bars of the page across
+        symbols, so a page may hold only the first symbol's bars."""
+        symbols = self._requested(request.query)
+        page, token = self._bars_page(request.query, symbols)
+        bars: dict[str, list[dict[str, Any]]] = {}
+        for symbol, bar in page:
+            bars.setdefault(symbol, []).append(bar.as_json())
         return web.json_response({"bars": bars, "next_page_token": token})
 
     async def _symbol_bars(self, request: web.Request) -> web.Response:
         """GET /v2/stocks/{symbol}/bars: one symbol's bars as a list, with the symbol named."""
         symbol = request.match_info["symbol"].upper()
-        page, token = self._bars_page(request.query)
-        if symbol != self.account.symbol:
-            page, token = [], None
+        served = [symbol] if symbol in self.account.symbols else []
+        page, token = self._bars_page(request.query, served)
         return web.json_response(
-            {"bars": [b.as_json() for b in page], "symbol": symbol, "next_page_token": token}
+            {"bars": [b.as_json() for _, b in page], "symbol": symbol, "next_page_token": token}
         )
 
-    def _bars_page(self, query: Mapping[str, str]) -> tuple[list[DataBar], str | None]:
-        """Historical bars of the completed minutes, aggregated to `timeframe`, in `sort` order,
-        `limit` a page (both bars routes; parameters checked as the market-data spec lists
-        them, 400 otherwise)."""
+    def _requested(self, query: Mapping[str, str]) -> list[str]:
+        """The served symbols among the request's `symbols` (required), sorted."""
+        symbols = check.text(query, "symbols", check.MARKET_DATA, required=True)
+        asked = {s.strip().upper() for s in symbols.split(",")}
+        return sorted(asked & set(self.account.symbols))
+
+    def _bars_page(
+        self, query: Mapping[str, str], symbols: list[str]
+    ) -> tuple[list[tuple[str, DataBar]], str | None]:
+        """Historical bars of the completed minutes of `symbols` (in that order), aggregated to
+        `timeframe`, in `sort` order within each symbol, `limit` bars a page in all (both bars
+        routes; parameters checked as the market-data spec lists them, 400 otherwise)."""
         refusal = check.MARKET_DATA
         try:
             timeframe = parse_timeframe(check.text(query, "timeframe", refusal, required=True))
@@ -472,29 +502,35 @@ class EmulatorServer:
         if token is not None and not (token.isascii() and token.isdigit()):
             raise refusal.error(f"invalid page_token: {token!r}")
         feed = self._history_feed(query, end, {"iex", "otc", "sip", "boats"})
-        minutes = self.feed.history(self.account.cursor, feed, since=start)
-        chosen = [
-            b
-            for b in aggregate(minutes, timeframe, self.account.calendar)
-            if (start is None or b.time >= start) and (end is None or b.time <= end)
-        ]
-        if descending:
-            chosen.reverse()
+        chosen: list[tuple[str, DataBar]] = []
+        for symbol in symbols:
+            minutes = self.feed.history(self.account.cursor, feed, since=start, symbol=symbol)
+            bars = [
+                b
+                for b in aggregate(minutes, timeframe, self.account.calendar)
+                if (start is None or b.time >= start) and (end is None or b.time <= end)
+            ]
+            if descending:
+                bars.reverse()
+            chosen.extend((symbol, b) for b in bars)
         offset = int(token) if token else 0
         size = min(limit, self.max_page_size)
         following = offset + size
         return chosen[offset:following], (str(following) if following < len(chosen) else None)
 
     async def _latest_bar(self, request: web.Request) -> web.Response:
+        """GET /v2/stocks/bars/latest: the newest bar of each requested served symbol."""
         query = request.query
-        symbols = check.text(query, "symbols", check.MARKET_DATA, required=True)
+        symbols = self._requested(query)
         feed = self._history_feed(
             query, None, {"delayed_sip", "iex", "otc", "sip", "boats", "overnight"}
         )
-        bar = self.feed.latest(self.account.cursor, feed)
-        if bar is None or self.account.symbol not in symbols.upper().split(","):
-            return web.json_response({"bars": {}})
-        return web.json_response({"bars": {self.account.symbol: bar.as_json()}})
+        bars = {}
+        for symbol in symbols:
+            bar = self.feed.latest(self.account.cursor, feed, symbol)
+            if bar is not None:
+                bars[symbol] = bar.as_json()
+        return web.json_response({"bars": bars})
 
     def _history_feed(
         self, query: Mapping[str, str], end: datetime | None, listed: set[str]
@@ -550,9 +586,11 @@ class EmulatorServer:
             {
                 "now": self.account.now.isoformat(),
                 "cursor": self.account.cursor,
-                "bars": len(self.account.bars),
+                "bars": len(self.account.times),  # minutes of the clock
                 "finished": self.account.finished,
-                "position": self.account.position,
+                "symbols": list(self.account.symbols),
+                "position": self.account.position,  # the default symbol's
+                "positions": self.account.positions,
                 "cash": str(self.account.cash),
                 "orders": len(self.account.orders),
                 "trade_stream_clients": len(self._trade_sockets),
@@ -677,7 +715,8 @@ class EmulatorServer:
                     self._trade_sockets.discard(ws)
 
     async def _publish_bar(self, index: int) -> None:
-        """Minute `index` completed: its bar goes to every `bars` subscriber whose feed has it."""
+        """Clock minute `index` completed: each symbol's bar goes to every subscriber of that
+        symbol's `bars` (or of `*`) whose feed has it; a symbol without a bar sends nothing."""
         self.bars_published += 1
         every = self.faults.drop_data_socket_every
         if every and self.bars_published % every == 0:
@@ -686,23 +725,25 @@ class EmulatorServer:
                 await ws.close()  # a dropped connection: clients must reconnect and backfill
             self._data_sockets.clear()
             return
-        for feed in ("iex", "sip"):
-            bar = self.feed.sent(index, feed)
-            if bar is not None:
-                await self._send_data(_stream_frame("b", self.account.symbol, bar), "bars", feed)
+        for symbol in self.account.symbols:
+            for feed in ("iex", "sip"):
+                bar = self.feed.sent(index, feed, symbol)
+                if bar is not None:
+                    await self._send_data(_stream_frame("b", symbol, bar), "bars", feed, symbol)
 
     async def _publish_revision(self, index: int) -> None:
         """Late trades revised minute `index`: an `updatedBars` message, each feed that had a
         bar for it getting its own revised bar."""
-        for feed in ("iex", "sip"):
-            revised = self.feed.revision(index, feed)
-            if revised is not None:
-                frame = _stream_frame("u", self.account.symbol, revised)
-                await self._send_data(frame, "updatedBars", feed)
+        for symbol in self.account.symbols:
+            for feed in ("iex", "sip"):
+                revised = self.feed.revision(index, feed, symbol)
+                if revised is not None:
+                    frame = _stream_frame("u", symbol, revised)
+                    await self._send_data(frame, "updatedBars", feed, symbol)
 
-    async def _send_data(self, frame: bytes, channel: str, feed: Feed) -> None:
+    async def _send_data(self, frame: bytes, channel: str, feed: Feed, symbol: str) -> None:
         for ws, session in list(self._data_sockets.items()):
-            if session.feed == feed and session.wants(channel, self.account.symbol):
+            if session.feed == feed and session.wants(channel, symbol):
                 try:
                     await ws.send_bytes(frame)
                 except ConnectionError:
