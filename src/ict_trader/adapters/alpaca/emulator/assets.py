@@ -95,9 +95,8 @@ def by_symbol(bars: Bars, symbol: str | None = None) -> dict[str, list[Bar]]:
 
 
 def _symbol_of(bar: Bar) -> str:
-    """The symbol a bar names ("" if none). `Bar.symbol` is being added to the core (a field
-    after `volume`, "" by default); until then no bar has one."""
-    return str(getattr(bar, "symbol", "") or "")
+    """The symbol a bar names ("" for a bar of a file that does not say)."""
+    return bar.symbol
 
 
 def clock(bars: Mapping[str, Sequence[Bar]]) -> tuple[list[datetime], dict[str, list[int]]]:
