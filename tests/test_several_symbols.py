@@ -5,6 +5,7 @@ per symbol, size limits per symbol and in total."""
 from __future__ import annotations
 
 import heapq
+import sqlite3
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -108,6 +109,14 @@ def test_orders_trade_their_trades_symbol_with_unique_short_ids(tmp_path: Path) 
         assert order["symbol"] == trades[order["trade_id"]].symbol
         assert str(order["client_order_id"]).startswith(f"ict-{order['symbol']}-")
     store.close()
+    with sqlite3.connect(tmp_path / "two.db") as connection:
+        mismatched = connection.execute(
+            "SELECT count(*) FROM fills f JOIN orders o USING (client_order_id)"
+            " WHERE f.symbol != o.symbol"
+        ).fetchone()
+        fills = connection.execute("SELECT DISTINCT symbol FROM fills").fetchall()
+    assert mismatched == (0,)
+    assert {row[0] for row in fills} == set(SYMBOLS)  # fill rows name their symbol
 
 
 Span = tuple[datetime, datetime, int]

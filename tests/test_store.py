@@ -314,6 +314,8 @@ def test_a_version_3_store_is_upgraded_in_place_with_its_symbol(tmp_path: Path) 
     (trade,) = store.trades()
     assert (trade.symbol, trade.qty, trade.status) == ("SPY", 30, "open")
     start = datetime(2024, 7, 29, 13, 0, tzinfo=UTC)
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT symbol FROM fills").fetchall() == [("SPY",)]
     (bar,) = store.bars_between(start, start + timedelta(hours=1))
     assert (bar.symbol, bar.close) == ("SPY", 97.5)
     assert store.last_closes() == {"SPY": Decimal("97.5")}

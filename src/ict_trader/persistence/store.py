@@ -179,13 +179,16 @@ _MIGRATIONS: dict[int, str] = {
         FROM state WHERE key = 'control_request';
     DELETE FROM state WHERE key = 'control_request';
     """,
-    # v4: several symbols. Signals, trades and bars name their symbol (orders always did); the
-    # last close is kept per symbol; runs record `symbols`. Rows written before were of the one
-    # symbol their run traded: a trade's is its entry order's, a signal's that of a trade on it,
-    # else the latest run's.
+    # v4: several symbols. Signals, trades, fills and bars name their symbol (orders always
+    # did); the last close is kept per symbol; runs record `symbols`. Rows written before were
+    # of the one symbol their run traded: a fill's and a trade's is their order's, a signal's
+    # that of a trade on it, else the latest run's.
     4: """
     ALTER TABLE signals ADD COLUMN symbol TEXT NOT NULL DEFAULT '';
     ALTER TABLE trades ADD COLUMN symbol TEXT NOT NULL DEFAULT '';
+    ALTER TABLE fills ADD COLUMN symbol TEXT NOT NULL DEFAULT '';
+    UPDATE fills SET symbol = COALESCE(
+        (SELECT o.symbol FROM orders o WHERE o.client_order_id = fills.client_order_id), '');
     UPDATE trades SET symbol = COALESCE(
         (SELECT o.symbol FROM orders o WHERE o.client_order_id = trades.entry_order_id), '');
     UPDATE signals SET symbol = COALESCE(
@@ -530,7 +533,9 @@ class Store:
             )
         elif isinstance(event, OrderFilled):
             self._write(
-                "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO fills (execution_id, client_order_id, broker_order_id, time,"
+                " qty, price, commission, symbol) VALUES (?, ?, ?, ?, ?, ?, ?,"
+                " COALESCE((SELECT symbol FROM orders WHERE client_order_id = ?), ''))",
                 (
                     event.execution_id,
                     order_id,
@@ -539,6 +544,7 @@ class Store:
                     event.qty,
                     str(event.price),
                     str(event.commission),
+                    order_id,
                 ),
             )
             status = OrderStatus.FILLED if event.order_complete else OrderStatus.PARTIALLY_FILLED
