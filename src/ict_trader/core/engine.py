@@ -194,8 +194,13 @@ class Engine:
     """
 
     def __init__(
-        self, config: EngineConfig, detectors: IctDetector | Mapping[str, IctDetector]
+        self,
+        config: EngineConfig,
+        detectors: IctDetector | Mapping[str, IctDetector],
+        *,
+        selection: Selection | None = None,
     ) -> None:
+        """`selection`: what an entry trades (default: shares of the signal's symbol)."""
         self.config = config
         if isinstance(detectors, IctDetector):
             if len(config.symbols) != 1:
@@ -211,7 +216,7 @@ class Engine:
         self._resting_exits = exits.resting
         self._timed_exits = exits.timed
         self._sizing = EquityAllocation(config.risk)
-        self._selection: Selection = SignalSymbol()
+        self._selection: Selection = selection or SignalSymbol()
         self._equity: Decimal | None = None
         self._halt_reason: str | None = None
         self._reduce_reason: str | None = None
