@@ -187,3 +187,43 @@ def test_a_bar_of_a_symbol_not_traded_is_refused() -> None:
     with pytest.raises(ValueError, match=r"a bar of DIA .* ict-trader trades IWM"):
         for bar in merged[:4]:
             engine.on_bar(bar)
+
+
+def test_a_symbol_loss_limit_stops_that_symbol_only_for_the_session() -> None:
+    """Real bars, signals placed by hand (a symbol rarely signals twice a day): IWM's first
+    trade of the day loses; its second signal is skipped, DIA's at the same minute trades."""
+    calendar, merged, own = market()
+    day = own["IWM"][390 * 5].time.date()  # the sixth session
+    iwm = [b for b in own["IWM"] if b.time.date() == day]
+    first, second = iwm[30], iwm[120]  # 10:00 and 11:30 New York
+    exit_bar = iwm[31 + 60]  # the time exit: 60 minutes after the entry at the next open
+    losing = Direction.SHORT if exit_bar.open > iwm[31].open else Direction.LONG
+
+    def signal(bar: Bar, direction: Direction) -> Signal:
+        return Signal(bar.time, direction, bar.close, 0.5, bar.close, bar.close)
+
+    def run(limit: Decimal) -> BacktestResult:
+        detectors = {
+            "IWM": SignalReplay(calendar, [signal(first, losing), signal(second, losing)]),
+            "DIA": SignalReplay(calendar, [signal(second._replace(symbol="DIA"), losing)]),
+        }
+        risk = replace(NO_BREAKERS, symbol_daily_loss_limit=limit)
+        bars = [b for b in merged if b.time.date() == day]
+        return run_backtest(bars, calendar, settings(SYMBOLS, risk), detector=detectors)
+
+    free = run(Decimal(0))
+    limited = run(Decimal(1))
+    first_id = f"IWM-{first.time:%Y%m%dT%H%M}Z-{losing.value}"
+    first_trades = [t for t in free.closed_trades() if t.signal_id == first_id]
+    assert first_trades and all(t.pnl is not None and t.pnl < -1 for t in first_trades)
+    assert {(t.symbol, t.signal_id) for t in free.closed_trades()} >= {
+        ("IWM", f"IWM-{second.time:%Y%m%dT%H%M}Z-{losing.value}")
+    }
+    kept = {(t.symbol, t.profile, t.signal_id) for t in limited.closed_trades()}
+    assert kept == {
+        (s, p, f"{s}-{when:%Y%m%dT%H%M}Z-{losing.value}")
+        for p in ("conservative", "aggressive")
+        for s, when in (("IWM", first.time), ("DIA", second.time))
+    }
+    reasons = {(s.signal_id.split("-")[0], s.reason.split(":")[0]) for s in limited.skips}
+    assert reasons == {("IWM", "IWM loss limit")}

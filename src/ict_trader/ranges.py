@@ -88,6 +88,7 @@ RISK: Mapping[str, Range] = {
     "max_symbol_shares": _whole(0, 10_000_000, OFF),
     "max_symbol_notional": _number(0, BILLION, OFF),
     "max_symbol_equity_pct": _number(0, 400, OFF),
+    "symbol_daily_loss_limit": _number(0, BILLION, OFF),
     "stale_data_minutes": _whole(0, SESSION_MINUTES, OFF),
 }
 PROFILE_ALLOCATION = _number("0.0001", 1)

@@ -529,6 +529,11 @@ class Engine:
             return f"entries blocked: {self._reduce_reason}"
         if self._account_blocked:
             return "the broker reports the account or trading as blocked"
+        loss_limit = self.config.risk.symbol_daily_loss_limit
+        if loss_limit:
+            pnl = self._symbol_session_pnl(symbol)
+            if pnl <= -loss_limit:
+                return f"{symbol} loss limit: session P&L {pnl:+.2f} reached -{loss_limit}"
         busy = self._active.get((symbol, profile.name))
         if busy is not None:
             return f"already in trade {busy.trade_id} ({busy.status.value})"
@@ -734,6 +739,18 @@ class Engine:
                 oco_group=oco,
             )
 
+    def _symbol_session_pnl(self, symbol: str) -> Decimal:
+        """`symbol`'s P&L this session: its closed trades', and its open ones' at its mark."""
+        pnl = self.risk.realized_by_symbol.get(symbol, Decimal(0))
+        mark = self._marks.get(symbol)
+        if mark is None:
+            return pnl
+        for t in self._active.values():
+            if t.symbol == symbol and t.entry_qty:
+                moved = t.sign * (t.exit_value + mark * t.remaining - t.entry_value)
+                pnl += moved * t.instrument.multiplier
+        return pnl
+
     def _mark_to_market(self) -> None:
         """Open trades' P&L so far at their symbols' last closes, for the loss limits."""
         marks = self._marks
@@ -768,7 +785,7 @@ class Engine:
             self._out.append(self._exit_notice(trade, now))
             pnl = trade.pnl()
             assert pnl is not None
-            self.risk.realize(pnl)
+            self.risk.realize(pnl, trade.symbol)
             self._mark_to_market()
             self._check_risk(now)
 

@@ -14,6 +14,8 @@ Defaults (each configurable under `[risk]`, 0 disables a limit):
   in total over open trades: max_total_shares, max_total_notional, max_total_equity_pct (20 %);
   per symbol over its open trades (several symbols): max_symbol_shares, max_symbol_notional,
   max_symbol_equity_pct (all off by default);
+- symbol_daily_loss_limit (off by default): a symbol whose session P&L (realized + unrealized)
+  reached -limit takes no new entry that session; the other symbols trade on;
   an entry over a limit is reduced to fit (or refused if nothing fits), with the reason recorded;
 - buying power: an entry costing more than the account's buying power is reduced or refused;
 - stale_data_minutes (5), live only: no new bar, on the stream or over REST, for that long ->
@@ -48,6 +50,7 @@ class RiskLimits:
     max_symbol_shares: int = 0
     max_symbol_notional: Decimal = Decimal(0)
     max_symbol_equity_pct: Decimal = Decimal(0)
+    symbol_daily_loss_limit: Decimal = Decimal(0)
     stale_data_minutes: int = 5  # live: no new bar this long -> no new entries until bars return
 
     def __post_init__(self) -> None:
@@ -145,6 +148,7 @@ class RiskMonitor:
         self.day: date | None = None
         self.realized = Decimal(0)
         self.unrealized = Decimal(0)
+        self.realized_by_symbol: dict[str, Decimal] = {}
         self.equity_peak: Decimal | None = None
         self.last_equity: Decimal | None = None
         self._window: deque[tuple[datetime, Decimal]] = deque()
@@ -159,10 +163,12 @@ class RiskMonitor:
             self.day = day
             self.realized = Decimal(0)
             self.unrealized = Decimal(0)
+            self.realized_by_symbol.clear()
             self._window.clear()
 
-    def realize(self, pnl: Decimal) -> None:
+    def realize(self, pnl: Decimal, symbol: str = "") -> None:
         self.realized += pnl
+        self.realized_by_symbol[symbol] = self.realized_by_symbol.get(symbol, Decimal(0)) + pnl
 
     def mark(self, unrealized: Decimal) -> None:
         self.unrealized = unrealized

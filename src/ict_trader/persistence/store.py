@@ -221,7 +221,8 @@ _MIGRATIONS: dict[int, str] = {
         '$.symbols', json_array(json_extract(config, '$.symbol')),
         '$.risk.max_symbol_shares', '0',
         '$.risk.max_symbol_notional', '0',
-        '$.risk.max_symbol_equity_pct', '0')
+        '$.risk.max_symbol_equity_pct', '0',
+        '$.risk.symbol_daily_loss_limit', '0')
         WHERE json_type(config, '$.symbol') = 'text' AND json_type(config, '$.risk') = 'object'
     """,
 }

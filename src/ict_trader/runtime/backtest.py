@@ -8,7 +8,7 @@ metrics per profile and overall.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -100,13 +100,14 @@ def run_backtest(
     *,
     store: Store | None = None,
     on_bar: Callable[[Bar], None] | None = None,
-    detector: IctDetector | None = None,
+    detector: IctDetector | Mapping[str, IctDetector] | None = None,
 ) -> BacktestResult:
     """Trade `bars` — of every symbol in `config.engine.symbols`, in (time, symbol) order, each
     naming its symbol; or of the one symbol, with or without its name.
 
-    `detector`: with one symbol, a fresh one to use instead of `IctDetector(calendar,
-    config.signal)`, e.g. a `SignalReplay` of signals detected earlier with `config.signal`."""
+    `detector`: a fresh one to use instead of `IctDetector(calendar, config.signal)` (one per
+    symbol with several), e.g. a `SignalReplay` of signals detected earlier with
+    `config.signal`."""
     sessions = _sessions_of(bars, calendar)
     result = BacktestResult(config=config, bars=bars, sessions=sessions)
     symbols = config.engine.symbols
