@@ -1,4 +1,4 @@
-"""The dashboard shows each symbol (issue #11): a replay of real IWM and DIA bars.
+"""The dashboard and `status` show each symbol (issue #11): a replay of real IWM and DIA bars.
 
 Replayed (as `ict-trader run` replays, every bar kept) from 2025-10-15 to 12:10 New York on
 2025-10-17: that day DIA signalled at 11:39 and both its trades hit their target by 12:03, IWM
@@ -10,6 +10,7 @@ tested apart from a zero.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,13 +20,17 @@ from typing import Any
 import pytest
 import requests
 from rich.console import Console
+from typer.testing import CliRunner
 
+from ict_trader.cli.app import app
 from ict_trader.core.calendar import NEW_YORK
 from ict_trader.dashboard.auth import DashboardToken
 from ict_trader.dashboard.server import Dashboard
+from ict_trader.marketdata.barfile import load_bars
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.book import Book
 from ict_trader.runtime.replay import run_replay
+from tests.test_replay import replay_all
 from tests.test_several_symbols import SYMBOLS, market, settings
 
 TOKEN = DashboardToken("symbols-test-token-0123456789", "environment")
@@ -189,3 +194,33 @@ def test_a_symbol_without_bars_is_a_400(served: Dashboard, symbol: str) -> None:
     response = requests.get(served.url + "api/bars", params={"symbol": symbol}, timeout=10)
     assert response.status_code == 400
     assert response.json() == {"error": "symbol must be one with bars in the store: IWM, DIA"}
+
+
+def test_status_prints_a_line_per_symbol(two_symbols: Path) -> None:
+    runner = CliRunner()
+    text = runner.invoke(app, ["status", "--db", str(two_symbols)]).stdout
+    figures = book_figures(two_symbols)
+    iwm_unrealized = Decimal(str(figures["IWM"]["unrealized"])).quantize(Decimal("0.01"))
+    assert (
+        f"symbol DIA: flat · last close {figures['DIA']['last_close']} · "
+        "realized 24.08, unrealized 0.00"
+    ) in text
+    assert (
+        f"symbol IWM: 28 long · last close {figures['IWM']['last_close']} · "
+        f"realized 0, unrealized {iwm_unrealized}"
+    ) in text
+    report = json.loads(runner.invoke(app, ["status", "--db", str(two_symbols), "--json"]).stdout)
+    assert set(report["symbols"]) == {"IWM", "DIA"}
+    assert report["symbols"]["IWM"]["position"] == 28
+    assert report["symbols"]["DIA"]["realized"] == "24.08"
+
+
+def test_status_of_one_symbol_prints_as_before(sample_csv: Path, tmp_path: Path) -> None:
+    db = tmp_path / "qqq.db"
+    replay_all(load_bars(sample_csv), db)
+    runner = CliRunner()
+    text = runner.invoke(app, ["status", "--db", str(db)]).stdout
+    assert "P&L 2024-08-09: realized 0, unrealized 0.00" in text
+    assert not [line for line in text.splitlines() if line.startswith("symbol")]
+    report = json.loads(runner.invoke(app, ["status", "--db", str(db), "--json"]).stdout)
+    assert list(report["symbols"]) == ["QQQ"]
