@@ -104,6 +104,7 @@ def test_trades_carry_the_brokers_order_ids(served: tuple[Dashboard, Path]) -> N
     assert len(rows) == 6
     assert [r["entry_time"] for r in rows] == sorted((r["entry_time"] for r in rows), reverse=True)
     for row in rows:
+        assert row["symbol"] == "QQQ"
         assert row["entry_order"] == broker_ids[(row["trade_id"], "entry")]
         assert row["entry_order"].startswith("sim-")
         assert len(row["exit_orders"]) == 1
@@ -123,6 +124,8 @@ def test_bars_of_a_trading_day_with_its_marks(served: tuple[Dashboard, Path]) ->
     latest = api(dashboard, "/api/bars")
     assert isinstance(latest, dict)
     assert latest["day"] == "2024-08-09"  # the last session replayed
+    assert (latest["symbol"], latest["symbols"]) == ("QQQ", ["QQQ"])  # the one symbol traded
+    assert api(dashboard, "/api/bars?day=2024-07-30&symbol=QQQ") == day
     days = api(dashboard, "/api/days")
     assert isinstance(days, list)
     assert len(days) == 10
@@ -131,7 +134,12 @@ def test_bars_of_a_trading_day_with_its_marks(served: tuple[Dashboard, Path]) ->
 
 def test_bad_queries_get_a_clear_400(served: tuple[Dashboard, Path]) -> None:
     dashboard, _ = served
-    for path in ("api/bars?day=30/07/2024", "api/events?limit=0", "api/events?limit=x"):
+    for path in (
+        "api/bars?day=30/07/2024",
+        "api/bars?symbol=SPY",
+        "api/events?limit=0",
+        "api/events?limit=x",
+    ):
         response = requests.get(dashboard.url + path, timeout=10)
         assert response.status_code == 400
         assert response.json()["error"]
@@ -315,6 +323,10 @@ def test_an_empty_store_is_served_without_errors(tmp_path: Path) -> None:
         assert api(dashboard, "/api/events") == []
         bars = api(dashboard, "/api/bars")
         assert isinstance(bars, dict) and bars["bars"] == []
+        assert (bars["symbol"], bars["symbols"]) == (None, [])
+        refused = requests.get(dashboard.url + "api/bars?symbol=QQQ", timeout=10)
+        assert refused.status_code == 400
+        assert refused.json() == {"error": "symbol: the store keeps no bars yet"}
     finally:
         dashboard.stop()
 

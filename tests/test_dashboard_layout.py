@@ -1,8 +1,9 @@
 """The dashboard's layout in a real browser, on a phone (390 px wide) and on a desktop.
 
-Served from replayed stores of the bundled real sample: the page must never scroll sideways, wide
-tables scroll inside their own box, the kill switch stays reachable, and the equity curve runs
-on market time (no flat line across nights and weekends) with dollar ticks even when flat.
+Served from replayed stores of the bundled real sample (and of real IWM and DIA bars, for the
+per-symbol table and columns): the page must never scroll sideways, wide tables scroll inside
+their own box, the kill switch stays reachable, and the equity curve runs on market time (no
+flat line across nights and weekends) with dollar ticks even when flat.
 Screenshots for people land in test-output/.
 """
 
@@ -25,6 +26,7 @@ from ict_trader.dashboard.views import equity_view
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from ict_trader.persistence.store import Store
 from tests.browser import OUTPUT, launch_chromium
+from tests.test_dashboard_symbols import replay_two_symbols
 from tests.test_replay import replay_all
 
 TOKEN = DashboardToken("layout-test-token-0123456789", "environment")
@@ -52,6 +54,14 @@ def quiet_day(sample: BarFile, tmp_path_factory: pytest.TempPathFactory) -> Path
     db = tmp_path_factory.mktemp("layout") / "quiet.db"
     bars = [bar for bar in sample.bars if bar.time.date().isoformat() == "2024-07-29"]
     replay_all(BarFile(sample.path, bars, sample.calendar), db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def two_symbols(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """IWM and DIA: the per-symbol table, the symbol columns and the chart's symbol picker show."""
+    db = tmp_path_factory.mktemp("layout") / "two.db"
+    replay_two_symbols(db)
     return db
 
 
@@ -92,6 +102,21 @@ def in_viewport_horizontally(page: Page, selector: str, width: int) -> bool:
     return box["x"] >= 0 and box["x"] + box["width"] <= width
 
 
+def fits_the_width(page: Page, width: int, tables: int) -> None:
+    """No sideways scrolling; every section and each of the `tables` shown inside the screen."""
+    assert horizontal_overflow(page) == 0
+    for section in page.locator("main > section:visible, header").all():
+        box = section.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width
+    # Every table sits inside the screen; one wider than its box scrolls there, not the page.
+    assert page.locator(".table-scroll").count() == page.locator("main table").count() == 9
+    assert page.locator(".table-scroll table").count() == 9  # the audit's four and Symbols too
+    boxes = page.locator(".table-scroll:visible")
+    assert boxes.count() == tables
+    for index in range(boxes.count()):
+        assert in_viewport_horizontally(page, f".table-scroll:visible >> nth={index}", width)
+
+
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_the_page_never_scrolls_sideways(ten_sessions: Path, viewport: ViewportSize) -> None:
     width = viewport["width"]
@@ -99,16 +124,11 @@ def test_the_page_never_scrolls_sideways(ten_sessions: Path, viewport: ViewportS
         expect(page.locator("[data-testid=trades] tbody tr[data-trade-id]")).to_have_count(6)
         OUTPUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUTPUT / f"dashboard-{width}.png"), full_page=True)
-        assert horizontal_overflow(page) == 0
-        for section in page.locator("main > section, header").all():
-            box = section.bounding_box()
-            assert box is not None and box["x"] + box["width"] <= width
-        # Every table sits inside the screen; one wider than its box scrolls there, not the page.
-        boxes = page.locator(".table-scroll")
-        assert boxes.count() == page.locator("main table").count() == 8  # the audit's four too
-        assert page.locator(".table-scroll table").count() == 8
-        for index in range(boxes.count()):
-            assert in_viewport_horizontally(page, f".table-scroll >> nth={index}", width)
+        # One symbol: the page as before, without the per-symbol table, columns and picker.
+        fits_the_width(page, width, tables=8)
+        for hidden in ("symbols-section", "symbol"):
+            expect(page.get_by_test_id(hidden)).to_be_hidden()
+        expect(page.locator("[data-testid=trades] th:visible")).to_have_count(11)
         trades = page.locator(".table-scroll:has([data-testid=trades])")
         sizes = trades.evaluate("box => [box.scrollWidth, box.clientWidth]")
         if width == PHONE["width"]:
@@ -118,6 +138,19 @@ def test_the_page_never_scrolls_sideways(ten_sessions: Path, viewport: ViewportS
             assert page.evaluate("window.scrollX") == 0  # and the page does not
         else:
             assert sizes[0] == sizes[1]
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_two_symbols_fit_the_width_too(two_symbols: Path, viewport: ViewportSize) -> None:
+    width = viewport["width"]
+    with page_on(two_symbols, viewport) as page:
+        expect(page.locator("[data-testid=symbols] tbody tr[data-symbol]")).to_have_count(2)
+        expect(page.locator("[data-testid=trades] th:visible")).to_have_count(12)
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / f"dashboard-symbols-{width}.png"), full_page=True)
+        fits_the_width(page, width, tables=9)
+        for part in ("symbol", "day"):
+            assert in_viewport_horizontally(page, f"[data-testid={part}]", width), part
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])

@@ -1225,7 +1225,8 @@ def status(
     db: StoreOption = Path("ict-trader.db"),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Trading state, today's P&L, open trades, breakers and the last bar, from the store."""
+    """Trading state, today's P&L (per symbol when several), open trades, breakers and the last
+    bar, from the store."""
     with _user_errors():
         report: dict[str, Any] = _read_store(db, collect_status)
     if as_json:
@@ -1265,6 +1266,15 @@ def status(
             f"  {profile}: realized {figures['realized']}, unrealized {figures['unrealized']}",
             highlight=False,
         )
+    if len(report["symbols"]) > 1:  # one symbol: its figures are the lines above
+        for symbol, figures in report["symbols"].items():
+            units = figures["position"]
+            held = "flat" if units == 0 else f"{abs(units)} {'long' if units > 0 else 'short'}"
+            stdout.print(
+                f"symbol {symbol}: {held} · last close {figures['last_close']} · "
+                f"realized {figures['realized']}, unrealized {figures['unrealized']}",
+                highlight=False,
+            )
     for trade in report["open_trades"]:
         stdout.print(
             f"open: {trade['trade_id']} {trade['direction']} {trade['shares']} @ "

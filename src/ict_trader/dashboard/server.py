@@ -14,8 +14,8 @@ It must never stay broken, nor answer a kill it did not record: reads run on one
 with the reader connection, which is thrown away and reopened after any database error (a
 transient lock costs one 503, not the dashboard); each kill/resume is written through a fresh
 connection in its own transaction and acknowledged only once committed. Hostile input gets a 4xx
-of ours: bodies are capped, JSON nesting errors and bad dates or limits are 400s, and the
-`Server` header names no software version.
+of ours: bodies are capped, JSON nesting errors, bad dates or limits and symbols the store has
+no bars of are 400s, and the `Server` header names no software version.
 """
 
 from __future__ import annotations
@@ -375,7 +375,16 @@ def _bars(store: Store, request: web.Request) -> Any:
         day: date | None = _day(raw)
     else:
         day = views.session_day(store, None)
-    return views.bars_view(store, day)
+    symbol = request.query.get("symbol")
+    if symbol:
+        known = views.chart_symbols(store)
+        if symbol not in known:  # never echoed back: only the symbols the store has bars of
+            raise BadInputError(
+                f"symbol must be one with bars in the store: {', '.join(known)}"
+                if known
+                else "symbol: the store keeps no bars yet"
+            )
+    return views.bars_view(store, day, symbol or None)
 
 
 def _day(raw: str) -> date:

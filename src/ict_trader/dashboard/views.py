@@ -39,6 +39,23 @@ def _now(status: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(str(last).replace("Z", "+00:00")) + _ONE_MINUTE
 
 
+def _configured_symbols(store: Store) -> list[str]:
+    run = store.last_run() or {}
+    return [str(symbol) for symbol in run.get("config", {}).get("symbols", [])]
+
+
+def _in_settings_order(symbols: list[str], configured: list[str]) -> list[str]:
+    """The settings' order (`symbols = ["IWM", "DIA"]`: IWM first), then any other alphabetically
+    (a symbol traded by an earlier run of the store)."""
+    first = [symbol for symbol in configured if symbol in symbols]
+    return first + sorted(set(symbols) - set(first))
+
+
+def chart_symbols(store: Store) -> list[str]:
+    """The symbols whose bars the store keeps, the first the chart shows by default."""
+    return _in_settings_order(store.bar_symbols(), _configured_symbols(store))
+
+
 def _max_hold_minutes(store: Store) -> int:
     run = store.last_run() or {}
     return int(run.get("config", {}).get("exits", {}).get("max_hold_minutes", 60))
@@ -75,12 +92,17 @@ def status_view(store: Store) -> dict[str, Any]:
         profiles.setdefault(name, {})["unrealized"] = figures["unrealized"]
     closed = sum(p.get("closed", 0) for p in profiles.values())
     wins = sum(p.get("wins", 0) for p in profiles.values())
-    run = store.last_run() or {}
+    configured = _configured_symbols(store)
     return {
         "mode": status["mode"],
         "feed": status["feed"],
-        "symbol": ", ".join(run.get("config", {}).get("symbols", [])) or None,
-        "symbols": status["symbols"],
+        "symbol": ", ".join(configured) or None,
+        # Each symbol's position (net units, negative when short), last close, today's realized
+        # and unrealized P&L, in the settings' order.
+        "symbols": {
+            symbol: status["symbols"][symbol]
+            for symbol in _in_settings_order(list(status["symbols"]), configured)
+        },
         "state": status["state"],
         "state_reason": status["state_reason"],
         "state_actor": status["state_actor"],
@@ -126,6 +148,7 @@ def trades_view(store: Store) -> list[dict[str, Any]]:
             {
                 "trade_id": trade.trade_id,
                 "profile": trade.profile,
+                "symbol": trade.symbol,
                 "direction": trade.direction,
                 "status": trade.status,
                 "shares": trade.qty,
@@ -172,23 +195,40 @@ def session_day(store: Store, day: str | None) -> date | None:
     return None if session is None else date.fromisoformat(session)
 
 
-def bars_view(store: Store, day: date | None) -> dict[str, Any]:
-    """One session's candles with its signals and the trades' entries and exits to mark."""
-    if day is None:
-        return {"day": None, "bars": [], "signals": [], "entries": [], "exits": []}
+def bars_view(store: Store, day: date | None, symbol: str | None = None) -> dict[str, Any]:
+    """One session's candles of one symbol (by default the first of `chart_symbols`) with its
+    signals and its trades' entries and exits to mark; `symbols` are those the chart can show."""
+    symbols = chart_symbols(store)
+    symbol = symbol or (symbols[0] if symbols else None)
+    if day is None or symbol is None:
+        return {
+            "day": None if day is None else day.isoformat(),
+            "symbol": symbol,
+            "symbols": symbols,
+            "bars": [],
+            "signals": [],
+            "entries": [],
+            "exits": [],
+        }
     start = datetime.combine(day, time(4, 0), NEW_YORK)
     end = datetime.combine(day, time(20, 0), NEW_YORK)
-    bars = store.bars_between(start, end)
-    in_day = [t for t in store.trades() if t.entry_time is not None and start <= t.entry_time < end]
+    bars = store.bars_between(start, end, symbol)
+    in_day = [
+        t
+        for t in store.trades()
+        if t.symbol == symbol and t.entry_time is not None and start <= t.entry_time < end
+    ]
     return {
         "day": day.isoformat(),
+        "symbol": symbol,
+        "symbols": symbols,
         "bars": [
             {"t": _iso(b.time), "o": b.open, "h": b.high, "l": b.low, "c": b.close, "v": b.volume}
             for b in bars
         ],
         "signals": [
             {"t": s["time"], "direction": s["direction"], "close": s["close"]}
-            for s in store.signals_between(start, end)
+            for s in store.signals_between(start, end, symbol)
         ],
         "entries": [
             {

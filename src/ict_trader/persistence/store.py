@@ -743,13 +743,19 @@ class Store:
         rows = self._db.execute("SELECT DISTINCT substr(time, 1, 10) FROM bars ORDER BY 1")
         return [str(row[0]) for row in rows]
 
-    def signals_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        cursor = self._db.execute(
+    def signals_between(
+        self, start: datetime, end: datetime, symbol: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Signals in [start, end), of `symbol` or of every symbol, in time then symbol order."""
+        query = (
             "SELECT signal_id, time, direction, close, atr, extreme, mss_level, symbol"
-            " FROM signals"
-            " WHERE time >= ? AND time < ? ORDER BY time",
-            (_iso(start), _iso(end)),
+            " FROM signals WHERE time >= ? AND time < ?"
         )
+        params: tuple[str, ...] = (_iso(start), _iso(end))
+        if symbol is not None:
+            query += " AND symbol = ?"
+            params += (symbol,)
+        cursor = self._db.execute(query + " ORDER BY time, symbol", params)
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
 

@@ -21,6 +21,11 @@ function price(text) {
   const value = Number(text);
   return Number.isInteger(Math.round(value * 1e6) / 1e4) ? value.toFixed(2) : String(value);
 }
+// A net position in units: negative is short.
+function position(units) {
+  if (units === null || units === undefined) return "–";
+  return units > 0 ? `long ${units}` : units < 0 ? `short ${-units}` : "flat";
+}
 function pct(rate) { return rate === null || rate === undefined ? "–" : `${(rate * 100).toFixed(1)}%`; }
 function nyTime(iso) { return iso ? timeFmt.format(new Date(iso)) : "–"; }
 function nyDateTime(iso) { return iso ? dateTimeFmt.format(new Date(iso)) : "–"; }
@@ -60,6 +65,7 @@ function fillTable(id, rows, columns, emptyText) {
   for (const row of rows) {
     const tr = document.createElement("tr");
     if (row.trade_id) tr.dataset.tradeId = row.trade_id;
+    else if (row.symbol) tr.dataset.symbol = row.symbol;
     for (const column of columns) {
       const [text, cls] = column(row);
       tr.append(cell(text, cls));
@@ -97,6 +103,12 @@ function renderStatus(s) {
   setFigure("win-rate", s.trades.win_rate, pct(s.trades.win_rate));
   $("wins").textContent = s.trades.wins;
   $("closed").textContent = s.trades.closed;
+  const symbols = Object.entries(s.symbols || {}).map(([symbol, f]) => ({ symbol, ...f }));
+  fillTable("symbols", symbols, [
+    (f) => [f.symbol], (f) => [position(f.position), "num"], (f) => [price(f.last_close), "num"],
+    (f) => [money(f.realized, true), `num ${tone(f.realized)}`],
+    (f) => [money(f.unrealized, true), `num ${tone(f.unrealized)}`],
+  ], "no symbol yet");
   const profiles = Object.entries(s.profiles).map(([name, p]) => ({ name, ...p }));
   fillTable("profiles", profiles, [
     (p) => [p.name], (p) => [String(p.closed ?? 0), "num"], (p) => [String(p.wins ?? 0), "num"],
@@ -117,7 +129,7 @@ function renderStatus(s) {
 
 function renderPositions(rows) {
   fillTable("positions", rows, [
-    (p) => [p.profile], (p) => [p.direction], (p) => [String(p.shares), "num"],
+    (p) => [p.symbol, "sym"], (p) => [p.profile], (p) => [p.direction], (p) => [String(p.shares), "num"],
     (p) => [price(p.entry_price), "num"], (p) => [nyTime(p.entry_time)], (p) => [price(p.target_price), "num"],
     (p) => [price(p.mark), "num"], (p) => [money(p.unrealized, true), `num ${tone(p.unrealized)}`],
     (p) => [p.minutes_left === null ? "–" : `${p.minutes_left} min`, "num"],
@@ -126,7 +138,7 @@ function renderPositions(rows) {
 
 function renderTrades(rows) {
   fillTable("trades", rows, [
-    (t) => [nyDateTime(t.entry_time)], (t) => [t.profile], (t) => [t.direction],
+    (t) => [nyDateTime(t.entry_time)], (t) => [t.symbol, "sym"], (t) => [t.profile], (t) => [t.direction],
     (t) => [String(t.shares), "num"], (t) => [price(t.entry_price), "num"],
     (t) => [nyTime(t.exit_time)], (t) => [price(t.exit_price), "num"],
     (t) => [t.exit_reason ?? t.status], (t) => [money(t.pnl, true), `num ${tone(t.pnl)}`],
@@ -164,11 +176,21 @@ function renderDays(days, shown) {
   select.value = wanted;
 }
 
+// The symbol charted: the server's first (the settings' first) unless the user picked another.
+let pickedSymbol = "";
+function renderSymbolPicker(symbols, shown) {
+  const select = $("symbol");
+  if (Array.from(select.options).map((o) => o.value).join(",") !== symbols.join(",")) {
+    select.replaceChildren(...symbols.map((s) => new Option(s, s)));
+  }
+  select.value = shown || "";
+}
+
 function renderCandles(b) {
   if (!window.Plotly) return;
   const t = b.bars.map((x) => nyPlot(x.t));
   const traces = [{
-    type: "candlestick", name: "QQQ 1m", x: t, open: b.bars.map((x) => x.o), high: b.bars.map((x) => x.h),
+    type: "candlestick", name: `${b.symbol || ""} 1m`.trim(), x: t, open: b.bars.map((x) => x.o), high: b.bars.map((x) => x.h),
     low: b.bars.map((x) => x.l), close: b.bars.map((x) => x.c),
     increasing: { line: { color: "#26a69a" } }, decreasing: { line: { color: "#ef5350" } },
   }];
@@ -328,14 +350,18 @@ async function refresh() {
     do {
       again = false;
       try {
-        const barsPath = pickedDay ? `/api/bars?day=${pickedDay}` : "/api/bars";
+        const query = new URLSearchParams();
+        if (pickedDay) query.set("day", pickedDay);
+        if (pickedSymbol) query.set("symbol", pickedSymbol);
+        const barsPath = query.toString() ? `/api/bars?${query}` : "/api/bars";
         const [status, positions, trades, bars, equity, events, days, audit] = await Promise.all([
           getJSON("/api/status"), getJSON("/api/positions"), getJSON("/api/trades"),
           getJSON(barsPath), getJSON("/api/equity"), getJSON("/api/events?limit=50"),
           getJSON("/api/days"), getJSON("/api/audit"),
         ]);
+        document.body.classList.toggle("several", Object.keys(status.symbols || {}).length > 1 || bars.symbols.length > 1);
         renderStatus(status); renderPositions(positions); renderTrades(trades);
-        renderDays(days, bars.day); renderCandles(bars); renderEquity(equity, days, status.last_bar);
+        renderSymbolPicker(bars.symbols, bars.symbol); renderDays(days, bars.day); renderCandles(bars); renderEquity(equity, days, status.last_bar);
         renderEvents(events); renderAudit(audit);
         document.body.dataset.version = String((Number(document.body.dataset.version) || 0) + 1);
       } catch (error) {
@@ -392,6 +418,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("kill").addEventListener("click", () => confirmControl("kill"));
   $("resume").addEventListener("click", () => confirmControl("resume"));
   $("confirm-form").addEventListener("submit", sendControl);
+  $("symbol").addEventListener("change", (event) => {
+    pickedSymbol = event.target.value;
+    refresh();
+  });
   $("day").addEventListener("change", (event) => {
     const days = Array.from(event.target.options).map((o) => o.value);
     pickedDay = event.target.value === days[0] ? "" : event.target.value;  // newest: follow live
