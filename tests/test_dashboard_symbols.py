@@ -207,7 +207,7 @@ def test_status_prints_a_line_per_symbol(two_symbols: Path) -> None:
     ) in text
     assert (
         f"symbol IWM: 28 long · last close {figures['IWM']['last_close']} · "
-        f"realized 0, unrealized {iwm_unrealized}"
+        f"realized 0.00, unrealized {iwm_unrealized}"
     ) in text
     report = json.loads(runner.invoke(app, ["status", "--db", str(two_symbols), "--json"]).stdout)
     assert set(report["symbols"]) == {"IWM", "DIA"}

@@ -19,7 +19,8 @@ HEARTBEAT_KEY = "heartbeat"
 BROKER_OK_KEY = "broker_ok"
 BROKER_CHECKED_KEY = "broker_checked_at"
 BROKER_ERROR_KEY = "broker_last_error"
-DEFAULT_MAX_HEARTBEAT_AGE = 90.0  # seconds without a loop pass before the bot counts as stuck
+DEFAULT_MAX_HEARTBEAT_AGE = 90.0
+CENT = Decimal("0.01")  # seconds without a loop pass before the bot counts as stuck
 
 
 def collect_status(store: Store, book: Book | None = None) -> dict[str, Any]:
@@ -89,16 +90,22 @@ def collect_status(store: Store, book: Book | None = None) -> dict[str, Any]:
             symbol: {
                 "last_close": str(marks[symbol]) if symbol in marks else None,
                 "position": book.position(symbol),
-                "realized": str(book.realized(day, symbol=symbol) if day else Decimal(0)),
-                "unrealized": str(book.unrealized(marks, symbol=symbol).quantize(Decimal("0.01"))),
+                "realized": str(
+                    (book.realized(day, symbol=symbol) if day else Decimal(0)).quantize(CENT)
+                ),
+                "unrealized": str(book.unrealized(marks, symbol=symbol).quantize(CENT)),
             }
-            for symbol in sorted(
-                set((run or {}).get("config", {}).get("symbols", [])) | set(book.symbols())
-            )
+            for symbol in _symbols(run, book)
         },
         "open_trades": open_trades,
         "breakers": breakers,
     }
+
+
+def _symbols(run: dict[str, Any] | None, book: Book) -> list[str]:
+    """The settings' symbols in their order, then any other the book holds trades in."""
+    configured = list((run or {}).get("config", {}).get("symbols", []))
+    return configured + [s for s in book.symbols() if s not in configured]
 
 
 def collect_health(
