@@ -60,9 +60,9 @@ from ict_trader.core.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.core.orders import Leg, OrderRequest, OrderType, Side, client_order_id, trade_id
 from ict_trader.core.risk import Exposure, RiskMonitor
 from ict_trader.core.selection import Selection, SignalSymbol
+from ict_trader.core.signal import Detector, Direction, Signal
 from ict_trader.core.sizing import EquityAllocation
 from ict_trader.core.strategy import EngineConfig, StrategyProfile
-from ict_trader.signals import Direction, IctDetector, Signal
 
 CENT = Decimal("0.01")
 _NOTHING: tuple[Output, ...] = ()
@@ -196,19 +196,19 @@ class Engine:
     def __init__(
         self,
         config: EngineConfig,
-        detectors: IctDetector | Mapping[str, IctDetector],
+        detectors: Detector | Mapping[str, Detector],
         *,
         selection: Selection | None = None,
     ) -> None:
         """`selection`: what an entry trades (default: shares of the signal's symbol)."""
         self.config = config
-        if isinstance(detectors, IctDetector):
+        if not isinstance(detectors, Mapping):
             if len(config.symbols) != 1:
                 raise ValueError(f"one detector per symbol is needed for {config.symbols}")
             detectors = {config.symbols[0]: detectors}
         if set(detectors) != set(config.symbols):
             raise ValueError(f"detectors for {sorted(detectors)}, symbols {config.symbols}")
-        self._detectors: dict[str, IctDetector] = dict(detectors)
+        self._detectors: dict[str, Detector] = dict(detectors)
         # Bars that name no symbol (a plain one-symbol file) are the only symbol's.
         self._only: str = config.symbols[0] if len(config.symbols) == 1 else ""
         self._profiles: tuple[StrategyProfile, ...] = tuple(p for p in config.profiles if p.enabled)
@@ -266,7 +266,7 @@ class Engine:
         """Show a bar to its symbol's detector without trading on it (a restart's history)."""
         self._detector_of(bar).update(bar)
 
-    def _detector_of(self, bar: Bar) -> IctDetector:
+    def _detector_of(self, bar: Bar) -> Detector:
         symbol = bar.symbol or self._only
         detector = self._detectors.get(symbol)
         if detector is None:

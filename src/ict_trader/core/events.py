@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from ict_trader.core.bars import Bar
 from ict_trader.core.orders import Leg, OrderRequest
-from ict_trader.signals import Signal
+from ict_trader.core.signal import Signal
 
 _ONE_MINUTE = timedelta(minutes=1)
 

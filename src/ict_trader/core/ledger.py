@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from ict_trader.core.events import TradeView
 from ict_trader.core.orders import OrderRequest, OrderStatus
-from ict_trader.signals import Signal
+from ict_trader.core.signal import Signal
 
 
 @dataclass(frozen=True, slots=True)

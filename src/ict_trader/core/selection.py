@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ict_trader.core.instruments import Instrument, equity
-from ict_trader.signals import Signal
+from ict_trader.core.signal import Signal
 
 
 class Selection(Protocol):

@@ -10,39 +10,15 @@ same code. It does no I/O: sessions come from a calendar object the caller suppl
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Protocol
 
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import Session
+from ict_trader.core.signal import Direction, Signal
 from ict_trader.signals.params import SignalParams
 
 _MINUTE = timedelta(minutes=1)
-
-
-class Direction(StrEnum):
-    LONG = "long"
-    SHORT = "short"
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """A confirmed setup at the close of the bar stamped `time` (the bar's open, UTC).
-
-    `atr` is the ATR after that bar's update (targets are multiples of it); `extreme` is the
-    highest high (short) or lowest low (long) since the sweep, for an optional stop.
-    `symbol` is the signal bar's (empty when the bars did not name one).
-    """
-
-    time: datetime
-    direction: Direction
-    close: float
-    atr: float
-    extreme: float
-    mss_level: float
-    symbol: str = ""
 
 
 class SessionLookup(Protocol):

@@ -16,7 +16,7 @@ from typing import Protocol
 from ict_trader.core.calendar import Session
 from ict_trader.core.events import ExitReason
 from ict_trader.core.orders import Leg
-from ict_trader.signals import Signal
+from ict_trader.core.signal import Signal
 
 TICK = Decimal("0.01")  # the price increment of US stocks at $1 and above
 

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from ict_trader.core.exits.rule import TICK
 from ict_trader.core.orders import Leg
-from ict_trader.signals import Direction, Signal
+from ict_trader.core.signal import Direction, Signal
 
 
 class StopMode(StrEnum):

@@ -7,7 +7,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from ict_trader.core.exits.rule import TICK
 from ict_trader.core.orders import Leg
-from ict_trader.signals import Direction, Signal
+from ict_trader.core.signal import Direction, Signal
 
 
 @dataclass(frozen=True, slots=True)
