@@ -25,11 +25,11 @@ from ict_trader.core.events import (
 from ict_trader.core.orders import Leg, OrderRequest
 from ict_trader.dashboard.views import positions_view, status_view
 from ict_trader.notify.texts import render
+from ict_trader.persistence.state_keys import LAST_BAR_KEY
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.book import Book
 from ict_trader.reporting.daily_summary import daily_summary
 from ict_trader.reporting.status import collect_status
-from ict_trader.runtime.simulation import LAST_BAR_KEY
 from tests.engine_script import FILL_TIME, Script, minutes
 
 MARK = Decimal("90.00")

@@ -14,9 +14,9 @@ from ict_trader.config import AppConfig
 from ict_trader.core.breakers import BREAKERS, Breaker, tripped_by
 from ict_trader.core.risk import RiskLimits
 from ict_trader.dashboard.views import status_view
+from ict_trader.persistence.control_log import STATE_KEY
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.status import collect_status
-from ict_trader.runtime.control import STATE_KEY
 
 
 def test_every_breaker_has_one_entry_naming_a_risk_setting() -> None:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ict_trader.cli.app import app
-from ict_trader.runtime.logs import close_logging, register_secret, setup_logging
+from ict_trader.logs import close_logging, register_secret, setup_logging
 
 runner = CliRunner()
 

@@ -22,9 +22,10 @@ from ict_trader.cli.app import app
 from ict_trader.config import AppConfig
 from ict_trader.core.calendar import NEW_YORK
 from ict_trader.marketdata.barfile import load_bars
+from ict_trader.reporting.backtest_result import BacktestResult
 from ict_trader.reporting.metrics import TRADING_DAYS_PER_YEAR
 from ict_trader.reporting.report_html import _equity_figure
-from ict_trader.runtime.backtest import BacktestResult, run_backtest
+from ict_trader.runtime.backtest import run_backtest
 
 # Two weeks each, months apart: 29 sessions (2024-01-15 is a holiday) over ~10 months.
 WINDOWS = [

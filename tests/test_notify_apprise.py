@@ -15,6 +15,7 @@ import pytest
 
 from ict_trader.core.events import Level, Notify
 from ict_trader.errors import ConfigError
+from ict_trader.logs import close_logging, setup_logging
 from ict_trader.notify.apprise import AppriseNotifier
 from ict_trader.notify.notifier import (
     DisabledNotifier,
@@ -22,7 +23,6 @@ from ict_trader.notify.notifier import (
     PushoverNotifier,
     notifier_from_env,
 )
-from ict_trader.runtime.logs import close_logging, setup_logging
 from tests.pushover_emulator import running_pushover
 
 NOTICE = Notify(

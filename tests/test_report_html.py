@@ -11,8 +11,9 @@ from playwright.sync_api import Route, sync_playwright
 
 from ict_trader.config import AppConfig
 from ict_trader.marketdata.barfile import load_bars
+from ict_trader.reporting.backtest_result import BacktestResult
 from ict_trader.reporting.report_html import write_html_report
-from ict_trader.runtime.backtest import BacktestResult, run_backtest
+from ict_trader.runtime.backtest import run_backtest
 from tests.browser import OUTPUT, launch_chromium
 
 Report = tuple[str, BacktestResult]

@@ -24,7 +24,8 @@ from ict_trader.core.risk import RiskLimits
 from ict_trader.core.strategy import EngineConfig
 from ict_trader.marketdata.barfile import load_bars
 from ict_trader.persistence.store import Store
-from ict_trader.runtime.backtest import BacktestResult, run_backtest
+from ict_trader.reporting.backtest_result import BacktestResult
+from ict_trader.runtime.backtest import run_backtest
 from ict_trader.signals import Direction, Signal
 from ict_trader.signals.detector import SignalReplay
 

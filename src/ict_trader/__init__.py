@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from ict_trader.config import AppConfig, load_config
     from ict_trader.marketdata.barfile import BarFile, load_bars
     from ict_trader.marketdata.folder import load_folder
-    from ict_trader.runtime.backtest import BacktestResult, run_backtest
+    from ict_trader.reporting.backtest_result import BacktestResult
+    from ict_trader.runtime.backtest import run_backtest
     from ict_trader.signals import Signal, SignalParams, detect_signals
 
 _PUBLIC = {
@@ -36,7 +37,7 @@ _PUBLIC = {
     "BarFile": "ict_trader.marketdata.barfile",
     "load_bars": "ict_trader.marketdata.barfile",
     "load_folder": "ict_trader.marketdata.folder",
-    "BacktestResult": "ict_trader.runtime.backtest",
+    "BacktestResult": "ict_trader.reporting.backtest_result",
     "run_backtest": "ict_trader.runtime.backtest",
     "Signal": "ict_trader.signals",
     "SignalParams": "ict_trader.signals",

@@ -41,6 +41,7 @@ from ict_trader.adapters.alpaca.emulator.feed import DataOptions
 from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.audit import AuditError, run_audit
+from ict_trader.audit.daily import daily_audit_line
 from ict_trader.audit.record import save_report
 from ict_trader.audit.render import renderables
 from ict_trader.audit.run import connect
@@ -55,6 +56,7 @@ from ict_trader.dashboard.server import (
     DashboardError,
 )
 from ict_trader.errors import BrokerUnreachableError, ConfigError
+from ict_trader.logs import close_logging, setup_logging
 from ict_trader.marketdata.barfile import BarDataError, BarFile, load_bars
 from ict_trader.marketdata.download import (
     ADJUSTMENTS,
@@ -92,7 +94,6 @@ from ict_trader.runtime.live_runner import (
     run_live,
     settings_environment,
 )
-from ict_trader.runtime.logs import close_logging, setup_logging
 from ict_trader.runtime.replay import (
     Narrator,
     ReplayOutcome,
@@ -767,6 +768,7 @@ def _run_live(
                 sessions=sessions,
                 notifier=notifier,
                 connect_timeout=connect_timeout,
+                daily_audit=daily_audit_line,
                 # an emulator's clock may jump (its bars are replayed): ask it every second
                 poll_seconds=1.0 if endpoints.rest_url is not None else 60.0,
             )

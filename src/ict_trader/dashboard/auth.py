@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ict_trader.runtime.logs import register_secret
+from ict_trader.logs import register_secret
 
 TOKEN_ENV = "ICT_TRADER_DASHBOARD_TOKEN"
 TOKEN_FILE_NAME = "dashboard-token"

@@ -16,8 +16,8 @@ import apprise
 
 from ict_trader.core.events import Level, Notify
 from ict_trader.errors import ConfigError
+from ict_trader.logs import register_secret
 from ict_trader.notify.outbox import QueuedNotifier
-from ict_trader.runtime.logs import register_secret
 
 log = logging.getLogger("ict_trader.notify.notifier")
 

@@ -32,9 +32,9 @@ from typing import Any, Final, Protocol
 import requests
 
 from ict_trader.core.events import Level, Notify
+from ict_trader.logs import register_secret
 from ict_trader.notify.apprise import AppriseNotifier
 from ict_trader.notify.outbox import QueuedNotifier
-from ict_trader.runtime.logs import register_secret
 
 log = logging.getLogger(__name__)
 

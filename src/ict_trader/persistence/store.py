@@ -49,8 +49,8 @@ from ict_trader.core.events import (
 )
 from ict_trader.core.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.core.orders import Leg, OrderRequest, OrderStatus, OrderType, Side
+from ict_trader.core.signal import Direction, Signal
 from ict_trader.persistence.store_lock import AlreadyRunningError, WriterLock
-from ict_trader.signals import Direction, Signal
 
 SCHEMA_VERSION = 4
 BUSY_TIMEOUT_SECONDS = 5.0  # how long one attempt waits for another connection's write lock

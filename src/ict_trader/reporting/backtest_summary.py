@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from rich.table import Table
 
+from ict_trader.reporting.backtest_result import BacktestResult
 from ict_trader.reporting.metrics import Metrics
-from ict_trader.runtime.backtest import BacktestResult
 
 
 def _pct(value: float | None) -> str:

@@ -1,7 +1,8 @@
 """The end-of-day message: what each profile did in the session that just closed.
 
-Built from the store's trades (the same figures the dashboard shows) and sent by the shells once
-the session's last bar is processed, so it reaches the phone in replay and live alike.
+Built from the store's trades (the same figures the dashboard shows); the shells send it once
+the session's last bar is processed (`runtime/daily.py`), so it reaches the phone in replay and
+live alike.
 """
 
 from __future__ import annotations
@@ -10,10 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from ict_trader.core.events import Level, Notify
-from ict_trader.notify.notifier import Notifier
-from ict_trader.persistence.store import Store
 from ict_trader.reporting.book import Book
-from ict_trader.runtime.logs import log_command
 
 
 def daily_summary(book: Book, day: date, at: datetime, audit: str | None = None) -> Notify:
@@ -42,15 +40,3 @@ def daily_summary(book: Book, day: date, at: datetime, audit: str | None = None)
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def send_daily_summary(
-    store: Store, notifier: Notifier | None, day: date, at: datetime, audit: str | None = None
-) -> Notify:
-    """Record the summary in the audit log and send it (if notifications are on)."""
-    notice = daily_summary(Book.of(store), day, at, audit)
-    log_command(notice)
-    store.record(notice)
-    if notifier is not None:
-        notifier.send(notice)
-    return notice

@@ -21,9 +21,9 @@ from plotly.subplots import make_subplots
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK
 from ict_trader.core.events import TradeView
+from ict_trader.reporting.backtest_result import BacktestResult
 from ict_trader.reporting.backtest_summary import LABELS, metric_cells
 from ict_trader.reporting.market_axis import MarketAxis
-from ict_trader.runtime.backtest import BacktestResult
 
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 _STYLE = """

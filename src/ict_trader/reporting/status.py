@@ -9,16 +9,17 @@ from typing import Any
 
 from ict_trader.core.breakers import BREAKERS, tripped_by
 from ict_trader.core.calendar import NEW_YORK
+from ict_trader.persistence import control_log as control
+from ict_trader.persistence.state_keys import (
+    BROKER_CHECKED_KEY,
+    BROKER_ERROR_KEY,
+    BROKER_OK_KEY,
+    HEARTBEAT_KEY,
+    LAST_BAR_KEY,
+)
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.book import Book
-from ict_trader.runtime import control
-from ict_trader.runtime.simulation import LAST_BAR_KEY
 
-# Written by the live loop (see `collect_health`).
-HEARTBEAT_KEY = "heartbeat"
-BROKER_OK_KEY = "broker_ok"
-BROKER_CHECKED_KEY = "broker_checked_at"
-BROKER_ERROR_KEY = "broker_last_error"
 DEFAULT_MAX_HEARTBEAT_AGE = 90.0
 CENT = Decimal("0.01")  # seconds without a loop pass before the bot counts as stuck
 

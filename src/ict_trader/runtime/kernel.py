@@ -36,7 +36,7 @@ from ict_trader.core.orders import OrderRequest
 from ict_trader.notify.notifier import Notifier
 from ict_trader.notify.texts import render
 from ict_trader.persistence.store import Store
-from ict_trader.runtime.logs import Logged, log_command
+from ict_trader.runtime.decision_log import Logged, log_command
 
 # What an observer sees: the events, and the outputs as they are carried out (a notice in its
 # words, as `Notify`).

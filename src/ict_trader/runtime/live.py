@@ -54,6 +54,13 @@ from ict_trader.core.events import (
 from ict_trader.core.orders import Leg, OrderRequest
 from ict_trader.notify import texts
 from ict_trader.notify.notifier import Notifier
+from ict_trader.persistence.state_keys import (
+    BROKER_CHECKED_KEY,
+    BROKER_ERROR_KEY,
+    BROKER_OK_KEY,
+    HEARTBEAT_KEY,
+    LAST_BAR_KEY,
+)
 from ict_trader.persistence.store import Store, StoreWriteError
 from ict_trader.runtime import control
 from ict_trader.runtime.kernel import Kernel, Observer
@@ -62,15 +69,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _ONE_MINUTE = timedelta(minutes=1)
 _WAKE = object()  # queued by the trade-updates stream: broker events are waiting
-LAST_BAR_KEY = "last_bar_time"
 STALE_DATA = "stale data"
 STORE_UNWRITABLE = "store cannot be written"
 MAX_UNWRITTEN = 100_000
 STORE_RETRY_SECONDS = 2.0
-HEARTBEAT_KEY = "heartbeat"  # health: the trading thread's last pass (UTC, ISO)
-BROKER_OK_KEY = "broker_ok"  # health: "1" if the last broker call succeeded, else "0"
-BROKER_CHECKED_KEY = "broker_checked_at"
-BROKER_ERROR_KEY = "broker_last_error"
 HEARTBEAT_EVERY_SECONDS = 5.0
 RECONCILE_EVERY_BARS = 15  # and at start; only while no order is working (no transient gaps)
 

@@ -32,21 +32,21 @@ from alpaca.data.enums import DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
+from alpaca.trading.client import TradingClient
 from alpaca.trading.models import Clock
 from dotenv import dotenv_values
 
 from ict_trader.adapters.alpaca.broker import REQUEST_TIMEOUT_SECONDS, AlpacaBroker
-from ict_trader.audit.daily import daily_audit_line
 from ict_trader.config import AppConfig
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 from ict_trader.core.engine import Engine
 from ict_trader.errors import BrokerUnreachableError, ConfigError
+from ict_trader.logs import register_secret
 from ict_trader.notify.notifier import Notifier
 from ict_trader.persistence.store import Store, StoreError
-from ict_trader.reporting.daily_summary import send_daily_summary
+from ict_trader.runtime.daily import send_daily_summary
 from ict_trader.runtime.kernel import Observer
 from ict_trader.runtime.live import LiveEndpoints, LiveShell
-from ict_trader.runtime.logs import register_secret
 from ict_trader.signals import IctDetector
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,10 @@ def check_live_money(live: bool) -> bool:
     return False
 
 
+# The daily summary's audit line (`audit.daily.daily_audit_line`; the CLI passes it).
+DailyAudit = Callable[[Store, TradingClient, date], str | None]
+
+
 def run_live(
     config: AppConfig,
     credentials: Credentials,
@@ -124,6 +128,7 @@ def run_live(
     poll_seconds: float = 60.0,
     backoff_seconds: float = 0.5,
     connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    daily_audit: DailyAudit | None = None,
 ) -> LiveShell:
     """Trade session after session (`sessions` of them, 0 = until stopped), sleeping between
     them; return once done or stopped.
@@ -202,7 +207,8 @@ def run_live(
         shell.run(until=_session_done(shell, broker, session_close))
         if shell.stopped:
             break
-        audited = daily_audit_line(store, broker.trading, day)  # never raises
+        # the day's orders and fills against Alpaca's, for the summary (it must never raise)
+        audited = daily_audit(store, broker.trading, day) if daily_audit is not None else None
         send_daily_summary(store, notifier, day, session_close, audited)
         store.commit()
         traded += 1

@@ -36,11 +36,12 @@ from ict_trader.core.events import (
     SubmitOrder,
 )
 from ict_trader.notify.notifier import Notifier
+from ict_trader.persistence.state_keys import LAST_BAR_KEY
 from ict_trader.persistence.store import Store, StoreError
-from ict_trader.reporting.daily_summary import send_daily_summary
 from ict_trader.runtime import control
+from ict_trader.runtime.daily import send_daily_summary
 from ict_trader.runtime.kernel import Observer, Seen
-from ict_trader.runtime.simulation import LAST_BAR_KEY, SimulationShell
+from ict_trader.runtime.simulation import SimulationShell
 from ict_trader.signals import IctDetector
 
 REPLAY_MODE = "replay"

@@ -25,12 +25,12 @@ from ict_trader.core.engine import Engine
 from ict_trader.core.events import Event, OrderFilled, Output
 from ict_trader.core.orders import OrderRequest
 from ict_trader.notify.notifier import Notifier
+from ict_trader.persistence.state_keys import LAST_BAR_KEY
 from ict_trader.persistence.store import Store
 from ict_trader.runtime import control
 from ict_trader.runtime.kernel import Kernel, Observer
 
 _ONE_MINUTE = timedelta(minutes=1)
-LAST_BAR_KEY = "last_bar_time"
 
 
 class SimulationShell:

@@ -1,5 +1,8 @@
 """Structured logs: one JSON object per line, with every secret masked before it is written.
 
+Shared by every layer (secrets are registered where they are read: the CLI, the notifiers, the
+dashboard); the engine's decisions are logged by the kernel (`runtime/decision_log.py`).
+
 An unattended bot is debugged after the fact, from its log: each line carries the time (UTC),
 level, logger and message, plus any structured fields passed as `extra={"fields": {...}}`, so
 `jq` can answer "which orders went out at 11:02?". Secrets (broker keys, the Pushover token and
@@ -15,14 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ict_trader.core.events import (
-    CancelOrder,
-    EntrySkipped,
-    Notify,
-    SignalDetected,
-    SubmitOrder,
-    TradeUpdated,
-)
 from ict_trader.errors import ConfigError
 
 _HANDLER_NAME = "ict-trader-file"
@@ -89,54 +84,3 @@ def close_logging() -> None:
         if handler.get_name() == _HANDLER_NAME:
             root.removeHandler(handler)
             handler.close()
-
-
-decisions = logging.getLogger("ict_trader.decisions")
-
-
-# What the decision log writes a line for: commands, facts, and notices in their words.
-Logged = SubmitOrder | CancelOrder | SignalDetected | EntrySkipped | TradeUpdated | Notify
-
-
-def log_command(command: Logged) -> None:
-    """One line per engine decision, with the fields to find it again (shared by all shells)."""
-    if not decisions.isEnabledFor(logging.INFO):
-        return
-    if isinstance(command, SubmitOrder):
-        order = command.order
-        fields: dict[str, Any] = {
-            "event": "submit",
-            "client_order_id": order.client_order_id,
-            "side": order.side.value,
-            "qty": order.qty,
-            "type": order.type.value,
-            "limit_price": order.limit_price,
-            "stop_price": order.stop_price,
-            "profile": order.profile,
-            "leg": order.leg.value,
-        }
-        message = f"submit {order.leg.value} {order.side.value} {order.qty} {order.symbol}"
-    elif isinstance(command, CancelOrder):
-        fields = {"event": "cancel", "client_order_id": command.client_order_id}
-        message = f"cancel {command.client_order_id}: {command.reason}"
-    elif isinstance(command, SignalDetected):
-        signal = command.signal
-        fields = {"event": "signal", "signal_id": command.signal_id, "atr": signal.atr}
-        message = f"signal {signal.direction.value} close {signal.close}"
-    elif isinstance(command, EntrySkipped):
-        fields = {"event": "skip", "signal_id": command.signal_id, "profile": command.profile}
-        message = f"{command.profile} skipped: {command.reason}"
-    elif isinstance(command, Notify):
-        fields = {"event": "notify", "level": command.level.value, "title": command.title}
-        message = command.message
-    else:
-        view = command.trade
-        fields = {
-            "event": "trade",
-            "trade_id": view.trade_id,
-            "status": view.status,
-            "pnl": view.pnl,
-            "exit_reason": view.exit_reason,
-        }
-        message = f"trade {view.trade_id} {view.status}"
-    decisions.info(message, extra={"fields": fields})
