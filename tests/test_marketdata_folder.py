@@ -128,8 +128,8 @@ def test_backtest_and_signals_take_a_folder_and_a_symbol(sample_csv: Path, tmp_p
     write_months(root, "SPY", bars)  # the same prices under another name
 
     several = runner.invoke(app, ["signals", "--data", str(root)])
-    assert several.exit_code == 2
-    assert "choose one with --symbols QQQ" in several.stderr
+    assert several.exit_code == 0, several.stderr
+    assert "6 signals in QQQ, SPY" in several.stdout  # each symbol's signals, named
 
     reports = {}
     for label, args in {
@@ -140,9 +140,11 @@ def test_backtest_and_signals_take_a_folder_and_a_symbol(sample_csv: Path, tmp_p
         result = runner.invoke(app, ["backtest", *args, "--from", "2024-08-01", "--json", str(out)])
         assert result.exit_code == 0, result.stderr
         reports[label] = json.loads(out.read_text(encoding="utf-8"))
-    assert reports["SPY"]["trades"] == reports["file"]["trades"]
+    # the same trades, under the folder's symbol (the file's bars are QQQ's, the default)
+    as_spy = json.loads(json.dumps(reports["file"]["trades"]).replace("QQQ", "SPY"))
+    assert reports["SPY"]["trades"] == as_spy
     assert reports["SPY"]["trades"]
-    assert reports["SPY"]["config"]["symbol"] == "SPY"  # orders for the folder's symbol
+    assert reports["SPY"]["config"]["symbols"] == ["SPY"]  # orders for the folder's symbol
 
     listed = runner.invoke(app, ["signals", "--data", str(root), "--symbols", "QQQ"])
     assert listed.exit_code == 0, listed.stderr

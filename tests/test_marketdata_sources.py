@@ -111,7 +111,8 @@ def test_what_cannot_say_which_symbol_is_which_is_refused(
 ) -> None:
     assert error_of([IWM, DIA]) == (
         f"{IWM}: does not say its symbol (no symbol column): 2 such file(s) and no symbol asked "
-        f"for is left to name them; give each such file as SYMBOL=PATH (e.g. --data IWM={IWM})"
+        f"for is left to name them; give each such file as SYMBOL=PATH (e.g. --data IWM={IWM}), "
+        "or their symbols in the files' order (--symbols)"
     )
     assert "1 symbol(s) left to name them (IWM)" in error_of([IWM, DIA], ["IWM"])
     assert "2 such file(s)" in error_of([BOTH, IWM, DIA], ["DIA", "IWM"])

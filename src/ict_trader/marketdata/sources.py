@@ -117,7 +117,8 @@ def load_bar_set(
             raise BarDataError(
                 lead,
                 f"does not say its symbol (no symbol column): {len(unnamed)} such file(s) and "
-                f"{left}; give each such file as SYMBOL=PATH (e.g. --data IWM={lead})",
+                f"{left}; give each such file as SYMBOL=PATH (e.g. --data IWM={lead}), or "
+                "their symbols in the files' order (--symbols)",
             )
         for source, symbol in zip(unnamed, free, strict=True):
             for bar_file in read_bar_files(source.path, tz, symbol=symbol):
