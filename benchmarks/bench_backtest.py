@@ -59,11 +59,11 @@ def best_and_median(function: Callable[[], object], repeats: int) -> tuple[float
     return min(times), statistics.median(times)
 
 
-def loader_before() -> Callable[[Path], BarFile] | None:
-    """`load_bars` as it was at commit BEFORE (None without git or that commit)."""
+def loader_before(before: str = BEFORE) -> Callable[[Path], BarFile] | None:
+    """`load_bars` as it was at commit `before` (None without git or that commit)."""
     try:
         source = subprocess.run(
-            ["git", "-C", str(REPO), "show", f"{BEFORE}:src/ict_trader/marketdata/barfile.py"],
+            ["git", "-C", str(REPO), "show", f"{before}:src/ict_trader/marketdata/barfile.py"],
             capture_output=True,
             text=True,
             check=True,
@@ -72,7 +72,7 @@ def loader_before() -> Callable[[Path], BarFile] | None:
         return None
     module = types.ModuleType("barfile_before")
     sys.modules[module.__name__] = module  # dataclasses look their module up
-    exec(compile(source, f"{BEFORE}:barfile.py", "exec"), module.__dict__)
+    exec(compile(source, f"{before}:barfile.py", "exec"), module.__dict__)
     load: Callable[[Path], BarFile] = module.load_bars
     return load
 
@@ -104,11 +104,13 @@ def as_parquet_and_folder(bar_file: BarFile, folder: Path) -> tuple[Path, Path]:
     return single, root
 
 
-def loading(path: Path, repeats: int) -> dict[str, Any]:
-    """Loading the year: before (pandas) and now (Arrow), alternated in one run."""
-    before = loader_before()
+def loading(path: Path, repeats: int, commit: str = BEFORE) -> dict[str, Any]:
+    """Loading the year: before (the loader of `commit`) and now, alternated in one run."""
+    before = loader_before(commit)
     now_bars = load_bars(path).bars
-    figures: dict[str, Any] = {"before_commit": BEFORE}
+    # a folder's bars name their symbol; otherwise the same bars
+    named_bars = load_bars(path, symbol="QQQ").bars
+    figures: dict[str, Any] = {"before_commit": commit}
     with tempfile.TemporaryDirectory() as folder:
         parquet, download = as_parquet_and_folder(load_bars(path), Path(folder))
         cases: dict[str, tuple[Callable[[], BarFile], Callable[[], BarFile] | None]] = {
@@ -117,7 +119,8 @@ def loading(path: Path, repeats: int) -> dict[str, Any]:
             "folder": (lambda: load_folder(download), None),
         }
         for name, (current, old) in cases.items():
-            if current().bars != now_bars or (old is not None and old().bars != now_bars):
+            expected = named_bars if name == "folder" else now_bars
+            if current().bars != expected or (old is not None and old().bars != now_bars):
                 raise SystemExit(f"loading {name}: the loaders disagree on the bars")
             now_times: list[float] = []
             old_times: list[float] = []
@@ -138,11 +141,23 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEV_YEAR)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--before", default=BEFORE, help=f"the commit whose loader is 'before' (default {BEFORE})"
+    )
+    parser.add_argument(
+        "--loading-only", action="store_true", help="time loading alone, before and now"
+    )
     args = parser.parse_args()
+    if args.loading_only:
+        figures = loading(args.data, max(args.repeats, 7), args.before)
+        print(json.dumps(figures, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        return 0
     config = AppConfig()
     bar_file = load_bars(args.data)
     bars, calendar = bar_file.bars, bar_file.calendar
-    load = loading(args.data, max(args.repeats, 7))
+    load = loading(args.data, max(args.repeats, 7), args.before)
 
     with tempfile.TemporaryDirectory() as folder:
         counter = iter(range(10**6))
@@ -233,7 +248,7 @@ def main() -> int:
         )
         if f"{name}_before_best_s" in load:
             line += (
-                f"; before (pandas loader of {BEFORE}) best {load[f'{name}_before_best_s']:.3f}"
+                f"; before (loader of {args.before}) best {load[f'{name}_before_best_s']:.3f}"
                 f" s, median {load[f'{name}_before_median_s']:.3f} s"
             )
         print(line)

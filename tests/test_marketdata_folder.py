@@ -1,6 +1,6 @@
-"""A folder of monthly Parquet files loads as one table: the dev year split by month gives the
-file's bars exactly, problems across files are caught and named by file and row, symbols are
-chosen, and backtest and signals take the folder (one symbol at a time, for now)."""
+"""A folder of monthly Parquet files loads as one table per symbol: the dev year split by month
+gives the file's bars exactly (stamped with the folder's symbol), problems across files are
+caught and named by file and row, symbols are chosen, and backtest and signals take the folder."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ict_trader.cli.app import app
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK
 from ict_trader.marketdata.barfile import BarDataError, BarFile, load_bars
-from ict_trader.marketdata.folder import load_folder
+from ict_trader.marketdata.folder import load_folder, load_folder_set
 from ict_trader.marketdata.layout import Month, month_file, write_atomically
 
 runner = CliRunner()
@@ -25,7 +25,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def year(dev_year: Path) -> BarFile:
-    return load_bars(dev_year)
+    return load_bars(dev_year, symbol="QQQ")  # a folder's bars name their symbol
 
 
 def table_of(bars: Sequence[Bar]) -> pa.Table:
@@ -106,10 +106,14 @@ def test_a_symbol_is_chosen_from_several(sample_csv: Path, tmp_path: Path) -> No
     write_months(tmp_path, "QQQ", bars)
     write_months(tmp_path, "SPY", bars[:390])
     assert error_of(tmp_path) == (
-        f"{tmp_path}: holds several symbols (QQQ, SPY); the engine trades one symbol at a time "
-        "for now: choose one with --symbols QQQ"
+        f"{tmp_path}: holds several symbols (QQQ, SPY) where one is expected: choose one with "
+        "--symbols QQQ"
     )
-    assert load_folder(tmp_path, ["spy"]).bars == bars[:390]
+    assert load_folder(tmp_path, ["spy"]).bars == load_bars(sample_csv, symbol="SPY").bars[:390]
+    both = load_folder_set(tmp_path)  # or all of them at once
+    assert both.symbols == ("QQQ", "SPY")
+    assert both.bars_of("QQQ") == load_bars(sample_csv, symbol="QQQ").bars
+    assert load_folder_set(tmp_path, ["SPY", "QQQ"]).symbols == ("SPY", "QQQ")
     assert "no bars for IWM here (symbols: QQQ, SPY)" in error_of(tmp_path, "IWM")
     assert "several symbols (QQQ, SPY)" in error_of(tmp_path, "QQQ", "SPY")
     empty = tmp_path / "empty"
@@ -124,8 +128,8 @@ def test_backtest_and_signals_take_a_folder_and_a_symbol(sample_csv: Path, tmp_p
     write_months(root, "SPY", bars)  # the same prices under another name
 
     several = runner.invoke(app, ["signals", "--data", str(root)])
-    assert several.exit_code == 2
-    assert "choose one with --symbols QQQ" in several.stderr
+    assert several.exit_code == 0, several.stderr
+    assert "6 signals in QQQ, SPY" in several.stdout  # each symbol's signals, named
 
     reports = {}
     for label, args in {
@@ -136,9 +140,11 @@ def test_backtest_and_signals_take_a_folder_and_a_symbol(sample_csv: Path, tmp_p
         result = runner.invoke(app, ["backtest", *args, "--from", "2024-08-01", "--json", str(out)])
         assert result.exit_code == 0, result.stderr
         reports[label] = json.loads(out.read_text(encoding="utf-8"))
-    assert reports["SPY"]["trades"] == reports["file"]["trades"]
+    # the same trades, under the folder's symbol (the file's bars are QQQ's, the default)
+    as_spy = json.loads(json.dumps(reports["file"]["trades"]).replace("QQQ", "SPY"))
+    assert reports["SPY"]["trades"] == as_spy
     assert reports["SPY"]["trades"]
-    assert reports["SPY"]["config"]["symbol"] == "SPY"  # orders for the folder's symbol
+    assert reports["SPY"]["config"]["symbols"] == ["SPY"]  # orders for the folder's symbol
 
     listed = runner.invoke(app, ["signals", "--data", str(root), "--symbols", "QQQ"])
     assert listed.exit_code == 0, listed.stderr

@@ -78,6 +78,17 @@ def _rows(*rows: str) -> Callable[[Path], Path]:
     return _csv(HEADER + "\n".join([*GOOD, *rows]) + "\n")
 
 
+def _symbol_rows(
+    *symbols: str, times: tuple[str, ...] = ("13:30", "13:31", "13:32")
+) -> Callable[[Path], Path]:
+    """A file with a symbol column: one row per symbol given, at these New York-summer times."""
+    rows = [
+        f"2024-07-29T{moment}:00Z,{symbol},465,466,464,465,100"
+        for moment, symbol in zip(times, symbols, strict=True)
+    ]
+    return _csv("timestamp,symbol,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+
+
 def _bytes(name: str, data: bytes) -> Callable[[Path], Path]:
     def build(folder: Path) -> Path:
         path = folder / name
@@ -210,6 +221,15 @@ BAD_BAR_FILES: dict[str, Callable[[Path], Path]] = {
     "parquet naive time": _parquet({"timestamp": pa.array([0], pa.timestamp("us")), **_prices()}),
     "parquet no rows": _parquet({"timestamp": _utc("us"), **_prices(n=0)}),
     "unsupported extension": _bytes("bars.txt", GOOD_TEXT),
+    "symbol column: not a ticker": _symbol_rows("IWM", "IWM", "I W M"),
+    "symbol column: empty symbol": _symbol_rows("IWM", "", "IWM"),
+    "symbol column: a number": _symbol_rows("IWM", "DIA", "7"),
+    "symbol column: one symbol out of order": _symbol_rows(
+        "IWM", "DIA", "IWM", times=("13:31", "13:30", "13:30")
+    ),
+    "symbol column: one symbol's minute twice": _symbol_rows(
+        "IWM", "DIA", "IWM", times=("13:30", "13:30", "13:30")
+    ),
     "fifo": _fifo,
     "directory": _folder,
     "symlink to a fifo": _link_to_fifo,
@@ -515,7 +535,11 @@ def _bad_options(tmp_path: Path, out: Path) -> list[Attempt]:
         Attempt("emulate --port", ["emulate-alpaca", "--port", "99999"], ("'--port'",)),
         Attempt("emulate --latency", ["emulate-alpaca", "--latency-ms", "1e12"], ("latency",)),
         Attempt("emulate --start-bar", ["emulate-alpaca", "--start-bar", "99999"], ("start-bar",)),
-        Attempt("--symbols with a file", ["backtest", *db, "--symbols", "QQQ"], ("--symbols",)),
+        Attempt(
+            "--symbols for more symbols than files",
+            ["backtest", *db, "--symbols", "QQQ,SPY"],
+            ("(QQQ, SPY)", "--symbols"),
+        ),
         Attempt("--symbols not a ticker", ["signals", "--symbols", "QQ Q!"], ("--symbols",)),
     ]
     download = ["data", "download", "--out", str(out / "bars")]

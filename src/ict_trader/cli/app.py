@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -58,6 +60,7 @@ from ict_trader.dashboard.server import (
 from ict_trader.errors import BrokerUnreachableError, ConfigError
 from ict_trader.logs import close_logging, setup_logging
 from ict_trader.marketdata.barfile import BarDataError, BarFile, load_bars
+from ict_trader.marketdata.barset import BarSet
 from ict_trader.marketdata.download import (
     ADJUSTMENTS,
     FEEDS,
@@ -67,8 +70,8 @@ from ict_trader.marketdata.download import (
     download,
     months_of,
 )
-from ict_trader.marketdata.folder import load_folder
-from ict_trader.marketdata.layout import SYMBOL
+from ict_trader.marketdata.layout import SYMBOL, month_files
+from ict_trader.marketdata.sources import MissingSymbolsError, Source, load_bar_set
 from ict_trader.notify.notifier import Notifier, notifier_from_env
 from ict_trader.persistence.store import Store, StoreError
 from ict_trader.reporting.backtest_summary import summary_table
@@ -210,10 +213,25 @@ SourceOption = Annotated[
         "(10 sessions, 2024-07-29 .. 2024-08-09).",
     ),
 ]
+SourcesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--data",
+        metavar="[SYMBOL=]PATH",
+        help="Bar file (.csv, .csv.gz, .parquet) with timestamp,open,high,low,close,volume and "
+        "optionally symbol, or a folder from `ict-trader data download`; repeatable (e.g. one "
+        "file per symbol: --data IWM=iwm.csv.gz --data DIA=dia.csv.gz). Default: the bundled "
+        "real QQQ sample (10 sessions, 2024-07-29 .. 2024-08-09).",
+    ),
+]
 SymbolsOption = Annotated[
     str | None,
     typer.Option(
-        "--symbols", help="With a downloaded folder: the symbol to use, e.g. QQQ (one for now)."
+        "--symbols",
+        help="Symbols to trade, e.g. IWM,DIA: chosen from a folder or a file with a symbol "
+        "column, or naming in order the files that do not say theirs; replaces the settings' "
+        "symbols. Default: the settings' symbols if they set any, else every symbol the data "
+        "holds.",
     ),
 ]
 TzOption = Annotated[
@@ -234,7 +252,7 @@ ParamOption = Annotated[
 
 @app.command()
 def signals(
-    data: SourceOption = None,
+    data: SourcesOption = None,
     tz: TzOption = None,
     symbols: SymbolsOption = None,
     param: ParamOption = None,
@@ -252,22 +270,28 @@ def signals(
         )
         if out is not None:
             _check_output(out, "--out")
-        bar_file = _load_source(data, tz, symbols)
-    found = _detect(bar_file, params)
+        bar_set = _market(data, tz, symbols)
+    found = _detect(bar_set, params)
+    several = len(bar_set.files) > 1
     title = (
-        f"{len(found)} signals in {bar_file.path.name}: "
+        f"{len(found)} signals in {_data_name(bar_set)}: "
         f"{sum(s.direction == 'long' for s in found)} long, "
         f"{sum(s.direction == 'short' for s in found)} short, "
-        f"{_session_count(bar_file.bars)} sessions"
+        f"{_session_count(bar_set.merged() if several else bar_set.files[0].bars)} sessions"
     )
     if output_format is OutputFormat.TABLE:
+        table = to_table(found, title, with_symbol=several)
         if out is None:
-            stdout.print(to_table(found, title))
+            stdout.print(table)
         else:
             with _user_errors(), _writing(out, "--out"), out.open("w", encoding="utf-8") as handle:
-                Console(file=handle, width=120, no_color=True).print(to_table(found, title))
+                Console(file=handle, width=120, no_color=True).print(table)
     else:
-        text = to_csv(found) if output_format is OutputFormat.CSV else to_json(found)
+        text = (
+            to_csv(found, with_symbol=several)
+            if output_format is OutputFormat.CSV
+            else to_json(found, with_symbol=several)
+        )
         if out is None:
             typer.echo(text, nl=False)
         else:
@@ -284,25 +308,75 @@ def _load(data: Path | None, tz: str | None, *, extended_hours: bool = False) ->
         return load_bars(sample, tz=tz)
 
 
-def _load_source(
-    data: Path | None,
+def _market(
+    data: list[str] | None,
     tz: str | None,
     symbols: str | None,
+    settings: AppConfig | None = None,
     first: datetime | None = None,
     last: datetime | None = None,
-) -> BarFile:
-    """A bar file, or one symbol of a downloaded folder (only the months --from/--to need)."""
-    chosen = _symbols(symbols) if symbols is not None else []
-    if data is not None and data.is_dir():
-        return load_folder(
-            data,
-            chosen,
-            first=first.date() if first else None,
-            last=last.date() if last else None,
-        )
-    if chosen:
-        raise ConfigError("--symbols chooses a symbol of a folder from `ict-trader data download`")
-    return _load(data, tz)
+) -> BarSet:
+    """The bars of the symbols to trade.
+
+    Which symbols: --symbols; else the settings' if their file names any (the data must hold
+    them: one line and exit 2 if it does not); else every symbol the data holds. A folder's
+    months are read only as far as --from/--to need.
+    """
+    chosen = _symbols(symbols) if symbols is not None else None
+    configured = settings is not None and _names_symbols(settings)
+    wanted = chosen or []
+    if chosen is None and configured and settings is not None:
+        wanted = list(settings.engine.symbols)
+    first_day = first.date() if first else None
+    last_day = last.date() if last else None
+    try:
+        if data:
+            sources = [Source.parse(text) for text in data]
+            bar_set = load_bar_set(sources, wanted, tz=tz, first=first_day, last=last_day)
+        else:
+            with as_file(files("ict_trader") / "data" / SAMPLE_NAME) as sample:
+                bar_set = load_bar_set([sample], wanted, tz=tz)
+    except MissingSymbolsError as exc:
+        missing, held = ", ".join(exc.missing), ", ".join(exc.held) or "no named symbol"
+        if chosen is not None:
+            raise ConfigError(
+                f"--symbols {symbols}: no bars for {missing} in {exc.path} (it holds {held})"
+            ) from None
+        if settings is None or not configured:
+            raise
+        raise ConfigError(
+            f"{settings.source}: symbols {', '.join(wanted)} are not all in the data: no bars "
+            f"for {missing} in {exc.path} (it holds {held}); set symbols to the data's or "
+            "choose them with --symbols"
+        ) from None
+    return bar_set
+
+
+def _trading(settings: AppConfig, bar_set: BarSet) -> AppConfig:
+    """The settings, trading the data's symbols (a lone file that does not say its own leaves
+    the settings' one symbol, QQQ by default)."""
+    if not bar_set.named or bar_set.symbols == settings.engine.symbols:
+        return settings
+    return replace(settings, engine=replace(settings.engine, symbols=bar_set.symbols))
+
+
+def _names_symbols(settings: AppConfig) -> bool:
+    """Whether the settings file sets `symbol` or `symbols` (else QQQ is only the default,
+    and the data decides)."""
+    if settings.source is None:
+        return False
+    try:
+        raw = tomllib.loads(settings.source.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # read a moment ago; a file changed since counts as set
+        return True
+    return "symbol" in raw or "symbols" in raw
+
+
+def _data_name(bar_set: BarSet) -> str:
+    """The file's name for one symbol (as before several symbols), else the symbols."""
+    if len(bar_set.files) == 1:
+        return bar_set.files[0].path.name
+    return ", ".join(bar_set.symbols)
 
 
 def _symbols(text: str) -> list[str]:
@@ -319,18 +393,20 @@ def _symbols(text: str) -> list[str]:
     return chosen
 
 
-def _detect(bar_file: BarFile, params: SignalParams) -> list[Signal]:
-    detector = IctDetector(bar_file.calendar, params)
-    update = detector.update
-    bars = bar_file.bars
+def _detect(bar_set: BarSet, params: SignalParams) -> list[Signal]:
+    """Each symbol's signals by its own detector, all in (time, symbol) order."""
     found: list[Signal] = []
-    with _progress(len(bars), "detecting") as advance:
-        for index, bar in enumerate(bars):
-            signal = update(bar)
-            if signal is not None:
-                found.append(signal)
-            if index % 4096 == 4095:
-                advance(4096)
+    with _progress(bar_set.bar_count, "detecting") as advance:
+        for bar_file in sorted(bar_set.files, key=lambda f: f.symbol or ""):
+            update = IctDetector(bar_set.calendar, params).update
+            for index, bar in enumerate(bar_file.bars):
+                signal = update(bar)
+                if signal is not None:
+                    found.append(signal)
+                if index % 4096 == 4095:
+                    advance(4096)
+    if len(bar_set.files) > 1:
+        found.sort(key=lambda signal: signal.time)  # stable: symbols stay in order
     return found
 
 
@@ -395,7 +471,7 @@ def _settings(config: Path | None, param: list[str] | None) -> AppConfig:
 
 @app.command()
 def backtest(
-    data: SourceOption = None,
+    data: SourcesOption = None,
     tz: TzOption = None,
     symbols: SymbolsOption = None,
     date_from: Annotated[
@@ -436,13 +512,10 @@ def backtest(
         for path, option in ((json_out, "--json"), (html_out, "--html")):
             if path is not None:
                 _check_output(path, option)
-        bar_file = _load_source(data, tz, symbols, date_from, date_to)
-        if bar_file.symbol is not None:  # a downloaded folder says what it holds
-            settings = replace(
-                settings, engine=replace(settings.engine, symbols=(bar_file.symbol,))
-            )
+        bar_set = _market(data, tz, symbols, settings, date_from, date_to)
+        settings = _trading(settings, bar_set)
         bars = select_bars(
-            bar_file.bars,
+            bar_set.merged(),
             date_from.date() if date_from else None,
             date_to.date() if date_to else None,
         )
@@ -452,7 +525,7 @@ def backtest(
     try:
         with _progress(len(bars), "backtesting") as advance:
             counter = _Counter(advance)
-            result = run_backtest(bars, bar_file.calendar, settings, store=store, on_bar=counter)
+            result = run_backtest(bars, bar_set.calendar, settings, store=store, on_bar=counter)
     finally:
         if store is not None:
             store.close()
@@ -587,8 +660,9 @@ AllowRemoteOption = Annotated[
 
 @app.command()
 def run(
-    data: DataOption = None,
+    data: SourcesOption = None,
     tz: TzOption = None,
+    symbols: SymbolsOption = None,
     config: ConfigOption = None,
     param: ParamOption = None,
     speed: Annotated[
@@ -670,6 +744,9 @@ def run(
             _check_output(db, "--db", "open the store")
             _check_output(log_file or db.with_suffix(".log"), "--log-file", "write the log")
             if credentials is not None and not replay:
+                if symbols is not None:  # live: the symbols to trade, no data to choose from
+                    chosen = tuple(_symbols(symbols))
+                    settings = replace(settings, engine=replace(settings.engine, symbols=chosen))
                 if feed not in {"iex", "sip"}:
                     raise ConfigError(f"--feed {feed!r}: use iex or sip")
                 paper = check_live_money(live)
@@ -697,7 +774,8 @@ def run(
                 raise ConfigError(
                     "--live needs Alpaca credentials (ALPACA_API_KEY/ALPACA_API_SECRET)"
                 )
-            bar_file = _load(data, tz)
+            bar_set = _market(data, tz, symbols, settings)
+            settings = _trading(settings, bar_set)
             notifier = _start_notifier()
         try:
             with _user_errors():
@@ -710,16 +788,16 @@ def run(
             try:
                 with _user_errors():
                     stderr.print(
-                        f"replaying {len(bar_file.bars):,} bars of {bar_file.path.name} at "
+                        f"replaying {bar_set.bar_count:,} bars of {_data_name(bar_set)} at "
                         f"speed {speed:g} (store: {db}); Ctrl-C stops cleanly and the same "
                         "command resumes"
                     )
                     outcome = run_replay(
-                        bar_file.bars,
-                        bar_file.calendar,
+                        bar_set.merged(),
+                        bar_set.calendar,
                         settings,
                         store,
-                        data_fingerprint(bar_file.path),
+                        _fingerprint(bar_set),
                         speed=speed,
                         console=stdout,
                         quiet=quiet,
@@ -823,6 +901,23 @@ def _dashboard_starter(
             return None
 
     return start
+
+
+def _fingerprint(bar_set: BarSet) -> str:
+    """What identifies the replayed data, so a resume never continues on other data: the file's
+    (as before several symbols), else each file's or folder's, after the symbols."""
+    prints = []
+    for path in bar_set.paths:
+        if path.is_dir():  # one symbol's folder of monthly files
+            digest = hashlib.sha256()
+            for _, month in month_files(path):
+                digest.update(month.name.encode() + b"\0" + month.read_bytes())
+            prints.append(f"{path.name}/ sha256:{digest.hexdigest()[:16]}")
+        else:
+            prints.append(data_fingerprint(path))
+    if len(bar_set.files) == 1:
+        return prints[0]
+    return f"{','.join(bar_set.symbols)}: {'; '.join(prints)}"
 
 
 def _print_replay_summary(store: Store, outcome: ReplayOutcome) -> None:

@@ -9,6 +9,12 @@ milliseconds. Only when Arrow cannot read a file cleanly (an unparsable or offse
 timestamp, a missing or non-numeric value, a malformed row) is it read again with pandas, whose
 column-by-column parsing names the offending row and value; both paths then go through the same
 vectorised checks, so the errors are the same whichever path found the file clean or not.
+
+A file may hold several symbols in a `symbol` column (any interleaving of the symbols' rows).
+Each symbol's rows are then checked on their own (order, duplicates) besides the checks every
+row gets (prices, hours), a problem names the symbol besides the row, and each symbol's bars
+come out stamped with it (`read_bar_files`). A file without the column is one symbol's whose
+name it does not say: its bars carry the symbol given by the caller, or "".
 """
 
 from __future__ import annotations
@@ -32,13 +38,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
+from ict_trader.core.instruments import equity
+from ict_trader.errors import ConfigError
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+SYMBOL_COLUMN = "symbol"  # optional: the ticker of each row's bar, for files of several symbols
 PRICE_COLUMNS = ("open", "high", "low", "close")
 NAT_INT = np.iinfo(np.int64).min  # how numpy stores NaT in int64
 # Bars from before 1990 or after 2099 are typos or corrupt stamps, never QQQ minutes (QQQ listed
@@ -58,20 +68,30 @@ _OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 class BarDataError(ValueError):
     """A bar file cannot be used; `str()` is the one line to show the user."""
 
-    def __init__(self, path: Path, problem: str, row: int | None = None, line: int | None = None):
+    def __init__(
+        self,
+        path: Path,
+        problem: str,
+        row: int | None = None,
+        line: int | None = None,
+        symbol: str | None = None,
+    ):
         self.path = path
         self.row = row
         self.problem = problem
+        self.symbol = symbol
         where = ""
         if row is not None:
-            where = f"row {row}" + (f" (line {line})" if line is not None else "") + ": "
+            where = f"row {row}" + (f" (line {line})" if line is not None else "")
+            where += f", {symbol}: " if symbol else ": "
         super().__init__(f"{path}: {where}{problem}")
 
 
 @dataclass(frozen=True)
 class BarFile:
-    """The validated bars of one file (or one symbol of a downloaded folder) plus the NYSE
-    calendar that covers them. `symbol` is known only for a folder: a plain file does not say."""
+    """The validated bars of one symbol of a file (or of a downloaded folder) plus the NYSE
+    calendar that covers them. `symbol` is None for a plain file that does not say its symbol
+    and was not told it (its bars then carry ""); otherwise every bar carries `symbol`."""
 
     path: Path
     bars: list[Bar]
@@ -82,10 +102,13 @@ class BarFile:
 @dataclass(frozen=True)
 class Columns:
     """A bar table's columns once parsed: timestamps as int64 UTC nanoseconds (NAT_INT where a
-    row's timestamp is invalid) and the five numbers as float64 (NaN where invalid)."""
+    row's timestamp is invalid) and the five numbers as float64 (NaN where invalid); with a
+    `symbol` column, each row's index into `symbols` (the values as written; -1 where empty)."""
 
     times: np.ndarray
     values: dict[str, np.ndarray]
+    codes: np.ndarray | None = None
+    symbols: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.times)
@@ -98,19 +121,84 @@ class Columns:
         )
 
 
-def load_bars(path: Path | str, tz: str | None = None, *, extended_hours: bool = False) -> BarFile:
-    """Read and validate a bar file.
+def load_bars(
+    path: Path | str,
+    tz: str | None = None,
+    *,
+    extended_hours: bool = False,
+    symbol: str | None = None,
+) -> BarFile:
+    """Read and validate a bar file of one symbol.
 
     `tz` is the zone of timestamps that carry no UTC offset (e.g. "America/New_York"); without it
     such timestamps are refused rather than guessed. `extended_hours` keeps pre- and after-market
     bars (04:00-19:59 New York on trading days), for the emulator's bar stream, which sends them
     as Alpaca's does; the detector and backtests only ever load regular hours.
+
+    `symbol` names the bars of a plain file (without it they carry "", as the file says nothing)
+    or chooses one symbol of a file with a `symbol` column; such a file of several symbols needs
+    it (`read_bar_files` and `ict_trader.marketdata.sources.load_bar_set` read them all).
     """
     path = Path(path)
+    files = read_bar_files(path, tz, extended_hours=extended_hours, symbol=symbol)
+    if len(files) > 1:
+        held = ", ".join(f.symbol or "" for f in files)
+        raise BarDataError(path, f"holds several symbols ({held}) where one is expected")
+    return files[0]
+
+
+def read_bar_files(
+    path: Path | str,
+    tz: str | None = None,
+    *,
+    extended_hours: bool = False,
+    symbol: str | None = None,
+) -> list[BarFile]:
+    """Read and validate a bar file: one BarFile per symbol of its `symbol` column (in the
+    symbols' alphabetical order), or the one BarFile of a plain file. `symbol`: as in
+    `load_bars` (the name of a plain file's bars, or the one symbol wanted of the column's)."""
+    path = Path(path)
+    name = None if symbol is None else ticker_of(symbol, path)
     problems = Problems(path)
     columns = read_columns(path, tz, problems)
-    bars, calendar = validated_bars(columns, problems, extended_hours=extended_hours)
-    return BarFile(path=path, bars=bars, calendar=calendar)
+    if columns.codes is None:
+        bars, calendar = validated_bars(
+            columns, problems, extended_hours=extended_hours, symbol=name or ""
+        )
+        return [BarFile(path=path, bars=bars, calendar=calendar, symbol=name)]
+    by_symbol, calendar = validated_by_symbol(columns, problems, extended_hours=extended_hours)
+    if name is not None:
+        if name not in by_symbol:
+            raise BarDataError(
+                path, f"no bars for {name} here (symbols: {', '.join(sorted(by_symbol))})"
+            )
+        by_symbol = {name: by_symbol[name]}
+    return [
+        BarFile(path=path, bars=bars, calendar=calendar, symbol=held)
+        for held, bars in sorted(by_symbol.items())
+    ]
+
+
+def ticker_of(text: str, path: Path) -> str:
+    """`text` as a ticker (stripped, upper case), or a BarDataError on `path` naming it."""
+    problem = _not_a_ticker(text)
+    if problem is not None:
+        raise BarDataError(path, problem)
+    return text.strip().upper()
+
+
+def _not_a_ticker(text: str) -> str | None:
+    """Why `text` is not a symbol the engine can trade, or None if it is one."""
+    if not text.strip():
+        return "symbol is empty"
+    try:
+        equity(text.strip().upper())
+    except ConfigError:
+        return (
+            f"symbol {text.strip()!r} is not a ticker (letters, digits and '.', at most 10 "
+            "characters, starting with a letter)"
+        )
+    return None
 
 
 def read_columns(path: Path, tz: str | None, problems: Problems, start: int = 0) -> Columns:
@@ -137,6 +225,9 @@ def read_columns(path: Path, tz: str | None, problems: Problems, start: int = 0)
         raise BarDataError(path, "no bars in file")
     times = _parse_timestamps(frame["timestamp"], zone, path, problems, start)
     values = {name: _parse_numbers(frame[name], name, problems, start) for name in COLUMNS[1:]}
+    if SYMBOL_COLUMN in frame.columns:
+        codes, uniques = pd.factorize(frame[SYMBOL_COLUMN].astype("string"), use_na_sentinel=True)
+        return Columns(times, values, codes.astype(np.int64), tuple(map(str, uniques)))
     return Columns(times, values)
 
 
@@ -147,9 +238,11 @@ def validated_bars(
     extended_hours: bool = False,
     drop_extended_hours: bool = False,
     calendar: NyseCalendar | None = None,
+    symbol: str = "",
 ) -> tuple[list[Bar], NyseCalendar]:
-    """Check parsed columns (prices, order, hours) and build the bars, or raise the first
-    problem in row order.
+    """Check parsed columns (prices, order, hours) and build the bars, stamped with `symbol`,
+    or raise the first problem in row order. A `symbol` column, if any, is not looked at
+    (`validated_by_symbol` reads it).
 
     `drop_extended_hours` accepts pre- and after-market bars but leaves them out of the result,
     for a downloaded folder that holds them (Alpaca serves them; a backtest wants regular hours).
@@ -172,7 +265,48 @@ def validated_bars(
         keep = in_hours(times, calendar, extended=False)
         times = times[keep]
         values = {name: column[keep] for name, column in values.items()}
-    return _to_bars(times, values), calendar
+    return _to_bars(times, values, symbol), calendar
+
+
+def validated_by_symbol(
+    columns: Columns,
+    problems: Problems,
+    *,
+    extended_hours: bool = False,
+    drop_extended_hours: bool = False,
+) -> tuple[dict[str, list[Bar]], NyseCalendar]:
+    """The checks of `validated_bars` for a table with a `symbol` column: every symbol must be
+    a ticker, each symbol's rows must be in time order without a repeated minute (other
+    symbols' rows may come between them), every row must be a sane bar in the hours; the first
+    problem in row order is raised, naming the row's symbol. Each symbol's bars, stamped with
+    it, in time order; one calendar covering them all."""
+    assert columns.codes is not None
+    times, values = columns.times, columns.values
+    codes, names = _tickers(columns.codes, columns.symbols, problems)
+    problems.name_rows(codes, names)
+    _check_prices(values, problems)
+    valid = (times != NAT_INT) & (codes >= 0)
+    # Each symbol's rows in file order: a stable sort by symbol keeps them in it.
+    order = np.argsort(codes, kind="stable")
+    _check_order_by_symbol(times, valid, codes, order, problems)
+    calendar = _calendar_for(times[valid], problems)
+    if extended_hours or drop_extended_hours:
+        _check_extended_hours(times, valid, calendar, problems)
+    else:
+        _check_sessions(times, valid, calendar, problems)
+    problems.raise_first()
+    if drop_extended_hours and not extended_hours:
+        keep = in_hours(times, calendar, extended=False)
+        order = order[keep[order]]
+    # codes are all valid now: split the symbol-sorted rows at each symbol's first row
+    ends = np.searchsorted(codes[order], np.arange(len(names) + 1), side="left")
+    by_symbol: dict[str, list[Bar]] = {}
+    for code, name in enumerate(names):
+        rows = order[ends[code] : ends[code + 1]]
+        if rows.size:
+            chosen = {column: value[rows] for column, value in values.items()}
+            by_symbol[name] = _to_bars(times[rows], chosen, name)
+    return by_symbol, calendar
 
 
 def in_hours(times: np.ndarray, calendar: NyseCalendar, *, extended: bool) -> np.ndarray:
@@ -195,6 +329,13 @@ class Problems:
         self._starts: list[int] = []
         self._sources: list[tuple[Path, int | None]] = []
         self.found: list[tuple[int, str]] = []
+        self._codes: np.ndarray | None = None
+        self._names: tuple[str, ...] = ()
+
+    def name_rows(self, codes: np.ndarray, names: tuple[str, ...]) -> None:
+        """Rows hold bars of `names[codes[row]]` (-1: of no valid symbol): a problem names it."""
+        self._codes = codes
+        self._names = names
 
     def source(self, start: int, path: Path, header_lines: int | None) -> None:
         """Rows from `start` on come from `path`, whose first data row follows `header_lines`
@@ -221,7 +362,10 @@ class Problems:
         path, header_lines = self._sources[which] if which >= 0 else (self.path, None)
         row = index - (self._starts[which] if which >= 0 else 0)
         line = row + 1 + header_lines if header_lines is not None else None
-        raise BarDataError(path, problem, row=row + 1, line=line)
+        symbol = None
+        if self._codes is not None and self._codes[index] >= 0:
+            symbol = self._names[self._codes[index]]
+        raise BarDataError(path, problem, row=row + 1, line=line, symbol=symbol)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -245,7 +389,7 @@ def _read_clean(path: Path) -> tuple[pa.Table, int | None] | None:
             names = [str(column).strip().lower() for column in table.column_names]
             if sorted(set(names) & set(COLUMNS)) != sorted(COLUMNS) or len(set(names)) < len(names):
                 return None
-            return table.rename_columns(names).select(list(COLUMNS)), None
+            return table.rename_columns(names).select(_wanted(names)), None
         if name.endswith((".csv", ".csv.gz")):
             return _read_csv_typed(path), 1
     except (pa.ArrowException, ValueError, OSError, EOFError, zlib.error, UnicodeDecodeError):
@@ -256,24 +400,55 @@ def _read_clean(path: Path) -> tuple[pa.Table, int | None] | None:
 def _read_csv_typed(path: Path) -> pa.Table:
     """A CSV with timestamps that carry an offset and numbers everywhere else, as Arrow reads
     it (ValueError when the header is not the six columns, each once)."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        header = next(csv.reader([handle.readline().lstrip("\ufeff")], skipinitialspace=True))
-    names = [column.strip().lower() for column in header]
+    names = _csv_header(path)
     if sorted(set(names) & set(COLUMNS)) != sorted(COLUMNS) or len(set(names)) < len(names):
         raise ValueError("not the six columns")
     return pcsv.read_csv(
         path,
         read_options=pcsv.ReadOptions(skip_rows=1, column_names=names),
         convert_options=pcsv.ConvertOptions(
-            include_columns=list(COLUMNS),
+            include_columns=_wanted(names),
             column_types={
                 "timestamp": pa.timestamp("ns", tz="UTC"),
                 **{column: pa.float64() for column in COLUMNS[1:]},
+                SYMBOL_COLUMN: pa.dictionary(pa.int32(), pa.string()),
             },
             null_values=_NULLS,
+            # a missing symbol (an empty cell, "NA") is a null, as the pandas path reads it
+            strings_can_be_null=True,
         ),
     )
+
+
+def _csv_header(path: Path) -> list[str]:
+    """A CSV's column names, stripped and in lower case."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        header = next(csv.reader([handle.readline().lstrip("\ufeff")], skipinitialspace=True))
+    return [column.strip().lower() for column in header]
+
+
+def has_symbol_column(path: Path) -> bool:
+    """Whether a bar file has a `symbol` column, from its header or schema alone (False when
+    that cannot be read: loading the file then says why). What cannot be a bar file (a folder,
+    a FIFO, nothing) is refused as loading it would be."""
+    _require_regular_file(path)
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            names = [str(column).strip().lower() for column in pq.read_schema(path).names]
+        elif name.endswith((".csv", ".csv.gz")):
+            names = _csv_header(path)
+        else:
+            return False
+    except (pa.ArrowException, ValueError, OSError, EOFError, zlib.error, UnicodeDecodeError):
+        return False
+    return SYMBOL_COLUMN in names
+
+
+def _wanted(names: list[str]) -> list[str]:
+    """The columns to read: the six, and the symbol column if the file has one."""
+    return [*COLUMNS, SYMBOL_COLUMN] if SYMBOL_COLUMN in names else list(COLUMNS)
 
 
 def typed_columns(table: pa.Table) -> Columns | None:
@@ -298,7 +473,21 @@ def typed_columns(table: pa.Table) -> Columns | None:
         if np.isnan(numbers).any():
             return None
         values[name] = numbers
-    return Columns(raw.astype(np.int64) * (1_000_000_000 // per_second), values)
+    nanos = raw.astype(np.int64) * (1_000_000_000 // per_second)
+    if SYMBOL_COLUMN not in table.column_names:
+        return Columns(nanos, values)
+    symbols = table.column(SYMBOL_COLUMN)
+    if pa.types.is_dictionary(symbols.type):
+        symbols = symbols.cast(symbols.type.value_type)
+    if not (pa.types.is_string(symbols.type) or pa.types.is_large_string(symbols.type)):
+        return None  # not text: the pandas path names the first value that is no ticker
+    encoded = pc.dictionary_encode(symbols.combine_chunks())
+    return Columns(
+        nanos,
+        values,
+        encoded.indices.to_numpy().astype(np.int64),
+        tuple(encoded.dictionary.to_pylist()),
+    )
 
 
 def _epoch_seconds(moment: np.datetime64) -> int:
@@ -313,7 +502,10 @@ def _read_frame(path: Path) -> tuple[pd.DataFrame, int | None]:
             return _parquet_to_frame(pq.read_table(path)), None
         if name.endswith(".csv") or name.endswith(".csv.gz"):
             frame = pd.read_csv(
-                path, dtype={"timestamp": "string"}, skipinitialspace=True, keep_default_na=True
+                path,
+                dtype={"timestamp": "string", SYMBOL_COLUMN: "string"},
+                skipinitialspace=True,
+                keep_default_na=True,
             )
             frame.columns = [str(column).strip().lower() for column in frame.columns]
             return frame, 1
@@ -508,6 +700,60 @@ def _check_order(times: np.ndarray, valid: np.ndarray, problems: Problems) -> No
     problems.add(
         backwards,
         lambda i: f"timestamp {_iso(times[i])} is before the previous row's {_iso(times[i - 1])}",
+    )
+
+
+def _tickers(
+    codes: np.ndarray, written: tuple[str, ...], problems: Problems
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The symbol column as tickers: each row's index into the sorted tickers (-1 where the
+    symbol is empty or no ticker, recorded as a problem); " iwm" and "IWM" are one symbol."""
+    canonical = sorted({value.strip().upper() for value in written if _not_a_ticker(value) is None})
+    index = {name: number for number, name in enumerate(canonical)}
+    # one more entry for code -1 (empty): numpy reads index -1 as the last element
+    remap = np.array(
+        [
+            index.get(value.strip().upper(), -1) if _not_a_ticker(value) is None else -1
+            for value in written
+        ]
+        + [-1],
+        dtype=np.int64,
+    )
+    tickers = remap[codes]
+    problems.add(codes < 0, lambda i: "symbol is empty")
+    bad = (tickers < 0) & (codes >= 0)
+    problems.add(bad, lambda i: _not_a_ticker(written[codes[i]]) or "")
+    return tickers, tuple(canonical)
+
+
+def _check_order_by_symbol(
+    times: np.ndarray,
+    valid: np.ndarray,
+    codes: np.ndarray,
+    order: np.ndarray,
+    problems: Problems,
+) -> None:
+    """Each symbol's rows must each be later than that symbol's row before (`order`: the rows
+    sorted by symbol, in file order within one)."""
+    ordered = times[order]
+    step = np.diff(ordered)
+    both = valid[order][1:] & valid[order][:-1] & (codes[order][1:] == codes[order][:-1])
+    previous = np.full(len(times), -1, dtype=np.int64)
+    previous[order[1:]] = np.where(both, order[:-1], -1)
+    same = np.zeros(len(times), dtype=bool)
+    same[order[1:][(step == 0) & both]] = True
+    backwards = np.zeros(len(times), dtype=bool)
+    backwards[order[1:][(step < 0) & both]] = True
+    problems.add(
+        same,
+        lambda i: f"duplicate timestamp {_iso(times[i])} (the symbol's row {previous[i] + 1})",
+    )
+    problems.add(
+        backwards,
+        lambda i: (
+            f"timestamp {_iso(times[i])} is before {_iso(times[previous[i]])} of the symbol's "
+            f"previous row {previous[i] + 1}"
+        ),
     )
 
 

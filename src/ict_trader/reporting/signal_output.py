@@ -1,4 +1,8 @@
-"""Rendering signals for people (a table in New York time) and for programs (CSV, JSON in UTC)."""
+"""Rendering signals for people (a table in New York time) and for programs (CSV, JSON in UTC).
+
+Signals of several symbols name their symbol (`with_symbol`: a column after the time); a
+one-symbol listing stays as it always was, without it.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +25,11 @@ def utc_iso(signal: Signal) -> str:
     return signal.time.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def signal_record(signal: Signal) -> dict[str, Any]:
+def signal_record(signal: Signal, *, with_symbol: bool = False) -> dict[str, Any]:
     """One signal as plain values in the CSV column order (ATR rounded to 1/10000 of a cent)."""
     return {
         "timestamp": utc_iso(signal),
+        **({"symbol": signal.symbol} if with_symbol else {}),
         "direction": signal.direction.value,
         "close": signal.close,
         "atr": round(signal.atr, 6),
@@ -33,23 +38,27 @@ def signal_record(signal: Signal) -> dict[str, Any]:
     }
 
 
-def to_csv(signals: Sequence[Signal]) -> str:
+def to_csv(signals: Sequence[Signal], *, with_symbol: bool = False) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    columns = (CSV_COLUMNS[0], "symbol", *CSV_COLUMNS[1:]) if with_symbol else CSV_COLUMNS
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(signal_record(signal) for signal in signals)
+    writer.writerows(signal_record(signal, with_symbol=with_symbol) for signal in signals)
     return buffer.getvalue()
 
 
-def to_json(signals: Sequence[Signal]) -> str:
-    return json.dumps([signal_record(signal) for signal in signals], indent=2) + "\n"
+def to_json(signals: Sequence[Signal], *, with_symbol: bool = False) -> str:
+    records = [signal_record(signal, with_symbol=with_symbol) for signal in signals]
+    return json.dumps(records, indent=2) + "\n"
 
 
-def to_table(signals: Sequence[Signal], title: str) -> Table:
+def to_table(signals: Sequence[Signal], title: str, *, with_symbol: bool = False) -> Table:
     """A table for the terminal: New York times, because that is how traders read a session."""
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right", style="dim")
     table.add_column("bar (New York)", no_wrap=True)
+    if with_symbol:
+        table.add_column("symbol")
     table.add_column("direction")
     table.add_column("close", justify="right")
     table.add_column("ATR", justify="right")
@@ -61,6 +70,7 @@ def to_table(signals: Sequence[Signal], title: str) -> Table:
         table.add_row(
             str(number),
             f"{local:%a %Y-%m-%d %H:%M}",
+            *([signal.symbol] if with_symbol else []),
             f"[{colour}]{signal.direction.value}[/{colour}]",
             f"{signal.close:.2f}",
             f"{signal.atr:.3f}",
