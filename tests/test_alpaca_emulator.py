@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed
+from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.live import StockDataStream
+from alpaca.data.models import BarSet
 from alpaca.data.requests import StockBarsRequest, StockLatestBarRequest
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
@@ -38,7 +40,14 @@ from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.cli.app import app
 from ict_trader.marketdata.barfile import BarFile, load_bars
-from tests.alpaca_emulator import KEY, SECRET, data_client, running_emulator, trading_client
+from tests.alpaca_emulator import (
+    KEY,
+    SECRET,
+    TWO_SYMBOLS,
+    data_client,
+    running_emulator,
+    trading_client,
+)
 
 START = 100  # bars already completed when a test starts: 2024-07-29 11:10 New York
 
@@ -387,10 +396,47 @@ def test_the_emulate_alpaca_command_serves_the_sdk(tmp_path: Path) -> None:
     assert process.returncode == 0
 
 
+def test_the_emulate_alpaca_command_serves_several_symbols(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "ict_trader", "emulate-alpaca", "--port", str(port)]
+    for symbol, path in TWO_SYMBOLS.items():
+        command += ["--data", f"{symbol}={path}"]
+    process = subprocess.Popen(
+        [*command, "--speed", "0", "--start-bar", "390", "--key", KEY, "--secret", SECRET],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        assert "replaying IWM (iwm_1min_2025-08-25_26.csv.gz), DIA (dia_" in banner
+        data = StockHistoricalDataClient(KEY, SECRET, url_override=f"http://127.0.0.1:{port}")
+        answer = data.get_stock_bars(
+            StockBarsRequest(
+                symbol_or_symbols=["IWM", "DIA"],
+                timeframe=TimeFrame.Minute,
+                start=datetime(2025, 8, 25, 13, 30, tzinfo=UTC),
+                end=datetime(2025, 8, 25, 19, 29, tzinfo=UTC),  # not the latest 15 minutes
+                feed=DataFeed.SIP,
+            )
+        )
+        assert isinstance(answer, BarSet)
+        counts = {symbol: len(rows) for symbol, rows in answer.data.items()}
+        # the first session to 15:29: IWM has every minute, DIA misses those nothing traded in
+        assert counts["IWM"] == 360 and 355 <= counts["DIA"] < 360
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    assert process.returncode == 0
+
+
 def test_the_emulate_alpaca_command_checks_its_options() -> None:
     result = CliRunner().invoke(app, ["emulate-alpaca", "--start-bar", "99999"])
     assert result.exit_code == 2
-    assert "--start-bar 99999: the file has 3900 bars" in result.output
+    assert "--start-bar 99999: the data has 3900 minutes" in result.output
 
 
 def test_oco_exit_pair_holds_the_shares_once_and_cancels_as_a_group(sample: BarFile) -> None:

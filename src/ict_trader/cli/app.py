@@ -49,7 +49,7 @@ from ict_trader.audit.render import renderables
 from ict_trader.audit.run import connect
 from ict_trader.config import AppConfig, load_config, signal_params
 from ict_trader.core.bars import Bar
-from ict_trader.core.calendar import NEW_YORK
+from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 from ict_trader.dashboard.launch import check_address, open_dashboard
 from ict_trader.dashboard.server import (
     DEFAULT_HOST,
@@ -306,6 +306,27 @@ def _load(data: Path | None, tz: str | None, *, extended_hours: bool = False) ->
         return load_bars(data, tz=tz, extended_hours=extended_hours)
     with as_file(files("ict_trader") / "data" / SAMPLE_NAME) as sample:
         return load_bars(sample, tz=tz)
+
+
+def _served(
+    data: list[str] | None, tz: str | None, symbols: str | None, *, extended_hours: bool
+) -> tuple[dict[str, list[Bar]], NyseCalendar, str]:
+    """What `emulate-alpaca` serves: each symbol's bars (a file that does not name its symbol
+    is served as QQQ), the calendar and a name for the banner. Extended hours: one file."""
+    if extended_hours:
+        if data is not None and len(data) > 1:
+            raise ConfigError("--extended-hours: serve one file (a symbol's pre- and after-market)")
+        source = Source.parse(data[0]) if data else None
+        bar_file = _load(source.path if source else None, tz, extended_hours=True)
+        symbol = (source.symbol if source else None) or "QQQ"
+        return {symbol: bar_file.bars}, bar_file.calendar, bar_file.path.name
+    bar_set = _market(data, tz, symbols)
+    if not bar_set.named:
+        (bar_file,) = bar_set.files
+        return {"QQQ": bar_file.bars}, bar_set.calendar, bar_file.path.name
+    served = {symbol: list(bar_set.bars_of(symbol)) for symbol in bar_set.symbols}
+    names = ", ".join(f"{s} ({bar_set.file_of(s).path.name})" for s in bar_set.symbols)
+    return served, bar_set.calendar, names
 
 
 def _market(
@@ -961,8 +982,9 @@ def _delete_replay_store(db: Path) -> None:
 
 @app.command("emulate-alpaca")
 def emulate_alpaca(
-    data: DataOption = None,
+    data: SourcesOption = None,
     tz: TzOption = None,
+    symbols: SymbolsOption = None,
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="TCP port on 127.0.0.1.")
     ] = 8765,
@@ -1042,9 +1064,10 @@ def emulate_alpaca(
     with _user_errors():
         if plan not in {"free", "sip"}:
             raise ConfigError(f"--plan {plan!r}: use free or sip")
-        bar_file = _load(data, tz, extended_hours=extended_hours)
-        if start_bar >= len(bar_file.bars):
-            raise ConfigError(f"--start-bar {start_bar}: the file has {len(bar_file.bars)} bars")
+        served, calendar, name = _served(data, tz, symbols, extended_hours=extended_hours)
+        minutes = len({bar.time for bars in served.values() for bar in bars})
+        if start_bar >= minutes:
+            raise ConfigError(f"--start-bar {start_bar}: the data has {minutes} minutes")
     data_options = DataOptions(
         plan="sip" if plan == "sip" else "free",
         missing_minute_rate=missing_minute_rate,
@@ -1067,7 +1090,7 @@ def emulate_alpaca(
         order_504_rate=order_504_rate,
         drop_data_socket_every=drop_socket_every,
     )
-    account = PaperAccount(bar_file.bars, bar_file.calendar, options=options)
+    account = PaperAccount(served, calendar, options=options)
     for _ in range(start_bar):
         account.complete_bar()
     account.drain_updates()
@@ -1078,7 +1101,7 @@ def emulate_alpaca(
     async def serve() -> None:
         await server.start()
         stderr.print(
-            f"Alpaca emulator on {server.base_url} replaying {bar_file.path.name} "
+            f"Alpaca emulator on {server.base_url} replaying {name} "
             f"from {account.now:%Y-%m-%d %H:%M}Z at speed {speed:g}\n"
             f"  REST: {server.base_url}  (TradingClient/StockHistoricalDataClient url_override)\n"
             f"  data stream: ws://127.0.0.1:{server.port}/v2/iex   "
