@@ -252,6 +252,7 @@ def _sip(
                     float(row.low),
                     float(row.close),
                     float(row.volume),
+                    symbol,
                 )
             )
     return bars
