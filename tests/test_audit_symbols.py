@@ -295,3 +295,32 @@ def test_one_symbol_differing_is_named(session: Session, tmp_path: Path) -> None
     # The trades the bot made on its DIA signal are still compared with the backtest's.
     assert {row.symbol for row in report.slippage} == {"IWM", "DIA"}
     assert all(row.entry is not None and row.entry.per_share == 0 for row in report.slippage)
+
+
+def test_a_day_one_symbol_has_no_bars_of_is_named(session: Session, tmp_path: Path) -> None:
+    """The store has IWM's bars of the warm-up session and not DIA's (its stream down that day,
+    say): that session is compared for IWM only, and a note says so. DIA's detectors, live and
+    SIP, both start at its first stored bar."""
+    copy = tmp_path / "no-dia-day.db"
+    copy.write_bytes(session.db.read_bytes())
+    with closing(sqlite3.connect(copy)) as connection, connection:
+        deleted = connection.execute(
+            "DELETE FROM bars WHERE symbol = 'DIA' AND time < '2025-10-17'"
+        ).rowcount
+    assert deleted == SESSION_MINUTES
+    store = Store(copy, reader=True)
+    try:
+        clients = connect(KEY, SECRET, paper=True, url=session.server.base_url)
+        report = run_audit(store, clients, first_day=DAYS[0], last_day=TRADED)
+    finally:
+        store.close()
+    assert report.sessions == list(DAYS)
+    assert report.by_symbol["IWM"].sessions == list(DAYS)
+    assert report.by_symbol["DIA"].sessions == [TRADED]
+    assert (
+        "DIA: no live bars recorded on 2025-10-16, when other symbols have some: not compared "
+        "on that day" in report.notes
+    )
+    dia, iwm = report.by_symbol["DIA"].bars, report.by_symbol["IWM"].bars
+    assert (dia.minutes, dia.missing_live, iwm.minutes, iwm.missing_live) == (375, 0, 765, 0)
+    assert not report.signals.differ_on("DIA") and not report.signals.differ_on("IWM")

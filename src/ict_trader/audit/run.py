@@ -173,9 +173,16 @@ def _audit(
     profiles = [p.name for p in config.engine.profiles if p.enabled]
     feeds = _live_feeds(store, calendar, symbols, candidates, end) if candidates else {}
     report.sessions = sorted({day for f in feeds.values() for day in f.days})
-    for symbol in symbols:
-        if candidates and symbol not in feeds:
+    for symbol in symbols:  # the bot was up (other symbols' bars), this symbol's bars missing
+        own = feeds.get(symbol)
+        gaps = [] if own is None else [str(d) for d in report.sessions if d not in own.days]
+        if own is None and candidates:
             report.notes.append(f"{symbol}: no live bars recorded in the period: not compared")
+        elif gaps:
+            report.notes.append(
+                f"{symbol}: no live bars recorded on {', '.join(gaps)}, when other symbols have "
+                f"some: not compared on {'that day' if len(gaps) == 1 else 'those days'}"
+            )
     if not feeds:
         report.notes.append("no live bars recorded in the period: bars and signals not compared")
         report.live = figures(0, 0.0, [], profiles)
