@@ -210,6 +210,12 @@ def test_the_command_prints_the_verdict_writes_json_and_keeps_it_for_the_dashboa
     assert written["verdict"].startswith("OK: 4 of 4 orders and 4 fills match Alpaca")
     assert written["exit_code"] == 0 and written["errors"] == []
     assert written["signals"]["pairs"][0]["status"] == "same"
+    # one symbol: the shape the dashboard reads, plus each symbol's part
+    assert written["symbol"] == "QQQ" and written["symbols"] == ["QQQ"]
+    assert written["signals"]["pairs"][0]["symbol"] == "QQQ"
+    assert list(written["by_symbol"]) == ["QQQ"]
+    assert written["by_symbol"]["QQQ"]["bars"] == written["bars"]
+    assert written["by_symbol"]["QQQ"]["expectation"] == written["expectation"]
     assert written["expectation"]["live"]["signals"] == 1
     assert written["expectation"]["backtest_sip"]["profiles"]["aggressive"]["target_hit"] == {
         "hits": 1,

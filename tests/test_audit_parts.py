@@ -18,12 +18,14 @@ from typer.testing import CliRunner
 
 from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
+from ict_trader.audit.bars import combine_bars, compare_bars
 from ict_trader.audit.history import HistoryError, fetch_fills, fetch_orders
 from ict_trader.audit.run_config import config_of_run
 from ict_trader.audit.signals import compare_signals
 from ict_trader.audit.stats import poisson_interval, rate_interval
 from ict_trader.cli.app import app
 from ict_trader.config import AppConfig
+from ict_trader.core.bars import Bar
 from ict_trader.core.exits import StopMode
 from ict_trader.core.strategy import ExitRules
 from ict_trader.marketdata.barfile import BarFile, load_bars
@@ -116,6 +118,37 @@ def test_signals_side_by_side() -> None:
     ]
     assert audit.as_json()["missing"] == 2 and audit.as_json()["extra"] == 2
     assert audit.differ and not compare_signals([signal(5)], [signal(5)]).differ
+
+
+def test_signals_pair_only_within_their_symbol() -> None:
+    """Two symbols' signals compared in one go: a DIA signal never pairs with IWM's, even at
+    the same bar and in the same direction."""
+    iwm = replace(signal(1), symbol="IWM")
+    dia = replace(signal(1), symbol="DIA")
+    audit = compare_signals([iwm], [dia, replace(signal(3), symbol="IWM")])
+    assert [(p.symbol, p.status, p.live, p.sip) for p in audit.pairs] == [
+        ("DIA", "missing", None, dia.time),
+        ("IWM", "shifted", iwm.time, signal(3).time),
+    ]
+    assert audit.counts("DIA") == {"same": 0, "shifted": 0, "missing": 1, "extra": 0}
+    assert audit.differ_on("IWM") and audit.as_json()["pairs"][0]["symbol"] == "DIA"
+
+
+def test_bars_of_several_symbols_add_up() -> None:
+    at = datetime(2024, 7, 30, 15, 0, tzinfo=UTC)
+
+    def bar(minute: int, close: float, volume: float) -> Bar:
+        return Bar(at + timedelta(minutes=minute), close, close + 1, close - 1, close, volume)
+
+    one = compare_bars([bar(0, 10.0, 1)], [bar(0, 10.5, 10), bar(1, 10.0, 10)])
+    other = compare_bars([bar(0, 20.0, 3), bar(1, 20.0, 3)], [bar(0, 20.1, 100), bar(1, 20.0, 100)])
+    total = combine_bars([one, other])
+    assert total is not None
+    assert (total.minutes, total.missing_live, total.different) == (4, 1, 2)
+    assert total.max_close_difference == pytest.approx(0.5)
+    assert total.mean_close_difference == pytest.approx((0.5 + 0.1 + 0.0) / 3)
+    assert total.volume_share == pytest.approx((1 + 3 + 3) / (10 + 100 + 100))
+    assert combine_bars([one]) is one and combine_bars([]) is None
 
 
 def test_a_swing_high_iex_did_not_print_loses_the_signal_sip_has(sample: BarFile) -> None:

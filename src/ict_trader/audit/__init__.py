@@ -10,7 +10,8 @@ the ledger with them, `bars` and `signals` compare the live feed with SIP, `slip
 fills with the simulated ones, `expectation` and `stats` the live figures with the backtest's,
 `run` puts it together, `report` holds the result and its verdict, `render` prints it, `record`
 keeps it for the dashboard, `daily` makes the daily summary's line, `run_config` reads back the
-settings a run traded with.
+settings a run traded with. A run trading several symbols is audited symbol by symbol (bars,
+signals, expectation) and as a whole (orders and fills, the backtest of all its symbols at once).
 """
 
 from ict_trader.audit.report import AuditReport

@@ -13,6 +13,10 @@ signals can start to differ. The figures (README, `ict-trader audit`):
   cannot reach beyond the whole: expected none, except late trades revising one side);
 - `max_close_difference`, `mean_close_difference`: |live close - SIP close| in $;
 - `volume_share`: live volume ÷ SIP volume over the minutes both have.
+
+With several symbols each symbol's bars are compared with its own SIP bars, and `combine_bars`
+adds the symbols up: counts summed, the largest difference the largest of all, the mean over
+every minute compared, the volume share of all the shares traded in those minutes.
 """
 
 from __future__ import annotations
@@ -34,6 +38,14 @@ class BarsAudit:
     max_close_difference: float | None
     mean_close_difference: float | None
     volume_share: float | None
+    # the volumes behind `volume_share` (to add symbols up; not in the JSON)
+    live_volume: float = 0.0
+    sip_volume: float = 0.0
+
+    @property
+    def both(self) -> int:
+        """Minutes with a live and a SIP bar."""
+        return self.minutes - self.missing_live
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +87,32 @@ def compare_bars(live: Sequence[Bar], sip: Sequence[Bar]) -> BarsAudit:
         max_close_difference=max(closes, default=None),
         mean_close_difference=sum(closes) / len(closes) if closes else None,
         volume_share=sum(a.volume for a, _ in both) / sip_volume if sip_volume else None,
+        live_volume=sum(a.volume for a, _ in both),
+        sip_volume=sip_volume,
+    )
+
+
+def combine_bars(parts: Sequence[BarsAudit]) -> BarsAudit | None:
+    """Several symbols' comparisons as one (one symbol's is itself; none: None)."""
+    if len(parts) <= 1:
+        return parts[0] if parts else None
+    both = sum(p.both for p in parts)
+    closes = [p.max_close_difference for p in parts if p.max_close_difference is not None]
+    live_volume = sum(p.live_volume for p in parts)
+    sip_volume = sum(p.sip_volume for p in parts)
+    return BarsAudit(
+        minutes=sum(p.minutes for p in parts),
+        missing_live=sum(p.missing_live for p in parts),
+        live_only=sum(p.live_only for p in parts),
+        different=sum(p.different for p in parts),
+        outside_range=sum(p.outside_range for p in parts),
+        max_close_difference=max(closes, default=None),
+        mean_close_difference=(
+            sum((p.mean_close_difference or 0.0) * p.both for p in parts) / both if both else None
+        ),
+        volume_share=live_volume / sip_volume if sip_volume else None,
+        live_volume=live_volume,
+        sip_volume=sip_volume,
     )
 
 

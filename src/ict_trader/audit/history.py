@@ -11,13 +11,16 @@ broker says, in the broker's own words:
   activities, so the client's own `get` is used), oldest first, paged by `page_token` (the id of
   the last activity seen), as the Trading API spec describes;
 - bars: `StockHistoricalDataClient.get_stock_bars` with `feed=sip`, the consolidated tape the
-  backtests are run on. On the free plan Alpaca refuses SIP bars of the latest 15 minutes
-  (HTTP 403): `fetch_sip_bars` then stops 15 minutes back and says so.
+  backtests are run on; one request for every traded symbol (Alpaca sorts the answer by symbol,
+  then time, and pages across symbols; alpaca-py follows the pages and groups them by symbol).
+  On the free plan Alpaca refuses SIP bars of the latest 15 minutes (HTTP 403):
+  `fetch_sip_bars` then stops 15 minutes back and says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import heapq
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -194,64 +197,78 @@ def _rfc3339(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class SipBars:
-    """The consolidated bars fetched, and up to when (the free plan stops 15 minutes back)."""
+    """The consolidated bars fetched, by symbol (each bar naming its symbol), and up to when
+    (the free plan stops 15 minutes back)."""
 
-    bars: list[Bar]
+    bars: dict[str, list[Bar]]
     until: datetime
     cut_short: bool
+
+    def of(self, symbol: str) -> list[Bar]:
+        """`symbol`'s bars, oldest first (none if Alpaca has none)."""
+        return self.bars.get(symbol, [])
+
+    def merged(self) -> list[Bar]:
+        """Every symbol's bars in (time, symbol) order, as the backtest takes several symbols."""
+        return list(heapq.merge(*self.bars.values(), key=lambda bar: (bar.time, bar.symbol)))
 
 
 def fetch_sip_bars(
     client: StockHistoricalDataClient,
-    symbol: str,
+    symbols: Sequence[str],
     start: datetime,
     end: datetime,
     now: datetime,
     *,
-    keep: Callable[[datetime], bool],
+    keep: Callable[[str, datetime], bool],
 ) -> SipBars:
-    """SIP minute bars opening in [start, end) that `keep` accepts (regular hours); if Alpaca
-    refuses recent SIP data (403, the free plan), the bars up to 15 minutes before `now`."""
+    """SIP minute bars of `symbols` opening in [start, end) that `keep(symbol, open time)`
+    accepts (regular hours), in one request for every symbol (alpaca-py pages through it,
+    across symbols); if Alpaca refuses recent SIP data (403, the free plan), the bars up to 15
+    minutes before `now`."""
     until = min(end, now)
     try:
-        return SipBars(_sip(client, symbol, start, until, keep), until, cut_short=False)
+        return SipBars(_sip(client, symbols, start, until, keep), until, cut_short=False)
     except APIError as exc:
         if exc.status_code != 403:
             raise
     until = min(until, now - RECENT_SIP_DELAY)
-    return SipBars(_sip(client, symbol, start, until, keep), until, cut_short=True)
+    return SipBars(_sip(client, symbols, start, until, keep), until, cut_short=True)
 
 
 def _sip(
     client: StockHistoricalDataClient,
-    symbol: str,
+    symbols: Sequence[str],
     start: datetime,
     until: datetime,
-    keep: Callable[[datetime], bool],
-) -> list[Bar]:
-    if until <= start:
-        return []
+    keep: Callable[[str, datetime], bool],
+) -> dict[str, list[Bar]]:
+    bars: dict[str, list[Bar]] = {symbol: [] for symbol in symbols}
+    if until <= start or not symbols:
+        return bars
     request = StockBarsRequest(
-        symbol_or_symbols=symbol,
+        symbol_or_symbols=list(symbols),
         timeframe=TimeFrame.Minute,
         start=start,
         end=until - timedelta(minutes=1),  # inclusive: the last bar opening before `until`
         feed=DataFeed.SIP,
     )
     answer = client.get_stock_bars(request)
-    rows = answer.data.get(symbol, []) if hasattr(answer, "data") else []
-    bars = []
-    for row in rows:
-        moment = row.timestamp.astimezone(UTC)
-        if start <= moment < until and keep(moment):
-            bars.append(
-                Bar(
-                    moment,
-                    float(row.open),
-                    float(row.high),
-                    float(row.low),
-                    float(row.close),
-                    float(row.volume),
+    data = answer.data if hasattr(answer, "data") else {}
+    for symbol in symbols:
+        for row in data.get(symbol, []):
+            moment = row.timestamp.astimezone(UTC)
+            if start <= moment < until and keep(symbol, moment):
+                bars[symbol].append(
+                    Bar(
+                        moment,
+                        float(row.open),
+                        float(row.high),
+                        float(row.low),
+                        float(row.close),
+                        float(row.volume),
+                        symbol,
+                    )
                 )
-            )
+        bars[symbol].sort(key=lambda bar: bar.time)
     return bars

@@ -1,18 +1,21 @@
 """The audit in the terminal: the verdict, the error lines, then one table per part.
 
 Times are New York's; prices and slippage as the report holds them (decimal text). Everything
-shown is also in `--json`, which has every order, not only the counts.
+shown is also in `--json`, which has every order, not only the counts. With several symbols the
+bars table has a column per symbol and one for all, the signals table a symbol column, and the
+expectation table each symbol's rows after the overall ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ict_trader.audit.bars import BarsAudit
 from ict_trader.audit.expectation import Figures, Rate
 from ict_trader.audit.report import OK, RECORDS_DIFFER, AuditReport
 from ict_trader.core.calendar import NEW_YORK
@@ -34,7 +37,7 @@ def renderables(report: AuditReport) -> Iterator[RenderableType]:
     if report.slippage:
         yield _slippage_table(report)
     if report.live is not None and report.backtest is not None:
-        yield _expectation_table(report.live, report.backtest)
+        yield _expectation_table(report)
 
 
 def _orders_table(report: AuditReport) -> Table:
@@ -42,7 +45,7 @@ def _orders_table(report: AuditReport) -> Table:
     table = Table(
         title=(
             f"Orders and fills {report.first_day} … {report.last_day} "
-            f"({report.mode}, {report.symbol}): the store against Alpaca"
+            f"({report.mode}, {', '.join(report.symbols)}): the store against Alpaca"
         ),
         title_justify="left",
     )
@@ -70,16 +73,29 @@ def _bars_table(report: AuditReport) -> Table:
         title_justify="left",
     )
     table.add_column("")
-    table.add_column("value", justify="right")
-    table.add_row("SIP minutes compared", str(bars.minutes))
-    table.add_row(f"minutes with no {feed} bar", str(bars.missing_live))
-    table.add_row(f"{feed} bars SIP does not have", str(bars.live_only))
-    table.add_row("bars with another open/high/low/close", str(bars.different))
-    table.add_row(f"{feed} high or low outside SIP's range", str(bars.outside_range))
-    table.add_row("largest |close difference|", _money(bars.max_close_difference))
-    table.add_row("mean |close difference|", _money(bars.mean_close_difference))
-    share = "—" if bars.volume_share is None else f"{bars.volume_share:.1%}"
-    table.add_row(f"{feed} volume ÷ SIP volume", share)
+    columns: list[BarsAudit] = [bars]
+    if len(report.by_symbol) > 1:  # a column per symbol, then all of them
+        columns = [part.bars for part in report.by_symbol.values()] + [bars]
+        for symbol in report.by_symbol:
+            table.add_column(symbol, justify="right")
+        table.add_column("all", justify="right")
+    else:
+        table.add_column("value", justify="right")
+    rows: list[tuple[str, Callable[[BarsAudit], str]]] = [
+        ("SIP minutes compared", lambda b: str(b.minutes)),
+        (f"minutes with no {feed} bar", lambda b: str(b.missing_live)),
+        (f"{feed} bars SIP does not have", lambda b: str(b.live_only)),
+        ("bars with another open/high/low/close", lambda b: str(b.different)),
+        (f"{feed} high or low outside SIP's range", lambda b: str(b.outside_range)),
+        ("largest |close difference|", lambda b: _money(b.max_close_difference)),
+        ("mean |close difference|", lambda b: _money(b.mean_close_difference)),
+        (
+            f"{feed} volume ÷ SIP volume",
+            lambda b: "—" if b.volume_share is None else f"{b.volume_share:.1%}",
+        ),
+    ]
+    for name, shown in rows:
+        table.add_row(name, *(shown(column) for column in columns))
     return table
 
 
@@ -88,17 +104,20 @@ def _signals_table(report: AuditReport) -> Table:
         title=f"Signals: the detector on {report.feed.upper()} bars and on SIP bars",
         title_justify="left",
     )
-    for name in ("direction", report.feed.upper(), "SIP", ""):
+    several = len(report.by_symbol) > 1
+    names = ("direction", report.feed.upper(), "SIP", "")
+    for name in ("symbol", *names) if several else names:
         table.add_column(name)
     for pair in report.signals.pairs:
-        table.add_row(
+        cells = (
             pair.direction,
             "—" if pair.live is None else _ny(pair.live),
             "—" if pair.sip is None else _ny(pair.sip),
             _SIGNAL_WORDS[pair.status],
         )
+        table.add_row(*((pair.symbol, *cells) if several else cells))
     if not report.signals.pairs:
-        table.add_row("—", "no signal", "no signal", "same")
+        table.add_row(*(("—",) if several else ()), "—", "no signal", "no signal", "same")
     return table
 
 
@@ -147,7 +166,9 @@ def _slippage_table(report: AuditReport) -> Table:
     return table
 
 
-def _expectation_table(live: Figures, backtest: Figures) -> Table:
+def _expectation_table(report: AuditReport) -> Table:
+    live, backtest = report.live, report.backtest
+    assert live is not None and backtest is not None
     table = Table(
         title="Expectation: live so far against the backtest on SIP bars, same sessions (95% CI)",
         title_justify="left",
@@ -155,18 +176,25 @@ def _expectation_table(live: Figures, backtest: Figures) -> Table:
     table.add_column("")
     table.add_column("live", justify="right")
     table.add_column("backtest (SIP)", justify="right")
-    table.add_row("signals", str(live.signals), str(backtest.signals))
-    table.add_row("signals / week", _per_week(live), _per_week(backtest))
+    _expectation_rows(table, "", live, backtest)
+    if len(report.by_symbol) > 1:
+        for symbol, part in report.by_symbol.items():
+            _expectation_rows(table, f"{symbol} ", part.live, part.backtest)
+    return table
+
+
+def _expectation_rows(table: Table, prefix: str, live: Figures, backtest: Figures) -> None:
+    table.add_row(f"{prefix}signals", str(live.signals), str(backtest.signals))
+    table.add_row(f"{prefix}signals / week", _per_week(live), _per_week(backtest))
     for profile in live.target_hit:
         table.add_row(
-            f"{profile}: target hit",
+            f"{prefix}{profile}: target hit",
             _rate(live.target_hit[profile]),
             _rate(backtest.target_hit[profile]),
         )
         table.add_row(
-            f"{profile}: win rate", _rate(live.win[profile]), _rate(backtest.win[profile])
+            f"{prefix}{profile}: win rate", _rate(live.win[profile]), _rate(backtest.win[profile])
         )
-    return table
 
 
 def _per_week(figures: Figures) -> str:

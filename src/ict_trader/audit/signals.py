@@ -3,7 +3,8 @@
 Each SIP signal is paired with a live one of the same direction: at the same bar (`same`), or
 within `SHIFT_WINDOW` of it (`shifted`, the nearest first); an unpaired SIP signal is `missing`
 on the live feed (the backtest would have traded it, the bot did not), an unpaired live one is
-`extra` (the bot traded what the backtest would not have).
+`extra` (the bot traded what the backtest would not have). A signal pairs only with one of its
+own symbol: several symbols' signals are compared in one go, each pair naming its symbol.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class SignalPair:
     sip: datetime | None
     live_close: float | None = None
     sip_close: float | None = None
+    symbol: str = ""
 
     @property
     def time(self) -> datetime:
@@ -38,6 +40,7 @@ class SignalPair:
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "symbol": self.symbol,
             "status": self.status,
             "direction": self.direction,
             "live": _iso(self.live),
@@ -54,19 +57,30 @@ class SignalsAudit:
     # bars the store lacks): shown, not counted as differences between the feeds
     unreproduced: list[str] = field(default_factory=list)
 
-    def count(self, status: str) -> int:
-        return sum(1 for pair in self.pairs if pair.status == status)
+    def count(self, status: str, symbol: str | None = None) -> int:
+        """Pairs of `status` (of `symbol`'s signals only, if given)."""
+        return sum(
+            1
+            for pair in self.pairs
+            if pair.status == status and (symbol is None or pair.symbol == symbol)
+        )
+
+    def differ_on(self, symbol: str | None = None) -> bool:
+        """Whether any pair (of `symbol`'s) is not `same`."""
+        return any(
+            pair.status != SAME and (symbol is None or pair.symbol == symbol) for pair in self.pairs
+        )
 
     @property
     def differ(self) -> bool:
-        return any(pair.status != SAME for pair in self.pairs)
+        return self.differ_on()
+
+    def counts(self, symbol: str | None = None) -> dict[str, int]:
+        return {status: self.count(status, symbol) for status in (SAME, SHIFTED, MISSING, EXTRA)}
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "same": self.count(SAME),
-            "shifted": self.count(SHIFTED),
-            "missing": self.count(MISSING),
-            "extra": self.count(EXTRA),
+            **self.counts(),
             "pairs": [pair.as_json() for pair in self.pairs],
             "unreproduced": list(self.unreproduced),
         }
@@ -80,21 +94,37 @@ def compare_signals(
     unpaired = list(live)
     for wanted in sip:
         same = next(
-            (s for s in unpaired if s.time == wanted.time and s.direction == wanted.direction),
+            (
+                s
+                for s in unpaired
+                if s.time == wanted.time
+                and s.direction == wanted.direction
+                and s.symbol == wanted.symbol
+            ),
             None,
         )
         near = same or min(
             (
                 s
                 for s in unpaired
-                if s.direction == wanted.direction and abs(s.time - wanted.time) <= window
+                if s.direction == wanted.direction
+                and s.symbol == wanted.symbol
+                and abs(s.time - wanted.time) <= window
             ),
             key=lambda s: abs(s.time - wanted.time),
             default=None,
         )
         if near is None:
             audit.pairs.append(
-                SignalPair(MISSING, wanted.direction.value, None, wanted.time, None, wanted.close)
+                SignalPair(
+                    MISSING,
+                    wanted.direction.value,
+                    None,
+                    wanted.time,
+                    None,
+                    wanted.close,
+                    wanted.symbol,
+                )
             )
             continue
         unpaired.remove(near)
@@ -106,11 +136,16 @@ def compare_signals(
                 wanted.time,
                 near.close,
                 wanted.close,
+                wanted.symbol,
             )
         )
     for extra in unpaired:
-        audit.pairs.append(SignalPair(EXTRA, extra.direction.value, extra.time, None, extra.close))
-    audit.pairs.sort(key=lambda pair: pair.time)
+        audit.pairs.append(
+            SignalPair(
+                EXTRA, extra.direction.value, extra.time, None, extra.close, symbol=extra.symbol
+            )
+        )
+    audit.pairs.sort(key=lambda pair: (pair.time, pair.symbol))
     return audit
 
 

@@ -1,12 +1,12 @@
 """Each live trade's fills against the fills the backtest would have simulated for its signal.
 
 The simulated broker fills an entry (a market order sent at the signal bar's close) at the next
-bar's open, worsened by `slippage_bps`; here that next bar is the SIP bar, as in a backtest on
-consolidated bars. The exit is compared when the backtest on the SIP bars took the same trade
-(same signal, same profile): its exit fill against the live one. Slippage is signed so that
-positive is worse for the account: paid above the simulated price on a buy, received below it
-on a sell; in $ per share, in basis points of the simulated price, and in $ for the trade's
-shares.
+bar's open, worsened by `slippage_bps`; here that next bar is the SIP bar of the trade's own
+symbol, as in a backtest on consolidated bars. The exit is compared when the backtest on the
+SIP bars took the same trade (same signal, same profile): its exit fill against the live one.
+Slippage is signed so that positive is worse for the account: paid above the simulated price on
+a buy, received below it on a sell; in $ per share, in basis points of the simulated price, and
+in $ for the trade's shares.
 """
 
 from __future__ import annotations
@@ -57,10 +57,12 @@ class TradeSlippage:
     exit: Slippage | None  # None: not closed, or the SIP backtest did not take this trade
     live_exit_reason: str | None
     backtest_exit_reason: str | None
+    symbol: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
             "trade_id": self.trade_id,
+            "symbol": self.symbol,
             "profile": self.profile,
             "direction": self.direction,
             "shares": self.shares,
@@ -75,19 +77,21 @@ class TradeSlippage:
 def slippage_of(
     trades: Sequence[TradeView],
     signals: Mapping[str, Signal],
-    sip: Sequence[Bar],
+    sip: Mapping[str, Sequence[Bar]],
     backtest: Mapping[str, TradeView],
     slippage_bps: Decimal,
 ) -> list[TradeSlippage]:
-    """A row per live trade with an entry fill whose signal is known."""
-    sip_by_time = {bar.time: bar for bar in sip}
+    """A row per live trade with an entry fill whose signal is known; `sip`: each symbol's
+    SIP bars."""
+    sip_by_time = {(symbol, bar.time): bar for symbol, bars in sip.items() for bar in bars}
     rows = []
     for trade in trades:
         signal = signals.get(trade.signal_id)
         if trade.entry_price is None or signal is None:
             continue
         buy_entry = trade.direction == "long"
-        following = sip_by_time.get(signal.time + _ONE_MINUTE)
+        symbol = trade.symbol or signal.symbol
+        following = sip_by_time.get((symbol, signal.time + _ONE_MINUTE))
         entry = None
         if following is not None:
             simulated = _slipped(Decimal(repr(following.open)), buy_entry, slippage_bps)
@@ -109,6 +113,7 @@ def slippage_of(
                 backtest_exit_reason=(
                     twin.exit_reason.value if twin is not None and twin.exit_reason else None
                 ),
+                symbol=symbol,
             )
         )
     return rows
