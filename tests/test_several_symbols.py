@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from ict_trader.config import AppConfig
 from ict_trader.core.bars import Bar
@@ -25,6 +26,7 @@ from ict_trader.core.strategy import EngineConfig
 from ict_trader.marketdata.barfile import load_bars
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.backtest_result import BacktestResult
+from ict_trader.reporting.backtest_summary import summary_table
 from ict_trader.runtime.backtest import run_backtest
 from ict_trader.signals import Direction, Signal
 from ict_trader.signals.detector import SignalReplay
@@ -228,3 +230,17 @@ def test_a_symbol_loss_limit_stops_that_symbol_only_for_the_session() -> None:
     }
     reasons = {(s.signal_id.split("-")[0], s.reason.split(":")[0]) for s in limited.skips}
     assert reasons == {("IWM", "IWM loss limit")}
+
+
+def test_the_summary_table_has_a_column_per_symbol() -> None:
+    result = backtest(SYMBOLS)
+    console = Console(width=200, record=True)
+    console.print(summary_table(result))
+    text = console.export_text()
+    header = next(line for line in text.splitlines() if "conservative" in line)
+    assert [c for c in header.replace("┃", " ").split()][-3:] == ["all", "IWM", "DIA"]
+    trades = next(line for line in text.splitlines() if line.strip("│ ").startswith("trades"))
+    counts = [int(cell) for cell in trades.replace("│", " ").split()[1:]]
+    by_symbol = result.metrics_by_symbol
+    assert counts[-2:] == [by_symbol["IWM"].trades, by_symbol["DIA"].trades]
+    assert counts[-3] == counts[-2] + counts[-1]

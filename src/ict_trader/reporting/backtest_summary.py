@@ -77,9 +77,11 @@ def summary_table(result: BacktestResult) -> Table:
         title_justify="left",
     )
     table.add_column("")
-    for name in result.metrics:
+    # every profile, all of them together, then (several symbols) each symbol's trades
+    shown = {**result.metrics, **result.metrics_by_symbol}
+    for name in shown:
         table.add_column(name, justify="right")
-    columns = [metric_cells(m) for m in result.metrics.values()]
+    columns = [metric_cells(m) for m in shown.values()]
     for index, label in enumerate(LABELS):
         table.add_row(label, *(column[index] for column in columns))
     return table
