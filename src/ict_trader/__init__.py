@@ -26,7 +26,9 @@ __version__ = version("ict-trader")
 if TYPE_CHECKING:
     from ict_trader.config import AppConfig, load_config
     from ict_trader.marketdata.barfile import BarFile, load_bars
+    from ict_trader.marketdata.barset import BarSet
     from ict_trader.marketdata.folder import load_folder
+    from ict_trader.marketdata.sources import load_bar_set
     from ict_trader.reporting.backtest_result import BacktestResult
     from ict_trader.runtime.backtest import run_backtest
     from ict_trader.signals import Signal, SignalParams, detect_signals
@@ -37,6 +39,8 @@ _PUBLIC = {
     "BarFile": "ict_trader.marketdata.barfile",
     "load_bars": "ict_trader.marketdata.barfile",
     "load_folder": "ict_trader.marketdata.folder",
+    "BarSet": "ict_trader.marketdata.barset",
+    "load_bar_set": "ict_trader.marketdata.sources",
     "BacktestResult": "ict_trader.reporting.backtest_result",
     "run_backtest": "ict_trader.runtime.backtest",
     "Signal": "ict_trader.signals",
@@ -48,10 +52,12 @@ __all__ = [
     "AppConfig",
     "BacktestResult",
     "BarFile",
+    "BarSet",
     "Signal",
     "SignalParams",
     "__version__",
     "detect_signals",
+    "load_bar_set",
     "load_bars",
     "load_config",
     "load_folder",

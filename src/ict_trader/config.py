@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,10 @@ class AppConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     simulation: SimulatedBrokerConfig = field(default_factory=SimulatedBrokerConfig)
     source: Path | None = None
+
+    def trading(self, symbols: Sequence[str]) -> AppConfig:
+        """These settings, trading `symbols` (every profile on each)."""
+        return replace(self, engine=replace(self.engine, symbols=tuple(symbols)))
 
     def describe(self) -> dict[str, Any]:
         """Plain values for run records and reports."""
