@@ -25,10 +25,13 @@ import pytest
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.models import Order
 from alpaca.trading.requests import MarketOrderRequest
+from playwright.sync_api import expect, sync_playwright
 
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
 from ict_trader.audit import AuditReport, run_audit
 from ict_trader.audit.run import connect
+from ict_trader.dashboard.auth import DashboardToken
+from ict_trader.dashboard.server import Dashboard
 from ict_trader.persistence.store import Store
 from tests.alpaca_emulator import (
     KEY,
@@ -38,6 +41,7 @@ from tests.alpaca_emulator import (
     running_emulator,
     trading_client,
 )
+from tests.browser import launch_chromium
 from tests.test_live_days import Runner, _clients, wait
 from tests.test_live_restart import quiet_exchange
 from tests.test_live_symbols import DAYS, SYMBOLS, settings, two_sessions
@@ -324,3 +328,32 @@ def test_a_day_one_symbol_has_no_bars_of_is_named(session: Session, tmp_path: Pa
     dia, iwm = report.by_symbol["DIA"].bars, report.by_symbol["IWM"].bars
     assert (dia.minutes, dia.missing_live, iwm.minutes, iwm.missing_live) == (375, 0, 765, 0)
     assert not report.signals.differ_on("DIA") and not report.signals.differ_on("IWM")
+
+
+def test_the_dashboard_audit_view_names_each_symbol(session: Session) -> None:
+    """The Audit view of a two-symbol report, in a real browser: each signal row names its
+    symbol, and each symbol has its rows of bars and signals."""
+    token = DashboardToken("audit-symbols-token-01", "environment")
+    dashboard = Dashboard(session.folder / "copy.db", token, port=0, poll_seconds=0.05)
+    dashboard.start()
+    errors: list[str] = []
+    try:
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(dashboard.url + "#audit")
+            expect(page.get_by_test_id("audit-verdict")).to_have_text(session.written["verdict"])
+            signals = page.get_by_test_id("audit-signals")
+            expect(signals).to_contain_text("DIA long")
+            expect(signals).to_contain_text("IWM long")
+            expectation = page.get_by_test_id("audit-expectation")
+            for symbol in SYMBOLS:
+                expect(expectation).to_contain_text(f"{symbol}: signals")
+                expect(page.get_by_test_id("audit-bars")).to_contain_text(
+                    f"{symbol}: minutes without a live bar"
+                )
+            browser.close()
+    finally:
+        dashboard.stop()
+    assert errors == []

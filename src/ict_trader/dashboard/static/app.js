@@ -310,8 +310,9 @@ function renderAudit(a) {
     lines.append(li);
   }
   $("audit-feed").textContent = (a.feed || "live").toUpperCase();
+  const several = (a.symbols || []).length > 1;  // then each row names its symbol
   fillTable("audit-signals", a.signals.pairs, [
-    (p) => [p.direction], (p) => [p.live ? nyDateTime(p.live) : "–"], (p) => [p.sip ? nyDateTime(p.sip) : "–"],
+    (p) => [several && p.symbol ? `${p.symbol} ${p.direction}` : p.direction], (p) => [p.live ? nyDateTime(p.live) : "–"], (p) => [p.sip ? nyDateTime(p.sip) : "–"],
     (p) => [SIGNAL_WORDS[p.status] || p.status, p.status === "same" ? "" : "tripped"],
   ], "no signal on either feed");
   const live = a.expectation.live, back = a.expectation.backtest_sip;
@@ -324,6 +325,12 @@ function renderAudit(a) {
       rows.push([`${name}: target hit`, rateText(live.profiles[name].target_hit), rateText(back.profiles[name].target_hit)]);
       rows.push([`${name}: win rate`, rateText(live.profiles[name].win), rateText(back.profiles[name].win)]);
     }
+    for (const symbol of several ? a.symbols : []) {
+      const mine = (a.by_symbol || {})[symbol];
+      if (mine && mine.expectation && mine.expectation.live && mine.expectation.backtest_sip) {
+        rows.push([`${symbol}: signals`, String(mine.expectation.live.signals), String(mine.expectation.backtest_sip.signals)]);
+      }
+    }
   }
   fillTable("audit-expectation", rows, [(r) => [r[0]], (r) => [r[1], "num"], (r) => [r[2], "num"]], "–");
   const b = a.bars;
@@ -332,6 +339,11 @@ function renderAudit(a) {
     ["bars with another open/high/low/close", String(b.different)], ["high or low outside SIP's range", String(b.outside_range)],
     ["largest |close difference|", b.max_close_difference === null ? "–" : `$${b.max_close_difference.toFixed(4)}`],
     ["live volume ÷ SIP volume", b.volume_share === null ? "–" : pct(b.volume_share)],
+    ...(several ? a.symbols.flatMap((symbol) => {
+      const mine = ((a.by_symbol || {})[symbol] || {}).bars;
+      return mine ? [[`${symbol}: minutes without a live bar`, String(mine.missing_live)],
+        [`${symbol}: bars with another open/high/low/close`, String(mine.different)]] : [];
+    }) : []),
   ] : [];
   fillTable("audit-bars", barRows, [(r) => [r[0]], (r) => [r[1], "num"]], "no live bars compared");
   fillTable("audit-slippage", a.slippage, [
