@@ -74,6 +74,9 @@ class AppConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     simulation: SimulatedBrokerConfig = field(default_factory=SimulatedBrokerConfig)
     source: Path | None = None
+    # Whether the settings name their symbols (else QQQ is only the default, and data that
+    # says its symbols decides what is traded).
+    symbols_named: bool = False
 
     def trading(self, symbols: Sequence[str]) -> AppConfig:
         """These settings, trading `symbols` (every profile on each)."""
@@ -157,6 +160,7 @@ def parse_config(raw: dict[str, Any], source: Path | None = None) -> AppConfig:
         engine=EngineConfig(symbols=symbols, profiles=profiles, exits=exits, risk=risk),
         simulation=simulation,
         source=source,
+        symbols_named="symbol" in raw or "symbols" in raw,
     )
 
 

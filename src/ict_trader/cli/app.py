@@ -15,7 +15,6 @@ import json
 import os
 import sqlite3
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -344,7 +343,7 @@ def _market(
     months are read only as far as --from/--to need.
     """
     chosen = _symbols(symbols) if symbols is not None else None
-    configured = settings is not None and _names_symbols(settings)
+    configured = settings is not None and settings.symbols_named
     wanted = chosen or []
     if chosen is None and configured and settings is not None:
         wanted = list(settings.engine.symbols)
@@ -379,18 +378,6 @@ def _trading(settings: AppConfig, bar_set: BarSet) -> AppConfig:
     if not bar_set.named or bar_set.symbols == settings.engine.symbols:
         return settings
     return replace(settings, engine=replace(settings.engine, symbols=bar_set.symbols))
-
-
-def _names_symbols(settings: AppConfig) -> bool:
-    """Whether the settings file sets `symbol` or `symbols` (else QQQ is only the default,
-    and the data decides)."""
-    if settings.source is None:
-        return False
-    try:
-        raw = tomllib.loads(settings.source.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # read a moment ago; a file changed since counts as set
-        return True
-    return "symbol" in raw or "symbols" in raw
 
 
 def _data_name(bar_set: BarSet) -> str:
