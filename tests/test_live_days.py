@@ -22,6 +22,7 @@ from alpaca.data.enums import DataFeed
 
 from ict_trader.adapters.alpaca.emulator.feed import DataOptions
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
+from ict_trader.audit.daily import daily_audit_line
 from ict_trader.config import AppConfig
 from ict_trader.core.bars import Bar
 from ict_trader.marketdata.barfile import BarFile, load_bars
@@ -76,6 +77,7 @@ class Runner:
                     sessions=sessions,
                     poll_seconds=0.05,
                     backoff_seconds=0.01,
+                    daily_audit=daily_audit_line,  # as the `run` command passes it
                 )
             except BaseException as exc:  # the test reports it, with the runner's words
                 self.error = exc
