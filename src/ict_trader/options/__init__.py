@@ -1,0 +1,7 @@
+"""Options on the underlying's signals: pricing, contract choice and quotes, free of I/O.
+
+pricing.py     Black-Scholes-Merton prices, greeks and implied volatility on a trading-time
+               clock; the modelled quote (bid/ask around the model price) and `OptionQuote`,
+               which says whether its prices are modelled or real
+volatility.py  the underlying's realized volatility from 1-minute bars, on the same clock
+"""
