@@ -4,4 +4,6 @@ pricing.py     Black-Scholes-Merton prices, greeks and implied volatility on a t
                clock; the modelled quote (bid/ask around the model price) and `OptionQuote`,
                which says whether its prices are modelled or real
 volatility.py  the underlying's realized volatility from 1-minute bars, on the same clock
+chain.py       the strikes listed around the underlying, the strike rules (atm, otm = N,
+               delta = D) and sizing by premium
 """
