@@ -17,12 +17,14 @@ risk ahead, not 7 hours plus a night). With realized volatility annualised on th
 (`volatility.py`: per-minute variance x 98,280), `vol**2 x years` is exactly per-minute variance x
 minutes left: the volatility a user sets, the one measured from bars and the one implied from
 a quote all mean the same thing. The price of this choice: implied volatilities are on a
-trading-time scale, higher than calendar-time ones over a night and lower intraday (x ~0.43
-for a 0DTE contract during the session: sqrt(98,280 / 525,600)), so they are not comparable to
-a calendar-time IV such as Alpaca's snapshot `impliedVolatility`; deltas are (they depend on
-`vol x sqrt(years)` only, up to the tiny rate terms). The rate and the dividend yield are
-applied over the same `years`; over a session's minutes they move a price by far less than a
-cent.
+trading-time scale, not comparable to a calendar-time IV such as Alpaca's snapshot
+`impliedVolatility` (during a session a trading-time IV is ~0.43 times the calendar-time IV of
+the same price: sqrt(98,280 / 525,600)); deltas are comparable (they depend on
+`vol x sqrt(years)` only, up to the rate terms). The rate and the dividend yield run on the same
+clock, within a session about 5 times faster than on the calendar, so they overstate the carry
+of a same-day contract: leave them at 0 (the default) for 0DTE — the carry left out is worth
+less than a cent on an at-the-money QQQ contract over a whole session — and with them at 0 a
+European price is also the American one.
 
 Units
 -----
