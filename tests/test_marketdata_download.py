@@ -22,6 +22,7 @@ from typer.testing import CliRunner, Result
 from ict_trader.adapters.alpaca.emulator.feed import DataOptions
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.cli.app import app
+from ict_trader.core.bars import Bar
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from ict_trader.marketdata.download import Backoff, DownloadError, DownloadRequest, download
 from ict_trader.marketdata.folder import load_folder
@@ -36,6 +37,11 @@ NO_REVISIONS = DataOptions(updated_bar_rate=0.0)  # history as the file has it
 BARS_ROUTE = ("GET", "/v2/stocks/bars")
 
 runner = CliRunner()
+
+
+def named(bars: list[Bar], symbol: str = "QQQ") -> list[Bar]:
+    """A plain file's bars as a downloaded folder gives them back: naming their symbol."""
+    return [bar._replace(symbol=symbol) for bar in bars]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +99,7 @@ def test_pages_are_crossed_complete_months_kept_and_the_current_one_fetched_agai
         fetched = 3000 - 15  # every bar older than the SIP delay
         pages = math.ceil(JULY / PAGE) + math.ceil((fetched - JULY) / PAGE)
         assert bar_requests(server) == pages  # several pages a month, each followed
-        assert load_folder(out).bars == sample.bars[:fetched]
+        assert load_folder(out).bars == named(sample.bars[:fetched])
         assert "2 months fetched (2,985 bars), 0 up to date" in first.stdout
         july_bytes, july_written = july.read_bytes(), july.stat().st_mtime_ns
 
@@ -105,7 +111,7 @@ def test_pages_are_crossed_complete_months_kept_and_the_current_one_fetched_agai
         assert bar_requests(server) - before == math.ceil((fetched - JULY) / PAGE)
         assert (july.read_bytes(), july.stat().st_mtime_ns) == (july_bytes, july_written)
         assert "1 months fetched (2,715 bars), 1 up to date" in second.stdout
-        assert load_folder(out).bars == sample.bars[:fetched]
+        assert load_folder(out).bars == named(sample.bars[:fetched])
         coverage = Coverage.read(august)
         assert coverage is not None and coverage.feed == "sip" and coverage.adjustment == "raw"
         assert coverage.until == sample.bars[fetched].time  # 15 minutes before the clock
@@ -121,7 +127,7 @@ def test_a_downloaded_folder_backtests_and_signals_like_the_file(
     with running_emulator(sample, start_bar=3900, max_page_size=PAGE, data=data) as server:
         result = run_download(server, out, "--feed", "iex")
     assert result.exit_code == 0, result.stderr
-    assert load_folder(out).bars == sample.bars
+    assert load_folder(out).bars == named(sample.bars)
 
     from_folder = runner.invoke(app, ["signals", "--data", str(out), "--format", "csv"])
     from_file = runner.invoke(app, ["signals", "--data", str(sample_csv), "--format", "csv"])
@@ -293,6 +299,6 @@ def test_extended_hours_are_left_out_unless_asked_for(tmp_path: Path) -> None:
 
     assert rows(tmp_path / "rth") == len(regular.bars)
     assert rows(tmp_path / "eth") == len(eth.bars)
-    assert load_folder(tmp_path / "rth").bars == regular.bars
-    assert load_folder(tmp_path / "eth").bars == regular.bars
-    assert load_folder(tmp_path / "eth", extended_hours=True).bars == eth.bars
+    assert load_folder(tmp_path / "rth").bars == named(regular.bars)
+    assert load_folder(tmp_path / "eth").bars == named(regular.bars)
+    assert load_folder(tmp_path / "eth", extended_hours=True).bars == named(eth.bars)
