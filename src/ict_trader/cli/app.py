@@ -74,7 +74,7 @@ from ict_trader.reporting.report_html import write_html_report
 from ict_trader.reporting.signal_output import to_csv, to_json, to_table
 from ict_trader.reporting.status import DEFAULT_MAX_HEARTBEAT_AGE, collect_health, collect_status
 from ict_trader.research.grid import load_grid
-from ict_trader.research.report import write_html, write_table
+from ict_trader.research.report import summary_lines, write_html, write_table
 from ict_trader.research.sweep import BarSource, execute, load_source, tasks_for
 from ict_trader.research.walkforward import METRICS as SWEEP_METRICS
 from ict_trader.research.walkforward import analyse
@@ -539,12 +539,8 @@ def sweep(
         with _writing(out, "--out"):
             write_table(outcome, out / "sweep.csv", out / "sweep.parquet")
             write_html(outcome, out / "sweep.html")
-    for fold in outcome.folds:
-        stdout.print(
-            f"{fold.symbol} fold {fold.index}: config {fold.chosen} on "
-            f"{fold.test[0].day}..{fold.test[-1].day}: {fold.test_metrics.trades} trades, "
-            f"P&L {fold.test_metrics.total_pnl:+,.2f}"
-        )
+    for line in summary_lines(outcome):
+        stdout.print(line)
     stderr.print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.parquet'}, {out / 'sweep.html'}")
 
 

@@ -21,7 +21,8 @@ from ict_trader.core.events import TradeView
 from ict_trader.errors import ConfigError
 from ict_trader.reporting.metrics import Metrics, compute_metrics
 from ict_trader.research.grid import Grid
-from ict_trader.research.stats import deflated_sharpe, sharpe, skew_kurtosis
+from ict_trader.research.overfitting import Overfitting, Statistic, probability_of_overfitting
+from ict_trader.research.stats import deflated_sharpe, expected_max_sharpe, sharpe, skew_kurtosis
 from ict_trader.research.sweep import Run, TaskResult
 
 METRICS = ("total_pnl", "sharpe_daily_annualized", "profit_factor", "expectancy", "win_rate")
@@ -53,7 +54,9 @@ class Fold:
 
 @dataclass(frozen=True)
 class Honesty:
-    """The deflated Sharpe ratio of the configuration the metric picks over the whole period."""
+    """How far to trust the choice, per symbol: the deflated Sharpe ratio of the configuration
+    the metric picks over the whole period, and the probability that picking the best of the
+    grid overfits (CSCV over every configuration's session returns)."""
 
     symbol: str
     config: int
@@ -62,6 +65,7 @@ class Honesty:
     sharpe: float | None  # per session
     threshold: float | None  # SR0, per session
     probability: float | None
+    overfitting: Overfitting | None
 
 
 @dataclass
@@ -229,22 +233,25 @@ def _honesty(  # noqa: PLR0917
     metric: str,
 ) -> Honesty:
     best: float | None = None
-    chosen = runs[0]
-    for run in runs:
+    position = 0
+    for index, run in enumerate(runs):
         value = metric_value(outcome.full[(symbol, run.config)], metric)
         if _better(value, best):
-            best, chosen = value, run
-    ratios = [sharpe(daily_returns(run, sessions, starting)) for run in runs]
+            best, position = value, index
+    chosen = runs[position]
+    every = [daily_returns(run, sessions, starting) for run in runs]
+    overfitting = probability_of_overfitting(every, statistic=pbo_statistic(metric))
+    ratios = [sharpe(returns) for returns in every]
     known = [r for r in ratios if r is not None]
-    returns = daily_returns(chosen, sessions, starting)
+    returns = every[position]
     ratio = sharpe(returns)
     if ratio is None or len(known) < 1:
-        return Honesty(symbol, chosen.config, len(runs), len(sessions), ratio, None, None)
+        return Honesty(
+            symbol, chosen.config, len(runs), len(sessions), ratio, None, None, overfitting
+        )
     mean = sum(known) / len(known)
     variance = sum((r - mean) ** 2 for r in known) / (len(known) - 1) if len(known) > 1 else 0.0
     skewness, kurtosis = skew_kurtosis(returns)
-    from ict_trader.research.stats import expected_max_sharpe  # noqa: PLC0415
-
     return Honesty(
         symbol,
         chosen.config,
@@ -260,7 +267,16 @@ def _honesty(  # noqa: PLR0917
             skewness=skewness,
             kurtosis=kurtosis,
         ),
+        overfitting,
     )
+
+
+def pbo_statistic(metric: str) -> Statistic:
+    """What CSCV ranks configurations by, from session returns: the mean return for
+    `total_pnl` (its P&L relative to each session's starting equity), the Sharpe ratio
+    for every other metric (those of trades — profit factor, expectancy, win rate — have no
+    session-return form; the Sharpe ratio is the paper's own example)."""
+    return "mean" if metric == "total_pnl" else "sharpe"
 
 
 def _row(  # noqa: PLR0917
