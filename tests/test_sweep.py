@@ -133,7 +133,7 @@ def test_the_command_writes_the_same_three_files_byte_for_byte(tmp_path: Path) -
     grid = tmp_path / "grid.toml"
     grid.write_text(
         "[signal]\ndisplacement_atr = [1.0, 1.5]\n[exits]\ntarget_atr_multiple = [3, 5]\n"
-        'stop = ["none", "atr"]\n',
+        "[simulation]\nslippage_bps = [0, 2]\n",
         encoding="utf-8",
     )
     first = _sweep_process(tmp_path / "one", grid, 1, "1")

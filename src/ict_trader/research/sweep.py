@@ -25,11 +25,10 @@ from pathlib import Path
 from ict_trader.config import AppConfig
 from ict_trader.core.calendar import Session
 from ict_trader.core.events import TradeView
-from ict_trader.core.strategy import ExitRules, StrategyProfile
 from ict_trader.errors import ConfigError
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from ict_trader.marketdata.folder import load_folder
-from ict_trader.research.grid import Grid
+from ict_trader.research.grid import Configuration, Grid
 from ict_trader.runtime.backtest import run_backtest, select_bars
 from ict_trader.signals import SignalParams, detect_signals
 from ict_trader.signals.detector import SignalReplay
@@ -51,9 +50,9 @@ class BarSource:
 @dataclass(frozen=True)
 class Task:
     source: BarSource
-    settings: AppConfig  # symbol, simulation and risk of every run
+    settings: AppConfig  # what the grid does not set: the symbol, for one
     signal: SignalParams
-    variants: tuple[tuple[int, ExitRules, StrategyProfile], ...]
+    variants: tuple[Configuration, ...]  # all with `signal`: one detection for them all
 
 
 @dataclass(frozen=True)
@@ -105,17 +104,20 @@ def run_task(task: Task) -> TaskResult:
         base = replace(base, engine=replace(base.engine, symbol=symbol))
     runs = []
     sessions: tuple[Session, ...] = ()
-    for index, exits, profile in task.variants:
+    for variant in task.variants:
         settings = replace(
             base,
             signal=task.signal,
-            engine=replace(base.engine, exits=exits, profiles=(profile,)),
+            engine=replace(
+                base.engine, exits=variant.exits, profiles=(variant.profile,), risk=variant.risk
+            ),
+            simulation=variant.simulation,
         )
         result = run_backtest(bars, calendar, settings, detector=SignalReplay(calendar, signals))
         sessions = tuple(result.sessions)
         runs.append(
             Run(
-                config=index,
+                config=variant.index,
                 trades=tuple(result.closed_trades()),
                 skip_days=tuple(s.time.date() for s in result.skips),
             )
@@ -132,8 +134,7 @@ def tasks_for(grid: Grid, sources: Sequence[BarSource], settings: AppConfig) -> 
     tasks = []
     for source in sources:
         for signal, configurations in grid.signal_groups():
-            variants = tuple((c.index, c.exits, c.profile) for c in configurations)
-            tasks.append(Task(source, settings, signal, variants))
+            tasks.append(Task(source, settings, signal, tuple(configurations)))
     return tasks
 
 
