@@ -16,7 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
@@ -139,12 +139,19 @@ def tasks_for(grid: Grid, sources: Sequence[BarSource], settings: AppConfig) -> 
 
 
 def execute(
-    tasks: Sequence[Task], *, workers: int | None = None, cluster: str | None = None
+    tasks: Sequence[Task],
+    *,
+    workers: int | None = None,
+    cluster: str | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> list[TaskResult]:
     """Every task's result, in the tasks' order: inline with one worker, in a local process
-    pool, or on the Dask cluster at `cluster`."""
+    pool, or on the Dask cluster at `cluster`. `on_start` is called once the workers are
+    there (the cluster reached), so that a refusal is still the only line a user sees."""
     if cluster is not None:
-        return _on_cluster(tasks, cluster)
+        return _on_cluster(tasks, cluster, on_start)
+    if on_start is not None:
+        on_start()
     count = workers or os.cpu_count() or 1
     if count == 1 or len(tasks) == 1:
         return [run_task(task) for task in tasks]
@@ -153,7 +160,12 @@ def execute(
         return list(pool.map(run_task, tasks))
 
 
-def _on_cluster(tasks: Sequence[Task], address: str) -> list[TaskResult]:
+CONNECT_TIMEOUT = 10  # seconds to reach the scheduler
+
+
+def _on_cluster(
+    tasks: Sequence[Task], address: str, on_start: Callable[[], None] | None
+) -> list[TaskResult]:
     try:
         from distributed import Client  # noqa: PLC0415 - optional: `pip install ict-trader[cluster]`
     except ImportError:
@@ -161,10 +173,16 @@ def _on_cluster(tasks: Sequence[Task], address: str) -> list[TaskResult]:
             "--cluster needs Dask distributed: pip install 'ict-trader[cluster]'"
         ) from None
     try:
-        client = Client(address, timeout=10)  # type: ignore[no-untyped-call]
+        client = Client(address, timeout=CONNECT_TIMEOUT)  # type: ignore[no-untyped-call]
+    except ValueError as exc:  # Dask's address parser: no port, an unknown scheme
+        raise ConfigError(
+            f"--cluster {address!r}: not a scheduler address like tcp://HOST:8786 ({exc})"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"--cluster {address}: cannot reach the scheduler: {exc}") from None
     try:
+        if on_start is not None:
+            on_start()
         futures = [client.submit(run_task, task, pure=False) for task in tasks]
         results: list[TaskResult] = client.gather(futures)  # type: ignore[no-untyped-call]
         return results

@@ -16,6 +16,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from ict_trader.config import AppConfig
 from ict_trader.core.calendar import Session
 from ict_trader.core.events import TradeView
 from ict_trader.errors import ConfigError
@@ -23,7 +24,7 @@ from ict_trader.reporting.metrics import Metrics, compute_metrics
 from ict_trader.research.grid import Grid
 from ict_trader.research.overfitting import Overfitting, Statistic, probability_of_overfitting
 from ict_trader.research.stats import deflated_sharpe, expected_max_sharpe, sharpe, skew_kurtosis
-from ict_trader.research.sweep import Run, TaskResult
+from ict_trader.research.sweep import BarSource, Run, TaskResult, load_source
 
 METRICS = ("total_pnl", "sharpe_daily_annualized", "profit_factor", "expectancy", "win_rate")
 COLUMNS = (
@@ -193,11 +194,25 @@ def analyse(
     return outcome
 
 
+def check_sources(
+    sources: Sequence[BarSource], settings: AppConfig, *, train: int, test: int
+) -> None:
+    """Load every source here, before any work is sent out, so that bad data, or too few
+    sessions for one train and one test window, is refused in one line and not after the
+    whole grid has run (or inside a worker)."""
+    for source in sources:
+        symbol, bar_file = load_source(source)
+        days = {bar.time.date() for bar in bar_file.bars}  # regular hours: New York dates
+        _folds(len(days), train, test, symbol or settings.engine.symbol)
+
+
 def _folds(
     sessions: int, train: int, test: int, symbol: str
 ) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     if train < 1 or test < 1:
         raise ConfigError("--train and --test must be at least 1 session")
+    if sessions == 0:
+        raise ConfigError(f"{symbol}: no sessions between --from and --to")
     if train + test > sessions:
         raise ConfigError(
             f"--train {train} --test {test} needs at least {train + test} sessions, "
