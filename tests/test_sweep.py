@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ict_trader.config import AppConfig
+from ict_trader.core.events import ExitReason
 from ict_trader.marketdata.barfile import load_bars
 from ict_trader.research.grid import parse_grid
 from ict_trader.research.report import write_table
@@ -145,3 +147,41 @@ def test_the_command_writes_the_same_three_files_byte_for_byte(tmp_path: Path) -
     assert 'id="figure-0"' in page and "probability of backtest overfitting" in page
     assert re.search(r"probability of backtest overfitting \d+%: in 12,870 splits", first)
     assert re.search(r"deflated Sharpe ratio \d+\.\d%", first)
+
+
+def test_a_sweep_run_trades_as_a_full_backtest_of_its_settings() -> None:
+    """The sweep leaves out sessions without a signal; every trade and skipped entry must still
+    be what a backtest over every bar makes, whichever stop, and with loss breakers that trip
+    (the kill switch then holds for the rest of the period)."""
+    grid = parse_grid(
+        {
+            "exits": {"stop": ["none", "atr", "sweep"]},
+            "risk": {"daily_loss_limit": [0, 15], "max_drawdown_pct": [0, 0.03]},
+        },
+        AppConfig(),
+    )
+    first, last = date(2024, 1, 1), date(2024, 4, 30)
+    results = execute(
+        tasks_for(grid, [BarSource(DEV_YEAR, None, None, first, last)], AppConfig()), workers=1
+    )
+    runs = {run.config: run for result in results for run in result.runs}
+    bar_file = load_bars(DEV_YEAR)
+    bars = select_bars(bar_file.bars, first, last)
+    assert len(results[0].sessions) == len({b.time.date() for b in bars})
+    halted = 0
+    for configuration in grid.configurations:
+        settings = replace(
+            AppConfig(),
+            engine=replace(
+                AppConfig().engine,
+                exits=configuration.exits,
+                risk=configuration.risk,
+                profiles=(configuration.profile,),
+            ),
+        )
+        full = run_backtest(bars, bar_file.calendar, settings)
+        run = runs[configuration.index]
+        assert run.trades == tuple(full.closed_trades()), configuration.label
+        assert run.skip_days == tuple(s.time.date() for s in full.skips), configuration.label
+        halted += any(t.exit_reason is ExitReason.KILL for t in run.trades)
+    assert halted >= 4  # the breakers did trip
