@@ -15,7 +15,7 @@ import plotly.io as pio
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ict_trader.research.overfitting import Overfitting
+from ict_trader.research.overfitting import DEFAULT_BLOCKS, Overfitting
 from ict_trader.research.walkforward import Honesty, SweepOutcome, metric_value, pbo_statistic
 
 
@@ -117,7 +117,8 @@ def _overfitting_text(h: Honesty, metric: str) -> str:
     if o is None:
         return (
             f"<b>{h.symbol}</b>: the probability of backtest overfitting cannot be measured: it "
-            "needs at least 16 sessions and two configurations with different results."
+            f"needs at least {DEFAULT_BLOCKS} sessions and two configurations with different "
+            "results."
         )
     median = "above" if o.median_logit > 0 else "at or below"
     return (
@@ -168,8 +169,8 @@ def summary_lines(outcome: SweepOutcome) -> list[str]:
 def _overfitting_line(symbol: str, o: Overfitting | None) -> str:
     if o is None:
         return (
-            f"{symbol}: probability of backtest overfitting not measured (needs at least 16 "
-            "sessions and two configurations with different results)"
+            f"{symbol}: probability of backtest overfitting not measured (needs at least "
+            f"{DEFAULT_BLOCKS} sessions and two configurations with different results)"
         )
     return (
         f"{symbol}: probability of backtest overfitting {o.probability:.0%}: in {o.splits:,} "

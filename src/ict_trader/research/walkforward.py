@@ -24,7 +24,7 @@ from ict_trader.reporting.metrics import Metrics, compute_metrics
 from ict_trader.research.grid import Grid
 from ict_trader.research.overfitting import Overfitting, Statistic, probability_of_overfitting
 from ict_trader.research.stats import deflated_sharpe, expected_max_sharpe, sharpe, skew_kurtosis
-from ict_trader.research.sweep import BarSource, Run, TaskResult, load_source
+from ict_trader.research.sweep import BarSource, Run, TaskResult, load_source, sessions_of
 
 METRICS = ("total_pnl", "sharpe_daily_annualized", "profit_factor", "expectancy", "win_rate")
 COLUMNS = (
@@ -201,9 +201,8 @@ def check_sources(
     sessions for one train and one test window, is refused in one line and not after the
     whole grid has run (or inside a worker)."""
     for source in sources:
-        symbol, bar_file = load_source(source)
-        days = {bar.time.date() for bar in bar_file.bars}  # regular hours: New York dates
-        _folds(len(days), train, test, symbol or settings.engine.symbol)
+        symbol, _ = load_source(source)
+        _folds(len(sessions_of(source)), train, test, symbol or settings.engine.symbol)
 
 
 def _folds(
