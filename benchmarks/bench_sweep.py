@@ -116,7 +116,7 @@ def clock() -> Iterator[Took]:
 
 def _spin(_: int) -> float:
     total = 0
-    for i in range(10_000_000):
+    for i in range(30_000_000):
         total += i
     return float(total)
 
