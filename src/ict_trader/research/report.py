@@ -130,7 +130,7 @@ def _overfitting_text(h: Honesty, metric: str) -> str:
         f"{o.distinct} configurations with different results on the other half, which it "
         f"was not picked on. In {o.overfit_splits:,} of them ({o.probability:.0%}) it was at or "
         "below the median configuration there; typically it was "
-        f"{median} (median logit {o.median_logit:+.2f}). "
+        f"{median} the median (median logit {o.median_logit:+.2f}). "
         "Near 0%: the backtest's favourite keeps beating most configurations on sessions it "
         "was not chosen on, so choosing by the backtest carries information. Around 50%: it "
         "does no better than a configuration drawn at random. Above 50%: it does worse — what "
