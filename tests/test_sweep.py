@@ -5,6 +5,11 @@ cluster of two worker processes that each load the bars once."""
 from __future__ import annotations
 
 import math
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ict_trader.config import AppConfig
+from ict_trader.core.events import ExitReason
 from ict_trader.marketdata.barfile import load_bars
 from ict_trader.research.grid import parse_grid
 from ict_trader.research.report import write_table
@@ -86,3 +92,96 @@ def test_a_sweep_is_the_same_byte_for_byte_locally_and_on_a_cluster(tmp_path: Pa
     assert clustered == inline
     assert len(per_worker) == 2 and all(count <= 1 for count in per_worker.values())
     assert sum(per_worker.values()) >= 1
+
+
+def _sweep_process(out: Path, grid: Path, workers: int, hash_seed: str) -> str:
+    """`ict-trader sweep` in its own process, as a user runs it."""
+    executable = shutil.which("ict-trader")
+    assert executable is not None, "the console script must be installed"
+    done = subprocess.run(
+        [
+            executable,
+            "sweep",
+            str(grid),
+            "--data",
+            str(DEV_YEAR),
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-02-29",
+            "--train",
+            "20",
+            "--test",
+            "10",
+            "--workers",
+            str(workers),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,  # a guard against a hang, not a measurement
+        env={**os.environ, "PYTHONHASHSEED": hash_seed, "COLUMNS": "400"},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_command_writes_the_same_three_files_byte_for_byte(tmp_path: Path) -> None:
+    """Twice, in two processes with different hash seeds (set and dict orders of strings
+    differ), once inline and once over two worker processes: sweep.csv, sweep.parquet and
+    sweep.html are the same bytes, and the summary says the same."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        "[signal]\ndisplacement_atr = [1.0, 1.5]\n[exits]\ntarget_atr_multiple = [3, 5]\n"
+        "[simulation]\nslippage_bps = [0, 2]\n",
+        encoding="utf-8",
+    )
+    first = _sweep_process(tmp_path / "one", grid, 1, "1")
+    second = _sweep_process(tmp_path / "two", grid, 2, "2")
+    for name in ("sweep.csv", "sweep.parquet", "sweep.html"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    assert first == second
+    page = (tmp_path / "one" / "sweep.html").read_text(encoding="utf-8")
+    assert 'id="figure-0"' in page and "probability of backtest overfitting" in page
+    assert re.search(r"probability of backtest overfitting \d+%: in 12,870 splits", first)
+    assert re.search(r"deflated Sharpe ratio \d+\.\d%", first)
+
+
+def test_a_sweep_run_trades_as_a_full_backtest_of_its_settings() -> None:
+    """The sweep leaves out sessions without a signal; every trade and skipped entry must still
+    be what a backtest over every bar makes, whichever stop, and with loss breakers that trip
+    (the kill switch then holds for the rest of the period)."""
+    grid = parse_grid(
+        {
+            "exits": {"stop": ["none", "atr", "sweep"]},
+            "risk": {"daily_loss_limit": [0, 15], "max_drawdown_pct": [0, 0.03]},
+        },
+        AppConfig(),
+    )
+    first, last = date(2024, 1, 1), date(2024, 4, 30)
+    results = execute(
+        tasks_for(grid, [BarSource(DEV_YEAR, None, None, first, last)], AppConfig()), workers=1
+    )
+    runs = {run.config: run for result in results for run in result.runs}
+    bar_file = load_bars(DEV_YEAR)
+    bars = select_bars(bar_file.bars, first, last)
+    assert len(results[0].sessions) == len({b.time.date() for b in bars})
+    halted = 0
+    for configuration in grid.configurations:
+        settings = replace(
+            AppConfig(),
+            engine=replace(
+                AppConfig().engine,
+                exits=configuration.exits,
+                risk=configuration.risk,
+                profiles=(configuration.profile,),
+            ),
+        )
+        full = run_backtest(bars, bar_file.calendar, settings)
+        run = runs[configuration.index]
+        assert run.trades == tuple(full.closed_trades()), configuration.label
+        assert run.skip_days == tuple(s.time.date() for s in full.skips), configuration.label
+        halted += any(t.exit_reason is ExitReason.KILL for t in run.trades)
+    assert halted >= 4  # the breakers did trip

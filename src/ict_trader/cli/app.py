@@ -78,10 +78,10 @@ from ict_trader.reporting.report_html import write_html_report
 from ict_trader.reporting.signal_output import to_csv, to_json, to_table
 from ict_trader.reporting.status import DEFAULT_MAX_HEARTBEAT_AGE, collect_health, collect_status
 from ict_trader.research.grid import load_grid
-from ict_trader.research.report import write_html, write_table
-from ict_trader.research.sweep import BarSource, execute, load_source, tasks_for
+from ict_trader.research.report import summary_lines, write_html, write_table
+from ict_trader.research.sweep import BarSource, execute, tasks_for
 from ict_trader.research.walkforward import METRICS as SWEEP_METRICS
-from ict_trader.research.walkforward import analyse
+from ict_trader.research.walkforward import analyse, check_sources
 from ict_trader.runtime import control
 from ict_trader.runtime.backtest import run_backtest, select_bars
 from ict_trader.runtime.live import LiveEndpoints
@@ -606,11 +606,16 @@ def sweep(
         last = date_to.date() if date_to else None
         picked: list[str | None] = [*chosen] or [None]
         sources = [BarSource(path, symbol, tz, first, last) for symbol in picked]
-        for source in sources:  # refuse bad data here, in one line, not in a worker
-            load_source(source)
+        check_sources(sources, settings, train=train, test=test)  # bad data: one line, here
         tasks = tasks_for(grid, sources, settings)
-        stderr.print(f"{len(grid.configurations)} configurations, {len(tasks)} tasks")
-        results = execute(tasks, workers=workers, cluster=cluster)
+        results = execute(
+            tasks,
+            workers=workers,
+            cluster=cluster,
+            on_start=lambda: stderr.print(
+                f"{len(grid.configurations)} configurations, {len(tasks)} tasks"
+            ),
+        )
         outcome = analyse(
             grid,
             results,
@@ -619,16 +624,12 @@ def sweep(
             test=test,
             starting_equity=settings.simulation.starting_equity,
         )
-        out.mkdir(exist_ok=True)
         with _writing(out, "--out"):
+            out.mkdir(exist_ok=True)
             write_table(outcome, out / "sweep.csv", out / "sweep.parquet")
             write_html(outcome, out / "sweep.html")
-    for fold in outcome.folds:
-        stdout.print(
-            f"{fold.symbol} fold {fold.index}: config {fold.chosen} on "
-            f"{fold.test[0].day}..{fold.test[-1].day}: {fold.test_metrics.trades} trades, "
-            f"P&L {fold.test_metrics.total_pnl:+,.2f}"
-        )
+    for line in summary_lines(outcome):
+        stdout.print(line)
     stderr.print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.parquet'}, {out / 'sweep.html'}")
 
 

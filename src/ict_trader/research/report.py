@@ -1,6 +1,7 @@
-"""A sweep's outputs: the table (CSV and Parquet, byte for byte the same for the same inputs)
-and a self-contained HTML report (heatmaps, the stitched out-of-sample equity, the deflated
-Sharpe ratio in plain words)."""
+"""A sweep's outputs: the table (CSV and Parquet, byte for byte the same for the same inputs),
+a self-contained HTML report (heatmaps, the stitched out-of-sample equity, the deflated Sharpe
+ratio and the probability of backtest overfitting in plain words), and the summary lines the
+command prints."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import plotly.io as pio
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ict_trader.research.walkforward import SweepOutcome, metric_value
+from ict_trader.research.overfitting import DEFAULT_BLOCKS, Overfitting
+from ict_trader.research.walkforward import Honesty, SweepOutcome, metric_value, pbo_statistic
 
 
 def table(outcome: SweepOutcome) -> pd.DataFrame:
@@ -85,18 +87,97 @@ def _honesty_text(outcome: SweepOutcome) -> str:
                 f"<p><b>{h.symbol}</b>: configuration {h.config} ({label}) has no Sharpe ratio "
                 "to deflate (too few sessions or no variation).</p>"
             )
-            continue
-        annual = math.sqrt(252)
-        parts.append(
-            f"<p><b>{h.symbol}</b>: over the whole period, {outcome.metric} picks configuration "
-            f"{h.config} ({label}); its Sharpe ratio is {h.sharpe * annual:.2f} a year. "
-            f"With {h.trials} configurations tried, the best of them would be expected to reach "
-            f"about {h.threshold * annual:.2f} by luck alone. The deflated Sharpe ratio, the "
-            f"probability that this configuration's true Sharpe ratio is above that, is "
-            f"<b>{h.probability:.1%}</b> (over {h.sessions} sessions, with their skew and fat "
-            "tails). Below 95% the edge is not established.</p>"
-        )
+        else:
+            annual = math.sqrt(252)
+            parts.append(
+                f"<p><b>{h.symbol}</b>: over the whole period, {outcome.metric} picks "
+                f"configuration {h.config} ({label}); its Sharpe ratio is "
+                f"{h.sharpe * annual:.2f} a year. With {h.trials} configurations tried, the best "
+                f"of them would be expected to reach about {h.threshold * annual:.2f} by luck "
+                "alone. The <b>deflated Sharpe ratio</b>, the probability that this "
+                f"configuration's true Sharpe ratio is above that, is <b>{h.probability:.1%}</b> "
+                f"(over {h.sessions} sessions, with their skew and fat tails). Below 95% the edge "
+                "is not established.</p>"
+            )
+        parts.append(f"<p>{_overfitting_text(h, outcome.metric)}</p>")
     return "".join(parts)
+
+
+def _ranked_by(metric: str) -> str:
+    if pbo_statistic(metric) == "mean":
+        return "mean session return (the nearest to total_pnl in session returns)"
+    if metric == "sharpe_daily_annualized":
+        return "Sharpe ratio of session returns (what sharpe_daily_annualized chooses by)"
+    return f"Sharpe ratio of session returns ({metric} has no form in session returns)"
+
+
+def _overfitting_text(h: Honesty, metric: str) -> str:
+    """PBO in plain words: what was measured, what the number says, what a high one means."""
+    o = h.overfitting
+    if o is None:
+        return (
+            f"<b>{h.symbol}</b>: the probability of backtest overfitting cannot be measured: it "
+            f"needs at least {DEFAULT_BLOCKS} sessions and two configurations with different "
+            "results."
+        )
+    median = "above" if o.median_logit > 0 else "at or below"
+    return (
+        f"<b>{h.symbol}</b>: <b>probability of backtest overfitting {o.probability:.0%}</b> "
+        f"(CSCV, Bailey, Borwein, López de Prado &amp; Zhu). The last {o.sessions} sessions were "
+        f"cut into {o.blocks} blocks of {o.block_sessions}; each of the {o.splits:,} ways to "
+        "take half of the blocks picks the configuration with the best "
+        f"{html.escape(_ranked_by(metric))} on that half and ranks it among the "
+        f"{o.distinct} configurations with different results on the other half, which it "
+        f"was not picked on. In {o.overfit_splits:,} of them ({o.probability:.0%}) it was at or "
+        "below the median configuration there; typically it was "
+        f"{median} the median (median logit {o.median_logit:+.2f}). "
+        "Near 0%: the backtest's favourite keeps beating most configurations on sessions it "
+        "was not chosen on, so choosing by the backtest carries information. Around 50%: it "
+        "does no better than a configuration drawn at random. Above 50%: it does worse — what "
+        "made it best was luck in those sessions (overfitting), and its backtest figures "
+        "overstate what to expect."
+    )
+
+
+def summary_lines(outcome: SweepOutcome) -> list[str]:
+    """What `ict-trader sweep` prints: each fold's pick and test result, then per symbol the
+    deflated Sharpe ratio and the probability of backtest overfitting, each with what it
+    means, so a reader of the terminal alone is not left with bare numbers."""
+    lines = [
+        f"{fold.symbol} fold {fold.index}: config {fold.chosen} on "
+        f"{fold.test[0].day}..{fold.test[-1].day}: {fold.test_metrics.trades} trades, "
+        f"P&L {fold.test_metrics.total_pnl:+,.2f}"
+        for fold in outcome.folds
+    ]
+    for h in outcome.honesty:
+        if h.probability is None:
+            lines.append(
+                f"{h.symbol}: config {h.config} is best by {outcome.metric} over the whole "
+                "period; it has no Sharpe ratio to deflate (too few sessions or no variation)"
+            )
+        else:
+            lines.append(
+                f"{h.symbol}: config {h.config} is best by {outcome.metric} over the whole "
+                f"period; deflated Sharpe ratio {h.probability:.1%}: the probability that its "
+                f"edge is real after trying {h.trials} configurations (below 95%: not "
+                "established)"
+            )
+        lines.append(_overfitting_line(h.symbol, h.overfitting))
+    return lines
+
+
+def _overfitting_line(symbol: str, o: Overfitting | None) -> str:
+    if o is None:
+        return (
+            f"{symbol}: probability of backtest overfitting not measured (needs at least "
+            f"{DEFAULT_BLOCKS} sessions and two configurations with different results)"
+        )
+    return (
+        f"{symbol}: probability of backtest overfitting {o.probability:.0%}: in {o.splits:,} "
+        f"splits of {o.sessions} sessions into halves, the best configuration of one half was "
+        "at or below the median on the other half this often (near 0%: the choice carries "
+        "information; 50% or more: the winner is luck)"
+    )
 
 
 def render(outcome: SweepOutcome) -> str:

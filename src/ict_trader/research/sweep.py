@@ -5,10 +5,13 @@ scored from the trades that closed in their sessions, starting from the equity t
 when the window began. The signals of one set of signal parameters are detected once and
 replayed to every exit and profile variant (`SignalReplay`).
 
-Work goes out in tasks of one symbol and one signal-parameter group, which carry only
-settings: each worker process loads a symbol's bars the first time it needs them and keeps
-them (`load_source`). Locally the tasks run in a process pool on every core; with a cluster address
-on Dask distributed workers, which must see the same data path.
+Work goes out in tasks of one symbol, one signal-parameter group and at most
+`VARIANTS_PER_TASK` of its configurations, which carry only settings: each worker process
+loads a symbol's bars the first time it needs them and keeps them (`load_source`), and
+detects a group's signals the first time it needs them and keeps them too (`signals_of`), so a
+group split over many tasks (to keep every worker busy) is still detected once per worker.
+Locally the tasks run in a process pool on every core; with a cluster address on Dask
+distributed workers, which must see the same data path.
 """
 
 from __future__ import annotations
@@ -16,22 +19,22 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 from ict_trader.config import AppConfig
+from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import Session
 from ict_trader.core.events import TradeView
-from ict_trader.core.strategy import ExitRules, StrategyProfile
 from ict_trader.errors import ConfigError
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from ict_trader.marketdata.folder import load_folder
-from ict_trader.research.grid import Grid
+from ict_trader.research.grid import Configuration, Grid
 from ict_trader.runtime.backtest import run_backtest, select_bars
-from ict_trader.signals import SignalParams, detect_signals
+from ict_trader.signals import Signal, SignalParams, detect_signals
 from ict_trader.signals.detector import SignalReplay
 
 METRICS = ("total_pnl", "sharpe_daily_annualized", "profit_factor", "expectancy", "win_rate")
@@ -51,9 +54,9 @@ class BarSource:
 @dataclass(frozen=True)
 class Task:
     source: BarSource
-    settings: AppConfig  # symbol, simulation and risk of every run
+    settings: AppConfig  # what the grid does not set: the symbol, for one
     signal: SignalParams
-    variants: tuple[tuple[int, ExitRules, StrategyProfile], ...]
+    variants: tuple[Configuration, ...]  # all with `signal`: one detection for them all
 
 
 @dataclass(frozen=True)
@@ -91,59 +94,121 @@ def load_source(source: BarSource) -> tuple[str, BarFile]:
         return _LOADED[source]
 
 
+_DETECTED: dict[tuple[BarSource, SignalParams], tuple[Signal, ...]] = {}
+
+
+def signals_of(source: BarSource, params: SignalParams) -> tuple[Signal, ...]:
+    """The signals of `params` in `source`'s bars, detected once per process."""
+    key = (source, params)
+    with _LOCK:
+        found = _DETECTED.get(key)
+    if found is None:
+        _, bar_file = load_source(source)
+        found = tuple(detect_signals(bar_file.bars, bar_file.calendar, params))
+        with _LOCK:
+            found = _DETECTED.setdefault(key, found)
+    return found
+
+
 def loads() -> int:
     """How many bar sets this process has loaded (for the once-per-worker test)."""
     return len(LOADS)
 
 
+def sessions_of(source: BarSource) -> tuple[Session, ...]:
+    """Every session of `source`'s bars, computed once per process."""
+    with _LOCK:
+        found = _SESSIONS.get(source)
+    if found is None:
+        _, bar_file = load_source(source)
+        days = sorted({bar.time.date() for bar in bar_file.bars})  # regular hours: NY dates
+        found = tuple(s for s in map(bar_file.calendar.session_on, days) if s is not None)
+        with _LOCK:
+            found = _SESSIONS.setdefault(source, found)
+    return found
+
+
+_SESSIONS: dict[BarSource, tuple[Session, ...]] = {}
+
+
+def signal_sessions(bars: Sequence[Bar], signals: Sequence[Signal]) -> list[Bar]:
+    """The bars of the sessions that hold a signal. Nothing happens in the others: a trade
+    opens only on a signal and is closed before its session ends, so the engine is flat with
+    nothing pending through a session without one, and a breaker's daily figures start again
+    with the next session it sees. Leaving them out takes 15-25 % off a run of the dev year
+    (most of the rest is the engine's work while a trade is open), with the same trades
+    (tests/test_sweep.py compares them with full runs)."""
+    days = {signal.time.date() for signal in signals}
+    return [bar for bar in bars if bar.time.date() in days]
+
+
 def run_task(task: Task) -> TaskResult:
     symbol, bar_file = load_source(task.source)
-    bars, calendar = bar_file.bars, bar_file.calendar
-    signals = detect_signals(bars, calendar, task.signal)
+    calendar = bar_file.calendar
+    signals = signals_of(task.source, task.signal)
+    bars = signal_sessions(bar_file.bars, signals)
     base = task.settings
     if symbol:
         base = replace(base, engine=replace(base.engine, symbols=(symbol,)))
     runs = []
-    sessions: tuple[Session, ...] = ()
-    for index, exits, profile in task.variants:
+    for variant in task.variants:
         settings = replace(
             base,
             signal=task.signal,
-            engine=replace(base.engine, exits=exits, profiles=(profile,)),
+            engine=replace(
+                base.engine, exits=variant.exits, profiles=(variant.profile,), risk=variant.risk
+            ),
+            simulation=variant.simulation,
         )
         result = run_backtest(bars, calendar, settings, detector=SignalReplay(calendar, signals))
-        sessions = tuple(result.sessions)
         runs.append(
             Run(
-                config=index,
+                config=variant.index,
                 trades=tuple(result.closed_trades()),
                 skip_days=tuple(s.time.date() for s in result.skips),
             )
         )
     return TaskResult(
         symbol=symbol or base.engine.symbols[0],
-        sessions=sessions,
+        sessions=sessions_of(task.source),
         signal_days=tuple(s.time.date() for s in signals),
         runs=tuple(runs),
     )
 
 
-def tasks_for(grid: Grid, sources: Sequence[BarSource], settings: AppConfig) -> list[Task]:
+VARIANTS_PER_TASK = 8  # small enough to spread one signal group over every worker
+
+
+def tasks_for(
+    grid: Grid,
+    sources: Sequence[BarSource],
+    settings: AppConfig,
+    *,
+    per_task: int = VARIANTS_PER_TASK,
+) -> list[Task]:
     tasks = []
     for source in sources:
         for signal, configurations in grid.signal_groups():
-            variants = tuple((c.index, c.exits, c.profile) for c in configurations)
-            tasks.append(Task(source, settings, signal, variants))
+            for start in range(0, len(configurations), per_task):
+                chunk = tuple(configurations[start : start + per_task])
+                tasks.append(Task(source, settings, signal, chunk))
     return tasks
 
 
 def execute(
-    tasks: Sequence[Task], *, workers: int | None = None, cluster: str | None = None
+    tasks: Sequence[Task],
+    *,
+    workers: int | None = None,
+    cluster: str | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> list[TaskResult]:
     """Every task's result, in the tasks' order: inline with one worker, in a local process
-    pool, or on the Dask cluster at `cluster`."""
+    pool, or on the Dask cluster at `cluster`. `on_start` is called once the workers are
+    there (the cluster reached), so that a refusal is still the only line a user sees."""
     if cluster is not None:
-        return _on_cluster(tasks, cluster)
+        return _on_cluster(tasks, cluster, on_start)
+    if on_start is not None:
+        on_start()
     count = workers or os.cpu_count() or 1
     if count == 1 or len(tasks) == 1:
         return [run_task(task) for task in tasks]
@@ -152,7 +217,12 @@ def execute(
         return list(pool.map(run_task, tasks))
 
 
-def _on_cluster(tasks: Sequence[Task], address: str) -> list[TaskResult]:
+CONNECT_TIMEOUT = 10  # seconds to reach the scheduler
+
+
+def _on_cluster(
+    tasks: Sequence[Task], address: str, on_start: Callable[[], None] | None
+) -> list[TaskResult]:
     try:
         from distributed import Client  # noqa: PLC0415 - optional: `pip install ict-trader[cluster]`
     except ImportError:
@@ -160,10 +230,16 @@ def _on_cluster(tasks: Sequence[Task], address: str) -> list[TaskResult]:
             "--cluster needs Dask distributed: pip install 'ict-trader[cluster]'"
         ) from None
     try:
-        client = Client(address, timeout=10)  # type: ignore[no-untyped-call]
+        client = Client(address, timeout=CONNECT_TIMEOUT)  # type: ignore[no-untyped-call]
+    except ValueError as exc:  # Dask's address parser: no port, an unknown scheme
+        raise ConfigError(
+            f"--cluster {address!r}: not a scheduler address like tcp://HOST:8786 ({exc})"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"--cluster {address}: cannot reach the scheduler: {exc}") from None
     try:
+        if on_start is not None:
+            on_start()
         futures = [client.submit(run_task, task, pure=False) for task in tasks]
         results: list[TaskResult] = client.gather(futures)  # type: ignore[no-untyped-call]
         return results

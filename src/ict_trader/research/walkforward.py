@@ -16,13 +16,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from ict_trader.config import AppConfig
 from ict_trader.core.calendar import Session
 from ict_trader.core.events import TradeView
 from ict_trader.errors import ConfigError
 from ict_trader.reporting.metrics import Metrics, compute_metrics
 from ict_trader.research.grid import Grid
-from ict_trader.research.stats import deflated_sharpe, sharpe, skew_kurtosis
-from ict_trader.research.sweep import Run, TaskResult
+from ict_trader.research.overfitting import Overfitting, Statistic, probability_of_overfitting
+from ict_trader.research.stats import deflated_sharpe, expected_max_sharpe, sharpe, skew_kurtosis
+from ict_trader.research.sweep import BarSource, Run, TaskResult, load_source, sessions_of
 
 METRICS = ("total_pnl", "sharpe_daily_annualized", "profit_factor", "expectancy", "win_rate")
 COLUMNS = (
@@ -53,7 +55,9 @@ class Fold:
 
 @dataclass(frozen=True)
 class Honesty:
-    """The deflated Sharpe ratio of the configuration the metric picks over the whole period."""
+    """How far to trust the choice, per symbol: the deflated Sharpe ratio of the configuration
+    the metric picks over the whole period, and the probability that picking the best of the
+    grid overfits (CSCV over every configuration's session returns)."""
 
     symbol: str
     config: int
@@ -62,6 +66,7 @@ class Honesty:
     sharpe: float | None  # per session
     threshold: float | None  # SR0, per session
     probability: float | None
+    overfitting: Overfitting | None
 
 
 @dataclass
@@ -189,11 +194,24 @@ def analyse(
     return outcome
 
 
+def check_sources(
+    sources: Sequence[BarSource], settings: AppConfig, *, train: int, test: int
+) -> None:
+    """Load every source here, before any work is sent out, so that bad data, or too few
+    sessions for one train and one test window, is refused in one line and not after the
+    whole grid has run (or inside a worker)."""
+    for source in sources:
+        symbol, _ = load_source(source)
+        _folds(len(sessions_of(source)), train, test, symbol or settings.engine.symbol)
+
+
 def _folds(
     sessions: int, train: int, test: int, symbol: str
 ) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     if train < 1 or test < 1:
         raise ConfigError("--train and --test must be at least 1 session")
+    if sessions == 0:
+        raise ConfigError(f"{symbol}: no sessions between --from and --to")
     if train + test > sessions:
         raise ConfigError(
             f"--train {train} --test {test} needs at least {train + test} sessions, "
@@ -229,22 +247,25 @@ def _honesty(  # noqa: PLR0917
     metric: str,
 ) -> Honesty:
     best: float | None = None
-    chosen = runs[0]
-    for run in runs:
+    position = 0
+    for index, run in enumerate(runs):
         value = metric_value(outcome.full[(symbol, run.config)], metric)
         if _better(value, best):
-            best, chosen = value, run
-    ratios = [sharpe(daily_returns(run, sessions, starting)) for run in runs]
+            best, position = value, index
+    chosen = runs[position]
+    every = [daily_returns(run, sessions, starting) for run in runs]
+    overfitting = probability_of_overfitting(every, statistic=pbo_statistic(metric))
+    ratios = [sharpe(returns) for returns in every]
     known = [r for r in ratios if r is not None]
-    returns = daily_returns(chosen, sessions, starting)
+    returns = every[position]
     ratio = sharpe(returns)
     if ratio is None or len(known) < 1:
-        return Honesty(symbol, chosen.config, len(runs), len(sessions), ratio, None, None)
+        return Honesty(
+            symbol, chosen.config, len(runs), len(sessions), ratio, None, None, overfitting
+        )
     mean = sum(known) / len(known)
     variance = sum((r - mean) ** 2 for r in known) / (len(known) - 1) if len(known) > 1 else 0.0
     skewness, kurtosis = skew_kurtosis(returns)
-    from ict_trader.research.stats import expected_max_sharpe  # noqa: PLC0415
-
     return Honesty(
         symbol,
         chosen.config,
@@ -260,7 +281,16 @@ def _honesty(  # noqa: PLR0917
             skewness=skewness,
             kurtosis=kurtosis,
         ),
+        overfitting,
     )
+
+
+def pbo_statistic(metric: str) -> Statistic:
+    """What CSCV ranks configurations by, from session returns: the mean return for
+    `total_pnl` (its P&L relative to each session's starting equity), the Sharpe ratio
+    for every other metric (those of trades — profit factor, expectancy, win rate — have no
+    session-return form; the Sharpe ratio is the paper's own example)."""
+    return "mean" if metric == "total_pnl" else "sharpe"
 
 
 def _row(  # noqa: PLR0917
