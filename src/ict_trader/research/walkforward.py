@@ -202,7 +202,7 @@ def check_sources(
     whole grid has run (or inside a worker)."""
     for source in sources:
         symbol, _ = load_source(source)
-        _folds(len(sessions_of(source)), train, test, symbol or settings.engine.symbol)
+        _folds(len(sessions_of(source)), train, test, symbol or settings.engine.symbols[0])
 
 
 def _folds(
