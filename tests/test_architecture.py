@@ -17,7 +17,13 @@ from pathlib import Path
 from tests.conftest import REPO
 
 PACKAGE = REPO / "src" / "ict_trader"
-SHARED = {"errors", "ranges", "logs", "__version__"}  # small modules every layer may use
+SHARED = {
+    "errors",
+    "ranges",
+    "logs",
+    "collector",
+    "__version__",
+}  # small modules every layer may use
 PURE = {"core", "signals"}
 IO_LIBRARIES = {
     "sqlite3",

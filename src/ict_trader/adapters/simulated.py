@@ -212,8 +212,8 @@ class SimulatedBroker:
             for sim in ordered:
                 if sim.status.is_final or sim.request.symbol != symbol:
                     continue
-                if not _placed_by(sim, bar):
-                    continue
+                if sim.submitted_at is not None and sim.submitted_at > bar.time:
+                    continue  # placed after this bar opened (another symbol's close)
                 price = _touched(sim.request, open_price, high, low)
                 if price is not None:
                     if sim.request.type is OrderType.STOP:

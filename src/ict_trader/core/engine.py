@@ -122,14 +122,18 @@ class _Trade:
     entry_broker_id: str | None = None
     exit_broker_ids: list[str] = field(default_factory=list)
 
-    @property
-    def symbol(self) -> str:
-        """The symbol whose signal the trade follows (its detector, its session, its mark)."""
-        return self.signal.symbol
+    # The symbol whose signal the trade follows (its detector, its session, its mark) and the
+    # instrument's multiplier: plain fields, read for every bar a trade is open.
+    symbol: str = field(init=False)
+    multiplier: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.symbol = self.signal.symbol
+        self.multiplier = self.instrument.multiplier
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.signal.symbol, self.profile)
+        return (self.symbol, self.profile)
 
     @property
     def sign(self) -> int:
@@ -209,6 +213,8 @@ class Engine:
         if set(detectors) != set(config.symbols):
             raise ValueError(f"detectors for {sorted(detectors)}, symbols {config.symbols}")
         self._detectors: dict[str, Detector] = dict(detectors)
+        # bars that name no symbol go to the only symbol's detector (None with several)
+        self._only_detector = self._detectors[config.symbols[0]] if len(detectors) == 1 else None
         # Bars that name no symbol (a plain one-symbol file) are the only symbol's.
         self._only: str = config.symbols[0] if len(config.symbols) == 1 else ""
         self._profiles: tuple[StrategyProfile, ...] = tuple(p for p in config.profiles if p.enabled)
@@ -453,7 +459,10 @@ class Engine:
 
     def on_bar(self, bar: Bar) -> Sequence[Output]:
         """`handle(BarClosed(bar))` without the event object: the per-bar hot path."""
-        detector = self._detector_of(bar)
+        # The hot path: a bar of the only symbol names none, or names it.
+        detector = self._only_detector if not bar.symbol else self._detectors.get(bar.symbol)
+        if detector is None:
+            detector = self._detector_of(bar)  # raises: a symbol not traded
         signal = detector.update(bar)
         if not self._active and signal is None:
             return _NOTHING  # most bars: no trade to manage, no signal
@@ -583,10 +592,11 @@ class Engine:
     # ------------------------------------------------------------------ exits by time
 
     def _manage_exits(self, now: datetime) -> None:
+        only = self._only_detector
         for trade in list(self._active.values()):
             if trade.status is TradeStatus.EXITING:
                 continue
-            session = self._detectors[trade.symbol].session
+            session = (only or self._detectors[trade.symbol]).session
             for rule in self._timed_exits:  # the first rule due names the exit
                 reason = rule.due(trade, now, session)
                 if reason is not None:
@@ -761,8 +771,7 @@ class Engine:
             mark = marks.get(t.symbol)
             if t.entry_qty and mark is not None:
                 moved = t.sign * (t.exit_value + mark * t.remaining - t.entry_value)
-                multiplier = t.instrument.multiplier
-                unrealized += moved if multiplier == 1 else moved * multiplier
+                unrealized += moved if t.multiplier == 1 else moved * t.multiplier
         self.risk.mark(unrealized)
 
     def _check_risk(self, now: datetime) -> None:

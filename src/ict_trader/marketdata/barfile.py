@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import bisect
 import csv
-import gc
 import gzip
 import re
 import stat
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from functools import partial
@@ -42,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from ict_trader.collector import paused_collector
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 from ict_trader.core.instruments import equity
@@ -835,7 +834,7 @@ def _to_bars(times: np.ndarray, values: dict[str, np.ndarray], symbol: str = "")
             pd.DatetimeIndex(times.astype("datetime64[ns]")).tz_localize(UTC).to_pydatetime()
         )
     columns = [values[name].tolist() for name in COLUMNS[1:]]
-    with _no_cyclic_gc():
+    with paused_collector():  # ~100k tuples, no cycle among them
         # tuple.__new__ straight from C: Bar(...) would run the NamedTuple's Python __new__
         # for every bar; zip yields exactly Bar's fields in order, the symbol last (the columns
         # have one length by construction, so zip need not check it).
@@ -843,20 +842,6 @@ def _to_bars(times: np.ndarray, values: dict[str, np.ndarray], symbol: str = "")
 
 
 _new_bar = partial(tuple.__new__, Bar)
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """A year is ~100k bar tuples: the cyclic collector would scan the growing list over and
-    over while it is built (it doubled the time), and tuples of floats and datetimes can form
-    no cycle to collect."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _nanos(moment: datetime) -> int:

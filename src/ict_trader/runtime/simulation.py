@@ -116,11 +116,40 @@ class SimulationShell:
             self.store.commit()
 
     def step(self, bar: Bar) -> None:
-        """One bar of the only symbol (or one symbol's bar of a minute no other symbol has)."""
-        self.step_minute((bar,))
+        """One bar of the only symbol: `step_minute` for a minute of one bar, without building
+        its lists (this runs for every bar a trade is open in a backtest)."""
+        broker = self.broker
+        symbol = bar.symbol or self._only
+        self._last_close[symbol] = bar.close
+        if broker.open_bar(bar, symbol):
+            self._pump()
+        if broker.close_bar(bar, symbol):
+            self._pump()
+        in_position = broker.position(symbol) != 0
+        if self._account_dirty or in_position:
+            # Equity only changes with fills or with the price of an open position.
+            close_time = bar.time + _ONE_MINUTE
+            account = broker.account(close_time)
+            self._deliver(account)
+            if self.store is not None:
+                self.store.record_equity(close_time, account.equity, account.cash)
+            self._account_dirty = in_position
+        commands = self.engine.on_bar(bar)
+        if commands:
+            self._dispatch(commands)
+            self._pump()
+        self.last_bar = bar
+        if self.commit_every_bar:  # a paced replay: obey `ict-trader kill/resume` as it runs
+            if self.store is not None:  # and chart the bars on the dashboard
+                self.store.record_bar(bar if bar.symbol else bar._replace(symbol=symbol))
+            self.apply_control()
+            self.commit()
 
     def step_minute(self, bars: Sequence[Bar]) -> None:
         """Every symbol's bar of one minute, through the three stages together."""
+        if len(bars) == 1:
+            self.step(bars[0])
+            return
         broker = self.broker
         stamped = [bar if bar.symbol else bar._replace(symbol=self._only) for bar in bars]
         for bar in stamped:
