@@ -42,6 +42,7 @@ test: lint
 bench: install
 	$(RUN) python benchmarks/bench_signals.py
 	$(RUN) python benchmarks/bench_backtest.py
+	$(RUN) python benchmarks/bench_before_after.py
 	$(RUN) python benchmarks/bench_latency.py
 
 clean:
