@@ -23,6 +23,7 @@ from ict_trader.adapters.alpaca.broker import AlpacaBroker
 from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.config import AppConfig
+from ict_trader.core.calendar import NyseCalendar
 from ict_trader.core.engine import Engine
 from ict_trader.core.exits import StopMode
 from ict_trader.dashboard.auth import DashboardToken
@@ -52,7 +53,7 @@ def sample(sample_csv: Path) -> BarFile:
 
 def make_shell(
     server: EmulatorServer,
-    bar_file: BarFile,
+    calendar: NyseCalendar,
     store: Store,
     stale_after: timedelta = timedelta(seconds=90),
     *,
@@ -60,7 +61,10 @@ def make_shell(
     stale_data_after: timedelta | None = timedelta(minutes=5),
 ) -> LiveShell:
     config = config or AppConfig()
-    engine = Engine(config.engine, IctDetector(bar_file.calendar, config.signal))
+    engine = Engine(
+        config.engine,
+        {symbol: IctDetector(calendar, config.signal) for symbol in config.engine.symbols},
+    )
     broker = AlpacaBroker(KEY, SECRET, url_override=server.base_url, sleep=lambda s: None)
     endpoints = LiveEndpoints(
         rest_url=server.base_url,
@@ -73,7 +77,7 @@ def make_shell(
         broker,
         store,
         data_client(server),
-        bar_file.calendar,
+        calendar,
         api_key=KEY,
         secret_key=SECRET,
         endpoints=endpoints,
@@ -164,7 +168,7 @@ async def _clients(server: EmulatorServer) -> tuple[int, int]:
 def test_a_signal_bar_is_never_processed_twice(sample: BarFile, tmp_path: Path) -> None:
     with running_emulator(sample, start_bar=SESSION_START) as server:
         store = Store(tmp_path / "dup.db")
-        shell = make_shell(server, sample, store)
+        shell = make_shell(server, sample.calendar, store)
         shell.warm_up(sample.bars[SESSION_START].time)
         bar = sample.bars[SESSION_START]
         server.call(server.advance(1))
@@ -197,7 +201,9 @@ def run_session(
         if before is not None:
             before(server)
         store = Store(db)
-        shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3), config=config)
+        shell = make_shell(
+            server, sample.calendar, store, stale_after=timedelta(seconds=0.3), config=config
+        )
         shell.reconcile(sample.bars[start].time)
         with trading(server, shell, sample.bars[start].time):
             drive(server, shell, 390)
@@ -364,7 +370,7 @@ def test_kill_while_trading_live_flattens_at_alpaca(sample: BarFile, tmp_path: P
         sample, start_bar=SESSION_START, options=options, data=every_minute()
     ) as server:
         store = Store(db)
-        shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3))
+        shell = make_shell(server, sample.calendar, store, stale_after=timedelta(seconds=0.3))
         with trading(server, shell, sample.bars[SESSION_START].time):
             drive(server, shell, 100)  # to 11:10: both trades open, targets resting at Alpaca
             assert server.account.position == -14
@@ -389,7 +395,7 @@ def test_stale_data_blocks_entries_until_bars_return(sample: BarFile, tmp_path: 
         store = Store(tmp_path / "stale.db")
         shell = make_shell(
             server,
-            sample,
+            sample.calendar,
             store,
             stale_after=timedelta(seconds=0.2),
             stale_data_after=timedelta(seconds=0.6),
@@ -408,7 +414,11 @@ def test_the_stale_data_breaker_can_be_switched_off(sample: BarFile, tmp_path: P
     with running_emulator(sample, start_bar=SESSION_START) as server:
         store = Store(tmp_path / "off.db")
         shell = make_shell(
-            server, sample, store, stale_after=timedelta(seconds=0.2), stale_data_after=None
+            server,
+            sample.calendar,
+            store,
+            stale_after=timedelta(seconds=0.2),
+            stale_data_after=None,
         )
         with trading(server, shell, sample.bars[SESSION_START].time):
             drive(server, shell, 2)
@@ -451,7 +461,7 @@ def test_a_full_disk_stops_entries_but_never_the_exits(sample: BarFile, tmp_path
         sample, start_bar=SESSION_START, options=backtest_like(), data=every_minute()
     ) as server:
         store = Store(db)
-        shell = make_shell(server, sample, store, stale_after=timedelta(seconds=0.3))
+        shell = make_shell(server, sample.calendar, store, stale_after=timedelta(seconds=0.3))
         with trading(server, shell, sample.bars[SESSION_START].time):
             drive(server, shell, 95)  # 11:05: both trades open, targets resting
             assert server.account.position == -14

@@ -184,7 +184,7 @@ def test_a_failing_clock_at_start_up_is_waited_out(sample: BarFile, tmp_path: Pa
 def test_extended_hours_bars_are_counted_and_ignored(sample: BarFile, tmp_path: Path) -> None:
     with running_emulator(sample, start_bar=SESSION_START) as server:
         store = Store(tmp_path / "eth.db")
-        shell = make_shell(server, sample, store)
+        shell = make_shell(server, sample.calendar, store)
         start = sample.bars[SESSION_START].time
         shell.warm_up(start)
         before = shell.stats.last_bar

@@ -10,27 +10,19 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from alpaca.data.enums import DataFeed
-
-from ict_trader.adapters.alpaca.broker import AlpacaBroker
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
 from ict_trader.config import AppConfig
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
-from ict_trader.core.engine import Engine
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from ict_trader.persistence.store import Store
 from ict_trader.runtime.backtest import run_backtest
-from ict_trader.runtime.live import LiveEndpoints, LiveShell
-from ict_trader.signals import IctDetector
+from ict_trader.runtime.live import LiveShell
 from tests.alpaca_emulator import (
-    KEY,
-    SECRET,
     backtest_like,
-    data_client,
     every_minute,
     running_emulator,
 )
-from tests.test_live import settled, trading, wait_until
+from tests.test_live import make_shell, settled, trading, wait_until
 
 DATA = Path(__file__).parent / "data"
 SYMBOLS = ("IWM", "DIA")
@@ -55,31 +47,6 @@ def two_sessions() -> dict[str, BarFile]:
 def settings() -> AppConfig:
     base = AppConfig()
     return replace(base, engine=replace(base.engine, symbols=SYMBOLS))
-
-
-def shell_for(server: EmulatorServer, calendar: NyseCalendar, store: Store) -> LiveShell:
-    config = settings()
-    engine = Engine(
-        config.engine, {symbol: IctDetector(calendar, config.signal) for symbol in SYMBOLS}
-    )
-    broker = AlpacaBroker(KEY, SECRET, url_override=server.base_url, sleep=lambda s: None)
-    endpoints = LiveEndpoints(
-        rest_url=server.base_url,
-        data_stream_url=f"ws://127.0.0.1:{server.port}/v2/iex",
-        trade_stream_url=f"ws://127.0.0.1:{server.port}/stream",
-        feed=DataFeed.IEX,
-    )
-    return LiveShell(
-        engine,
-        broker,
-        store,
-        data_client(server),
-        calendar,
-        api_key=KEY,
-        secret_key=SECRET,
-        endpoints=endpoints,
-        stale_after=timedelta(seconds=0.3),
-    )
 
 
 def drive_minutes(server: EmulatorServer, shell: LiveShell, minutes: int) -> None:
@@ -115,7 +82,9 @@ def test_two_symbols_trade_live_as_in_the_backtest(tmp_path: Path) -> None:
         files, start_bar=390, options=backtest_like(), data=every_minute()
     ) as server:
         store = Store(db)
-        shell = shell_for(server, calendar, store)
+        shell = make_shell(
+            server, calendar, store, stale_after=timedelta(seconds=0.3), config=settings()
+        )
         assert shell.reconcile(session_open) == (0, 0)
         with trading(server, shell, session_open):
             drive_minutes(server, shell, 390)
