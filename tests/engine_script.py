@@ -22,6 +22,7 @@ from ict_trader.core.events import (
     OrderCanceled,
     OrderFilled,
     Output,
+    RequestContract,
     SignalDetected,
     SubmitOrder,
     TradeUpdated,
@@ -108,6 +109,8 @@ def rendered(outputs: Sequence[Output]) -> list[Notify]:
     return [
         render(output)
         for output in outputs
-        if not isinstance(output, SubmitOrder | CancelOrder | SignalDetected | EntrySkipped)
+        if not isinstance(
+            output, SubmitOrder | CancelOrder | RequestContract | SignalDetected | EntrySkipped
+        )
         and not isinstance(output, TradeUpdated)
     ]

@@ -18,6 +18,7 @@ from ict_trader.core.events import (
     OrderAccepted,
     OrderFilled,
     Output,
+    RequestContract,
     SignalDetected,
     SubmitOrder,
     TradeUpdated,
@@ -49,7 +50,7 @@ class RecordedScript:
                 self.store.record_order(command.order)
             elif isinstance(command, TradeUpdated | SignalDetected | EntrySkipped):
                 self.store.record(command)
-            elif not isinstance(command, CancelOrder):
+            elif not isinstance(command, CancelOrder | RequestContract):
                 self.store.record(render(command))
 
     def send(self, event: Event) -> list[Output]:

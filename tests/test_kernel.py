@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from ict_trader.adapters.simulated import SimulatedBroker
-from ict_trader.core.events import KillSwitch, Notify, ReduceOnly, Resume, SubmitOrder
+from ict_trader.core.contracts import ContractQuote, PremiumSource
+from ict_trader.core.events import (
+    ContractQuoted,
+    Event,
+    KillSwitch,
+    Notify,
+    ReduceOnly,
+    RequestContract,
+    Resume,
+    SubmitOrder,
+)
 from ict_trader.core.orders import OrderRequest
+from ict_trader.core.strategy import EngineConfig, InstrumentChoice, StrategyProfile
 from ict_trader.persistence.store import Store
 from ict_trader.runtime.kernel import Kernel, Seen
 from ict_trader.runtime.simulation import SimulationShell
@@ -26,6 +38,17 @@ class Recorder:
         self.submitted: list[OrderRequest] = []
         self.canceled: list[str] = []
         self.sent: list[Notify] = []
+        self.asked: list[RequestContract] = []
+
+    def quote_contract(self, request: RequestContract) -> Event:
+        """Answers every request with a same-day contract of the right asked for."""
+        self.asked.append(request)
+        letter = "C" if request.right.value == "call" else "P"
+        symbol = f"{request.underlying}{request.expiry:%y%m%d}{letter}00097000"
+        quote = ContractQuote(
+            symbol, request.time, Decimal("1.00"), Decimal("1.10"), PremiumSource.MODEL
+        )
+        return ContractQuoted(request.time, request.request_id, quote)
 
     def submit(self, order: OrderRequest) -> None:
         self.submitted.append(order)
@@ -112,3 +135,26 @@ def test_a_simulation_shell_and_a_bare_kernel_leave_the_same_trail(tmp_path: Pat
     )
     shell_store.close()
     kernel_store.close()
+
+
+def test_a_contract_request_is_answered_by_the_executor_and_the_answer_goes_back_in(
+    tmp_path: Path,
+) -> None:
+    options = StrategyProfile("puts", Decimal("0.03"), instrument=InstrumentChoice.OPTION)
+    script = Script(config=EngineConfig(profiles=(options,)))
+    store = Store(tmp_path / "k.db")
+    recorder = Recorder()
+    seen: list[Seen] = []
+    kernel = Kernel(script.engine, recorder, store=store, observer=seen.append)
+    script.equity()
+    kernel.dispatch(script.to_signal())
+    [asked] = recorder.asked
+    assert asked in seen  # shown, like every command
+    [entry] = recorder.submitted  # the answer went into the engine, whose entry was sent
+    assert (entry.symbol, entry.limit_price, entry.position_intent) == (
+        "QQQ240729P00097000",
+        Decimal("1.05"),
+        "buy_to_open",
+    )
+    assert any(isinstance(item, ContractQuoted) for item in seen)
+    store.close()

@@ -49,16 +49,28 @@ import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from datetime import time
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ict_trader import ranges
 from ict_trader.adapters.simulated import SimulatedBrokerConfig
 from ict_trader.core.exits import StopMode
 from ict_trader.core.instruments import equity
 from ict_trader.core.risk import RiskLimits
-from ict_trader.core.strategy import DEFAULT_PROFILES, EngineConfig, ExitRules, StrategyProfile
+from ict_trader.core.strategy import (
+    DEFAULT_PROFILES,
+    EngineConfig,
+    ExitRules,
+    InstrumentChoice,
+    OptionEntryPrice,
+    OptionRules,
+    OptionTarget,
+    StrategyProfile,
+)
 from ict_trader.errors import ConfigError
+from ict_trader.options.chain import parse_strike_rule
 from ict_trader.signals import SignalParams
 from ict_trader.signals.params import ParamError
 
@@ -90,10 +102,7 @@ class AppConfig:
             "exits": {
                 f.name: str(getattr(self.engine.exits, f.name)) for f in fields(self.engine.exits)
             },
-            "profiles": [
-                {"name": p.name, "allocation": str(p.allocation), "enabled": p.enabled}
-                for p in self.engine.profiles
-            ],
+            "profiles": [_profile_described(p) for p in self.engine.profiles],
             "simulation": {
                 f.name: str(getattr(self.simulation, f.name)) for f in fields(self.simulation)
             },
@@ -101,6 +110,27 @@ class AppConfig:
                 f.name: str(getattr(self.engine.risk, f.name)) for f in fields(self.engine.risk)
             },
         }
+
+
+def _profile_described(profile: StrategyProfile) -> dict[str, Any]:
+    """A profile for run records; the option rules only on an option profile, so shares-only
+    runs record what they always did."""
+    described: dict[str, Any] = {
+        "name": profile.name,
+        "allocation": str(profile.allocation),
+        "enabled": profile.enabled,
+    }
+    if profile.trades_options:
+        described["instrument"] = profile.instrument.value
+        described["option"] = {
+            f.name: (
+                value.strftime("%H:%M")
+                if isinstance(value := getattr(profile.option, f.name), time)
+                else str(value)
+            )
+            for f in fields(profile.option)
+        }
+    return described
 
 
 def load_config(path: Path | None = None) -> AppConfig:
@@ -263,7 +293,7 @@ def profiles_of(value: Any) -> tuple[StrategyProfile, ...]:
         prefix = f"profiles[{index}]."
         if not isinstance(item, dict):
             raise ConfigError(f"profiles[{index}] must be a table")
-        _no_unknown(item, {"name", "allocation", "enabled"}, prefix)
+        _no_unknown(item, {"name", "allocation", "enabled", "instrument", "option"}, prefix)
         if "name" not in item or "allocation" not in item:
             raise ConfigError(f"profiles[{index}] needs a name and an allocation")
         if not isinstance(item["name"], str):
@@ -274,8 +304,88 @@ def profiles_of(value: Any) -> tuple[StrategyProfile, ...]:
         allocation = ranges.checked(
             ranges.PROFILE_ALLOCATION, item["allocation"], prefix + "allocation"
         )
-        profiles.append(StrategyProfile(name=item["name"], allocation=allocation, enabled=enabled))
+        instrument = _choice(
+            item.get("instrument", "shares"), InstrumentChoice, prefix + "instrument"
+        )
+        if "option" in item and instrument is not InstrumentChoice.OPTION:
+            raise ConfigError(f'{prefix}option is only read when {prefix}instrument = "option"')
+        profiles.append(
+            StrategyProfile(
+                name=item["name"],
+                allocation=allocation,
+                enabled=enabled,
+                instrument=instrument,
+                option=_option_rules(item.get("option", {}), prefix + "option."),
+            )
+        )
     return tuple(profiles)
+
+
+E = TypeVar("E", bound=Enum)
+
+_OPTION_KEYS = {
+    "strike",
+    "entry_price",
+    "entry_timeout_minutes",
+    "target",
+    "premium_target_pct",
+    "max_contracts",
+    "max_premium",
+    "flatten_at",
+}
+
+
+def _option_rules(table: Any, prefix: str) -> OptionRules:
+    """A profile's `option` table: every key checked, named as the file writes it."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{prefix.rstrip('.')} must be a table")
+    _no_unknown(table, _OPTION_KEYS, prefix)
+    values: dict[str, Any] = {}
+    if "strike" in table:
+        text = table["strike"]
+        if not isinstance(text, str):
+            raise ConfigError(
+                f'{prefix}strike must be text such as "atm", got {ranges.shown(text)}'
+            )
+        values["strike"] = str(parse_strike_rule(text, prefix + "strike"))
+    if "entry_price" in table:
+        values["entry_price"] = _choice(
+            table["entry_price"], OptionEntryPrice, prefix + "entry_price"
+        )
+    if "target" in table:
+        values["target"] = _choice(table["target"], OptionTarget, prefix + "target")
+    for name, allowed in ranges.OPTION.items():
+        if name in table:
+            number = ranges.checked(allowed, table[name], prefix + name)
+            values[name] = int(number) if allowed.whole else number
+    if "flatten_at" in table:
+        values["flatten_at"] = _clock(table["flatten_at"], prefix + "flatten_at")
+    try:
+        return OptionRules(**values)
+    except ConfigError as error:
+        raise ConfigError(str(error).replace("option.", prefix, 1)) from None
+
+
+def _choice(value: Any, kind: type[E], key: str) -> E:
+    allowed = ", ".join(f'"{member.value}"' for member in kind)
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{key} must be one of {allowed}, got {ranges.shown(value)}")
+
+
+def _clock(value: Any, key: str) -> time:
+    """`"15:20"` (a TOML time `15:20:00` too) as a time of day in New York."""
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str):
+        try:
+            return time.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ConfigError(f'{key} must be a time of day such as "15:20", got {ranges.shown(value)}')
 
 
 def _risk(table: dict[str, Any]) -> RiskLimits:

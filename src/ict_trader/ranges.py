@@ -92,6 +92,12 @@ RISK: Mapping[str, Range] = {
     "stale_data_minutes": _whole(0, SESSION_MINUTES, OFF),
 }
 PROFILE_ALLOCATION = _number("0.0001", 1)
+OPTION: Mapping[str, Range] = {
+    "entry_timeout_minutes": _whole(1, 60),
+    "premium_target_pct": _number(1, 10_000),
+    "max_contracts": _whole(1, 10_000),
+    "max_premium": _number(1, BILLION),
+}
 TABLES: Mapping[str, Mapping[str, Range]] = {
     "signal": SIGNAL,
     "exits": EXITS,

@@ -17,7 +17,14 @@ from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from ict_trader.core.bars import Bar
-from ict_trader.core.events import AccountUpdated, Event
+from ict_trader.core.contracts import ContractQuote
+from ict_trader.core.events import (
+    AccountUpdated,
+    ContractQuoted,
+    ContractUnavailable,
+    Event,
+    RequestContract,
+)
 from ict_trader.core.orders import OrderRequest, OrderStatus
 
 
@@ -57,6 +64,18 @@ class Broker(Protocol):
 
     def open_orders(self) -> list[BrokerOrder]:
         """Orders that can still fill."""
+
+
+class ContractDesk(Protocol):
+    """Where a shell gets option contracts and their quotes: the pricing model or a quote
+    file in a simulation, the broker's option chain live."""
+
+    def quote_contract(self, request: RequestContract) -> ContractQuoted | ContractUnavailable:
+        """The contract `request`'s strike rule picks among the day's chain, quoted at
+        `request.time`; or why there is none."""
+
+    def quote(self, symbol: str, at: datetime) -> ContractQuote | None:
+        """`symbol`'s quote at `at` (None: no quote then)."""
 
 
 T = TypeVar("T")

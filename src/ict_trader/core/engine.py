@@ -17,17 +17,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import Session
+from ict_trader.core.contracts import OptionDetails
 from ict_trader.core.events import (
     AccountUpdated,
     BarClosed,
     BrokerError,
     BrokerTrouble,
     CancelOrder,
+    ContractMarked,
+    ContractQuoted,
+    ContractUnavailable,
     EntryFilled,
     EntryReduced,
     EntrySkipped,
@@ -42,6 +46,7 @@ from ict_trader.core.events import (
     Output,
     ReduceOnly,
     ReleaseTrades,
+    RequestContract,
     Resume,
     SignalDetected,
     SubmitOrder,
@@ -54,19 +59,44 @@ from ict_trader.core.events import (
     TradingStateChanged,
     UnknownFill,
 )
-from ict_trader.core.exits import exit_plan
-from ict_trader.core.instruments import Instrument, instrument_of
+from ict_trader.core.exits import AtrTarget, PriceRule, TimeLimit, TimeRule, exit_plan
+from ict_trader.core.exits.option_exits import OptionFlatten, PremiumTarget
+from ict_trader.core.instruments import Instrument, OptionRight, instrument_of
 from ict_trader.core.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.core.orders import Leg, OrderRequest, OrderType, Side, client_order_id, trade_id
 from ict_trader.core.risk import Exposure, RiskMonitor
 from ict_trader.core.selection import Selection, SignalSymbol
 from ict_trader.core.signal import Detector, Direction, Signal
 from ict_trader.core.sizing import EquityAllocation
-from ict_trader.core.strategy import EngineConfig, StrategyProfile
+from ict_trader.core.strategy import (
+    EngineConfig,
+    OptionEntryPrice,
+    OptionTarget,
+    StrategyProfile,
+)
 
 CENT = Decimal("0.01")
 _NOTHING: tuple[Output, ...] = ()
 _ONE_MINUTE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A profile's exits: the orders that rest once its entry fills, and the time rules."""
+
+    resting: tuple[PriceRule, ...]
+    timed: tuple[TimeRule, ...]
+    entry_timeout: timedelta | None = None  # options: cancel an entry not filled by then
+
+
+@dataclass(frozen=True, slots=True)
+class _Quoting:
+    """An option entry waiting for its contract quote."""
+
+    profile: StrategyProfile
+    signal: Signal
+    signal_id: str
+    trade_id: str
 
 
 class TradeStatus(StrEnum):
@@ -121,31 +151,37 @@ class _Trade:
     # the broker's app by its id, not by ours).
     entry_broker_id: str | None = None
     exit_broker_ids: list[str] = field(default_factory=list)
+    plan: _Plan | None = None  # the profile's exits (set when the trade is made)
+    option: OptionDetails | None = None  # an option trade's contract as entered
+    submitted_at: datetime | None = None  # when the entry order was sent
+    entry_timed_out: bool = False  # its cancel was sent because it did not fill in time
 
-    # The symbol whose signal the trade follows (its detector, its session, its mark) and the
-    # instrument's multiplier: plain fields, read for every bar a trade is open.
+    # The symbol whose signal the trade follows (its detector, its session), the symbol its
+    # mark is kept under (the contract's for an option), the instrument's multiplier and the
+    # position's sign: plain fields, read for every bar a trade is open.
     symbol: str = field(init=False)
+    mark_key: str = field(init=False)
     multiplier: int = field(init=False)
+    sign: int = field(init=False)  # +1 long, -1 short; a bought call or put is long
 
     def __post_init__(self) -> None:
         self.symbol = self.signal.symbol
+        self.mark_key = self.instrument.symbol
         self.multiplier = self.instrument.multiplier
+        long = self.instrument.is_option or self.direction is Direction.LONG
+        self.sign = 1 if long else -1
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.symbol, self.profile)
 
     @property
-    def sign(self) -> int:
-        return 1 if self.direction is Direction.LONG else -1
-
-    @property
     def entry_side(self) -> Side:
-        return Side.BUY if self.direction is Direction.LONG else Side.SELL
+        return Side.BUY if self.sign > 0 else Side.SELL
 
     @property
     def exit_side(self) -> Side:
-        return Side.SELL if self.direction is Direction.LONG else Side.BUY
+        return Side.SELL if self.sign > 0 else Side.BUY
 
     @property
     def remaining(self) -> int:
@@ -187,6 +223,7 @@ class _Trade:
             exit_reason=self.exit_reason,
             pnl=self.pnl(),
             commission=self.commission,
+            option=self.option,
         )
 
 
@@ -219,8 +256,10 @@ class Engine:
         self._only: str = config.symbols[0] if len(config.symbols) == 1 else ""
         self._profiles: tuple[StrategyProfile, ...] = tuple(p for p in config.profiles if p.enabled)
         exits = exit_plan(config.exits)
-        self._resting_exits = exits.resting
-        self._timed_exits = exits.timed
+        self._shares_plan = _Plan(exits.resting, exits.timed)
+        self._plans = {p.name: self._plan_of(p) for p in config.profiles}
+        self._underlying_target = AtrTarget(config.exits.target_atr_multiple)
+        self._quoting: dict[tuple[str, str], _Quoting] = {}  # option entries awaiting a quote
         self._sizing = EquityAllocation(config.risk)
         self._selection: Selection = selection or SignalSymbol()
         self._equity: Decimal | None = None
@@ -237,6 +276,28 @@ class Engine:
         self._orders: dict[str, tuple[_Trade, Leg]] = {}
         self._seen_executions: set[str] = set()
         self._out: list[Output] = []
+
+    def _plan_of(self, profile: StrategyProfile) -> _Plan:
+        if not profile.trades_options:
+            return self._shares_plan
+        rules = profile.option
+        max_hold = timedelta(minutes=self.config.exits.max_hold_minutes)
+        resting: tuple[PriceRule, ...] = ()
+        if rules.target is OptionTarget.PREMIUM:
+            resting = (PremiumTarget(rules.premium_target_pct),)
+        return _Plan(
+            resting=resting,
+            timed=(OptionFlatten(rules.flatten_before_close, max_hold), TimeLimit(max_hold)),
+            entry_timeout=timedelta(minutes=rules.entry_timeout_minutes),
+        )
+
+    def _plan_named(self, profile: str) -> _Plan:
+        """A restored trade's plan: its profile's, or, for a profile no longer configured, the
+        shares' exits (an option trade then keeps the default option flatten)."""
+        plan = self._plans.get(profile)
+        if plan is not None:
+            return plan
+        return self._shares_plan
 
     # ------------------------------------------------------------------ public API
 
@@ -320,6 +381,14 @@ class Engine:
             self._resume(event)
         elif isinstance(event, ReleaseTrades):
             self._release(event)
+        elif isinstance(event, ContractQuoted):
+            self._on_contract(event)
+        elif isinstance(event, ContractUnavailable):
+            self._on_no_contract(event)
+        elif isinstance(event, ContractMarked):
+            self._marks[event.quote.symbol] = event.quote.mid
+            self._mark_to_market()
+            self._check_risk(event.time)
         elif isinstance(event, OrderAccepted):
             pass  # the shell records broker ids; nothing to decide
         return self._out
@@ -355,6 +424,7 @@ class Engine:
                 closing=len(self._active),
             )
         )
+        self._quoting.clear()  # an answer arriving now opens nothing (the request is gone)
         for trade in list(self._active.values()):
             if trade.status is not TradeStatus.EXITING:  # an exit already underway completes
                 self._begin_exit(trade, ExitReason.KILL, event.time)
@@ -368,6 +438,7 @@ class Engine:
         )
 
     def _release(self, event: ReleaseTrades) -> None:
+        self._quoting.clear()
         for trade in list(self._active.values()):
             if event.symbols is not None and trade.instrument.symbol not in event.symbols:
                 continue
@@ -420,6 +491,8 @@ class Engine:
                 target_price=view.target_price,
                 stop_price=view.stop_price,
                 exit_reason=view.exit_reason,
+                plan=self._plan_named(view.profile),
+                option=view.option,
             )
             exits_filled: list[tuple[tuple[datetime, str], str]] = []
             for order in orders_by_trade.get(view.trade_id, []):
@@ -475,10 +548,13 @@ class Engine:
         self._out = out
         now = bar.time + _ONE_MINUTE
         if self._active:
-            self._marks[bar.symbol or self._only] = price_of(bar.close)
+            symbol = bar.symbol or self._only
+            close = price_of(bar.close)
+            self._marks[symbol] = close
             self._mark_to_market()
             self._check_risk(now)
             self._manage_exits(now)
+            self._watch_underlying(symbol, close, now)
         if signal is not None:
             symbol = bar.symbol or self._only
             if signal.symbol != symbol:
@@ -496,6 +572,9 @@ class Engine:
             reason = self._skip_reason(profile, signal.symbol, session, now)
             if reason is not None:
                 self._out.append(EntrySkipped(sid, profile.name, reason, now))
+                continue
+            if profile.trades_options:
+                self._request_contract(profile, signal, sid, session, now)
                 continue
             assert self._equity is not None
             size = self._sizing.size(
@@ -523,9 +602,9 @@ class Engine:
             if symbol is not None and trade.symbol != symbol:
                 continue
             units += trade.planned_qty
-            at = price if trade.symbol == priced else self._marks.get(trade.symbol)
+            at = price if trade.mark_key == priced else self._marks.get(trade.mark_key)
             if at is None:
-                at = price_of(trade.signal.close)
+                at = _unmarked_price(trade)
             notional += trade.planned_qty * at * trade.instrument.multiplier
         return Exposure(units, notional)
 
@@ -546,7 +625,10 @@ class Engine:
         busy = self._active.get((symbol, profile.name))
         if busy is not None:
             return f"already in trade {busy.trade_id} ({busy.status.value})"
-        for rule in self._timed_exits:
+        asked = self._quoting.get((symbol, profile.name))
+        if asked is not None:
+            return f"already asking for a contract for trade {asked.trade_id}"
+        for rule in self._plans[profile.name].timed:
             blocked = rule.entry_blocked(now, session)
             if blocked is not None:
                 return blocked
@@ -563,6 +645,8 @@ class Engine:
         instrument: Instrument,
         qty: int,
         now: datetime,
+        limit_price: Decimal | None = None,
+        option: OptionDetails | None = None,
     ) -> None:
         tid = trade_id(signal.symbol, signal.time, signal.direction.value, profile.name)
         entry_id = client_order_id(tid, Leg.ENTRY)
@@ -575,6 +659,9 @@ class Engine:
             planned_qty=qty,
             entry_order_id=entry_id,
             instrument=instrument,
+            plan=self._plans[profile.name],
+            option=option,
+            submitted_at=now,
         )
         self._active[trade.key] = trade
         self._orders[entry_id] = (trade, Leg.ENTRY)
@@ -583,11 +670,152 @@ class Engine:
             leg=Leg.ENTRY,
             side=trade.entry_side,
             qty=qty,
-            kind=OrderType.MARKET,
+            kind=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
             now=now,
             order_id=entry_id,
+            limit_price=limit_price,
         )
         self._record(trade)
+
+    # ------------------------------------------------------------------ option entries
+
+    def _request_contract(
+        self,
+        profile: StrategyProfile,
+        signal: Signal,
+        sid: str,
+        session: Session,
+        now: datetime,
+    ) -> None:
+        """Ask the shell for the same-day call (long signal) or put (short) the profile's
+        strike rule picks; the entry is sized and sent when the quote comes back."""
+        tid = trade_id(signal.symbol, signal.time, signal.direction.value, profile.name)
+        self._quoting[(signal.symbol, profile.name)] = _Quoting(profile, signal, sid, tid)
+        right = OptionRight.CALL if signal.direction is Direction.LONG else OptionRight.PUT
+        self._out.append(
+            RequestContract(
+                time=now,
+                request_id=tid,
+                underlying=signal.symbol,
+                right=right,
+                expiry=session.day,
+                strike_rule=profile.option.strike,
+                spot=price_of(signal.close),
+            )
+        )
+
+    def _take_quoting(self, request_id: str) -> _Quoting | None:
+        for key, asked in self._quoting.items():
+            if asked.trade_id == request_id:
+                del self._quoting[key]
+                return asked
+        return None  # answered already, or the kill switch dropped it
+
+    def _on_no_contract(self, event: ContractUnavailable) -> None:
+        asked = self._take_quoting(event.request_id)
+        if asked is not None:
+            reason = f"no contract: {event.reason}"
+            self._out.append(EntrySkipped(asked.signal_id, asked.profile.name, reason, event.time))
+
+    def _on_contract(self, event: ContractQuoted) -> None:
+        asked = self._take_quoting(event.request_id)
+        if asked is None:
+            return
+        quote = event.quote
+        profile = asked.profile
+        now = event.time
+
+        def skip(reason: str) -> None:
+            self._out.append(EntrySkipped(asked.signal_id, profile.name, reason, now))
+
+        if self._halt_reason is not None or self._reduce_reason is not None:
+            skip(f"entries blocked while the contract was quoted: {self.state_reason}")
+            return
+        instrument = instrument_of(quote.symbol)
+        wanted = OptionRight.CALL if asked.signal.direction is Direction.LONG else OptionRight.PUT
+        if not instrument.is_option or instrument.root != asked.signal.symbol:
+            skip(f"the answer {quote.symbol} is not an option on {asked.signal.symbol}")
+            return
+        if instrument.right is not wanted:
+            skip(f"the answer {quote.symbol} is not a {wanted}")
+            return
+        if quote.ask <= 0 or quote.bid < 0 or quote.bid > quote.ask:
+            skip(f"{quote.symbol} has no usable market (bid {quote.bid}, ask {quote.ask})")
+            return
+        rules = profile.option
+        assert self._equity is not None
+        size = self._sizing.size(
+            profile,
+            quote.ask,
+            equity=self._equity,
+            buying_power=self._buying_power,
+            open_total=self._exposure(None, quote.symbol, quote.ask),
+            open_in_symbol=self._exposure(asked.signal.symbol, quote.symbol, quote.ask),
+            multiplier=instrument.multiplier,
+            unit="contracts",
+        )
+        if size.refused is not None:
+            skip(size.refused)
+            return
+        qty = size.qty
+        cuts = list(size.cuts)
+        if qty > rules.max_contracts:
+            qty = rules.max_contracts
+            cuts.append(f"option.max_contracts {rules.max_contracts}")
+        affordable = int(rules.max_premium / (quote.ask * instrument.multiplier))
+        if qty > affordable:
+            qty = affordable
+            cuts.append(f"option.max_premium {rules.max_premium}")
+        if qty == 0:
+            skip(f"size limits leave 0 of {size.wanted} contracts: {', '.join(cuts)}")
+            return
+        if cuts:
+            self._out.append(EntryReduced(now, profile.name, size.wanted, qty, tuple(cuts)))
+        spot = price_of(asked.signal.close)
+        underlying_target = None
+        if rules.target is OptionTarget.UNDERLYING:
+            underlying_target = self._underlying_target.price(asked.signal, spot)
+        limit = quote.ask
+        if rules.entry_price is OptionEntryPrice.MID:
+            limit = quote.mid.quantize(CENT, rounding=ROUND_HALF_UP)
+        details = OptionDetails(
+            source=quote.source,
+            bid=quote.bid,
+            ask=quote.ask,
+            delta=quote.delta,
+            iv=quote.iv,
+            underlying_entry=spot,
+            underlying_target=underlying_target,
+        )
+        self._open_trade(
+            profile,
+            asked.signal,
+            asked.signal_id,
+            instrument=instrument,
+            qty=qty,
+            now=now,
+            limit_price=limit,
+            option=details,
+        )
+
+    def _watch_underlying(self, symbol: str, close: Decimal, now: datetime) -> None:
+        """Option trades whose target is judged on the underlying: close at market once a bar
+        of the underlying closes at or beyond the level (a contract has no such resting
+        order)."""
+        for trade in list(self._active.values()):
+            option = trade.option
+            if (
+                option is None
+                or option.underlying_target is None
+                or trade.status is not TradeStatus.OPEN
+                or trade.symbol != symbol
+            ):
+                continue
+            beyond = close - option.underlying_target
+            if trade.direction is Direction.SHORT:
+                beyond = -beyond
+            if beyond >= 0:
+                self._begin_exit(trade, ExitReason.TARGET, now)
 
     # ------------------------------------------------------------------ exits by time
 
@@ -596,8 +824,20 @@ class Engine:
         for trade in list(self._active.values()):
             if trade.status is TradeStatus.EXITING:
                 continue
+            plan = trade.plan or self._shares_plan
+            if (
+                trade.status is TradeStatus.PENDING
+                and plan.entry_timeout is not None
+                and not trade.entry_timed_out
+                and trade.exit_reason is None
+                and trade.submitted_at is not None
+                and now >= trade.submitted_at + plan.entry_timeout
+            ):
+                # What filled stays and is managed; the rest of the entry is not wanted.
+                trade.entry_timed_out = True
+                self._out.append(CancelOrder(trade.entry_order_id, "entry timeout"))
             session = (only or self._detectors[trade.symbol]).session
-            for rule in self._timed_exits:  # the first rule due names the exit
+            for rule in plan.timed:  # the first rule due names the exit
                 reason = rule.due(trade, now, session)
                 if reason is not None:
                     self._begin_exit(trade, reason, now)
@@ -724,7 +964,8 @@ class Engine:
 
     def _place_protective_orders(self, trade: _Trade, now: datetime) -> None:
         entry = trade.entry_value / trade.entry_qty
-        priced = [(rule.leg, rule.price(trade.signal, entry)) for rule in self._resting_exits]
+        rules = (trade.plan or self._shares_plan).resting
+        priced = [(rule.leg, rule.price(trade.signal, entry)) for rule in rules]
         legs = [(leg, price) for leg, price in priced if price is not None]
         oco = trade.trade_id if len(legs) > 1 else None  # whichever fills cancels the others
         for leg, price in legs:
@@ -752,11 +993,9 @@ class Engine:
     def _symbol_session_pnl(self, symbol: str) -> Decimal:
         """`symbol`'s P&L this session: its closed trades', and its open ones' at its mark."""
         pnl = self.risk.realized_by_symbol.get(symbol, Decimal(0))
-        mark = self._marks.get(symbol)
-        if mark is None:
-            return pnl
         for t in self._active.values():
-            if t.symbol == symbol and t.entry_qty:
+            mark = self._marks.get(t.mark_key)
+            if t.symbol == symbol and t.entry_qty and mark is not None:
                 moved = t.sign * (t.exit_value + mark * t.remaining - t.entry_value)
                 pnl += moved * t.instrument.multiplier
         return pnl
@@ -768,7 +1007,7 @@ class Engine:
             return
         unrealized = Decimal(0)
         for t in self._active.values():
-            mark = marks.get(t.symbol)
+            mark = marks.get(t.mark_key)
             if t.entry_qty and mark is not None:
                 moved = t.sign * (t.exit_value + mark * t.remaining - t.entry_value)
                 unrealized += moved if t.multiplier == 1 else moved * t.multiplier
@@ -829,6 +1068,7 @@ class Engine:
                     stop_price=stop_price,
                     oco_group=oco_group,
                     created_at=now,
+                    position_intent=_intent(trade, leg),
                 )
             )
         )
@@ -850,8 +1090,24 @@ class Engine:
         )
 
 
+def _intent(trade: _Trade, leg: Leg) -> str | None:
+    """Alpaca's position_intent for an option order (bought to open, sold to close)."""
+    if not trade.instrument.is_option:
+        return None
+    return "buy_to_open" if leg is Leg.ENTRY else "sell_to_close"
+
+
 def _fill_key(fill: FillRecord) -> tuple[datetime, str]:
     return (fill.time, fill.execution_id)
+
+
+def _unmarked_price(trade: _Trade) -> Decimal:
+    """A unit's value before any mark of it arrived: its entry, else what it was sized at."""
+    if trade.entry_qty:
+        return trade.entry_value / trade.entry_qty
+    if trade.option is not None:
+        return trade.option.ask
+    return price_of(trade.signal.close)
 
 
 def _round_price(value: Decimal) -> Decimal:

@@ -8,11 +8,13 @@ them plain immutable data is what lets the three shells share every decision.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 from ict_trader.core.bars import Bar
+from ict_trader.core.contracts import ContractQuote, OptionDetails
+from ict_trader.core.instruments import OptionRight
 from ict_trader.core.orders import Leg, OrderRequest
 from ict_trader.core.signal import Signal
 
@@ -139,6 +141,32 @@ class ReleaseTrades:
     symbols: frozenset[str] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ContractQuoted:
+    """The shell's answer to `RequestContract`: the contract its strike rule picked, quoted."""
+
+    time: datetime
+    request_id: str
+    quote: ContractQuote
+
+
+@dataclass(frozen=True, slots=True)
+class ContractUnavailable:
+    """The shell could not answer `RequestContract` (no chain, no quote, no strike fits)."""
+
+    time: datetime
+    request_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContractMarked:
+    """A held contract's latest quote, so the loss limits see option positions' value."""
+
+    time: datetime
+    quote: ContractQuote
+
+
 Event = (
     BarClosed
     | Tick
@@ -152,6 +180,9 @@ Event = (
     | ReduceOnly
     | Resume
     | ReleaseTrades
+    | ContractQuoted
+    | ContractUnavailable
+    | ContractMarked
 )
 
 # ---------------------------------------------------------------- commands
@@ -166,6 +197,20 @@ class SubmitOrder:
 class CancelOrder:
     client_order_id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContract:
+    """Pick and quote the `right` on `underlying` expiring `expiry` by `strike_rule` (its text,
+    e.g. `atm`); answered with `ContractQuoted` or `ContractUnavailable` for `request_id`."""
+
+    time: datetime
+    request_id: str  # the trade id the contract is for
+    underlying: str
+    right: OptionRight
+    expiry: date
+    strike_rule: str
+    spot: Decimal  # the underlying's price the request was made at (the signal bar's close)
 
 
 class TradingState(StrEnum):
@@ -232,6 +277,7 @@ class TradeView:
     exit_reason: ExitReason | None
     pnl: Decimal | None
     commission: Decimal
+    option: OptionDetails | None = None  # an option trade's contract, as it was entered
 
 
 class Level(StrEnum):
@@ -339,6 +385,6 @@ Notice = (
 )
 
 # What the engine returns: commands for the broker, and facts to record and tell.
-Command = SubmitOrder | CancelOrder
+Command = SubmitOrder | CancelOrder | RequestContract
 Fact = SignalDetected | EntrySkipped | TradeUpdated | Notice
 Output = Command | Fact

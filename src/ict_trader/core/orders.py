@@ -71,6 +71,8 @@ class OrderRequest:
     # Orders of one trade that cancel each other when one fills (target and stop).
     oco_group: str | None = None
     created_at: datetime | None = None
+    # Options only: Alpaca takes `buy_to_open` / `sell_to_close` beside the side.
+    position_intent: str | None = None
 
 
 # The longest leg suffix an id reserves room for: "-target999", "-exit99999".

@@ -48,6 +48,7 @@ class EquityAllocation:
         open_total: Exposure,
         open_in_symbol: Exposure,
         multiplier: int = 1,
+        unit: str = "shares",
     ) -> Size:
         """Size an entry at `price` beside the open trades' exposure, in all and in its symbol."""
         wanted = allocated_shares(equity, profile.allocation, price, multiplier)
@@ -55,8 +56,9 @@ class EquityAllocation:
             return Size(
                 0,
                 0,
-                refused=f"0 shares: equity {equity:.2f} x {profile.allocation} "
-                f"is less than one share at {price}",
+                refused=f"0 {unit}: equity {equity:.2f} x {profile.allocation} "
+                f"is less than one {unit.rstrip('s')} at {price}"
+                + (f" x {multiplier}" if multiplier != 1 else ""),
             )
         qty, cuts = fit_entry(
             wanted,
@@ -70,6 +72,6 @@ class EquityAllocation:
             multiplier=multiplier,
         )
         if qty == 0:
-            reason = f"size limits leave 0 of {wanted} shares: {', '.join(cuts)}"
+            reason = f"size limits leave 0 of {wanted} {unit}: {', '.join(cuts)}"
             return Size(wanted, 0, tuple(cuts), refused=reason)
         return Size(wanted, qty, tuple(cuts))

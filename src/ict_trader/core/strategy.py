@@ -8,7 +8,9 @@ with errors that name the key. The rules that apply these settings are `core/siz
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import time, timedelta
 from decimal import Decimal
+from enum import StrEnum
 
 from ict_trader import ranges
 from ict_trader.core.exits.stop import StopMode
@@ -19,13 +21,79 @@ from ict_trader.errors import ConfigError
 MAX_PROFILE_NAME = 32  # longer names only make order ids and notifications unreadable
 
 
+class InstrumentChoice(StrEnum):
+    """What a profile trades on a signal: shares of its symbol, or a same-day option on it."""
+
+    SHARES = "shares"
+    OPTION = "option"
+
+
+class OptionEntryPrice(StrEnum):
+    MID = "mid"  # a limit at the mid: cheaper, may not fill (the entry timeout cancels it)
+    ASK = "ask"  # a marketable limit at the ask: fills now, pays the spread
+
+
+class OptionTarget(StrEnum):
+    UNDERLYING = "underlying"  # the shares' target: the underlying at entry +/- N x ATR
+    PREMIUM = "premium"  # a resting limit sell at the entry premium + premium_target_pct %
+
+
+# Alpaca refuses new orders on a same-day QQQ option from 15:30 ET and liquidates from 15:45:
+# the bot must be flat before either.
+OPTION_CUTOFF = time(15, 30)
+FULL_DAY_CLOSE = time(16, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class OptionRules:
+    """How an option profile picks, sizes, enters and leaves a same-day (0DTE) contract.
+
+    `strike` is a strike rule's text (`atm`, `otm = N`, `delta = 0.40`): the shell that answers
+    the engine's contract request applies it (`options/chain.py`), so the core never needs the
+    pricing code; `config.py` checks the text when the file is read.
+    """
+
+    strike: str = "atm"
+    entry_price: OptionEntryPrice = OptionEntryPrice.MID
+    entry_timeout_minutes: int = 2
+    target: OptionTarget = OptionTarget.UNDERLYING
+    premium_target_pct: Decimal = Decimal(100)
+    max_contracts: int = 10
+    max_premium: Decimal = Decimal(5000)  # dollars of premium one trade may pay (= may lose)
+    flatten_at: time = time(15, 20)  # ET on a full day; as many minutes before an early close
+
+    def __post_init__(self) -> None:
+        for name, allowed in ranges.OPTION.items():
+            ranges.checked(allowed, getattr(self, name), f"option.{name}")
+        if self.flatten_at > OPTION_CUTOFF or self.flatten_at < time(9, 31):
+            raise ConfigError(
+                f"option.flatten_at must be between 09:31 and {OPTION_CUTOFF:%H:%M} ET "
+                f"(Alpaca refuses orders on an expiring option from {OPTION_CUTOFF:%H:%M}), "
+                f"got {self.flatten_at:%H:%M}"
+            )
+
+    @property
+    def flatten_before_close(self) -> timedelta:
+        """How long before the close the flatten happens (40 minutes for 15:20): the same span
+        before an early close, where Alpaca's cut-off moves with the close too."""
+        close = FULL_DAY_CLOSE.hour * 60 + FULL_DAY_CLOSE.minute
+        return timedelta(minutes=close - (self.flatten_at.hour * 60 + self.flatten_at.minute))
+
+
 @dataclass(frozen=True, slots=True)
 class StrategyProfile:
-    """One way of trading every signal: a name and the share of equity each trade commits."""
+    """One way of trading every signal: a name, the share of equity each trade commits, and
+    what it buys (shares, or an option whose premium the allocation budgets)."""
 
     name: str
     allocation: Decimal
     enabled: bool = True
+    instrument: InstrumentChoice = InstrumentChoice.SHARES
+    option: OptionRules = field(default_factory=OptionRules)
+
+    @property
+    def trades_options(self) -> bool:
+        return self.instrument is InstrumentChoice.OPTION
 
     def __post_init__(self) -> None:
         bare = self.name.replace("_", "").replace("-", "")

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ict_trader.core.bars import Bar
+from ict_trader.core.contracts import OptionDetails, PremiumSource
 from ict_trader.core.events import (
     EntrySkipped,
     ExitReason,
@@ -52,7 +53,7 @@ from ict_trader.core.orders import Leg, OrderRequest, OrderStatus, OrderType, Si
 from ict_trader.core.signal import Direction, Signal
 from ict_trader.persistence.store_lock import AlreadyRunningError, WriterLock
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_SECONDS = 5.0  # how long one attempt waits for another connection's write lock
 # Pauses between attempts to take the write lock once busy_timeout ran out (with jitter).
 LOCK_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.2, 0.5, 1.0)
@@ -224,6 +225,12 @@ _MIGRATIONS: dict[int, str] = {
         '$.risk.max_symbol_equity_pct', '0',
         '$.risk.symbol_daily_loss_limit', '0')
         WHERE json_type(config, '$.symbol') = 'text' AND json_type(config, '$.risk') = 'object'
+    """,
+    # v5: options. An order keeps Alpaca's position_intent; an option trade keeps its contract's
+    # quote, greeks and premium source at entry (JSON), so reports can say "modelled".
+    5: """
+    ALTER TABLE orders ADD COLUMN position_intent TEXT;
+    ALTER TABLE trades ADD COLUMN option TEXT;
     """,
 }
 LAST_CLOSE_PREFIX = "last_close."  # + symbol: the mark for unrealized P&L in status
@@ -501,7 +508,7 @@ class Store:
         self._write(
             "INSERT OR IGNORE INTO orders (client_order_id, trade_id, profile, leg, symbol, side,"
             " qty, type, limit_price, stop_price, time_in_force, oco_group, status, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " updated_at, position_intent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 order.client_order_id,
                 order.trade_id,
@@ -518,6 +525,7 @@ class Store:
                 OrderStatus.NEW.value,
                 created,
                 created,
+                order.position_intent,
             ),
         )
 
@@ -610,6 +618,7 @@ class Store:
                 str(trade.commission),
                 self.data_feed,
                 trade.symbol,
+                option_json(trade.option),
             ),
         )
 
@@ -840,6 +849,7 @@ class Store:
                     time_in_force=row["time_in_force"],
                     oco_group=row["oco_group"],
                     created_at=_parse_time(row["created_at"]),
+                    position_intent=row["position_intent"],
                 ),
                 broker_order_id=row["broker_order_id"],
                 status=OrderStatus(row["status"]),
@@ -905,6 +915,7 @@ _TRADE_COLUMNS = (
     "commission",
     "feed",
     "symbol",
+    "option",
 )
 
 
@@ -928,4 +939,38 @@ def _trade_from_row(row: tuple[Any, ...]) -> TradeView:
         exit_reason=ExitReason(row[14]) if row[14] else None,
         pnl=_opt_dec(row[15]),
         commission=Decimal(row[16]),
+        option=option_of(row[19]),
+    )
+
+
+def option_json(details: OptionDetails | None) -> str | None:
+    """An option trade's contract details as JSON text (prices as exact decimal strings)."""
+    if details is None:
+        return None
+    return json.dumps(
+        {
+            "source": details.source.value,
+            "bid": str(details.bid),
+            "ask": str(details.ask),
+            "delta": details.delta,
+            "iv": details.iv,
+            "underlying_entry": str(details.underlying_entry),
+            "underlying_target": _dec(details.underlying_target),
+        },
+        sort_keys=True,
+    )
+
+
+def option_of(text: str | None) -> OptionDetails | None:
+    if not text:
+        return None
+    raw = json.loads(text)
+    return OptionDetails(
+        source=PremiumSource(raw["source"]),
+        bid=Decimal(raw["bid"]),
+        ask=Decimal(raw["ask"]),
+        delta=raw["delta"],
+        iv=raw["iv"],
+        underlying_entry=Decimal(raw["underlying_entry"]),
+        underlying_target=_opt_dec(raw["underlying_target"]),
     )

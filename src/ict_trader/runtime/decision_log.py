@@ -13,6 +13,7 @@ from ict_trader.core.events import (
     CancelOrder,
     EntrySkipped,
     Notify,
+    RequestContract,
     SignalDetected,
     SubmitOrder,
     TradeUpdated,
@@ -22,7 +23,15 @@ decisions = logging.getLogger("ict_trader.decisions")
 
 
 # What the decision log writes a line for: commands, facts, and notices in their words.
-Logged = SubmitOrder | CancelOrder | SignalDetected | EntrySkipped | TradeUpdated | Notify
+Logged = (
+    SubmitOrder
+    | CancelOrder
+    | RequestContract
+    | SignalDetected
+    | EntrySkipped
+    | TradeUpdated
+    | Notify
+)
 
 
 def log_command(command: Logged) -> None:
@@ -42,7 +51,20 @@ def log_command(command: Logged) -> None:
             "profile": order.profile,
             "leg": order.leg.value,
         }
+        if order.position_intent is not None:
+            fields["position_intent"] = order.position_intent
         message = f"submit {order.leg.value} {order.side.value} {order.qty} {order.symbol}"
+    elif isinstance(command, RequestContract):
+        fields = {
+            "event": "request_contract",
+            "request_id": command.request_id,
+            "right": command.right.value,
+            "strike_rule": command.strike_rule,
+        }
+        message = (
+            f"ask for a {command.expiry} {command.underlying} {command.right.value} "
+            f"({command.strike_rule}) at {command.spot}"
+        )
     elif isinstance(command, CancelOrder):
         fields = {"event": "cancel", "client_order_id": command.client_order_id}
         message = f"cancel {command.client_order_id}: {command.reason}"

@@ -7,7 +7,8 @@ Now a shell owns only its clock, its data source and how it executes a command a
 
 - an event is shown to the observer, recorded (broker events about orders) and handed to the
   engine;
-- a command (submit, cancel) is shown, logged and given to the executor;
+- a command (submit, cancel, ask for an option contract) is shown, logged and given to the
+  executor; a contract request's answer goes straight back in as an event;
 - a fact (signal, skip, trade update) is shown, logged and recorded; a notice (a trading-state
   change, a trade closed…) is put into words by `notify.texts`, then shown, logged, recorded
   and sent to the notifier — and a trading-state change is also written to the audit trail.
@@ -26,6 +27,7 @@ from ict_trader.core.events import (
     Event,
     Notify,
     Output,
+    RequestContract,
     SignalDetected,
     SubmitOrder,
     TradeUpdated,
@@ -58,6 +60,11 @@ class Executor(Protocol):
     def submit(self, order: OrderRequest) -> None: ...
 
     def cancel(self, client_order_id: str) -> None: ...
+
+    def quote_contract(self, request: RequestContract) -> Event:
+        """Pick and quote the contract `request` asks for: `ContractQuoted`, or
+        `ContractUnavailable` saying why not (never raises: an entry is skipped instead)."""
+        ...
 
 
 def write_now(write: Callable[[], object]) -> bool:
@@ -101,6 +108,9 @@ class Kernel:
             elif isinstance(output, CancelOrder):
                 self._show(output)
                 self.executor.cancel(output.client_order_id)
+            elif isinstance(output, RequestContract):
+                self._show(output)
+                self.deliver(self.executor.quote_contract(output))
             elif isinstance(output, SignalDetected | EntrySkipped | TradeUpdated):
                 self._show(output)
                 if self.store is not None:

@@ -41,12 +41,14 @@ from ict_trader.core.calendar import NyseCalendar
 from ict_trader.core.engine import Engine
 from ict_trader.core.events import (
     BrokerError,
+    ContractUnavailable,
     Event,
     OrderCanceled,
     OrderRejected,
     Output,
     ReduceOnly,
     ReleaseTrades,
+    RequestContract,
     Resume,
     Tick,
     TradingState,
@@ -760,6 +762,11 @@ class LiveShell:
             )
             return
         self._send_or_hold(order)
+
+    def quote_contract(self, request: RequestContract) -> Event:
+        return ContractUnavailable(
+            request.time, request.request_id, "live option trading is not wired yet"
+        )
 
     def cancel(self, client_order_id: str) -> None:
         if self._held.pop(client_order_id, None) is not None:

@@ -20,9 +20,15 @@ from datetime import datetime, timedelta
 from itertools import groupby
 
 from ict_trader.core.bars import Bar
-from ict_trader.core.broker import Broker, SimulatedMarket
+from ict_trader.core.broker import Broker, ContractDesk, SimulatedMarket
 from ict_trader.core.engine import Engine
-from ict_trader.core.events import Event, OrderFilled, Output
+from ict_trader.core.events import (
+    ContractUnavailable,
+    Event,
+    OrderFilled,
+    Output,
+    RequestContract,
+)
 from ict_trader.core.orders import OrderRequest
 from ict_trader.notify.notifier import Notifier
 from ict_trader.persistence.state_keys import LAST_BAR_KEY
@@ -212,11 +218,20 @@ class SimulationShell:
 
 
 class SimulatedExecution:
-    """Commands at the simulated broker: the order's intent recorded first, as live does."""
+    """Commands at the simulated broker: the order's intent recorded first, as live does;
+    contract requests answered by `desk` (the model or a quote file)."""
 
-    def __init__(self, broker: Broker, store: Store | None) -> None:
+    def __init__(self, broker: Broker, store: Store | None, desk: ContractDesk | None = None):
         self.broker = broker
         self.store = store
+        self.desk = desk
+
+    def quote_contract(self, request: RequestContract) -> Event:
+        if self.desk is None:
+            return ContractUnavailable(
+                request.time, request.request_id, "this run has no option quotes"
+            )
+        return self.desk.quote_contract(request)
 
     def submit(self, order: OrderRequest) -> None:
         if self.store is not None:
