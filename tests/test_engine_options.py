@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from ict_trader.core.events import (
     EntrySkipped,
     ExitReason,
     KillSwitch,
+    OrderFilled,
     RequestContract,
     Tick,
     TradeUpdated,
@@ -35,7 +37,10 @@ from ict_trader.core.strategy import (
     StrategyProfile,
 )
 from ict_trader.errors import ConfigError
+from ict_trader.persistence.store import Store
+from ict_trader.runtime.kernel import Kernel
 from tests.engine_script import FILL_TIME, SIGNAL_CLOSE_TIME, Script, minutes, submitted
+from tests.test_kernel import Recorder
 from tests.test_signal_rules import session_bars
 
 PUT = "QQQ240729P00097000"  # the signal is short at 97.50 on 2024-07-29: a same-day put
@@ -233,3 +238,34 @@ def test_option_rules_refuse_a_flatten_after_alpacas_cutoff() -> None:
         OptionRules(flatten_at=time(15, 40))
     with pytest.raises(ConfigError, match=r"option\.max_contracts"):
         OptionRules(max_contracts=0)
+
+
+def test_a_restarted_engine_keeps_managing_an_option_trade_from_the_ledger(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "options.db")
+    recorder = Recorder()
+    first = scripted(option_profile(target=OptionTarget.UNDERLYING))
+    kernel = Kernel(first.engine, recorder, store=store)
+    kernel.dispatch(first.to_signal())
+    [entry] = recorder.submitted
+    store.record_order(entry)  # as a shell's executor does before sending
+    kernel.deliver(
+        OrderFilled(FILL_TIME, entry.client_order_id, "b-1", "x-1", 5, Decimal("1.05"), 5, True)
+    )
+    store.commit()
+    ledger = store.load_ledger()
+    [view] = ledger.unfinished_trades()
+    assert view.symbol == "QQQ240729P00097000" and view.option is not None
+    assert view.option.source is PremiumSource.MODEL
+    assert view.option.underlying_target == Decimal("83.50")
+    [order] = [o for o in ledger.orders if o.request.leg is Leg.ENTRY]
+    assert order.request.position_intent == "buy_to_open"
+    store.close()
+
+    second = scripted(option_profile(target=OptionTarget.UNDERLYING))
+    second.engine.restore(ledger)
+    assert second.engine.open_positions() == {"QQQ240729P00097000": 5}
+    [bar] = session_bars(date(2024, 7, 29), [(84.0, 84.0, 83.0, 83.4)])
+    exits = submitted(second.engine.on_bar(bar._replace(time=FILL_TIME + minutes(3))))
+    assert [(o.side, o.qty, o.position_intent) for o in exits] == [(Side.SELL, 5, "sell_to_close")]

@@ -260,6 +260,9 @@ class Engine:
         self._plans = {p.name: self._plan_of(p) for p in config.profiles}
         self._underlying_target = AtrTarget(config.exits.target_atr_multiple)
         self._quoting: dict[tuple[str, str], _Quoting] = {}  # option entries awaiting a quote
+        # Option trades whose target is judged on the underlying's closes (finished ones are
+        # pruned as they are met): empty for shares, so their bars pay nothing for it.
+        self._watched: list[_Trade] = []
         self._sizing = EquityAllocation(config.risk)
         self._selection: Selection = selection or SignalSymbol()
         self._equity: Decimal | None = None
@@ -527,6 +530,8 @@ class Engine:
                     trade.exit_order_id = request.client_order_id
             trade.exit_broker_ids = [broker_id for _, broker_id in sorted(exits_filled)]
             self._active[trade.key] = trade
+            if trade.option is not None and trade.option.underlying_target is not None:
+                self._watched.append(trade)
 
     # ------------------------------------------------------------------ bars and signals
 
@@ -554,7 +559,8 @@ class Engine:
             self._mark_to_market()
             self._check_risk(now)
             self._manage_exits(now)
-            self._watch_underlying(symbol, close, now)
+            if self._watched:
+                self._watch_underlying(symbol, close, now)
         if signal is not None:
             symbol = bar.symbol or self._only
             if signal.symbol != symbol:
@@ -664,6 +670,8 @@ class Engine:
             submitted_at=now,
         )
         self._active[trade.key] = trade
+        if option is not None and option.underlying_target is not None:
+            self._watched.append(trade)
         self._orders[entry_id] = (trade, Leg.ENTRY)
         self._submit(
             trade,
@@ -802,14 +810,12 @@ class Engine:
         """Option trades whose target is judged on the underlying: close at market once a bar
         of the underlying closes at or beyond the level (a contract has no such resting
         order)."""
-        for trade in list(self._active.values()):
+        active = self._active
+        self._watched = [t for t in self._watched if active.get(t.key) is t]
+        for trade in list(self._watched):
             option = trade.option
-            if (
-                option is None
-                or option.underlying_target is None
-                or trade.status is not TradeStatus.OPEN
-                or trade.symbol != symbol
-            ):
+            assert option is not None and option.underlying_target is not None
+            if trade.status is not TradeStatus.OPEN or trade.symbol != symbol:
                 continue
             beyond = close - option.underlying_target
             if trade.direction is Direction.SHORT:
