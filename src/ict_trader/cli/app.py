@@ -83,7 +83,7 @@ from ict_trader.research.sweep import BarSource, execute, tasks_for
 from ict_trader.research.walkforward import METRICS as SWEEP_METRICS
 from ict_trader.research.walkforward import analyse, check_sources
 from ict_trader.runtime import control
-from ict_trader.runtime.backtest import run_backtest, select_bars
+from ict_trader.runtime.backtest import option_desk, run_backtest, select_bars
 from ict_trader.runtime.live import LiveEndpoints
 from ict_trader.runtime.live_runner import (
     CONNECT_TIMEOUT_SECONDS,
@@ -477,6 +477,25 @@ def _settings(config: Path | None, param: list[str] | None) -> AppConfig:
     return replace(settings, signal=signal_params(settings.signal, overrides, from_file=False))
 
 
+OptionQuotesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--option-quotes",
+        help="Price option profiles from this quote file (timestamp, symbol, bid, ask); "
+        "overrides [options] quotes and pricing.",
+    ),
+]
+
+
+def _option_pricing(settings: AppConfig, quotes: Path | None) -> AppConfig:
+    """The settings with `--option-quotes` applied; says where option premiums come from."""
+    if quotes is not None:
+        settings = settings.with_option_quotes(quotes)
+    if settings.trades_options:
+        stderr.print(f"option premiums: {settings.options.description()}", highlight=False)
+    return settings
+
+
 @app.command()
 def backtest(
     data: SourcesOption = None,
@@ -508,6 +527,7 @@ def backtest(
     db: Annotated[
         Path | None, typer.Option("--db", help="Record signals, orders, fills, trades here.")
     ] = None,
+    option_quotes: OptionQuotesOption = None,
 ) -> None:
     """Backtest the strategy profiles on historical bars with the simulated broker."""
     with _user_errors():
@@ -529,11 +549,15 @@ def backtest(
         )
         if not bars:
             raise ConfigError("no bars between --from and --to")
+        settings = _option_pricing(settings, option_quotes)
+        desk = option_desk(settings, bar_set.calendar)
         store = Store(db) if db is not None else None
     try:
         with _progress(len(bars), "backtesting") as advance:
             counter = _Counter(advance)
-            result = run_backtest(bars, bar_set.calendar, settings, store=store, on_bar=counter)
+            result = run_backtest(
+                bars, bar_set.calendar, settings, store=store, on_bar=counter, desk=desk
+            )
     finally:
         if store is not None:
             store.close()
@@ -734,6 +758,7 @@ def run(
         Path | None,
         typer.Option("--log-file", help="JSON-lines log (default: the store's name + .log)."),
     ] = None,
+    option_quotes: OptionQuotesOption = None,
 ) -> None:
     """Trade: live on Alpaca paper with credentials, else replay real bars offline.
 
@@ -785,6 +810,8 @@ def run(
                 )
             bar_set = _market(data, tz, symbols, settings)
             settings = _trading(settings, bar_set)
+            settings = _option_pricing(settings, option_quotes)
+            desk = option_desk(settings, bar_set.calendar)
             notifier = _start_notifier()
         try:
             with _user_errors():
@@ -811,6 +838,7 @@ def run(
                         console=stdout,
                         quiet=quiet,
                         notifier=notifier,
+                        desk=desk,
                     )
                     _print_replay_summary(store, outcome)
             finally:
