@@ -430,7 +430,9 @@ _OPTIONS_KEYS = {"pricing", "quotes", *ranges.OPTIONS}
 
 def options_settings(table: dict[str, Any], source: Path | None = None) -> OptionsSettings:
     """The `[options]` table; a relative `quotes` path is read from the settings file's
-    folder (where the user keeps the two together), as given without a file."""
+    folder (where the user keeps the two together), as given without a file. A quote file
+    given means pricing from it; with `pricing = "model"` beside it the intent is unclear,
+    so it is refused."""
     _no_unknown(table, _OPTIONS_KEYS, "options.")
     values: dict[str, Any] = {}
     if "pricing" in table:
@@ -445,6 +447,8 @@ def options_settings(table: dict[str, Any], source: Path | None = None) -> Optio
         if not path.is_absolute() and source is not None:
             path = source.parent / path
         values["quotes"] = path
+        if values.setdefault("pricing", Pricing.FILE) is not Pricing.FILE:
+            raise ConfigError('options.quotes is only read with options.pricing = "file"')
     for name, allowed in ranges.OPTIONS.items():
         if name not in table:
             continue

@@ -48,6 +48,7 @@ from ict_trader.audit.render import renderables
 from ict_trader.audit.run import connect
 from ict_trader.config import AppConfig, load_config, signal_params
 from ict_trader.core.bars import Bar
+from ict_trader.core.broker import SimulatedDesk
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 from ict_trader.dashboard.launch import check_address, open_dashboard
 from ict_trader.dashboard.server import (
@@ -487,13 +488,17 @@ OptionQuotesOption = Annotated[
 ]
 
 
-def _option_pricing(settings: AppConfig, quotes: Path | None) -> AppConfig:
-    """The settings with `--option-quotes` applied; says where option premiums come from."""
+def _option_pricing(
+    settings: AppConfig, quotes: Path | None, calendar: NyseCalendar
+) -> tuple[AppConfig, SimulatedDesk | None]:
+    """The settings with `--option-quotes` applied and the option desk they describe (a quote
+    file read and checked now); says where option premiums come from once it is usable."""
     if quotes is not None:
         settings = settings.with_option_quotes(quotes)
-    if settings.trades_options:
+    desk = option_desk(settings, calendar)
+    if desk is not None:
         stderr.print(f"option premiums: {settings.options.description()}", highlight=False)
-    return settings
+    return settings, desk
 
 
 @app.command()
@@ -549,8 +554,7 @@ def backtest(
         )
         if not bars:
             raise ConfigError("no bars between --from and --to")
-        settings = _option_pricing(settings, option_quotes)
-        desk = option_desk(settings, bar_set.calendar)
+        settings, desk = _option_pricing(settings, option_quotes, bar_set.calendar)
         store = Store(db) if db is not None else None
     try:
         with _progress(len(bars), "backtesting") as advance:
@@ -810,8 +814,7 @@ def run(
                 )
             bar_set = _market(data, tz, symbols, settings)
             settings = _trading(settings, bar_set)
-            settings = _option_pricing(settings, option_quotes)
-            desk = option_desk(settings, bar_set.calendar)
+            settings, desk = _option_pricing(settings, option_quotes, bar_set.calendar)
             notifier = _start_notifier()
         try:
             with _user_errors():
