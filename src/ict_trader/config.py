@@ -33,6 +33,15 @@ max_total_equity_pct = 20
 max_symbol_equity_pct = 0   # per symbol (also max_symbol_shares, max_symbol_notional)
 stale_data_minutes = 5   # live: no bar this long -> entries pause until bars return
 
+[options]           # how a backtest or replay prices an option profile's contracts
+pricing = "model"   # model | file (then quotes = "quotes.csv", relative to this file)
+volatility = "realized"   # or an annualised number on the trading-minute clock, e.g. 0.25
+realized_window_minutes = 390
+spread_absolute = 0.02    # the modelled bid-ask: the larger of this and spread_relative x price
+spread_relative = 0.01
+slippage = 0              # dollars per share off a market order's price
+commission_per_contract = 0
+
 [[profiles]]
 name = "conservative"
 allocation = 0.03
@@ -71,13 +80,14 @@ from ict_trader.core.strategy import (
 )
 from ict_trader.errors import ConfigError
 from ict_trader.options.chain import parse_strike_rule
+from ict_trader.options.settings import OptionsSettings, Pricing
 from ict_trader.signals import SignalParams
 from ict_trader.signals.params import ParamError
 
 DEFAULT_CONFIG_FILE = Path("ict-trader.toml")
 MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes; anything this big is not one
 MAX_PROFILES = 20
-_TOP_LEVEL = {"symbol", "symbols", "signal", "exits", "simulation", "profiles", "risk"}
+_TOP_LEVEL = {"symbol", "symbols", "signal", "exits", "simulation", "profiles", "risk", "options"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ class AppConfig:
     signal: SignalParams = field(default_factory=SignalParams)
     engine: EngineConfig = field(default_factory=EngineConfig)
     simulation: SimulatedBrokerConfig = field(default_factory=SimulatedBrokerConfig)
+    options: OptionsSettings = field(default_factory=OptionsSettings)
     source: Path | None = None
     # Whether the settings name their symbols (else QQQ is only the default, and data that
     # says its symbols decides what is traded).
@@ -94,9 +105,20 @@ class AppConfig:
         """These settings, trading `symbols` (every profile on each)."""
         return replace(self, engine=replace(self.engine, symbols=tuple(symbols)))
 
+    def with_option_quotes(self, path: Path) -> AppConfig:
+        """These settings pricing options from the quote file `path` (`--option-quotes`)."""
+        options = replace(self.options, pricing=Pricing.FILE, quotes=path)
+        return replace(self, options=options)
+
+    @property
+    def trades_options(self) -> bool:
+        """Whether an enabled profile trades options (a run then needs option prices)."""
+        return any(p.enabled and p.trades_options for p in self.engine.profiles)
+
     def describe(self) -> dict[str, Any]:
-        """Plain values for run records and reports."""
-        return {
+        """Plain values for run records and reports; `options` (where premiums come from) only
+        when a profile trades options, so shares-only runs record what they always did."""
+        described = {
             "symbols": list(self.engine.symbols),
             "signal": {f.name: getattr(self.signal, f.name) for f in fields(self.signal)},
             "exits": {
@@ -110,6 +132,9 @@ class AppConfig:
                 f.name: str(getattr(self.engine.risk, f.name)) for f in fields(self.engine.risk)
             },
         }
+        if self.trades_options:
+            described["options"] = self.options.describe()
+        return described
 
 
 def _profile_described(profile: StrategyProfile) -> dict[str, Any]:
@@ -185,10 +210,12 @@ def parse_config(raw: dict[str, Any], source: Path | None = None) -> AppConfig:
     profiles = profiles_of(raw.get("profiles"))
     simulation = _simulation(_table(raw, "simulation"))
     risk = _risk(_table(raw, "risk"))
+    options = options_settings(_table(raw, "options"), source)
     return AppConfig(
         signal=signal,
         engine=EngineConfig(symbols=symbols, profiles=profiles, exits=exits, risk=risk),
         simulation=simulation,
+        options=options,
         source=source,
         symbols_named="symbol" in raw or "symbols" in raw,
     )
@@ -396,3 +423,41 @@ def _risk(table: dict[str, Any]) -> RiskLimits:
 def _simulation(table: dict[str, Any]) -> SimulatedBrokerConfig:
     _no_unknown(table, ranges.SIMULATION, "simulation.")
     return SimulatedBrokerConfig(**_numbers(table, "simulation"))
+
+
+_OPTIONS_KEYS = {"pricing", "quotes", *ranges.OPTIONS}
+
+
+def options_settings(table: dict[str, Any], source: Path | None = None) -> OptionsSettings:
+    """The `[options]` table; a relative `quotes` path is read from the settings file's
+    folder (where the user keeps the two together), as given without a file. A quote file
+    given means pricing from it; with `pricing = "model"` beside it the intent is unclear,
+    so it is refused."""
+    _no_unknown(table, _OPTIONS_KEYS, "options.")
+    values: dict[str, Any] = {}
+    if "pricing" in table:
+        values["pricing"] = _choice(table["pricing"], Pricing, "options.pricing")
+    if "quotes" in table:
+        quotes = table["quotes"]
+        if not isinstance(quotes, str) or not quotes.strip():
+            raise ConfigError(
+                f"options.quotes must be the path of a quote file, got {ranges.shown(quotes)}"
+            )
+        path = Path(quotes)
+        if not path.is_absolute() and source is not None:
+            path = source.parent / path
+        values["quotes"] = path
+        if values.setdefault("pricing", Pricing.FILE) is not Pricing.FILE:
+            raise ConfigError('options.quotes is only read with options.pricing = "file"')
+    for name, allowed in ranges.OPTIONS.items():
+        if name not in table:
+            continue
+        value = table[name]
+        if name == "volatility" and value == "realized":
+            continue
+        number = ranges.checked(allowed, value, "options." + name)
+        values[name] = int(number) if allowed.whole else number
+    step = values.get("strike_step")
+    if step is not None and step * 1000 != (step * 1000).to_integral_value():
+        raise ConfigError(f"options.strike_step takes at most 3 decimals (OCC), got {step}")
+    return OptionsSettings(**values)

@@ -98,6 +98,20 @@ OPTION: Mapping[str, Range] = {
     "max_contracts": _whole(1, 10_000),
     "max_premium": _number(1, BILLION),
 }
+# The [options] table: the modelled market of a backtest or replay (docs/options.md).
+OPTIONS: Mapping[str, Range] = {
+    "volatility": _number("0.01", 10, 'or "realized"'),
+    "realized_window_minutes": _whole(30, 20 * SESSION_MINUTES),
+    "spread_absolute": _number(0, 10),
+    "spread_relative": _number(0, 1),
+    "slippage": _number(0, 10),
+    "commission_per_contract": _number(0, 100),
+    "rate": _number(0, 1),
+    "dividend": _number(0, 1),
+    "strike_step": _number("0.5", 100),
+    "strike_count": _whole(1, 100),
+    "staleness_minutes": _whole(0, 60),
+}
 TABLES: Mapping[str, Mapping[str, Range]] = {
     "signal": SIGNAL,
     "exits": EXITS,

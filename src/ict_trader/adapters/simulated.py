@@ -7,16 +7,27 @@
   of the same OCO group are both touched in one bar, the stop fills first (we cannot know the
   order of high and low inside a bar, so we assume the worse one).
 - DAY orders expire at the end of their session; client order ids are never accepted twice.
+
+Option contracts (OCC symbols) trade at quotes, not at bars: the desk the shell gives
+(`use_quotes`: the pricing model or a quote file) quotes them at each minute's open, when their
+underlying's bar opens. A market buy fills at the ask and a market sell at the bid, each worsened
+by `OptionFills.slippage` dollars; a limit buy fills at the ask once the ask is at or below its
+limit, a limit sell at its limit once the bid reaches it; with no quote in force an order waits.
+Cash moves by price x contracts x 100, equity marks held contracts at the mid of the quote at
+each minute's close, and a contract still held on a later session's first bar settles at its
+intrinsic value against the underlying's last close (it should not happen: the engine flattens
+at 15:20). Option orders and positions are kept apart from the shares', so a share-only
+backtest never looks at them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from ict_trader.core.bars import Bar
-from ict_trader.core.broker import BrokerOrder
+from ict_trader.core.broker import BrokerOrder, ContractDesk
 from ict_trader.core.events import (
     AccountUpdated,
     Event,
@@ -25,13 +36,14 @@ from ict_trader.core.events import (
     OrderFilled,
     OrderRejected,
 )
-from ict_trader.core.instruments import instrument_of
+from ict_trader.core.instruments import OptionRight, instrument_of
 from ict_trader.core.ledger import FillRecord, Ledger
 from ict_trader.core.orders import OrderRequest, OrderStatus, OrderType, Side
 
 _BPS = Decimal("0.0001")
 _PRICE_STEP = Decimal("0.0001")
 _ONE_MINUTE = timedelta(minutes=1)
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +52,26 @@ class SimulatedBrokerConfig:
     slippage_bps: Decimal = Decimal(0)
     commission_per_share: Decimal = Decimal(0)
     buying_power_multiple: Decimal = Decimal(2)  # Reg T margin
+
+
+@dataclass(frozen=True, slots=True)
+class OptionFills:
+    """How option orders fill beyond the quote: `slippage` dollars per share off a market
+    order's price, `commission_per_contract` per contract. Alpaca charges no commission on
+    options; the regulatory fees it passes on (a few cents a contract) are 0 unless set."""
+
+    slippage: Decimal = _ZERO
+    commission_per_contract: Decimal = _ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A contract settled at expiry (no order: the position is closed by the exchange)."""
+
+    time: datetime
+    symbol: str
+    qty: int
+    price: Decimal  # the intrinsic value per share
 
 
 class _SimOrder:
@@ -56,8 +88,11 @@ class _SimOrder:
 class SimulatedBroker:
     """Implements `Broker`; the shell calls `open_bar` and `close_bar` around each bar."""
 
-    def __init__(self, config: SimulatedBrokerConfig | None = None) -> None:
+    def __init__(
+        self, config: SimulatedBrokerConfig | None = None, options: OptionFills | None = None
+    ) -> None:
         self.config = config or SimulatedBrokerConfig()
+        self.options = options or OptionFills()
         self._slip = self.config.slippage_bps * _BPS
         self._orders: dict[str, _SimOrder] = {}
         self._queued_market: list[_SimOrder] = []
@@ -71,6 +106,15 @@ class SimulatedBroker:
         self.idle = True
         self._now: datetime | None = None
         self._sequence = 0
+        # Options: their working orders, the contracts held, their marks (quote mids), the desk
+        # that quotes them; `_option_work` is False while there is nothing of them to look at.
+        self._desk: ContractDesk | None = None
+        self._option_orders: list[_SimOrder] = []
+        self._contracts: set[str] = set()
+        self._option_marks: dict[str, Decimal] = {}
+        self._option_work = False
+        self._option_day: dict[str, date] = {}  # per underlying: the session last opened
+        self.settlements: list[Settlement] = []
 
     def restore(self, ledger: Ledger) -> None:
         """Rebuild cash, positions and working orders from a previous run's ledger.
@@ -94,12 +138,21 @@ class SimulatedBroker:
                 multiplier = instrument_of(request.symbol).multiplier
                 self._cash -= signed * fill.price * multiplier + fill.commission
                 sim.fill_price = fill.price
+                if multiplier != 1:
+                    self._option_marks[request.symbol] = fill.price
             if record.status.is_final:
                 continue
-            if request.type is OrderType.MARKET:
+            if instrument_of(request.symbol).is_option:
+                self._option_orders.append(sim)
+            elif request.type is OrderType.MARKET:
                 self._queued_market.append(sim)
             else:
                 self._resting.append(sim)
+        self._contracts = {
+            symbol
+            for symbol, qty in self._positions.items()
+            if qty and instrument_of(symbol).is_option
+        }
         self._refresh_idle()
 
     def resume_at(self, moment: datetime) -> None:
@@ -128,7 +181,10 @@ class SimulatedBroker:
             self._events.append(OrderRejected(now, order.client_order_id, problem))
             return
         self._events.append(OrderAccepted(now, order.client_order_id, sim.broker_id))
-        if order.type is OrderType.MARKET:
+        if instrument_of(order.symbol).is_option:
+            self._option_orders.append(sim)
+            self._option_work = True
+        elif order.type is OrderType.MARKET:
             self._queued_market.append(sim)
         else:
             self._resting.append(sim)
@@ -165,12 +221,31 @@ class SimulatedBroker:
 
     # ------------------------------------------------------------------ bar driving
 
+    def use_quotes(self, desk: ContractDesk) -> None:
+        self._desk = desk
+
+    def contracts_held(self) -> list[str]:
+        return sorted(self._contracts) if self._contracts else []
+
     def equity(self) -> Decimal:
+        if self._contracts:
+            return self._cash + self._marked_with_options()
         marked = sum(
             (qty * Decimal(repr(self._mark.get(symbol, 0.0))) * instrument_of(symbol).multiplier)
             for symbol, qty in self._positions.items()
         )
         return self._cash + marked
+
+    def _marked_with_options(self) -> Decimal:
+        marks = self._option_marks
+        total = _ZERO
+        for symbol, qty in self._positions.items():
+            instrument = instrument_of(symbol)
+            if instrument.is_option:
+                total += qty * marks.get(symbol, _ZERO) * instrument.multiplier
+            else:
+                total += qty * Decimal(repr(self._mark.get(symbol, 0.0))) * instrument.multiplier
+        return total
 
     def open_bar(self, bar: Bar, symbol: str) -> bool:
         """The bar has opened: expire earlier sessions' DAY orders, fill queued market orders.
@@ -178,9 +253,10 @@ class SimulatedBroker:
         Returns whether anything happened (events to drain), so idle bars cost almost nothing.
         """
         self._now = bar.time
+        options = self._option_work and self._open_options(bar, symbol)
         self._mark[symbol] = bar.open
         if not self._queued_market and not self._resting:
-            return False
+            return options
         day = bar.time.date()
         for sim in [*self._queued_market, *self._resting]:
             # Regular-hours bars share their New York and UTC dates, so an order created on an
@@ -201,6 +277,8 @@ class SimulatedBroker:
 
     def close_bar(self, bar: Bar, symbol: str) -> bool:
         """The bar has closed: fill resting orders its range touched, then mark to the close."""
+        if self._contracts:
+            self._mark_options(bar, symbol)
         self._mark[symbol] = bar.close
         self._now = bar.time
         if self._resting:
@@ -224,6 +302,82 @@ class SimulatedBroker:
         self._now = bar.time + _ONE_MINUTE
         return bool(self._events)
 
+    # ------------------------------------------------------------------ options
+
+    def _open_options(self, bar: Bar, symbol: str) -> bool:
+        """`symbol`'s minute opened: settle its contracts that expired, expire earlier
+        sessions' option orders, and fill its contracts' orders at the quote now."""
+        day = bar.time.date()
+        if self._option_day.get(symbol) != day:
+            self._option_day[symbol] = day
+            self._settle_expired(bar, symbol)
+            for sim in list(self._option_orders):
+                if sim.submitted_at is not None and sim.submitted_at.date() < day:
+                    self._finish(sim, OrderStatus.EXPIRED, "expired at the session close")
+        desk = self._desk
+        if desk is not None:
+            for sim in list(self._option_orders):
+                request = sim.request
+                if sim.status.is_final or not _placed_by(sim, bar):
+                    continue
+                if instrument_of(request.symbol).root != symbol:
+                    continue
+                quote = desk.quote(request.symbol, bar.time)
+                if quote is None:
+                    continue  # no quote in force: the order waits, as at an exchange
+                price = self._option_price(request, quote.bid, quote.ask)
+                if price is not None:
+                    commission = self.options.commission_per_contract * request.qty
+                    self._fill(sim, price, bar.time, commission)
+        return bool(self._events)
+
+    def _option_price(self, order: OrderRequest, bid: Decimal, ask: Decimal) -> Decimal | None:
+        """The fill price of an option order against a quote, or None if it does not fill."""
+        buy = order.side is Side.BUY
+        if order.type is OrderType.MARKET:
+            slip = self.options.slippage
+            return ask + slip if buy else max(bid - slip, _ZERO)
+        limit = order.limit_price
+        assert limit is not None
+        if buy:
+            return ask if ask <= limit else None
+        return limit if bid >= limit else None
+
+    def _mark_options(self, bar: Bar, symbol: str) -> None:
+        """Held contracts on `symbol` at the mid of their quote at the bar's close."""
+        desk = self._desk
+        if desk is None:
+            return
+        close = bar.time + _ONE_MINUTE
+        for contract in self._contracts:
+            if instrument_of(contract).root == symbol:
+                quote = desk.quote(contract, close)
+                if quote is not None:
+                    self._option_marks[contract] = quote.mid
+
+    def _settle_expired(self, bar: Bar, symbol: str) -> None:
+        """Contracts on `symbol` that expired before `bar`'s session settle at their intrinsic
+        value against the underlying's last price (its previous close)."""
+        last = self._mark.get(symbol)
+        for contract in sorted(self._contracts):
+            instrument = instrument_of(contract)
+            expiry = instrument.expiry
+            if instrument.root != symbol or expiry is None or expiry >= bar.time.date():
+                continue
+            if last is None or instrument.strike is None:
+                continue
+            spot = Decimal(repr(last))
+            intrinsic = spot - instrument.strike
+            if instrument.right is not OptionRight.CALL:
+                intrinsic = -intrinsic
+            price = max(intrinsic, _ZERO)
+            qty = self._positions.pop(contract)
+            self._cash += qty * price * instrument.multiplier
+            self._contracts.discard(contract)
+            self._option_marks.pop(contract, None)
+            self.settlements.append(Settlement(bar.time, contract, qty, price))
+        self._refresh_idle()
+
     # ------------------------------------------------------------------ internals
 
     def _slipped(self, price: Decimal, side: Side) -> Decimal:
@@ -232,18 +386,33 @@ class SimulatedBroker:
         factor = 1 + self._slip if side is Side.BUY else 1 - self._slip
         return (price * factor).quantize(_PRICE_STEP, rounding=ROUND_HALF_EVEN)
 
-    def _fill(self, sim: _SimOrder, price: Decimal, when: datetime) -> None:
+    def _fill(
+        self, sim: _SimOrder, price: Decimal, when: datetime, commission: Decimal | None = None
+    ) -> None:
+        """Fill `sim` whole at `price`; `commission` given for an option (per contract),
+        else the shares' per-share one."""
         request = sim.request
         qty = request.qty
         signed = qty if request.side is Side.BUY else -qty
-        commission = self.config.commission_per_share * qty
-        self._positions[request.symbol] = self._positions.get(request.symbol, 0) + signed
+        if commission is None:
+            commission = self.config.commission_per_share * qty
+        held = self._positions.get(request.symbol, 0) + signed
+        self._positions[request.symbol] = held
         multiplier = instrument_of(request.symbol).multiplier
         self._cash -= signed * price * multiplier + commission
         sim.status = OrderStatus.FILLED
         sim.fill_price = price
         if sim in self._resting:
             self._resting.remove(sim)
+        elif sim in self._option_orders:
+            self._option_orders.remove(sim)
+            self._option_marks[request.symbol] = price
+            if held:
+                self._contracts.add(request.symbol)
+            else:
+                self._contracts.discard(request.symbol)
+                del self._positions[request.symbol]
+                self._option_marks.pop(request.symbol, None)
         self._events.append(
             OrderFilled(
                 time=when,
@@ -264,7 +433,13 @@ class SimulatedBroker:
         self._refresh_idle()
 
     def _refresh_idle(self) -> None:
-        self.idle = not (self._queued_market or self._resting or any(self._positions.values()))
+        self._option_work = bool(self._option_orders or self._contracts)
+        self.idle = not (
+            self._queued_market
+            or self._resting
+            or self._option_work
+            or any(self._positions.values())
+        )
 
     def _finish(self, sim: _SimOrder, status: OrderStatus, reason: str) -> None:
         sim.status = status
@@ -272,6 +447,8 @@ class SimulatedBroker:
             self._resting.remove(sim)
         if sim in self._queued_market:
             self._queued_market.remove(sim)
+        if sim in self._option_orders:
+            self._option_orders.remove(sim)
         now = self._now or sim.submitted_at
         assert now is not None
         self._events.append(OrderCanceled(now, sim.request.client_order_id, reason))
@@ -292,6 +469,13 @@ class SimulatedBroker:
 def _invalid(order: OrderRequest) -> str | None:
     if order.qty <= 0:
         return f"qty must be positive, got {order.qty}"
+    if instrument_of(order.symbol).is_option:
+        # Alpaca: option orders are market or limit, with at most 2 decimals.
+        if order.type is OrderType.STOP:
+            return "option orders are market or limit orders only"
+        limit = order.limit_price
+        if limit is not None and limit != limit.quantize(Decimal("0.01")):
+            return f"option limit prices take at most 2 decimals, got {limit}"
     if order.type is OrderType.LIMIT and (order.limit_price is None or order.limit_price <= 0):
         return "limit orders need a positive limit_price"
     if order.type is OrderType.STOP and (order.stop_price is None or order.stop_price <= 0):

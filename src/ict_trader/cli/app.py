@@ -48,6 +48,7 @@ from ict_trader.audit.render import renderables
 from ict_trader.audit.run import connect
 from ict_trader.config import AppConfig, load_config, signal_params
 from ict_trader.core.bars import Bar
+from ict_trader.core.broker import SimulatedDesk
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 from ict_trader.dashboard.launch import check_address, open_dashboard
 from ict_trader.dashboard.server import (
@@ -83,7 +84,7 @@ from ict_trader.research.sweep import BarSource, execute, tasks_for
 from ict_trader.research.walkforward import METRICS as SWEEP_METRICS
 from ict_trader.research.walkforward import analyse, check_sources
 from ict_trader.runtime import control
-from ict_trader.runtime.backtest import run_backtest, select_bars
+from ict_trader.runtime.backtest import option_desk, run_backtest, select_bars
 from ict_trader.runtime.live import LiveEndpoints
 from ict_trader.runtime.live_runner import (
     CONNECT_TIMEOUT_SECONDS,
@@ -477,6 +478,29 @@ def _settings(config: Path | None, param: list[str] | None) -> AppConfig:
     return replace(settings, signal=signal_params(settings.signal, overrides, from_file=False))
 
 
+OptionQuotesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--option-quotes",
+        help="Price option profiles from this quote file (timestamp, symbol, bid, ask); "
+        "overrides [options] quotes and pricing.",
+    ),
+]
+
+
+def _option_pricing(
+    settings: AppConfig, quotes: Path | None, calendar: NyseCalendar
+) -> tuple[AppConfig, SimulatedDesk | None]:
+    """The settings with `--option-quotes` applied and the option desk they describe (a quote
+    file read and checked now); says where option premiums come from once it is usable."""
+    if quotes is not None:
+        settings = settings.with_option_quotes(quotes)
+    desk = option_desk(settings, calendar)
+    if desk is not None:
+        stderr.print(f"option premiums: {settings.options.description()}", highlight=False)
+    return settings, desk
+
+
 @app.command()
 def backtest(
     data: SourcesOption = None,
@@ -508,6 +532,7 @@ def backtest(
     db: Annotated[
         Path | None, typer.Option("--db", help="Record signals, orders, fills, trades here.")
     ] = None,
+    option_quotes: OptionQuotesOption = None,
 ) -> None:
     """Backtest the strategy profiles on historical bars with the simulated broker."""
     with _user_errors():
@@ -529,11 +554,14 @@ def backtest(
         )
         if not bars:
             raise ConfigError("no bars between --from and --to")
+        settings, desk = _option_pricing(settings, option_quotes, bar_set.calendar)
         store = Store(db) if db is not None else None
     try:
         with _progress(len(bars), "backtesting") as advance:
             counter = _Counter(advance)
-            result = run_backtest(bars, bar_set.calendar, settings, store=store, on_bar=counter)
+            result = run_backtest(
+                bars, bar_set.calendar, settings, store=store, on_bar=counter, desk=desk
+            )
     finally:
         if store is not None:
             store.close()
@@ -734,6 +762,7 @@ def run(
         Path | None,
         typer.Option("--log-file", help="JSON-lines log (default: the store's name + .log)."),
     ] = None,
+    option_quotes: OptionQuotesOption = None,
 ) -> None:
     """Trade: live on Alpaca paper with credentials, else replay real bars offline.
 
@@ -785,6 +814,7 @@ def run(
                 )
             bar_set = _market(data, tz, symbols, settings)
             settings = _trading(settings, bar_set)
+            settings, desk = _option_pricing(settings, option_quotes, bar_set.calendar)
             notifier = _start_notifier()
         try:
             with _user_errors():
@@ -811,6 +841,7 @@ def run(
                         console=stdout,
                         quiet=quiet,
                         notifier=notifier,
+                        desk=desk,
                     )
                     _print_replay_summary(store, outcome)
             finally:

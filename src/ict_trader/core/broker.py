@@ -78,6 +78,17 @@ class ContractDesk(Protocol):
         """`symbol`'s quote at `at` (None: no quote then)."""
 
 
+class SimulatedDesk(ContractDesk, Protocol):
+    """A desk a simulation feeds with the underlying's bars: the model prices contracts from
+    the underlying's price and volatility, a quote file needs the price for its deltas."""
+
+    def see_open(self, bar: Bar, symbol: str) -> None:
+        """`symbol`'s minute `bar` opened: its price at `bar.time` is the open."""
+
+    def see_close(self, bar: Bar, symbol: str) -> None:
+        """`bar` closed: `symbol`'s price a minute after `bar.time` is the close."""
+
+
 T = TypeVar("T")
 
 
@@ -92,6 +103,12 @@ class SimulatedMarket(Broker, Protocol):
 
     def close_bar(self, bar: Bar, symbol: str) -> bool:
         """The bar's range is known (resting orders fill); whether there are events to drain."""
+
+    def use_quotes(self, desk: ContractDesk) -> None:
+        """Fill option orders and mark option positions at `desk`'s quotes (bars carry none)."""
+
+    def contracts_held(self) -> list[str]:
+        """The option contracts held (empty without any: cheap, asked every minute)."""
 
 
 class StreamingBroker(Broker, Protocol):

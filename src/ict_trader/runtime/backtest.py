@@ -3,6 +3,10 @@
 `run_backtest` is the library entry point (the CLI, the benchmark and the cross-check test all
 use it); it returns everything a report needs (`reporting.backtest_result.BacktestResult`):
 trades, signals, skips, the equity curve and the metrics per profile, per symbol and overall.
+
+With an option profile the run needs option prices: a desk (`options/desk.py`), given or built
+from the settings' `[options]` table, and the result's `config.describe()["options"]` says where
+the premiums came from (`premium_source`: model or file, and `pricing`, a line to show).
 """
 
 from __future__ import annotations
@@ -10,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 
-from ict_trader.adapters.simulated import SimulatedBroker
+from ict_trader.adapters.simulated import OptionFills, SimulatedBroker
 from ict_trader.collector import paused_collector
 from ict_trader.config import AppConfig
 from ict_trader.core.bars import Bar
+from ict_trader.core.broker import SimulatedDesk
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar, Session
 from ict_trader.core.engine import Engine
 from ict_trader.core.events import AccountUpdated, EntrySkipped, SignalDetected, TradeUpdated
+from ict_trader.options.desk import build_desk
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.backtest_result import BacktestResult, all_metrics
 from ict_trader.runtime.kernel import Seen
@@ -44,13 +50,15 @@ def run_backtest(
     store: Store | None = None,
     on_bar: Callable[[Bar], None] | None = None,
     detector: IctDetector | Mapping[str, IctDetector] | None = None,
+    desk: SimulatedDesk | None = None,
 ) -> BacktestResult:
     """Trade `bars` — of every symbol in `config.engine.symbols`, in (time, symbol) order, each
     naming its symbol; or of the one symbol, with or without its name.
 
     `detector`: a fresh one to use instead of `IctDetector(calendar, config.signal)` (one per
     symbol with several), e.g. a `SignalReplay` of signals detected earlier with
-    `config.signal`."""
+    `config.signal`. `desk`: the option desk (by default the one `config.options` describes,
+    when a profile trades options)."""
     sessions = _sessions_of(bars, calendar)
     result = BacktestResult(config=config, bars=bars, sessions=sessions)
     symbols = config.engine.symbols
@@ -60,7 +68,7 @@ def run_backtest(
         engine = Engine(
             config.engine, {symbol: IctDetector(calendar, config.signal) for symbol in symbols}
         )
-    broker = SimulatedBroker(config.simulation)
+    broker, desk = simulated_market(config, calendar, desk)
 
     def observe(item: Seen) -> None:
         if isinstance(item, TradeUpdated):
@@ -72,13 +80,31 @@ def run_backtest(
         elif isinstance(item, AccountUpdated):
             result.equity_curve.append((item.time, item.equity))
 
-    shell = SimulationShell(engine, broker, store=store, observer=observe)
+    shell = SimulationShell(engine, broker, store=store, observer=observe, desk=desk)
     if store is not None:
         store.start_run("backtest", None, config.describe())
     with paused_collector():  # about a million short-lived objects, none in a cycle
         shell.run(bars, on_bar=on_bar)
     result.metrics = all_metrics(result)
     return result
+
+
+def simulated_market(
+    config: AppConfig, calendar: NyseCalendar, desk: SimulatedDesk | None = None
+) -> tuple[SimulatedBroker, SimulatedDesk | None]:
+    """The simulated broker of a backtest or replay, and its option desk: `desk` if given, else
+    the one `config.options` describes when a profile trades options (a quote file is read and
+    checked here), else none (shares only: nothing of options runs)."""
+    options = config.options
+    fills = OptionFills(options.slippage, options.commission_per_contract)
+    return SimulatedBroker(config.simulation, fills), desk or option_desk(config, calendar)
+
+
+def option_desk(config: AppConfig, calendar: NyseCalendar) -> SimulatedDesk | None:
+    """The desk `config.options` describes when an enabled profile trades options, else None.
+    Raises ConfigError (file pricing without a file) or QuoteDataError (a bad quote file), each
+    one line, so a command can refuse before it runs."""
+    return build_desk(config.options, calendar) if config.trades_options else None
 
 
 def _sessions_of(bars: Sequence[Bar], calendar: NyseCalendar) -> list[Session]:

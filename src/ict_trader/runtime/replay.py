@@ -23,6 +23,7 @@ from rich.console import Console
 from ict_trader.adapters.simulated import SimulatedBroker
 from ict_trader.config import AppConfig
 from ict_trader.core.bars import Bar
+from ict_trader.core.broker import SimulatedDesk
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 from ict_trader.core.engine import Engine
 from ict_trader.core.events import (
@@ -39,6 +40,7 @@ from ict_trader.notify.notifier import Notifier
 from ict_trader.persistence.state_keys import LAST_BAR_KEY
 from ict_trader.persistence.store import Store, StoreError
 from ict_trader.runtime import control
+from ict_trader.runtime.backtest import simulated_market
 from ict_trader.runtime.daily import send_daily_summary
 from ict_trader.runtime.kernel import Observer, Seen
 from ict_trader.runtime.simulation import SimulationShell
@@ -181,16 +183,28 @@ def run_replay(
     console: Console,
     quiet: bool = False,
     notifier: Notifier | None = None,
+    desk: SimulatedDesk | None = None,
 ) -> ReplayOutcome:
-    """Replay `bars`, resuming after the store's last committed bar if it holds this replay."""
+    """Replay `bars`, resuming after the store's last committed bar if it holds this replay.
+
+    `desk`: the option desk (by default the one `config.options` describes when a profile
+    trades options); on a resume it is shown the bars already replayed, so the realized
+    volatility is the one an uninterrupted replay would have."""
     engine = Engine(
         config.engine,
         {symbol: IctDetector(calendar, config.signal) for symbol in config.engine.symbols},
     )
-    broker = SimulatedBroker(config.simulation)
+    broker, desk = simulated_market(config, calendar, desk)
     narrator = Narrator(console)
     resumed_after = _prepare(bars, config, store, source, engine=engine, broker=broker)
     todo = [bar for bar in bars if resumed_after is None or bar.time > resumed_after]
+    if desk is not None and resumed_after is not None:
+        for bar in bars:
+            if bar.time > resumed_after:
+                break
+            symbol = bar.symbol or config.engine.symbols[0]
+            desk.see_open(bar, symbol)
+            desk.see_close(bar, symbol)
     if resumed_after is not None:
         console.print(
             f"resuming after {_ny(resumed_after)} New York on "
@@ -204,6 +218,7 @@ def run_replay(
         observer=None if quiet else narrator,
         commit_every_bar=True,
         notifier=notifier,
+        desk=desk,
     )
     first = todo[0].time if todo else bars[-1].time
     pacer = Pacer(speed)

@@ -11,6 +11,12 @@ stage begins: a decision taken at one symbol's close must not come before anothe
 target was touched in that same minute.
 Every command is recorded in the store before it is executed, and the store is committed per
 bar together with the last processed bar, so an interrupted run is consistent up to a bar.
+
+With option profiles a desk (`options/desk.py`: the pricing model or a quote file) answers the
+engine's contract requests and quotes contracts to the broker; the shell shows it every bar of
+the underlying (its open before the broker's open stage, its close before the close stage), and
+after the close stage gives the engine each held contract's quote (`ContractMarked`), so the
+loss limits see option positions at their value. Without a desk none of this runs.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from datetime import datetime, timedelta
 from itertools import groupby
 
 from ict_trader.core.bars import Bar
-from ict_trader.core.broker import Broker, ContractDesk, SimulatedMarket
+from ict_trader.core.broker import Broker, ContractDesk, SimulatedDesk, SimulatedMarket
 from ict_trader.core.engine import Engine
 from ict_trader.core.events import (
+    ContractMarked,
     ContractUnavailable,
     Event,
     OrderFilled,
@@ -51,15 +58,19 @@ class SimulationShell:
         observer: Observer | None = None,
         commit_every_bar: bool = False,
         notifier: Notifier | None = None,
+        desk: SimulatedDesk | None = None,
     ) -> None:
         self.engine = engine
         self.broker = broker
         self.store = store
         self.observer = observer
         self.notifier = notifier
+        self.desk = desk
+        if desk is not None:
+            broker.use_quotes(desk)
         self.kernel = Kernel(
             engine,
-            SimulatedExecution(broker, store),
+            SimulatedExecution(broker, store, desk),
             store=store,
             observer=observer,
             notifier=notifier,
@@ -80,11 +91,16 @@ class SimulationShell:
         engine_on_bar = self.engine.on_bar
         step = self.step
         fast_path_allowed = not self.commit_every_bar
+        desk = self.desk
+        only = self._only
         last: Bar | None = None
         for bar in bars:
             if fast_path_allowed and broker.idle and not self._account_dirty:
-                # Nothing working at the broker: only the engine needs this bar (`step` would
-                # do the same with every broker stage a no-op).
+                # Nothing working at the broker: only the engine (and a desk) need this bar
+                # (`step` would do the same with every broker stage a no-op).
+                if desk is not None:
+                    desk.see_open(bar, only)
+                    desk.see_close(bar, only)
                 commands = engine_on_bar(bar)
                 if commands:
                     self.last_bar = bar
@@ -125,13 +141,20 @@ class SimulationShell:
         """One bar of the only symbol: `step_minute` for a minute of one bar, without building
         its lists (this runs for every bar a trade is open in a backtest)."""
         broker = self.broker
+        desk = self.desk
         symbol = bar.symbol or self._only
         self._last_close[symbol] = bar.close
+        if desk is not None:
+            desk.see_open(bar, symbol)
         if broker.open_bar(bar, symbol):
             self._pump()
+        if desk is not None:
+            desk.see_close(bar, symbol)
         if broker.close_bar(bar, symbol):
             self._pump()
         in_position = broker.position(symbol) != 0
+        if desk is not None and self._mark_contracts(desk, bar.time + _ONE_MINUTE):
+            in_position = True
         if self._account_dirty or in_position:
             # Equity only changes with fills or with the price of an open position.
             close_time = bar.time + _ONE_MINUTE
@@ -157,15 +180,22 @@ class SimulationShell:
             self.step(bars[0])
             return
         broker = self.broker
+        desk = self.desk
         stamped = [bar if bar.symbol else bar._replace(symbol=self._only) for bar in bars]
         for bar in stamped:
             self._note_close(bar)
+            if desk is not None:
+                desk.see_open(bar, bar.symbol)
             if broker.open_bar(bar, bar.symbol):
                 self._pump()
         for bar in stamped:
+            if desk is not None:
+                desk.see_close(bar, bar.symbol)
             if broker.close_bar(bar, bar.symbol):
                 self._pump()
         in_position = any(broker.position(bar.symbol) != 0 for bar in stamped)
+        if desk is not None and self._mark_contracts(desk, bars[0].time + _ONE_MINUTE):
+            in_position = True
         if self._account_dirty or in_position:
             # Equity only changes with fills or with the price of an open position.
             close_time = bars[0].time + _ONE_MINUTE
@@ -186,6 +216,17 @@ class SimulationShell:
                     self.store.record_bar(bar)
             self.apply_control()
             self.commit()
+
+    def _mark_contracts(self, desk: SimulatedDesk, at: datetime) -> bool:
+        """Give the engine each held contract's quote at the minute's close; whether any
+        contract is held (the account then moves with their quotes)."""
+        held = self.broker.contracts_held()
+        for contract in held:
+            quote = desk.quote(contract, at)
+            if quote is not None:
+                self._deliver(ContractMarked(at, quote))
+                self._pump()
+        return bool(held)
 
     def apply_control(self) -> None:
         """Deliver a pending kill/resume request from the store; record the trading state."""
@@ -221,7 +262,9 @@ class SimulatedExecution:
     """Commands at the simulated broker: the order's intent recorded first, as live does;
     contract requests answered by `desk` (the model or a quote file)."""
 
-    def __init__(self, broker: Broker, store: Store | None, desk: ContractDesk | None = None):
+    def __init__(
+        self, broker: Broker, store: Store | None, desk: ContractDesk | None = None
+    ) -> None:
         self.broker = broker
         self.store = store
         self.desk = desk
