@@ -164,9 +164,9 @@ class Book:
         """Option contracts the unfinished trades hold on `underlying` (always bought)."""
         return sum(f.held for f in self.of_profile(None, None, underlying) if f.is_option)
 
-    def modelled(self, profile: str | None = None) -> bool:
+    def modelled(self, profile: str | None = None, underlying: str | None = None) -> bool:
         """Whether any of the trades' premiums came from the pricing model."""
-        return any_modelled(f.trade for f in self.of_profile(profile))
+        return any_modelled(f.trade for f in self.of_profile(profile, None, underlying))
 
 
 def _day(moment: datetime | None) -> date | None:

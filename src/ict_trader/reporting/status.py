@@ -88,6 +88,7 @@ def collect_status(store: Store, book: Book | None = None) -> dict[str, Any]:
                     (book.realized(day, underlying=symbol) if day else Decimal(0)).quantize(CENT)
                 ),
                 "unrealized": str(book.unrealized(marks, underlying=symbol).quantize(CENT)),
+                "model_priced": book.modelled(underlying=symbol),
             }
             for symbol in _symbols(run, book)
         },
