@@ -71,6 +71,8 @@ function isModelled(row) { return Boolean(row.option && row.option.modelled); }
 function symbolCell(row) {
   return row.option ? [row.option.contract, "sym", { sub: row.symbol }] : [row.symbol, "sym"];
 }
+// A call or put is always bought: its side is that, on the signal's direction.
+function side(row) { return row.option ? `bought (${row.direction} signal)` : row.direction; }
 function units(row) {
   if (!row.option) return String(row.shares);
   return `${row.contracts} contract${row.contracts === 1 ? "" : "s"}`;
@@ -172,7 +174,7 @@ function renderStatus(s) {
 // An option trade's prices are premiums per share; a modelled one carries the label on each.
 function renderPositions(rows) {
   fillTable("positions", rows, [
-    symbolCell, (p) => [p.profile], (p) => [p.direction], (p) => [units(p), "num"],
+    symbolCell, (p) => [p.profile], (p) => [side(p)], (p) => [units(p), "num"],
     (p) => [price(p.entry_price), "num", { modelled: isModelled(p) }], (p) => [nyTime(p.entry_time)], (p) => [target(p), "num"],
     (p) => [price(p.mark), "num", { modelled: isModelled(p) }],
     (p) => [money(p.unrealized, true), `num ${tone(p.unrealized)}`, { modelled: isModelled(p) }],
@@ -184,7 +186,7 @@ function renderPositions(rows) {
 
 function renderTrades(rows) {
   fillTable("trades", rows, [
-    (t) => [nyDateTime(t.entry_time)], symbolCell, (t) => [t.profile], (t) => [t.direction],
+    (t) => [nyDateTime(t.entry_time)], symbolCell, (t) => [t.profile], (t) => [side(t)],
     (t) => [units(t), "num"], (t) => [price(t.entry_price), "num", { modelled: isModelled(t) }],
     (t) => [nyTime(t.exit_time)], (t) => [price(t.exit_price), "num", { modelled: isModelled(t) && t.exit_price !== null }],
     (t) => [t.exit_reason ?? t.status], (t) => [money(t.pnl, true), `num ${tone(t.pnl)}`, { modelled: isModelled(t) && t.pnl !== null }],
