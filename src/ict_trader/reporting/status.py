@@ -131,8 +131,8 @@ def _open_trade(figures: TradeFigures, marks: dict[str, Decimal]) -> dict[str, A
 def _instrument_of_profile(book: Book, profile: str) -> dict[str, Any]:
     """What a profile traded: `shares`, `options` or both, and whether its option premiums
     are modelled — so a summary can tell a profile's option P&L from a share profile's."""
-    kinds = {f.is_option for f in book.of_profile(profile)}
-    instrument = "both" if len(kinds) > 1 else "options" if True in kinds else "shares"
+    kinds = {"options" if f.is_option else "shares" for f in book.of_profile(profile)}
+    instrument = "both" if len(kinds) > 1 else kinds.pop() if kinds else "shares"
     return {"instrument": instrument, "model_priced": book.modelled(profile)}
 
 
