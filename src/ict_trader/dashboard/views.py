@@ -13,9 +13,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK
+from ict_trader.core.events import TradeView
+from ict_trader.core.instruments import instrument_of
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.book import Book
+from ict_trader.reporting.option_fields import option_fields
 from ict_trader.reporting.status import collect_status
 
 _CENT = Decimal("0.01")
@@ -89,7 +93,10 @@ def status_view(store: Store) -> dict[str, Any]:
     realized_today = Decimal(status["pnl_today"]["realized"])
     total = book.realized()
     for name, figures in status["pnl_today"]["per_profile"].items():
-        profiles.setdefault(name, {})["unrealized"] = figures["unrealized"]
+        mine = profiles.setdefault(name, {})
+        mine["unrealized"] = figures["unrealized"]
+        mine["instrument"] = figures["instrument"]  # shares, options or both
+        mine["model_priced"] = figures["model_priced"]
     closed = sum(p.get("closed", 0) for p in profiles.values())
     wins = sum(p.get("wins", 0) for p in profiles.values())
     configured = _configured_symbols(store)
@@ -126,6 +133,8 @@ def status_view(store: Store) -> dict[str, Any]:
         },
         "profiles": profiles,
         "breakers": status["breakers"],
+        # Any option premium from the pricing model: the P&L and equity shown are modelled.
+        "model_priced": status["model_priced"],
     }
 
 
@@ -139,11 +148,12 @@ def _orders_by_trade(store: Store) -> dict[str, list[dict[str, Any]]]:
 def trades_view(store: Store) -> list[dict[str, Any]]:
     """Every trade, newest first, with the broker's order ids of its entry and exit."""
     orders = _orders_by_trade(store)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for trade in store.trades():
         legs = orders.get(trade.trade_id, [])
         entry = next((o for o in legs if o["leg"] == "entry"), None)
         exits = [o for o in legs if o["leg"] in _EXIT_LEGS and o["filled_qty"] > 0]
+        option = option_fields(trade)
         rows.append(
             {
                 "trade_id": trade.trade_id,
@@ -151,7 +161,9 @@ def trades_view(store: Store) -> list[dict[str, Any]]:
                 "symbol": trade.symbol,
                 "direction": trade.direction,
                 "status": trade.status,
-                "shares": trade.qty,
+                "shares": None if option else trade.qty,
+                "contracts": trade.qty if option else None,
+                "option": option,  # the contract, its premiums and greeks; None for shares
                 "entry_time": _iso(trade.entry_time),
                 "entry_price": None if trade.entry_price is None else str(trade.entry_price),
                 "exit_time": _iso(trade.exit_time),
@@ -216,7 +228,9 @@ def bars_view(store: Store, day: date | None, symbol: str | None = None) -> dict
     in_day = [
         t
         for t in store.trades()
-        if t.symbol == symbol and t.entry_time is not None and start <= t.entry_time < end
+        if instrument_of(t.symbol).root == symbol
+        and t.entry_time is not None
+        and start <= t.entry_time < end
     ]
     return {
         "day": day.isoformat(),
@@ -233,23 +247,50 @@ def bars_view(store: Store, day: date | None, symbol: str | None = None) -> dict
         "entries": [
             {
                 "t": _iso(t.entry_time),
-                "price": str(t.entry_price),
+                "price": str(_on_chart(t, t.entry_price, t.entry_time, bars)),
                 "profile": t.profile,
                 "direction": t.direction,
+                **_premium_mark(t, t.entry_price),
             }
             for t in in_day
         ],
         "exits": [
             {
                 "t": _iso(t.exit_time),
-                "price": str(t.exit_price),
+                "price": str(_on_chart(t, t.exit_price, t.exit_time, bars)),
                 "profile": t.profile,
                 "reason": None if t.exit_reason is None else t.exit_reason.value,
                 "pnl": None if t.pnl is None else _money(t.pnl),
+                **_premium_mark(t, t.exit_price),
             }
             for t in in_day
             if t.exit_time is not None
         ],
+    }
+
+
+def _on_chart(
+    trade: TradeView, price: Decimal | None, moment: datetime | None, bars: list[Bar]
+) -> Decimal | float | None:
+    """Where a trade's mark sits on its symbol's candles: a share trade at its fill price; an
+    option trade (whose prices are premiums) at the underlying's price — the signal's close at
+    entry, the close of the last bar done by the exit."""
+    if trade.option is None:
+        return price
+    if moment == trade.entry_time:
+        return trade.option.underlying_entry
+    done = [b.close for b in bars if moment is not None and b.time + _ONE_MINUTE <= moment]
+    return done[-1] if done else None
+
+
+def _premium_mark(trade: TradeView, premium: Decimal | None) -> dict[str, Any]:
+    """An option trade's mark also names the contract and the premium it was filled at."""
+    if trade.option is None:
+        return {}
+    return {
+        "contract": trade.symbol,
+        "premium": None if premium is None else str(premium),
+        "modelled": trade.option.source.modelled,
     }
 
 

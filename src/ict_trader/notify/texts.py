@@ -22,9 +22,20 @@ from ict_trader.core.events import (
     OrderRefused,
     TradeClosed,
     TradeReleased,
+    TradeView,
     TradingState,
     TradingStateChanged,
     UnknownFill,
+)
+from ict_trader.notify.option_words import (
+    MODEL_PRICED,
+    contract_label,
+    contracts_text,
+    greeks_text,
+    is_option,
+    modelled,
+    premium_text,
+    underlying,
 )
 
 CENT = Decimal("0.01")
@@ -81,10 +92,15 @@ def _(notice: TradingStateChanged) -> Notify:
 @_render.register
 def _(notice: TradeReleased) -> Notify:
     trade = notice.trade
+    held = (
+        f"{contracts_text(notice.held)} {contract_label(trade.symbol)}"
+        if is_option(trade.symbol)
+        else f"{notice.held} share(s)"
+    )
     return Notify(
         Level.WARNING,
         f"{trade.profile.upper()} trade released",
-        f"{trade.trade_id}: {notice.held} share(s) no longer managed by ict-trader "
+        f"{trade.trade_id}: {held} no longer managed by ict-trader "
         f"({notice.actor}: {notice.reason}); no P&L booked",
         notice.time,
     )
@@ -125,6 +141,8 @@ def _(notice: OrderRefused) -> Notify:
 def _(notice: EntryFilled) -> Notify:
     trade = notice.trade
     profile = trade.profile.upper()
+    if trade.option is not None:
+        return Notify(Level.INFO, f"{profile} entry", _option_entry(notice), notice.time)
     return Notify(
         Level.INFO,
         f"{profile} entry",
@@ -135,12 +153,46 @@ def _(notice: EntryFilled) -> Notify:
     )
 
 
+def _option_entry(notice: EntryFilled) -> str:
+    """An option entry: the contract bought, its premium per contract and in total, the
+    greeks it was bought at, what closes it, and whether the premium is the model's."""
+    trade = notice.trade
+    option = trade.option
+    assert option is not None
+    if option.underlying_target is not None:
+        target = f"target {underlying(trade.symbol)} {price_text(option.underlying_target)}"
+    else:
+        target = f"target premium {price_text(trade.target_price)}"
+    return (
+        f"{trade.profile.upper()} entry — BUY {contracts_text(trade.qty)} "
+        f"{contract_label(trade.symbol)} @ {price_text(notice.price)}{_label(trade)} · "
+        f"paid {premium_text(notice.price, trade.qty, trade.symbol)} · "
+        f"{greeks_text(option)} · {trade.direction} signal at "
+        f"{price_text(option.underlying_entry)} · {target} · order {notice.order}"
+    )
+
+
+def _label(trade: TradeView) -> str:
+    return f" ({MODEL_PRICED})" if modelled(trade) else ""
+
+
 @_render.register
 def _(notice: TradeClosed) -> Notify:
     trade = notice.trade
     profile = trade.profile.upper()
     reason = trade.exit_reason.value.replace("_", " ") if trade.exit_reason else "exit"
     orders = ", ".join(notice.exit_orders) or "?"
+    if trade.option is not None:
+        return Notify(
+            Level.INFO,
+            f"{profile} {reason} exit",
+            f"{profile} {reason} exit — SELL {contracts_text(trade.qty)} "
+            f"{contract_label(trade.symbol)} {price_text(trade.entry_price)} → "
+            f"{price_text(trade.exit_price)}{_label(trade)} · {_premiums(trade)} · "
+            f"P&L {trade.pnl:+.2f}{_label(trade)} · {greeks_text(trade.option)} at entry · "
+            f"order {orders} (entry {notice.entry_order})",
+            notice.time,
+        )
     return Notify(
         Level.INFO,
         f"{profile} {reason} exit",
@@ -149,6 +201,16 @@ def _(notice: TradeClosed) -> Notify:
         f"P&L {trade.pnl:+.2f} · order {orders} (entry {notice.entry_order})",
         notice.time,
     )
+
+
+def _premiums(trade: TradeView) -> str:
+    """`paid $52.00 a contract, $520.00 for 10 · received $78.00 a contract, $780.00 for 10`."""
+    parts = []
+    if trade.entry_price is not None:
+        parts.append(f"paid {premium_text(trade.entry_price, trade.qty, trade.symbol)}")
+    if trade.exit_price is not None:
+        parts.append(f"received {premium_text(trade.exit_price, trade.qty, trade.symbol)}")
+    return " · ".join(parts)
 
 
 def store_unwritable(problem: str, moment: datetime) -> Notify:

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from rich.table import Table
 
+from ict_trader.notify.option_words import MODEL_PRICED
 from ict_trader.reporting.backtest_result import BacktestResult
 from ict_trader.reporting.metrics import Metrics
 
@@ -63,6 +64,23 @@ LABELS = [
 ]
 
 
+def column_name(result: BacktestResult, name: str) -> str:
+    """A metrics column's heading: the profile (or total), and `model-priced` when its P&L
+    comes from modelled option premiums."""
+    return f"{name} ({MODEL_PRICED})" if result.is_modelled(name) else name
+
+
+def premium_note(result: BacktestResult) -> str:
+    """Where the option trades' premiums came from, for a report's heading ('' without)."""
+    options = result.option_trades()
+    if not options:
+        return ""
+    sources = sorted({t.option.source.value for t in options if t.option is not None})
+    words = {"model": f"the pricing model ({MODEL_PRICED})", "file": "a quote file"}
+    named = " and ".join(words.get(source, source) for source in sources)
+    return f"{len(options)} option trades, premiums from {named}"
+
+
 def summary_table(result: BacktestResult) -> Table:
     period = (
         f"{result.sessions[0].day} … {result.sessions[-1].day}, {len(result.sessions)} sessions"
@@ -70,9 +88,11 @@ def summary_table(result: BacktestResult) -> Table:
         else "no sessions"
     )
     sim = result.config.simulation
+    note = premium_note(result)
     table = Table(
         title=(
             f"Backtest {period} · start ${sim.starting_equity:,} · slippage {sim.slippage_bps} bp"
+            + (f" · {note}" if note else "")
         ),
         title_justify="left",
     )
@@ -80,7 +100,7 @@ def summary_table(result: BacktestResult) -> Table:
     # every profile, all of them together, then (several symbols) each symbol's trades
     shown = {**result.metrics, **result.metrics_by_symbol}
     for name in shown:
-        table.add_column(name, justify="right")
+        table.add_column(column_name(result, name), justify="right")
     columns = [metric_cells(m) for m in shown.values()]
     for index, label in enumerate(LABELS):
         table.add_row(label, *(column[index] for column in columns))

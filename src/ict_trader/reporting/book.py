@@ -17,6 +17,7 @@ from decimal import Decimal
 from ict_trader.core.calendar import NEW_YORK
 from ict_trader.core.events import TradeView
 from ict_trader.core.instruments import instrument_of
+from ict_trader.notify.option_words import any_modelled
 from ict_trader.persistence.store import Store
 
 UNFINISHED = frozenset({"pending", "open", "exiting"})
@@ -30,7 +31,15 @@ class TradeFigures:
 
     @property
     def sign(self) -> int:
-        return 1 if self.trade.direction == "long" else -1
+        """+1 for a long position. A bought call or put is long whichever way its signal
+        pointed: an option trade on a short signal holds long puts, not short ones."""
+        if self.trade.direction == "long" or self.is_option:
+            return 1
+        return -1
+
+    @property
+    def is_option(self) -> bool:
+        return self.trade.option is not None or instrument_of(self.trade.symbol).is_option
 
     @property
     def multiplier(self) -> int:
@@ -96,12 +105,21 @@ class Book:
     def symbols(self) -> list[str]:
         return sorted({f.trade.symbol for f in self.trades})
 
-    def of_profile(self, profile: str | None, symbol: str | None = None) -> Iterable[TradeFigures]:
+    def underlyings(self) -> list[str]:
+        """The symbols traded, an option counted under the symbol it is on."""
+        return sorted({instrument_of(f.trade.symbol).root for f in self.trades})
+
+    def of_profile(
+        self, profile: str | None, symbol: str | None = None, underlying: str | None = None
+    ) -> Iterable[TradeFigures]:
+        """`symbol`: the trades in that instrument only; `underlying`: its shares and every
+        option on it."""
         return (
             f
             for f in self.trades
             if (profile is None or f.trade.profile == profile)
             and (symbol is None or f.trade.symbol == symbol)
+            and (underlying is None or instrument_of(f.trade.symbol).root == underlying)
         )
 
     def unfinished(self, profile: str | None = None) -> list[TradeFigures]:
@@ -118,19 +136,37 @@ class Book:
         ]
 
     def realized(
-        self, day: date | None = None, profile: str | None = None, symbol: str | None = None
+        self,
+        day: date | None = None,
+        profile: str | None = None,
+        symbol: str | None = None,
+        underlying: str | None = None,
     ) -> Decimal:
-        return sum((f.realized(day) for f in self.of_profile(profile, symbol)), Decimal(0))
+        trades = self.of_profile(profile, symbol, underlying)
+        return sum((f.realized(day) for f in trades), Decimal(0))
 
     def unrealized(
-        self, marks: Mapping[str, Decimal], profile: str | None = None, symbol: str | None = None
+        self,
+        marks: Mapping[str, Decimal],
+        profile: str | None = None,
+        symbol: str | None = None,
+        underlying: str | None = None,
     ) -> Decimal:
-        return sum((f.unrealized(marks) for f in self.of_profile(profile, symbol)), Decimal(0))
+        trades = self.of_profile(profile, symbol, underlying)
+        return sum((f.unrealized(marks) for f in trades), Decimal(0))
 
     def position(self, symbol: str) -> int:
         """Net units of `symbol` the unfinished trades hold (negative when short), as the
         engine counts."""
         return sum(f.sign * f.held for f in self.of_profile(None, symbol))
+
+    def contracts_on(self, underlying: str) -> int:
+        """Option contracts the unfinished trades hold on `underlying` (always bought)."""
+        return sum(f.held for f in self.of_profile(None, None, underlying) if f.is_option)
+
+    def modelled(self, profile: str | None = None, underlying: str | None = None) -> bool:
+        """Whether any of the trades' premiums came from the pricing model."""
+        return any_modelled(f.trade for f in self.of_profile(profile, None, underlying))
 
 
 def _day(moment: datetime | None) -> date | None:

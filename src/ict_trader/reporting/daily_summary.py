@@ -11,6 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from ict_trader.core.events import Level, Notify
+from ict_trader.notify.option_words import MODEL_PRICED, any_modelled
 from ict_trader.reporting.book import Book
 
 
@@ -22,12 +23,18 @@ def daily_summary(book: Book, day: date, at: datetime, audit: str | None = None)
     closed = book.closed(day)
     total = book.realized(day)
     wins = sum(1 for t in closed if t.pnl is not None and t.pnl > 0)
-    parts = [f"{_count(len(closed), 'trade')}, {_count(wins, 'win')}, P&L {total:+.2f}"]
+    # A P&L that modelled option premiums made says so, in the total and in its profile's part.
+    label = f" {MODEL_PRICED}" if any_modelled(closed) else ""
+    parts = [f"{_count(len(closed), 'trade')}, {_count(wins, 'win')}, P&L {total:+.2f}{label}"]
     for profile in sorted({t.profile for t in closed}):
         mine = [t for t in closed if t.profile == profile]
         pnl = sum((t.pnl or Decimal(0) for t in mine), Decimal(0))
         reasons = ", ".join(t.exit_reason.value for t in mine if t.exit_reason is not None)
-        parts.append(f"{profile} {_count(len(mine), 'trade')} {pnl:+.2f} ({reasons})")
+        options = " options" if any(t.option is not None for t in mine) else ""
+        mark = f" {MODEL_PRICED}" if any_modelled(mine) else ""
+        parts.append(
+            f"{profile}{options} {_count(len(mine), 'trade')} {pnl:+.2f}{mark} ({reasons})"
+        )
     still_open = book.unfinished()
     if still_open:
         partly = sum((f.realized(day) for f in still_open), Decimal(0))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,15 @@ from plotly.subplots import make_subplots
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK
 from ict_trader.core.events import TradeView
+from ict_trader.notify.option_words import (
+    MODEL_PRICED,
+    contract_name,
+    greeks_text,
+    modelled,
+    premium_dollars,
+)
 from ict_trader.reporting.backtest_result import BacktestResult
-from ict_trader.reporting.backtest_summary import LABELS, metric_cells
+from ict_trader.reporting.backtest_summary import LABELS, column_name, metric_cells, premium_note
 from ict_trader.reporting.market_axis import MarketAxis
 
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
@@ -32,7 +40,9 @@ h1{font-size:22px}h2{font-size:18px;margin-top:32px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .pos{color:#11772d}.neg{color:#b3261e}.muted{color:#666;font-size:13px}
+.modelled{color:#8a5a00;font-size:11px;font-weight:600;margin-left:4px}
 """
+_MODELLED = f'<span class="modelled">{MODEL_PRICED}</span>'
 
 
 def _ny(moment: datetime) -> str:
@@ -87,7 +97,7 @@ def _equity_figure(result: BacktestResult) -> go.Figure:
             go.Scatter(
                 **_on_axis(axis, times),
                 y=values,
-                name=f"{profile} (closed trades)",
+                name=f"{column_name(result, profile)} (closed trades)",
                 mode="lines",
                 line={"shape": "hv", "color": _COLOURS[index % len(_COLOURS)]},
             ),
@@ -150,7 +160,7 @@ def _pnl_figure(result: BacktestResult) -> go.Figure:
         figure.add_trace(
             go.Histogram(
                 x=pnls,
-                name=profile,
+                name=column_name(result, profile),
                 opacity=0.6,
                 nbinsx=40,
                 marker={"color": _COLOURS[index % len(_COLOURS)]},
@@ -183,25 +193,28 @@ def _session_traces(bars: list[Bar], trades: list[TradeView]) -> list[go.BaseTra
     exits_x, exits_y, exits_text = [], [], []
     target_x: list[str | None] = []
     target_y: list[float | None] = []
+    closes = {bar.time: bar.close for bar in bars}
     for trade in trades:
         if trade.entry_time is None or trade.entry_price is None:
             continue
+        marks = _marks(trade, closes)
         entries_x.append(_ny(trade.entry_time)[11:])
-        entries_y.append(float(trade.entry_price))
+        entries_y.append(marks.entry)
         entries_text.append(
-            f"{trade.profile} {trade.direction} {trade.qty} @ {trade.entry_price}"
-            f"<br>{trade.entry_order_id}"
+            f"{trade.profile} {trade.direction} {_bought(trade)} @ {trade.entry_price}"
+            f"{marks.note}<br>{trade.entry_order_id}"
         )
-        if trade.exit_time is not None and trade.exit_price is not None:
+        if trade.exit_time is not None and trade.exit_price is not None and marks.exit:
             exits_x.append(_ny(trade.exit_time)[11:])
-            exits_y.append(float(trade.exit_price))
+            exits_y.append(marks.exit)
             reason = trade.exit_reason.value if trade.exit_reason else "exit"
             exits_text.append(
-                f"{trade.profile} {reason} exit @ {trade.exit_price}<br>P&L {trade.pnl}"
+                f"{trade.profile} {reason} exit @ {trade.exit_price}{marks.note}"
+                f"<br>P&L {trade.pnl}{marks.note}"
             )
-        if trade.target_price is not None and trade.exit_time is not None:
+        if marks.target is not None and trade.exit_time is not None:
             target_x += [_ny(trade.entry_time)[11:], _ny(trade.exit_time)[11:], None]
-            target_y += [float(trade.target_price), float(trade.target_price), None]
+            target_y += [marks.target, marks.target, None]
     traces.append(
         go.Scatter(
             x=entries_x,
@@ -235,6 +248,44 @@ def _session_traces(bars: list[Bar], trades: list[TradeView]) -> list[go.BaseTra
         )
     )
     return traces
+
+
+@dataclass(frozen=True)
+class _Marks:
+    """Where a trade is drawn on its underlying's candles. A share trade at its fills and
+    target; an option trade (its prices are premiums) at the underlying's price when it was
+    entered, the close of the bar its exit followed, and the underlying's target."""
+
+    entry: float
+    exit: float | None
+    target: float | None
+    note: str  # an option trade's contract and model label, for the hover text
+
+
+def _marks(trade: TradeView, closes: dict[datetime, float]) -> _Marks:
+    option = trade.option
+    if option is None:
+        return _Marks(
+            float(trade.entry_price or 0),
+            None if trade.exit_price is None else float(trade.exit_price),
+            None if trade.target_price is None else float(trade.target_price),
+            "",
+        )
+    exit_close = None
+    if trade.exit_time is not None:
+        done = [t for t in closes if t + timedelta(minutes=1) <= trade.exit_time]
+        exit_close = closes[max(done)] if done else None
+    label = f" ({MODEL_PRICED})" if modelled(trade) else ""
+    return _Marks(
+        float(option.underlying_entry),
+        exit_close,
+        None if option.underlying_target is None else float(option.underlying_target),
+        f" premium{label}<br>{contract_name(trade.symbol)}",
+    )
+
+
+def _bought(trade: TradeView) -> str:
+    return f"{trade.qty} contracts" if trade.option is not None else str(trade.qty)
 
 
 def _trades_figure(result: BacktestResult) -> go.Figure | None:
@@ -280,7 +331,7 @@ def _trades_figure(result: BacktestResult) -> go.Figure | None:
 
 
 def _metrics_table(result: BacktestResult) -> str:
-    names = list(result.metrics)
+    names = [column_name(result, name) for name in result.metrics]
     cells = [metric_cells(m) for m in result.metrics.values()]
     head = "".join(f"<th>{html.escape(name)}</th>" for name in names)
     rows = []
@@ -291,31 +342,61 @@ def _metrics_table(result: BacktestResult) -> str:
 
 
 def _trade_table(result: BacktestResult) -> str:
+    """Every closed trade with its order id; with option trades, also each one's contract,
+    contracts, premiums paid and received (x 100), greeks at entry and premium source, and
+    `model-priced` on every figure a modelled premium gave."""
+    options = bool(result.option_trades())
     header = (
         "<tr><th>trade</th><th>profile</th><th>side</th><th>shares</th><th>entry (NY)</th>"
         "<th>entry $</th><th>target $</th><th>exit (NY)</th><th>exit $</th><th>reason</th>"
-        "<th>P&amp;L $</th><th>entry order id</th></tr>"
+        "<th>P&amp;L $</th><th>entry order id</th>"
+        + (
+            "<th>contract</th><th>contracts</th><th>premium paid $</th>"
+            "<th>premium received $</th><th>delta, IV at entry</th><th>premium source</th>"
+            if options
+            else ""
+        )
+        + "</tr>"
     )
     rows = []
     for t in result.closed_trades():
         pnl = t.pnl or Decimal(0)
         css = "pos" if pnl > 0 else "neg"
+        label = _MODELLED if modelled(t) else ""
         cells = [
             html.escape(t.trade_id),
             html.escape(t.profile),
             html.escape(t.direction),
-            str(t.qty),
+            "" if t.option is not None else str(t.qty),
             _ny(t.entry_time) if t.entry_time else "",
-            str(t.entry_price),
+            f"{t.entry_price}{label}",
             str(t.target_price),
             _ny(t.exit_time) if t.exit_time else "",
-            str(t.exit_price),
+            f"{t.exit_price}{label}",
             html.escape(t.exit_reason.value if t.exit_reason else ""),
-            f'<span class="{css}">{pnl:+.2f}</span>',
+            f'<span class="{css}">{pnl:+.2f}</span>{label}',
             html.escape(t.entry_order_id),
         ]
+        if options:
+            cells += _option_cells(t, label)
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     return f"<table>{header}{''.join(rows)}</table>"
+
+
+def _option_cells(trade: TradeView, label: str) -> list[str]:
+    option = trade.option
+    if option is None:
+        return [""] * 6
+    paid = premium_dollars(trade.entry_price or Decimal(0), trade.qty, trade.symbol)
+    received = premium_dollars(trade.exit_price or Decimal(0), trade.qty, trade.symbol)
+    return [
+        f"{html.escape(contract_name(trade.symbol))} ({html.escape(trade.symbol)})",
+        str(trade.qty),
+        f"{paid:,.2f}{label}",
+        f"{received:,.2f}{label}",
+        html.escape(greeks_text(option)),
+        html.escape(option.source.value),
+    ]
 
 
 def _settings_line(config: dict[str, Any]) -> str:
@@ -365,6 +446,7 @@ def render_html_report(result: BacktestResult) -> str:
 ${sim.starting_equity:,} · slippage {sim.slippage_bps} bp · commission {sim.commission_per_share}
 per share · total P&amp;L <b id="total-pnl">{total:+,.2f}</b></p>
 <p class="muted">settings: {html.escape(_settings_line(config))}</p>
+{_premium_paragraph(result)}
 <h2>Figures per profile</h2>
 {_metrics_table(result)}
 {"".join(parts)}
@@ -372,6 +454,19 @@ per share · total P&amp;L <b id="total-pnl">{total:+,.2f}</b></p>
 {_trade_table(result)}
 </body></html>
 """
+
+
+def _premium_paragraph(result: BacktestResult) -> str:
+    """Where option premiums came from; a modelled run says its figures are model-priced."""
+    note = premium_note(result)
+    if not note:
+        return ""
+    warning = (
+        f" Figures marked {MODEL_PRICED} come from modelled premiums, not a market."
+        if result.modelled_profiles()
+        else ""
+    )
+    return f'<p class="muted" id="premiums">{html.escape(note)}.{warning}</p>'
 
 
 def write_html_report(result: BacktestResult, path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ict_trader.core.breakers import BREAKERS, tripped_by
 from ict_trader.core.calendar import NEW_YORK
+from ict_trader.notify.option_words import contracts_text
 from ict_trader.persistence import control_log as control
 from ict_trader.persistence.state_keys import (
     BROKER_CHECKED_KEY,
@@ -18,7 +19,8 @@ from ict_trader.persistence.state_keys import (
     LAST_BAR_KEY,
 )
 from ict_trader.persistence.store import Store
-from ict_trader.reporting.book import Book
+from ict_trader.reporting.book import Book, TradeFigures
+from ict_trader.reporting.option_fields import option_fields
 
 DEFAULT_MAX_HEARTBEAT_AGE = 90.0
 CENT = Decimal("0.01")  # seconds without a loop pass before the bot counts as stuck
@@ -37,19 +39,7 @@ def collect_status(store: Store, book: Book | None = None) -> dict[str, Any]:
     if last_bar:
         day = datetime.fromisoformat(last_bar.replace("Z", "+00:00")).astimezone(NEW_YORK).date()
     open_trades = [
-        {
-            "trade_id": f.trade.trade_id,
-            "profile": f.trade.profile,
-            "symbol": f.trade.symbol,
-            "direction": f.trade.direction,
-            "shares": f.held,
-            "entry_price": str(f.trade.entry_price),
-            "entry_time": f.trade.entry_time.isoformat() if f.trade.entry_time else None,
-            "target_price": str(f.trade.target_price),
-            "realized": str(f.realized().quantize(Decimal("0.01"))),
-            "mark": str(marks[f.trade.symbol]) if f.trade.symbol in marks else None,
-            "unrealized": str(f.unrealized(marks).quantize(Decimal("0.01"))),
-        }
+        _open_trade(f, marks)
         for f in book.unfinished()
         if f.trade.status != "pending" and f.trade.entry_price is not None
     ]
@@ -83,30 +73,95 @@ def collect_status(store: Store, book: Book | None = None) -> dict[str, Any]:
                 p: {
                     "realized": str(book.realized(day, p) if day else Decimal(0)),
                     "unrealized": str(book.unrealized(marks, p).quantize(Decimal("0.01"))),
+                    **_instrument_of_profile(book, p),
                 }
                 for p in book.profiles()
             },
         },
+        # Each underlying: its net shares, the contracts held on it, and the P&L of both.
         "symbols": {
             symbol: {
                 "last_close": str(marks[symbol]) if symbol in marks else None,
                 "position": book.position(symbol),
+                "contracts": book.contracts_on(symbol),
                 "realized": str(
-                    (book.realized(day, symbol=symbol) if day else Decimal(0)).quantize(CENT)
+                    (book.realized(day, underlying=symbol) if day else Decimal(0)).quantize(CENT)
                 ),
-                "unrealized": str(book.unrealized(marks, symbol=symbol).quantize(CENT)),
+                "unrealized": str(book.unrealized(marks, underlying=symbol).quantize(CENT)),
+                "model_priced": book.modelled(underlying=symbol),
             }
             for symbol in _symbols(run, book)
         },
+        # True when any trade's premiums came from the pricing model: its P&L is modelled.
+        "model_priced": book.modelled(),
         "open_trades": open_trades,
         "breakers": breakers,
     }
 
 
 def _symbols(run: dict[str, Any] | None, book: Book) -> list[str]:
-    """The settings' symbols in their order, then any other the book holds trades in."""
+    """The settings' symbols in their order, then any other the book holds trades in (an
+    option under the symbol it is on: contracts are not symbols of their own)."""
     configured = list((run or {}).get("config", {}).get("symbols", []))
-    return configured + [s for s in book.symbols() if s not in configured]
+    return configured + [s for s in book.underlyings() if s not in configured]
+
+
+def _open_trade(figures: TradeFigures, marks: dict[str, Decimal]) -> dict[str, Any]:
+    """An open trade as `status` and the dashboard show it: shares, or contracts with the
+    contract spelled out and its premiums (`option`, see `option_fields`)."""
+    trade = figures.trade
+    option = option_fields(trade, figures.held) if figures.is_option else None
+    return {
+        "trade_id": trade.trade_id,
+        "profile": trade.profile,
+        "symbol": trade.symbol,
+        "direction": trade.direction,
+        "shares": None if figures.is_option else figures.held,
+        "contracts": figures.held if figures.is_option else None,
+        "entry_price": str(trade.entry_price),
+        "entry_time": trade.entry_time.isoformat() if trade.entry_time else None,
+        "target_price": str(trade.target_price),
+        "realized": str(figures.realized().quantize(Decimal("0.01"))),
+        "mark": str(marks[trade.symbol]) if trade.symbol in marks else None,
+        "unrealized": str(figures.unrealized(marks).quantize(Decimal("0.01"))),
+        "option": option,
+    }
+
+
+def _instrument_of_profile(book: Book, profile: str) -> dict[str, Any]:
+    """What a profile traded: `shares`, `options` or both, and whether its option premiums
+    are modelled — so a summary can tell a profile's option P&L from a share profile's."""
+    kinds = {"options" if f.is_option else "shares" for f in book.of_profile(profile)}
+    instrument = "both" if len(kinds) > 1 else kinds.pop() if kinds else "shares"
+    return {"instrument": instrument, "model_priced": book.modelled(profile)}
+
+
+def open_trade_line(trade: dict[str, Any]) -> str:
+    """One open trade of `collect_status` as `ict-trader status` prints it: shares as before;
+    contracts with the contract named, the premium paid and the model label when modelled."""
+    if trade.get("option") is None:
+        return (
+            f"open: {trade['trade_id']} {trade['direction']} {trade['shares']} @ "
+            f"{trade['entry_price']} target {trade['target_price']} · {trade['unrealized']}"
+        )
+    option = trade["option"]
+    label = f" ({option['label']})" if option["label"] else ""
+    target = (
+        f"target {option['underlying']} {option['underlying_target']}"
+        if option["underlying_target"] is not None
+        else f"target premium {trade['target_price']}"
+    )
+    return (
+        f"open: {trade['trade_id']} {contracts_text(trade['contracts'])} "
+        f"{option['contract']} ({option['occ_symbol']}) @ {trade['entry_price']}{label} · "
+        f"paid ${option['premium_paid']} · delta {_greek(option['delta'], '+.2f')}, "
+        f"IV {_greek(option['iv'], '.1%')} · {target} · mark {trade['mark'] or '?'} · "
+        f"{trade['unrealized']}{label}"
+    )
+
+
+def _greek(value: float | None, spec: str) -> str:
+    return "?" if value is None else format(value, spec)
 
 
 def collect_health(

@@ -44,11 +44,52 @@ function setFigure(id, raw, text, cls) {
   if (cls !== undefined) el.className = cls;
 }
 
-function cell(text, cls) {
+// `extra.modelled`: the figure comes from a modelled option premium, so it carries the label;
+// `extra.sub`: a second, smaller line (an option's OCC symbol under its readable name).
+function cell(text, cls, extra = {}) {
   const td = document.createElement("td");
   td.textContent = text;
   if (cls) td.className = cls;
+  if (extra.modelled) td.append(modelledBadge());
+  if (extra.sub) {
+    const sub = document.createElement("small");
+    sub.className = "sub";
+    sub.textContent = extra.sub;
+    td.append(sub);
+  }
   return td;
+}
+function modelledBadge() {
+  const badge = document.createElement("span");
+  badge.className = "badge modelled";
+  badge.title = "from the pricing model's option premium, not a market price";
+  badge.textContent = "modelled";
+  return badge;
+}
+// Option trades: the contract by name (OCC symbol below), contracts, premiums, greeks at entry.
+function isModelled(row) { return Boolean(row.option && row.option.modelled); }
+function symbolCell(row) {
+  return row.option ? [row.option.contract, "sym", { sub: row.symbol }] : [row.symbol, "sym"];
+}
+// A call or put is always bought: its side is that, on the signal's direction.
+function side(row) { return row.option ? `bought (${row.direction} signal)` : row.direction; }
+function units(row) {
+  if (!row.option) return String(row.shares);
+  return `${row.contracts} contract${row.contracts === 1 ? "" : "s"}`;
+}
+function greeks(option) {
+  if (!option) return "–";
+  const delta = option.delta === null ? "?" : `${option.delta >= 0 ? "+" : ""}${option.delta.toFixed(2)}`;
+  const iv = option.iv === null ? "?" : `${(option.iv * 100).toFixed(1)}%`;
+  return `${delta} / ${iv}`;
+}
+function premium(option, key) {
+  if (!option || option[key] === null) return "–";
+  return `${money(option[key])} (${money(option[`${key}_per_contract`])} each)`;
+}
+function target(row) {
+  if (row.option && row.option.underlying_target !== null) return `${row.option.underlying} ${price(row.option.underlying_target)}`;
+  return price(row.target_price === "None" ? null : row.target_price);
 }
 
 function fillTable(id, rows, columns, emptyText) {
@@ -67,8 +108,8 @@ function fillTable(id, rows, columns, emptyText) {
     if (row.trade_id) tr.dataset.tradeId = row.trade_id;
     else if (row.symbol) tr.dataset.symbol = row.symbol;
     for (const column of columns) {
-      const [text, cls] = column(row);
-      tr.append(cell(text, cls));
+      const [text, cls, extra] = column(row);
+      tr.append(cell(text, cls, extra));
     }
     body.append(tr);
   }
@@ -105,17 +146,20 @@ function renderStatus(s) {
   $("closed").textContent = s.trades.closed;
   const symbols = Object.entries(s.symbols || {}).map(([symbol, f]) => ({ symbol, ...f }));
   fillTable("symbols", symbols, [
-    (f) => [f.symbol], (f) => [position(f.position), "num"], (f) => [price(f.last_close), "num"],
-    (f) => [money(f.realized, true), `num ${tone(f.realized)}`],
-    (f) => [money(f.unrealized, true), `num ${tone(f.unrealized)}`],
+    (f) => [f.symbol],
+    (f) => [position(f.position) + (f.contracts ? ` · ${f.contracts} contract${f.contracts === 1 ? "" : "s"}` : ""), "num"],
+    (f) => [price(f.last_close), "num"],
+    (f) => [money(f.realized, true), `num ${tone(f.realized)}`, { modelled: f.model_priced }],
+    (f) => [money(f.unrealized, true), `num ${tone(f.unrealized)}`, { modelled: f.model_priced }],
   ], "no symbol yet");
   const profiles = Object.entries(s.profiles).map(([name, p]) => ({ name, ...p }));
+  const traded = { options: " (options)", both: " (shares + options)" };
   fillTable("profiles", profiles, [
-    (p) => [p.name], (p) => [String(p.closed ?? 0), "num"], (p) => [String(p.wins ?? 0), "num"],
+    (p) => [p.name + (traded[p.instrument] || "")], (p) => [String(p.closed ?? 0), "num"], (p) => [String(p.wins ?? 0), "num"],
     (p) => [pct(p.win_rate), "num"], (p) => [String(p.open ?? 0), "num"],
-    (p) => [money(p.pnl_today, true), `num ${tone(p.pnl_today)}`],
-    (p) => [money(p.unrealized, true), `num ${tone(p.unrealized)}`],
-    (p) => [money(p.pnl_total, true), `num ${tone(p.pnl_total)}`],
+    (p) => [money(p.pnl_today, true), `num ${tone(p.pnl_today)}`, { modelled: p.model_priced }],
+    (p) => [money(p.unrealized, true), `num ${tone(p.unrealized)}`, { modelled: p.model_priced }],
+    (p) => [money(p.pnl_total, true), `num ${tone(p.pnl_total)}`, { modelled: p.model_priced }],
   ], "no trades yet");
   const layers = [{ name: "kill switch / state", threshold: "–", on: s.state !== "active", text: s.state }];
   for (const [name, b] of Object.entries(s.breakers)) {
@@ -127,22 +171,29 @@ function renderStatus(s) {
   ], "");
 }
 
+// An option trade's prices are premiums per share; a modelled one carries the label on each.
 function renderPositions(rows) {
   fillTable("positions", rows, [
-    (p) => [p.symbol, "sym"], (p) => [p.profile], (p) => [p.direction], (p) => [String(p.shares), "num"],
-    (p) => [price(p.entry_price), "num"], (p) => [nyTime(p.entry_time)], (p) => [price(p.target_price), "num"],
-    (p) => [price(p.mark), "num"], (p) => [money(p.unrealized, true), `num ${tone(p.unrealized)}`],
+    symbolCell, (p) => [p.profile], (p) => [side(p)], (p) => [units(p), "num"],
+    (p) => [price(p.entry_price), "num", { modelled: isModelled(p) }], (p) => [nyTime(p.entry_time)], (p) => [target(p), "num"],
+    (p) => [price(p.mark), "num", { modelled: isModelled(p) }],
+    (p) => [money(p.unrealized, true), `num ${tone(p.unrealized)}`, { modelled: isModelled(p) }],
     (p) => [p.minutes_left === null ? "–" : `${p.minutes_left} min`, "num"],
+    (p) => [premium(p.option, "premium_paid"), "num options-only", { modelled: isModelled(p) }],
+    (p) => [greeks(p.option), "num options-only"],
   ], "flat");
 }
 
 function renderTrades(rows) {
   fillTable("trades", rows, [
-    (t) => [nyDateTime(t.entry_time)], (t) => [t.symbol, "sym"], (t) => [t.profile], (t) => [t.direction],
-    (t) => [String(t.shares), "num"], (t) => [price(t.entry_price), "num"],
-    (t) => [nyTime(t.exit_time)], (t) => [price(t.exit_price), "num"],
-    (t) => [t.exit_reason ?? t.status], (t) => [money(t.pnl, true), `num ${tone(t.pnl)}`],
+    (t) => [nyDateTime(t.entry_time)], symbolCell, (t) => [t.profile], (t) => [side(t)],
+    (t) => [units(t), "num"], (t) => [price(t.entry_price), "num", { modelled: isModelled(t) }],
+    (t) => [nyTime(t.exit_time)], (t) => [price(t.exit_price), "num", { modelled: isModelled(t) && t.exit_price !== null }],
+    (t) => [t.exit_reason ?? t.status], (t) => [money(t.pnl, true), `num ${tone(t.pnl)}`, { modelled: isModelled(t) && t.pnl !== null }],
     (t) => [t.entry_order ?? "–"], (t) => [t.exit_orders.join(", ") || "–"],
+    (t) => [premium(t.option, "premium_paid"), "num options-only", { modelled: isModelled(t) }],
+    (t) => [premium(t.option, "premium_received"), "num options-only", { modelled: isModelled(t) && t.exit_price !== null }],
+    (t) => [greeks(t.option), "num options-only"],
   ], "no trades yet");
 }
 
@@ -199,8 +250,11 @@ function renderCandles(b) {
     text: rows.map(text), hoverinfo: "text+x", marker: { symbol, size: 11, color, line: { width: 1, color: "#fff" } },
   });
   traces.push(marker(b.signals, "signal", "star", "#f0b429", (s) => Number(s.close), (s) => `${s.direction} signal`));
-  traces.push(marker(b.entries, "entry", "triangle-right", "#42a5f5", (e) => Number(e.price), (e) => `${e.profile} ${e.direction} entry @ ${e.price}`));
-  traces.push(marker(b.exits, "exit", "x", "#ffffff", (e) => Number(e.price), (e) => `${e.profile} ${e.reason} exit @ ${e.price} · P&L ${e.pnl}`));
+  // An option trade's marks sit at the underlying's price; the hover names the contract and premium.
+  const bought = (e) => (e.contract ? ` · ${e.contract} @ ${e.premium}${e.modelled ? " (modelled)" : ""}` : "");
+  const exits = b.exits.filter((e) => e.price !== "None");
+  traces.push(marker(b.entries, "entry", "triangle-right", "#42a5f5", (e) => Number(e.price), (e) => `${e.profile} ${e.direction} entry @ ${e.price}${bought(e)}`));
+  traces.push(marker(exits, "exit", "x", "#ffffff", (e) => Number(e.price), (e) => `${e.profile} ${e.reason} exit @ ${e.price}${bought(e)} · P&L ${e.pnl}${e.modelled ? " (modelled)" : ""}`));
   window.Plotly.react("candles", traces, chartLayout, plotConfig);
 }
 
@@ -372,6 +426,8 @@ async function refresh() {
           getJSON("/api/days"), getJSON("/api/audit"),
         ]);
         document.body.classList.toggle("several", Object.keys(status.symbols || {}).length > 1 || bars.symbols.length > 1);
+        document.body.classList.toggle("options", trades.some((t) => t.option) || positions.some((p) => p.option));
+        document.body.classList.toggle("modelled", Boolean(status.model_priced));
         renderStatus(status); renderPositions(positions); renderTrades(trades);
         renderSymbolPicker(bars.symbols, bars.symbol); renderDays(days, bars.day); renderCandles(bars); renderEquity(equity, days, status.last_bar);
         renderEvents(events); renderAudit(audit);
