@@ -39,7 +39,14 @@ from ict_trader.core.strategy import (
 from ict_trader.errors import ConfigError
 from ict_trader.persistence.store import Store
 from ict_trader.runtime.kernel import Kernel
-from tests.engine_script import FILL_TIME, SIGNAL_CLOSE_TIME, Script, minutes, submitted
+from tests.engine_script import (
+    FILL_TIME,
+    SIGNAL_CLOSE_TIME,
+    Script,
+    minutes,
+    rendered,
+    submitted,
+)
 from tests.test_kernel import Recorder
 from tests.test_signal_rules import session_bars
 
@@ -110,6 +117,7 @@ def test_contracts_and_premium_caps_cut_the_size_and_say_so() -> None:
     assert entry.qty == 18  # floor(1000 / 54)
     [reduced] = [c for c in out if isinstance(c, EntryReduced)]
     assert "option.max_premium 1000" in reduced.cuts
+    assert rendered([reduced])[0].message.startswith("puts entry reduced from 55 to 18 contracts")
     ask_priced = scripted(option_profile(entry_price=OptionEntryPrice.ASK))
     request = requested(ask_priced)
     out = ask_priced.send(ContractQuoted(SIGNAL_CLOSE_TIME, request.request_id, quote()))

@@ -364,3 +364,10 @@ def test_option_marks_sit_on_the_underlyings_candles(closed_model: Path) -> None
     assert exit_mark["price"] == "96.3" and exit_mark["premium"] == "0.7800"
     share = next(e for e in chart["entries"] if e["profile"] == "shares")
     assert share["price"] == "97.6000" and "contract" not in share
+
+
+def test_status_text_of_the_cli_names_the_held_contract(held_model: Path) -> None:
+    shown = CliRunner().invoke(app, ["status", "--db", str(held_model)])
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())  # the console may wrap a long line
+    assert f"10 contracts {PUT_NAME}" in text and "None @" not in text

@@ -77,7 +77,12 @@ from ict_trader.persistence.store import Store, StoreError
 from ict_trader.reporting.backtest_summary import summary_table
 from ict_trader.reporting.report_html import write_html_report
 from ict_trader.reporting.signal_output import to_csv, to_json, to_table
-from ict_trader.reporting.status import DEFAULT_MAX_HEARTBEAT_AGE, collect_health, collect_status
+from ict_trader.reporting.status import (
+    DEFAULT_MAX_HEARTBEAT_AGE,
+    collect_health,
+    collect_status,
+    open_trade_line,
+)
 from ict_trader.research.grid import load_grid
 from ict_trader.research.report import summary_lines, write_html, write_table
 from ict_trader.research.sweep import BarSource, execute, tasks_for
@@ -1415,11 +1420,7 @@ def status(
                 highlight=False,
             )
     for trade in report["open_trades"]:
-        stdout.print(
-            f"open: {trade['trade_id']} {trade['direction']} {trade['shares']} @ "
-            f"{trade['entry_price']} target {trade['target_price']} · {trade['unrealized']}",
-            highlight=False,
-        )
+        stdout.print(open_trade_line(trade), highlight=False)
     for name, breaker in report["breakers"].items():
         mark = "[red]TRIPPED[/]" if breaker["tripped"] else "ok"
         stdout.print(f"breaker {name}: {mark} ({breaker['meaning']})", highlight=False)

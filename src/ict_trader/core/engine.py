@@ -162,14 +162,15 @@ class _Trade:
     symbol: str = field(init=False)
     mark_key: str = field(init=False)
     multiplier: int = field(init=False)
-    sign: int = field(init=False)  # +1 long, -1 short; a bought call or put is long
+    sign: int = field(init=False)  # +1 long, -1 short; an option profile's call or put is long
 
     def __post_init__(self) -> None:
         self.symbol = self.signal.symbol
         self.mark_key = self.instrument.symbol
         self.multiplier = self.instrument.multiplier
-        long = self.instrument.is_option or self.direction is Direction.LONG
-        self.sign = 1 if long else -1
+        # An option profile's trade buys its call or put whatever the signal's direction.
+        bought = self.option is not None or self.direction is Direction.LONG
+        self.sign = 1 if bought else -1
 
     @property
     def key(self) -> tuple[str, str]:
@@ -778,7 +779,9 @@ class Engine:
             skip(f"size limits leave 0 of {size.wanted} contracts: {', '.join(cuts)}")
             return
         if cuts:
-            self._out.append(EntryReduced(now, profile.name, size.wanted, qty, tuple(cuts)))
+            self._out.append(
+                EntryReduced(now, profile.name, size.wanted, qty, tuple(cuts), "contracts")
+            )
         spot = price_of(asked.signal.close)
         underlying_target = None
         if rules.target is OptionTarget.UNDERLYING:

@@ -337,6 +337,7 @@ class EntryReduced:
     wanted: int
     qty: int
     cuts: tuple[str, ...]
+    unit: str = "shares"  # or "contracts"
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,7 +111,7 @@ def _(notice: EntryReduced) -> Notify:
     return Notify(
         Level.WARNING,
         f"{notice.profile.upper()} entry reduced",
-        f"{notice.profile} entry reduced from {notice.wanted} to {notice.qty} shares: "
+        f"{notice.profile} entry reduced from {notice.wanted} to {notice.qty} {notice.unit}: "
         + ", ".join(notice.cuts),
         notice.time,
     )

@@ -224,6 +224,9 @@ class SimulationShell:
         for contract in held:
             quote = desk.quote(contract, at)
             if quote is not None:
+                # status and the dashboard value an open contract at its mark, as a share at
+                # its last close
+                self._last_close[contract] = float(quote.mid)
                 self._deliver(ContractMarked(at, quote))
                 self._pump()
         return bool(held)
