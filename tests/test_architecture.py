@@ -93,7 +93,10 @@ def test_the_core_and_the_signals_do_no_io() -> None:
 
 
 def test_adapters_know_only_the_core() -> None:
-    assert package_graph()["adapters"] <= PURE
+    # and the option building blocks (strike rules, pricing): computations a broker's option
+    # desk applies, which know no runtime or adapter themselves
+    assert package_graph()["adapters"] <= PURE | {"options"}
+    assert "adapters" not in package_graph()["options"]
 
 
 def test_the_architecture_diagram_lists_exactly_the_packages_imports() -> None:
