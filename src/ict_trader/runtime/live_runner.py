@@ -243,7 +243,7 @@ def check_options_level(level: int | None, profiles: Sequence[StrategyProfile]) 
     if level is not None and level >= OPTIONS_LEVEL_NEEDED:
         return
     names = ", ".join(p.name for p in profiles)
-    shown = "none" if level is None else str(level)
+    shown = "not reported by Alpaca" if level is None else str(level)
     raise ConfigError(
         f"profile(s) {names} trade options, but this Alpaca account's options trading level "
         f"is {shown} and buying calls and puts needs level {OPTIONS_LEVEL_NEEDED}: enable "
