@@ -43,6 +43,7 @@ from ict_trader.adapters.alpaca.options import AlpacaContractDesk
 from ict_trader.config import AppConfig
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 from ict_trader.core.engine import Engine
+from ict_trader.core.instruments import instrument_of
 from ict_trader.core.strategy import OPTION_CUTOFF, StrategyProfile
 from ict_trader.errors import BrokerUnreachableError, ConfigError
 from ict_trader.logs import register_secret
@@ -197,7 +198,16 @@ def run_live(
     shell.restore_state(now)
     expected, actual = shell.reconcile(now, unplaced)
     if expected == actual:
-        say(f"reconciled: ledger and broker agree on {actual} {', '.join(config.engine.symbols)}")
+        contracts = [
+            f"{qty} {symbol}"
+            for symbol, qty in sorted(engine.open_positions().items())
+            if qty and instrument_of(symbol).is_option
+        ]
+        held = f" (option contracts: {', '.join(contracts)})" if contracts else ""
+        say(
+            f"reconciled: ledger and broker agree on {actual} "
+            f"{', '.join(config.engine.symbols)}{held}"
+        )
     else:
         say(
             f"WARNING: broker position {actual} differs from the ledger's {expected}; "
