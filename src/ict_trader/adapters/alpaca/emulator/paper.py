@@ -71,6 +71,7 @@ from typing import Any
 from ict_trader.adapters.alpaca.emulator import fills
 from ict_trader.adapters.alpaca.emulator.activities import activity_id
 from ict_trader.adapters.alpaca.emulator.assets import Bars, asset, by_symbol, clock
+from ict_trader.adapters.alpaca.emulator.errors import ApiError
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar, Session
 
@@ -100,17 +101,6 @@ ACCOUNT_STATUSES = frozenset(
         "LIMITED",
     }
 )
-
-
-class ApiError(Exception):
-    """An HTTP error answer: status and the JSON body Alpaca would send."""
-
-    def __init__(self, status: int, code: int | None, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"message": message, **extra}
-        if code is not None:
-            self.body = {"code": code, **self.body}
 
 
 @dataclass

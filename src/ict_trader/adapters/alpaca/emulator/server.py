@@ -44,6 +44,7 @@ from aiohttp import WSMsgType, web
 
 from ict_trader.adapters.alpaca.emulator import activities
 from ict_trader.adapters.alpaca.emulator import validation as check
+from ict_trader.adapters.alpaca.emulator.errors import ApiError
 from ict_trader.adapters.alpaca.emulator.feed import (
     RECENT_SIP_DELAY,
     DataBar,
@@ -53,7 +54,7 @@ from ict_trader.adapters.alpaca.emulator.feed import (
     aggregate,
     parse_timeframe,
 )
-from ict_trader.adapters.alpaca.emulator.paper import ApiError, PaperAccount
+from ict_trader.adapters.alpaca.emulator.paper import PaperAccount
 from ict_trader.core.bars import Bar
 
 log = logging.getLogger(__name__)
