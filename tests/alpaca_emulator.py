@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
+from alpaca.trading.stream import TradingStream
 
 from ict_trader.adapters.alpaca.emulator.assets import Bars
 from ict_trader.adapters.alpaca.emulator.feed import DataOptions
@@ -106,3 +109,45 @@ def every_order(account: PaperAccount) -> dict[str, EmuOrder]:
         out[order.id] = order
         out.update({leg.id: leg for leg in order.legs})
     return out
+
+
+@contextmanager
+def trade_updates(server: EmulatorServer) -> Iterator[queue.Queue[Any]]:
+    """alpaca-py's TradingStream connected to the emulator; yields the updates it receives."""
+    updates: queue.Queue[Any] = queue.Queue()
+    stream = TradingStream(KEY, SECRET, url_override=f"ws://127.0.0.1:{server.port}/stream")
+
+    async def on_update(update: Any) -> None:
+        updates.put(update)
+
+    stream.subscribe_trade_updates(on_update)
+    thread = threading.Thread(target=stream.run, daemon=True)
+    thread.start()
+    for _ in range(400):
+        if server.call(_trade_clients(server)):
+            break
+        threading.Event().wait(0.025)
+    else:
+        raise AssertionError("the trade stream did not connect")
+    try:
+        yield updates
+    finally:
+        stream.stop()
+        thread.join(10)
+
+
+async def _trade_clients(server: EmulatorServer) -> int:
+    return len(server._trade_sockets)
+
+
+def take(updates: queue.Queue[Any], count: int) -> list[Any]:
+    return [updates.get(timeout=10) for _ in range(count)]
+
+
+def take_until(updates: queue.Queue[Any], done: Callable[[Any], bool]) -> list[Any]:
+    got = []
+    while True:
+        update = updates.get(timeout=10)
+        got.append(update)
+        if done(update):
+            return got
