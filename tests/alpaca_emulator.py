@@ -9,8 +9,10 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from alpaca.data.historical import StockHistoricalDataClient
+import requests
+from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
 from alpaca.trading.stream import TradingStream
 
@@ -20,10 +22,12 @@ from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, EmuOrder,
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.core.calendar import NyseCalendar
 from ict_trader.marketdata.barfile import BarFile, load_bars
+from tests import alpaca_spec
 from tests.conftest import REPO
 
 KEY = "test-key"
 SECRET = "test-secret"
+AUTH = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
 # Two real ETFs over the same two sessions (2025-08-25 and 08-26), DIA with four minutes in which
 # nothing traded, so it has no bar (tests/data/PROVENANCE.md)
 TWO_SYMBOLS = {
@@ -100,6 +104,30 @@ def data_client(server: EmulatorServer) -> StockHistoricalDataClient:
     client = StockHistoricalDataClient(KEY, SECRET, url_override=server.base_url)
     client._retry_wait = 0
     return client
+
+
+def option_data_client(server: EmulatorServer) -> OptionHistoricalDataClient:
+    client = OptionHistoricalDataClient(KEY, SECRET, url_override=server.base_url)
+    client._retry_wait = 0
+    return client
+
+
+def checked_get(server: EmulatorServer, path: str, **params: str) -> requests.Response:
+    """A raw GET with the emulator's keys, its answer checked against Alpaca's spec of the
+    route (tests/alpaca_spec.py): status, schema and keys."""
+    answer = requests.get(server.base_url + path, params=params, headers=AUTH, timeout=10)
+    url = urlparse(answer.url)
+    exchange = alpaca_spec.Exchange(
+        method="GET",
+        path=url.path,
+        query=url.query,
+        status=answer.status_code,
+        content_type=answer.headers.get("Content-Type", ""),
+        body=answer.content,
+    )
+    problems = alpaca_spec.problems(exchange)
+    assert problems == [], "\n".join(problems)
+    return answer
 
 
 def every_order(account: PaperAccount) -> dict[str, EmuOrder]:

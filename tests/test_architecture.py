@@ -2,7 +2,8 @@
 
 - The core (and the signal detector) decides without I/O: it imports no runtime, adapter,
   store, network or web library, so backtest, replay and live can drive the same engine.
-- Adapters implement the core's protocol and know nothing of the runtimes that drive them.
+- Adapters implement the core's protocol and know nothing of the runtimes that drive them (the
+  Alpaca emulator also prices option contracts with `options`).
 - `docs/architecture.md` draws the dependencies between the packages; its diagram must list
   exactly the imports the code makes, so it cannot drift from the code.
 """
@@ -93,7 +94,14 @@ def test_the_core_and_the_signals_do_no_io() -> None:
 
 
 def test_adapters_know_only_the_core() -> None:
-    assert package_graph()["adapters"] <= PURE
+    """Besides the core, only the Alpaca emulator may import `options`: it prices the option
+    contracts it serves with the project's one pricing model rather than a second one."""
+    assert package_graph()["adapters"] <= PURE | {"options"}
+    for path in (PACKAGE / "adapters").rglob("*.py"):
+        ours, _ = imports(path)
+        if "options" in ours:
+            emulator = PACKAGE / "adapters" / "alpaca" / "emulator"
+            assert path.is_relative_to(emulator), f"{path.relative_to(REPO)} imports options"
 
 
 def test_the_architecture_diagram_lists_exactly_the_packages_imports() -> None:

@@ -61,6 +61,7 @@ eligible fills are partial, of a random size, and the rest is re-evaluated from 
 
 from __future__ import annotations
 
+import bisect
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ from ict_trader.adapters.alpaca.emulator import fills
 from ict_trader.adapters.alpaca.emulator.activities import activity_id
 from ict_trader.adapters.alpaca.emulator.assets import Bars, asset, by_symbol, clock
 from ict_trader.adapters.alpaca.emulator.errors import ApiError
+from ict_trader.adapters.alpaca.emulator.options import OptionMarket, OptionSettings
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar, Session
 
@@ -131,6 +133,8 @@ class EmulatorOptions:
     # opens at once (old)
     closed_between_sessions: bool = True
     seed: int = 7
+    # option contracts: listing, pricing, the account's options level (emulator.options)
+    option_settings: OptionSettings = field(default_factory=OptionSettings)
 
 
 @dataclass
@@ -288,6 +292,9 @@ class PaperAccount:
         self.finished = False
         self.status = "ACTIVE"
         self.flags = dict.fromkeys(ACCOUNT_FLAGS, False)
+        self.option_market = OptionMarket(
+            self.bars_by_symbol, calendar, self.options.option_settings
+        )
 
     # ------------------------------------------------------------------ symbols
 
@@ -316,6 +323,22 @@ class PaperAccount:
         if name in self._rows:
             return name
         return next((s for s in self.symbols if asset(s).id == symbol_or_asset_id.lower()), None)
+
+    def price_at(self, symbol: str, moment: datetime) -> Decimal:
+        """`symbol`'s price at an earlier `moment` of the clock, as `mark` gave it then: the
+        open of its bar of that minute, else the close of its last bar before."""
+        name = self._served(symbol)
+        row = self._rows[name]
+        index = bisect.bisect_right(self.times, moment) - 1
+        if index >= 0:
+            bar = row[index]
+            if bar is not None and moment < self.times[index] + _ONE_MINUTE:
+                return _price(bar.open)
+            for earlier in range(index, -1, -1):
+                before = row[earlier]
+                if before is not None:
+                    return _price(before.close)
+        return _price(self.bars_by_symbol[name][0].open)
 
     # ------------------------------------------------------------------ clock
 
@@ -359,6 +382,9 @@ class PaperAccount:
         self._fill_resting(moment, completed)
         for name, bar in completed.items():
             self._last_close[name] = bar.close
+        session = self.calendar.session_at(moment)
+        if session is not None:  # option prices follow the underlying's regular-hours moves
+            self.option_market.observe(completed)
         next_index = self.cursor + 1
         if next_index >= len(self.times):
             self._expire_day_orders(moment + _ONE_MINUTE)
@@ -366,7 +392,6 @@ class PaperAccount:
             self.cursor = len(self.times)
             return completed
         following = self.times[next_index]
-        session = self.calendar.session_at(moment)
         leaving = session is not None and not session.contains(following)
         if leaving:  # the session closes: DAY orders expire, GTC ones are done for the day
             self._expire_day_orders(moment + _ONE_MINUTE)
@@ -494,8 +519,8 @@ class PaperAccount:
             "maintenance_margin": _money(gross * Decimal("0.3")),
             "last_maintenance_margin": "0",
             "sma": "0",
-            "options_approved_level": 3,
-            "options_trading_level": 3,
+            "options_approved_level": self.option_market.settings.trading_level,
+            "options_trading_level": self.option_market.settings.trading_level,
         }
 
     def clock_json(self) -> dict[str, Any]:
