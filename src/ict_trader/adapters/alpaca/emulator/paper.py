@@ -59,14 +59,17 @@ Size is never checked against liquidity; `partial_fill_rate` (default 10 %, as t
 eligible fills are partial, of a random size, and the rest is re-evaluated from the next bar.
 
 Option contracts (OCC symbols of the served underlyings; `emulator.options` lists and prices
-them, `emulator.option_orders` says which orders Alpaca takes) go through the same order
-machinery — ids, `pending_new`, routing, cancels, DAY expiry, held quantities, partial fills,
-trade updates — with their own fill rule: at each minute (and when pending work settles) a
-market buy fills at the model's ask, a market sell at its bid (not while the bid is 0: nobody
-buys), a buy limit once the ask is at or below it (at the ask), a sell limit once the bid is at
-or above it (at the bid). Cash moves by price x contracts x 100; buying to open is checked
-against the options buying power (the cash not reserved by open option buys: options are not
-marginable).
+them, `emulator.option_orders` says which orders Alpaca takes, `emulator.expiry` what the close
+of an expiry day does) go through the same order machinery — ids, `pending_new`, routing,
+cancels, DAY expiry, held quantities, partial fills, trade updates — with their own fill rule:
+at each minute (and when pending work settles) a market buy fills at the model's ask, a market
+sell at its bid (not while the bid is 0: nobody buys), a buy limit once the ask is at or below
+it (at the ask), a sell limit once the bid is at or above it (at the bid). Cash moves by price
+x contracts x 100; buying to open is checked against the options buying power (the cash not
+reserved by open option buys: options are not marginable). From the liquidation time of an
+expiry day (15:45 for broad-based ETFs) the emulator, as Alpaca does, cancels the open orders
+of each expiring long position and sells it at market; what is still held at the close is
+exercised (in the money by $0.01 or more) or expires, as non-trade activities.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from ict_trader.adapters.alpaca.emulator import fills, option_orders
+from ict_trader.adapters.alpaca.emulator import expiry, fills, option_orders
 from ict_trader.adapters.alpaca.emulator.activities import activity_id
 from ict_trader.adapters.alpaca.emulator.assets import Bars, asset, by_symbol, clock
 from ict_trader.adapters.alpaca.emulator.errors import ApiError
@@ -311,7 +314,10 @@ class PaperAccount:
         self.orders: dict[str, EmuOrder] = {}
         self.by_client_id: dict[str, EmuOrder] = {}
         self.updates: list[dict[str, Any]] = []  # trade updates not yet streamed
-        self._activities: list[dict[str, Any]] = []
+        self._activities: list[dict[str, Any]] = []  # FILLs
+        self._non_trade: list[dict[str, Any]] = []  # option expiries and exercises
+        self._activity_count = 0  # every activity's sequence number, for its id
+        self._liquidations: set[str] = set()  # ids of Alpaca's expiry-day liquidation orders
         self._sequence = 0
         self._executions = 0
         self._last_equity = self.options.starting_cash
@@ -406,7 +412,8 @@ class PaperAccount:
         reached fill (in regular hours only), then its bars are published (returned, by symbol;
         a symbol without a trade that minute has none) and the next minute opens (see
         `_open_minute`). When the minute closes a session, DAY orders expire and GTC ones are
-        done for the day first; with `closed_between_sessions` the clock then stays at the
+        done for the day first, then option positions expiring that day are settled
+        (`emulator.expiry`); with `closed_between_sessions` the clock then stays at the
         close, and the next session opens when the next call completes its first minute."""
         index = min(self.cursor, len(self.times) - 1)
         moment = self.times[index]
@@ -424,13 +431,17 @@ class PaperAccount:
         next_index = self.cursor + 1
         if next_index >= len(self.times):
             self._expire_day_orders(moment + _ONE_MINUTE)
+            if session is not None and moment + _ONE_MINUTE >= session.close:
+                self._settle_expiring(session)  # the replay ends with a session's close
             self.finished = True
             self.cursor = len(self.times)
             return completed
         following = self.times[next_index]
         leaving = session is not None and not session.contains(following)
         if leaving:  # the session closes: DAY orders expire, GTC ones are done for the day
+            assert session is not None
             self._expire_day_orders(moment + _ONE_MINUTE)
+            self._settle_expiring(session)
         if following.date() != moment.date():
             self._last_equity = self.equity()
         self.cursor = next_index
@@ -1234,6 +1245,7 @@ class PaperAccount:
             self._route(queued)
         for symbol in self.symbols:
             self._fill_at(symbol, self.mark(symbol))
+        self._liquidate_expiring()
         self._fill_options()
 
     # ------------------------------------------------------------------ options
@@ -1262,6 +1274,75 @@ class PaperAccount:
                 if not fills.limit_marketable(order.side, order.limit_price, at):
                     continue
             self._fill(order, order.remaining, at.for_side(order.side))
+
+    def _liquidate_expiring(self) -> None:
+        """From its liquidation time on its expiry day (15:45 ET for broad-based ETFs), each
+        expiring long position is sold at market, as Alpaca does; its open orders, which would
+        hold the contracts, are canceled first. The order is Alpaca's, not the bot's: a new
+        client order id, routed at once (a fault-injected rejection never hits it)."""
+        settings = self.option_market.settings
+        if not settings.liquidate or not self._option_symbols():
+            return
+        session = self.calendar.session_at(self.now)
+        if session is None:
+            return
+        for symbol in self._option_symbols():
+            contract = option_symbol(symbol)
+            assert contract is not None
+            qty = self.positions[symbol]
+            if qty <= 0 or contract.expiry != session.day:
+                continue
+            if self.now < session.close - settings.liquidation(contract.root):
+                continue
+            working = [o for o in self.orders.values() if o.open and o.symbol == symbol]
+            if any(o.id in self._liquidations for o in working):
+                continue  # already being liquidated
+            for order in working:
+                self._finish_cancel(order)
+            sale = EmuOrder(
+                id="",
+                client_order_id=str(uuid.uuid4()),
+                symbol=symbol,
+                side="sell",
+                qty=qty,
+                type="market",
+                time_in_force="day",
+                limit_price=None,
+                stop_price=None,
+                created_at=self.now,
+                position_intent="sell_to_close",
+            )
+            self._register(sale)
+            self._liquidations.add(sale.id)
+            self._update("pending_new", sale, execution=False)
+            sale.status = "new"
+            self._update("new", sale, execution=False)
+
+    def _settle_expiring(self, session: Session) -> None:
+        """The session closed: every option position expiring today is exercised or expires
+        (`emulator.expiry`), written as non-trade activities at the close, and leaves the
+        account; an exercise moves the underlying's shares and the strike's cash."""
+        for symbol in self._option_symbols():
+            contract = option_symbol(symbol)
+            assert contract is not None
+            qty = self.positions[symbol]
+            if qty <= 0 or contract.expiry != session.day:
+                continue
+            underlying = contract.root
+            available = self.positions[underlying] - self._held(underlying, "sell")
+            close = self.option_market.settlement_price(contract)
+            settlement = expiry.settle(contract, qty, close, available)
+            count = 2 if settlement.exercised else 1  # an exercise also trades the shares
+            ids = [self._activity_id(session.close) for _ in range(count)]
+            records = expiry.activities(
+                contract, qty, settlement, moment=session.close, day=session.day, ids=ids
+            )
+            self._non_trade.extend(records)
+            if settlement.exercised:
+                self._apply_position(underlying, settlement.shares, settlement.strike)
+                self.cash += settlement.cash
+            self.positions[symbol] = 0
+            self.cost_basis[symbol] = Decimal(0)
 
     def _working(self, symbol: str) -> list[EmuOrder]:
         """`symbol`'s orders able to fill now: routed, active, and not waiting for a later bar."""
@@ -1397,7 +1478,7 @@ class PaperAccount:
         update = self._update(event, order, execution=True, price=price, qty=part)
         self._activities.append(
             {
-                "id": activity_id(self.now, len(self._activities) + 1),
+                "id": self._activity_id(self.now),
                 "activity_type": "FILL",
                 "transaction_time": update["timestamp"],
                 "type": event,
@@ -1481,9 +1562,17 @@ class PaperAccount:
         self.updates.append(update)
         return update
 
+    def _activity_id(self, moment: datetime) -> str:
+        self._activity_count += 1
+        return activity_id(moment, self._activity_count)
+
     def fill_activities(self) -> list[dict[str, Any]]:
         """Every FILL activity, oldest first (`activities.select` filters, orders and pages)."""
         return list(self._activities)
+
+    def account_activities(self) -> list[dict[str, Any]]:
+        """Every activity: the FILLs and the option expiries and exercises."""
+        return [*self._activities, *self._non_trade]
 
     def drain_updates(self) -> list[dict[str, Any]]:
         drained, self.updates = self.updates, []

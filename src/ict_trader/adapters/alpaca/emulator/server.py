@@ -459,7 +459,7 @@ class EmulatorServer:
             query = activities.parse_query(request.query, request.match_info.get("activity_type"))
         except ValueError as exc:
             raise check.TRADING.error(str(exc)) from None
-        return web.json_response(activities.select(self.account.fill_activities(), query))
+        return web.json_response(activities.select(self.account.account_activities(), query))
 
     async def _option_contracts(self, request: web.Request) -> web.Response:
         """GET /v2/options/contracts: the listed contracts of the served underlyings, a page
