@@ -7,7 +7,12 @@ its P&L the fills' difference x 100 — the cash the emulated account moved."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -16,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from ict_trader.adapters.alpaca.broker import AlpacaBroker
+from ict_trader.adapters.alpaca.emulator.options import OptionSettings
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
 from ict_trader.adapters.alpaca.options import AlpacaContractDesk
 from ict_trader.config import AppConfig
@@ -47,6 +53,7 @@ from tests.alpaca_emulator import (
     running_emulator,
 )
 from tests.test_live import SESSION_START, drive, trading
+from tests.test_live_restart import start_bot, step, wait_connected
 
 SIGNAL_DAY = date(2024, 7, 30)  # the sample's session with the 11:01 short signal
 
@@ -259,3 +266,94 @@ def test_an_option_entry_from_the_cutoff_never_reaches_alpaca(
     assert refused.client_order_id == entry.client_order_id
     assert "option entry cut-off" in refused.reason and "15:30" in refused.reason
     assert posts_after_exit == 1  # the exit went to Alpaca (which has its own cut-off)
+
+
+OPTION_TOML = """
+[risk]
+rapid_loss = 0
+
+[[profiles]]
+name = "puts"
+allocation = 0.03
+instrument = "option"
+
+[profiles.option]
+entry_price = "ask"
+"""
+
+
+def test_kill_9_mid_option_trade_then_restart_reconciles_the_contracts(
+    sample: BarFile, tmp_path: Path
+) -> None:
+    """The bot as a real process (`ict-trader run --alpaca-url …` with an option profile in
+    ict-trader.toml) is killed at 11:05 holding the put, restarted at 11:20: the ledger's
+    contracts and Alpaca's `us_option` position agree, no order is sent twice, and the trade
+    still exits at its target."""
+    db, log = tmp_path / "bot.db", tmp_path / "bot.log"
+    (tmp_path / "ict-trader.toml").write_text(OPTION_TOML, encoding="utf-8")
+    with running_emulator(
+        sample, start_bar=SESSION_START, options=backtest_like(), data=every_minute()
+    ) as server:
+        bot = start_bot(server, db, log)
+        wait_connected(server, bot, log)
+        step(server, db, 95, bot_up=True, log=log)  # to 11:05: the put bought at 11:02
+        with sqlite3.connect(db) as connection:
+            [(symbol, qty)] = connection.execute(
+                "SELECT symbol, qty FROM trades WHERE status = 'open'"
+            ).fetchall()
+        assert instrument_of(symbol).is_option and qty > 0
+        bot.kill()  # SIGKILL: no clean-up at all
+        bot.wait()
+        step(server, db, 15, bot_up=False, log=log)
+        held_at_restart = server.account.positions[symbol]
+        bot = start_bot(server, db, log)
+        wait_connected(server, bot, log)
+        step(server, db, 390 - 95 - 15, bot_up=True, log=log)
+        bot.wait(timeout=60)
+        client_ids = Counter(o.client_order_id for o in server.account.orders.values())
+        posts = server.requests.count(("POST", "/v2/orders"))
+        held_at_end = server.account.positions[symbol]
+    text = log.read_text()
+    assert bot.returncode == 0, text[-3000:]
+    assert held_at_restart == qty
+    assert (
+        f"reconciled: ledger and broker agree on {qty} QQQ (option contracts: {qty} {symbol})"
+        in text
+    )
+    assert max(client_ids.values()) == 1 and posts == len(client_ids) == 2
+    assert held_at_end == 0
+    [trade] = option_trades(db)
+    assert (trade["status"], trade["exit_reason"]) == ("closed", "target")
+
+
+def test_an_account_below_options_level_two_is_refused_at_start(
+    sample: BarFile, tmp_path: Path
+) -> None:
+    """Options level 1 (covered calls only) and an option profile: `ict-trader run` stops at
+    start with one line saying which level and what to do, exits 2, and records no run."""
+    db = tmp_path / "bot.db"
+    (tmp_path / "ict-trader.toml").write_text(OPTION_TOML, encoding="utf-8")
+    level_one = backtest_like(option_settings=OptionSettings(trading_level=1))
+    with running_emulator(sample, start_bar=SESSION_START, options=level_one) as server:
+        env = {**os.environ, "ALPACA_API_KEY": KEY, "ALPACA_API_SECRET": SECRET}
+        command = [sys.executable, "-m", "ict_trader", "run", "--no-dashboard"]
+        done = subprocess.run(
+            [*command, "--alpaca-url", server.base_url, "--db", str(db)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+            timeout=120,
+        )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: profile(s) puts trade options, but this Alpaca account's options trading level"
+        " is 1 and buying calls and puts needs level 2: enable options level 2 (or 3) in the"
+        " Alpaca dashboard (and raise the account's maximum options level if it is capped"
+        " lower), or disable the option profiles"
+    ]
+    with closing(Store(db)) as store:
+        assert store.last_run() is None

@@ -20,7 +20,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ict_trader.adapters.alpaca.broker import AlpacaBroker
-from ict_trader.adapters.alpaca.emulator.paper import PaperAccount
+from ict_trader.adapters.alpaca.emulator.options import OptionSettings
+from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.cli.app import app
 from ict_trader.config import AppConfig
@@ -226,10 +227,8 @@ def test_an_option_profile_needs_options_level_two_and_is_refused_before_a_run_s
 ) -> None:
     """The emulator's account says level 1 (covered calls only): the run stops at start with
     one line naming the level and what to do, and records nothing."""
-    with running_emulator(load_bars(sample_csv)) as server:
-        account = server.account
-        answer = account.account_json
-        account.account_json = lambda: {**answer(), "options_trading_level": 1}  # type: ignore[method-assign]
+    level_one = EmulatorOptions(option_settings=OptionSettings(trading_level=1))
+    with running_emulator(load_bars(sample_csv), options=level_one) as server:
         store = Store(tmp_path / "level.db")
         with pytest.raises(ConfigError) as refused:
             run_live(
