@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from alpaca.data.historical import StockHistoricalDataClient
+import requests
+from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
+from alpaca.trading.stream import TradingStream
 
 from ict_trader.adapters.alpaca.emulator.assets import Bars
 from ict_trader.adapters.alpaca.emulator.feed import DataOptions
@@ -17,10 +22,12 @@ from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, EmuOrder,
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.core.calendar import NyseCalendar
 from ict_trader.marketdata.barfile import BarFile, load_bars
+from tests import alpaca_spec
 from tests.conftest import REPO
 
 KEY = "test-key"
 SECRET = "test-secret"
+AUTH = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
 # Two real ETFs over the same two sessions (2025-08-25 and 08-26), DIA with four minutes in which
 # nothing traded, so it has no bar (tests/data/PROVENANCE.md)
 TWO_SYMBOLS = {
@@ -99,6 +106,30 @@ def data_client(server: EmulatorServer) -> StockHistoricalDataClient:
     return client
 
 
+def option_data_client(server: EmulatorServer) -> OptionHistoricalDataClient:
+    client = OptionHistoricalDataClient(KEY, SECRET, url_override=server.base_url)
+    client._retry_wait = 0
+    return client
+
+
+def checked_get(server: EmulatorServer, path: str, **params: str) -> requests.Response:
+    """A raw GET with the emulator's keys, its answer checked against Alpaca's spec of the
+    route (tests/alpaca_spec.py): status, schema and keys."""
+    answer = requests.get(server.base_url + path, params=params, headers=AUTH, timeout=10)
+    url = urlparse(answer.url)
+    exchange = alpaca_spec.Exchange(
+        method="GET",
+        path=url.path,
+        query=url.query,
+        status=answer.status_code,
+        content_type=answer.headers.get("Content-Type", ""),
+        body=answer.content,
+    )
+    problems = alpaca_spec.problems(exchange)
+    assert problems == [], "\n".join(problems)
+    return answer
+
+
 def every_order(account: PaperAccount) -> dict[str, EmuOrder]:
     """The broker's orders by id, OCO stop legs included."""
     out: dict[str, EmuOrder] = {}
@@ -106,3 +137,45 @@ def every_order(account: PaperAccount) -> dict[str, EmuOrder]:
         out[order.id] = order
         out.update({leg.id: leg for leg in order.legs})
     return out
+
+
+@contextmanager
+def trade_updates(server: EmulatorServer) -> Iterator[queue.Queue[Any]]:
+    """alpaca-py's TradingStream connected to the emulator; yields the updates it receives."""
+    updates: queue.Queue[Any] = queue.Queue()
+    stream = TradingStream(KEY, SECRET, url_override=f"ws://127.0.0.1:{server.port}/stream")
+
+    async def on_update(update: Any) -> None:
+        updates.put(update)
+
+    stream.subscribe_trade_updates(on_update)
+    thread = threading.Thread(target=stream.run, daemon=True)
+    thread.start()
+    for _ in range(400):
+        if server.call(_trade_clients(server)):
+            break
+        threading.Event().wait(0.025)
+    else:
+        raise AssertionError("the trade stream did not connect")
+    try:
+        yield updates
+    finally:
+        stream.stop()
+        thread.join(10)
+
+
+async def _trade_clients(server: EmulatorServer) -> int:
+    return len(server._trade_sockets)
+
+
+def take(updates: queue.Queue[Any], count: int) -> list[Any]:
+    return [updates.get(timeout=10) for _ in range(count)]
+
+
+def take_until(updates: queue.Queue[Any], done: Callable[[Any], bool]) -> list[Any]:
+    got = []
+    while True:
+        update = updates.get(timeout=10)
+        got.append(update)
+        if done(update):
+            return got

@@ -73,8 +73,17 @@ _CLOSED_ITEMS = {
     },
     "else": {"$ref": "#/components/schemas/PositionClosedResponse"},
 }
+_ACTIVITY_DATE = {
+    # NonTradeActivities types `date` as a `date-time`, but its own example writes "2019-08-01",
+    # Alpaca's page on option events writes "2023-07-21" for OPEXC (alpaca_options.md §4), and
+    # alpaca-py's NonTradeActivity.date is a `date`: the day, as the description says.
+    "description": "The date on which the activity occurred or settled.",
+    "format": "date",
+    "type": "string",
+}
 ERRATA: Mapping[str, tuple[tuple[str, Any], ...]] = {
     "trading-api": (
+        ("/components/schemas/NonTradeActivities/properties/date", _ACTIVITY_DATE),
         (
             "/paths/~1v2~1positions/delete/responses/207/content/application~1json/schema/items",
             _CLOSED_ITEMS,

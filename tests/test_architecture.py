@@ -2,7 +2,8 @@
 
 - The core (and the signal detector) decides without I/O: it imports no runtime, adapter,
   store, network or web library, so backtest, replay and live can drive the same engine.
-- Adapters implement the core's protocol and know nothing of the runtimes that drive them.
+- Adapters implement the core's protocol and know nothing of the runtimes that drive them (the
+  Alpaca emulator also prices option contracts with `options`).
 - `docs/architecture.md` draws the dependencies between the packages; its diagram must list
   exactly the imports the code makes, so it cannot drift from the code.
 """
@@ -93,7 +94,18 @@ def test_the_core_and_the_signals_do_no_io() -> None:
 
 
 def test_adapters_know_only_the_core() -> None:
-    assert package_graph()["adapters"] <= PURE
+    """Besides the core, only two adapters may import `options`: the Alpaca emulator, which
+    prices the option contracts it serves with the project's one pricing model rather than a
+    second one, and the Alpaca contract desk, which picks a strike by the same rules as the
+    simulation (`options/chain.py`). `options` itself knows no adapter."""
+    assert package_graph()["adapters"] <= PURE | {"options"}
+    assert "adapters" not in package_graph()["options"]
+    alpaca = PACKAGE / "adapters" / "alpaca"
+    for path in (PACKAGE / "adapters").rglob("*.py"):
+        ours, _ = imports(path)
+        if "options" in ours:
+            allowed = path.is_relative_to(alpaca / "emulator") or path == alpaca / "options.py"
+            assert allowed, f"{path.relative_to(REPO)} imports options"
 
 
 def test_the_architecture_diagram_lists_exactly_the_packages_imports() -> None:

@@ -7,10 +7,6 @@ docs/alpaca-fidelity.md and the header of src/ict_trader/adapters/alpaca/emulato
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -38,7 +34,6 @@ from alpaca.trading.requests import (
     StopOrderRequest,
     TakeProfitRequest,
 )
-from alpaca.trading.stream import TradingStream
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,7 +41,13 @@ from ict_trader.adapters.alpaca.emulator import fills
 from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
 from ict_trader.marketdata.barfile import BarFile, load_bars
-from tests.alpaca_emulator import KEY, SECRET, running_emulator, trading_client
+from tests.alpaca_emulator import (
+    running_emulator,
+    take,
+    take_until,
+    trade_updates,
+    trading_client,
+)
 
 START = 100  # bars completed when a test starts: 2024-07-29 11:10 New York
 CENT = Decimal("0.01")
@@ -131,48 +132,6 @@ def holding(server: EmulatorServer, client: TradingClient, qty: int) -> None:
     settle(server)
     position = client.get_open_position("QQQ")
     assert isinstance(position, Position) and position.qty == str(qty)
-
-
-@contextmanager
-def trade_updates(server: EmulatorServer) -> Iterator[queue.Queue[Any]]:
-    """alpaca-py's TradingStream connected to the emulator; yields the updates it receives."""
-    updates: queue.Queue[Any] = queue.Queue()
-    stream = TradingStream(KEY, SECRET, url_override=f"ws://127.0.0.1:{server.port}/stream")
-
-    async def on_update(update: Any) -> None:
-        updates.put(update)
-
-    stream.subscribe_trade_updates(on_update)
-    thread = threading.Thread(target=stream.run, daemon=True)
-    thread.start()
-    for _ in range(400):
-        if server.call(_trade_clients(server)):
-            break
-        threading.Event().wait(0.025)
-    else:
-        raise AssertionError("the trade stream did not connect")
-    try:
-        yield updates
-    finally:
-        stream.stop()
-        thread.join(10)
-
-
-async def _trade_clients(server: EmulatorServer) -> int:
-    return len(server._trade_sockets)
-
-
-def take(updates: queue.Queue[Any], count: int) -> list[Any]:
-    return [updates.get(timeout=10) for _ in range(count)]
-
-
-def take_until(updates: queue.Queue[Any], done: Callable[[Any], bool]) -> list[Any]:
-    got = []
-    while True:
-        update = updates.get(timeout=10)
-        got.append(update)
-        if done(update):
-            return got
 
 
 def control(server: EmulatorServer, body: dict[str, Any] | list[str]) -> requests.Response:

@@ -26,12 +26,18 @@ import requests
 from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed
-from alpaca.data.requests import StockBarsRequest, StockLatestBarRequest
+from alpaca.data.requests import (
+    OptionChainRequest,
+    OptionSnapshotRequest,
+    StockBarsRequest,
+    StockLatestBarRequest,
+)
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.enums import (
     OrderClass,
     OrderSide,
     OrderStatus,
+    PositionIntent,
     QueryOrderStatus,
     TimeInForce,
 )
@@ -39,6 +45,7 @@ from alpaca.trading.models import Order
 from alpaca.trading.requests import (
     ClosePositionRequest,
     GetCalendarRequest,
+    GetOptionContractsRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
@@ -58,7 +65,14 @@ from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from tests import alpaca_spec
-from tests.alpaca_emulator import KEY, SECRET, data_client, running_emulator, trading_client
+from tests.alpaca_emulator import (
+    KEY,
+    SECRET,
+    data_client,
+    option_data_client,
+    running_emulator,
+    trading_client,
+)
 from tests.alpaca_spec import MARKET_DATA, TRADING, Exchange
 
 START = 100  # bars completed before a test: 2024-07-29 11:10 New York, the market open
@@ -83,11 +97,15 @@ EMULATED: dict[str, tuple[tuple[str, str], ...]] = {
         ("DELETE", "/v2/positions"),
         ("GET", "/v2/account/activities"),
         ("GET", "/v2/account/activities/{activity_type}"),
+        ("GET", "/v2/options/contracts"),
+        ("GET", "/v2/options/contracts/{symbol_or_id}"),
     ),
     MARKET_DATA: (
         ("GET", "/v2/stocks/bars"),
         ("GET", "/v2/stocks/{symbol}/bars"),
         ("GET", "/v2/stocks/bars/latest"),
+        ("GET", "/v1beta1/options/snapshots"),
+        ("GET", "/v1beta1/options/snapshots/{underlying_symbol}"),
     ),
 }
 
@@ -232,6 +250,7 @@ def test_every_route_the_bot_uses_answers_as_the_spec_says(sample: BarFile) -> N
         raw = recorder.attach(requests.Session())
         raw.headers.update(AUTH)
         _bot_session(server, trading, data, raw)
+        _option_session(server, trading, recorder.attach(option_data_client(server)))
     seen = Counter(
         (e.method, alpaca_spec.spec_for(e.path).template(e.path)) for e in recorder.exchanges
     )
@@ -368,6 +387,50 @@ def _bot_session(server: EmulatorServer, trading: Any, data: Any, raw: requests.
     assert raw.post(base + "/v2/orders", json={"symbol": "QQQ", "qty": "NaN"}).status_code == 422
     assert raw.delete(base + "/v2/positions/QQQ", params={"qty": "-1"}).status_code == 422
     assert raw.get(base + "/v2/account", headers={"APCA-API-KEY-ID": "x"}).status_code == 401
+
+
+def _option_session(server: EmulatorServer, trading: Any, options: Any) -> None:
+    """The bot's day with a 0DTE call (issue #12): the chain, the contract, the order, the
+    position and its close, and the refusals it must understand."""
+    call = "QQQ240729C00460000"
+    trading.get_option_contracts(GetOptionContractsRequest(underlying_symbols=["QQQ"], limit=5))
+    trading.get_option_contract(call)
+    _refused(lambda: trading.get_option_contract("QQQ240730C00460000"), 404)
+    options.get_option_chain(
+        OptionChainRequest(underlying_symbol="QQQ", strike_price_gte=455, strike_price_lte=470)
+    )
+    options.get_option_snapshot(OptionSnapshotRequest(symbol_or_symbols=[call]))
+    entry = trading.submit_order(
+        MarketOrderRequest(
+            symbol=call,
+            qty=2,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.DAY,
+            position_intent=PositionIntent.BUY_TO_OPEN,
+            client_order_id="call-entry",
+        )
+    )
+    assert isinstance(entry, Order)
+    _settle(server)
+    stop = StopOrderRequest(
+        symbol=call, qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.DAY, stop_price=1.0
+    )
+    _refused(lambda: trading.submit_order(stop), 422)
+    naked = MarketOrderRequest(
+        symbol="QQQ240729C00470000",
+        qty=1,
+        side=OrderSide.SELL,
+        time_in_force=TimeInForce.DAY,
+        position_intent=PositionIntent.SELL_TO_OPEN,
+    )
+    _refused(lambda: trading.submit_order(naked), 403)
+    trading.get_account()
+    trading.get_all_positions()
+    trading.get_open_position(call)
+    trading.get_order_by_id(entry.id)
+    trading.close_position(call, ClosePositionRequest(qty="1"))
+    _settle(server)
+    assert server.account.position_of(call) == 1
 
 
 def test_activities_come_newest_first_page_by_page_as_the_spec_says(sample: BarFile) -> None:
@@ -551,6 +614,12 @@ def _known_values(server: EmulatorServer, template: str) -> dict[str, Any]:
         return {"path_parameters": {key: "QQQ"}}
     if "{activity_type}" in template:
         return {"path_parameters": {"activity_type": "FILL"}}
+    if template == "/v2/options/contracts/{symbol_or_id}":
+        return {"path_parameters": {"symbol_or_id": "QQQ240729C00460000"}}
+    if template == "/v1beta1/options/snapshots/{underlying_symbol}":
+        return {"path_parameters": {"underlying_symbol": "QQQ"}}
+    if template == "/v1beta1/options/snapshots":
+        return {"query": {"symbols": "QQQ240729C00460000,QQQ240729P00460000"}}
     if template == "/v2/orders:by_client_order_id":
         return {"query": {"client_order_id": "fuzz-target"}}
     if template in {"/v2/stocks/bars", "/v2/stocks/bars/latest"}:

@@ -10,17 +10,23 @@ import subprocess
 import sys
 import time
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from ict_trader.adapters.alpaca.broker import AlpacaBroker
-from ict_trader.adapters.alpaca.emulator.paper import PaperAccount
+from ict_trader.adapters.alpaca.emulator.options import OptionSettings
+from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.cli.app import app
+from ict_trader.config import AppConfig
 from ict_trader.core.calendar import NyseCalendar
+from ict_trader.core.strategy import InstrumentChoice, OptionRules, StrategyProfile
 from ict_trader.errors import BrokerUnreachableError, ConfigError
 from ict_trader.marketdata.barfile import load_bars
 from ict_trader.persistence.store import Store
@@ -29,8 +35,11 @@ from ict_trader.runtime.live_runner import (
     Credentials,
     _first_contact,
     check_live_money,
+    check_option_profiles,
+    check_options_level,
     endpoints_for,
     find_credentials,
+    run_live,
     sync_calendar,
 )
 from tests.alpaca_emulator import KEY, SECRET, running_emulator
@@ -200,3 +209,62 @@ def test_a_zero_connect_timeout_tries_once() -> None:
         broker = AlpacaBroker(KEY, SECRET, url_override=url)
         with pytest.raises(BrokerUnreachableError, match=r"connection refused; tried once$"):
             _first_contact(broker, lambda _: None, timeout=0, backoff_seconds=0.5)
+
+
+def _option_config(**rules: object) -> AppConfig:
+    calls = StrategyProfile(
+        "calls",
+        Decimal("0.03"),
+        instrument=InstrumentChoice.OPTION,
+        option=OptionRules(**rules),  # type: ignore[arg-type]
+    )
+    base = AppConfig()
+    return replace(base, engine=replace(base.engine, profiles=(calls,)))
+
+
+def test_an_option_profile_needs_options_level_two_and_is_refused_before_a_run_starts(
+    sample_csv: Path, tmp_path: Path
+) -> None:
+    """The emulator's account says level 1 (covered calls only): the run stops at start with
+    one line naming the level and what to do, and records nothing."""
+    level_one = EmulatorOptions(option_settings=OptionSettings(trading_level=1))
+    with running_emulator(load_bars(sample_csv), options=level_one) as server:
+        store = Store(tmp_path / "level.db")
+        with pytest.raises(ConfigError) as refused:
+            run_live(
+                _option_config(),
+                Credentials(KEY, SECRET),
+                endpoints_for(server.base_url, "iex"),
+                store,
+                paper=True,
+                say=lambda _: None,
+            )
+        assert store.last_run() is None
+        store.close()
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "profile(s) calls trade options" in message
+    assert "options trading level is 1" in message
+    assert "enable options level 2" in message and "Alpaca dashboard" in message
+
+
+def test_the_options_level_rule() -> None:
+    profiles = _option_config().engine.profiles
+    for allowed in (2, 3):
+        check_options_level(allowed, profiles)  # no error
+    refused: tuple[int | None, ...] = (None, 0, 1)
+    for level in refused:
+        with pytest.raises(
+            ConfigError, match=f"trading level is {'not reported' if level is None else level}"
+        ):
+            check_options_level(level, profiles)
+
+
+def test_an_option_flatten_later_than_the_cutoff_is_refused() -> None:
+    [profile] = _option_config(flatten_at=dt_time(15, 30)).engine.profiles
+    check_option_profiles([profile])  # 15:30 itself is allowed
+    # A config file cannot say 15:31 (OptionRules refuses it); a profile built otherwise can.
+    late = OptionRules()
+    object.__setattr__(late, "flatten_at", dt_time(15, 31))
+    with pytest.raises(ConfigError, match=r"flatten_at 15:31 is later than 15:30"):
+        check_option_profiles([replace(profile, option=late)])

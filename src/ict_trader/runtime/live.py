@@ -6,7 +6,10 @@ observer (which turns them into engine events exactly once). Per bar, the shell
 1. drops duplicates and backfills any gap over REST, so the detector sees every bar once, in order;
 2. polls the orders still working (the stream may have missed an update) and delivers the events;
 3. refreshes the account, feeds the bar to the engine and executes its commands;
-4. commits the store.
+4. while option trades are open, marks the contracts held with Alpaca's quotes (loss limits);
+5. commits the store.
+Option contracts are picked and quoted by the contract desk (`adapters/alpaca/options.py`); an
+option entry after Alpaca's expiry-day cut-off is refused here (`live_options.py`).
 Between bars it sends clock ticks so time exits are not late by a bar. Time is the latest bar's
 close advanced by the wall-clock time since it arrived, so the same code runs at any replay speed
 against the emulator and at real time against Alpaca.
@@ -36,11 +39,12 @@ from alpaca.trading.stream import TradingStream
 
 from ict_trader.core.bars import Bar
 from ict_trader.core.breakers import Breaker
-from ict_trader.core.broker import StreamingBroker
+from ict_trader.core.broker import ContractDesk, StreamingBroker
 from ict_trader.core.calendar import NyseCalendar
 from ict_trader.core.engine import Engine
 from ict_trader.core.events import (
     BrokerError,
+    ContractMarked,
     ContractUnavailable,
     Event,
     OrderCanceled,
@@ -53,6 +57,7 @@ from ict_trader.core.events import (
     Tick,
     TradingState,
 )
+from ict_trader.core.instruments import instrument_of
 from ict_trader.core.orders import Leg, OrderRequest
 from ict_trader.notify import texts
 from ict_trader.notify.notifier import Notifier
@@ -66,6 +71,7 @@ from ict_trader.persistence.state_keys import (
 from ict_trader.persistence.store import Store, StoreWriteError
 from ict_trader.runtime import control
 from ict_trader.runtime.kernel import Kernel, Observer
+from ict_trader.runtime.live_options import refused_entry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -118,8 +124,10 @@ class LiveShell:
         on_arrival: Callable[[Bar], None] | None = None,
         on_trade_update: Callable[[Any], None] | None = None,
         notifier: Notifier | None = None,
+        desk: ContractDesk | None = None,
     ) -> None:
         self.engine = engine
+        self.desk = desk  # option contracts and their quotes; None: no option trading
         self.notifier = notifier
         self.broker = broker
         self.store = store
@@ -168,6 +176,7 @@ class LiveShell:
         self._held: dict[str, OrderRequest] = {}  # orders not sent while disputed
         # disputed symbols where the broker still holds all of the ledger's shares
         self._exits_covered: set[str] = set()
+        self._marked_at: datetime | None = None  # the bar close held contracts were last marked
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -474,6 +483,7 @@ class LiveShell:
         # that this bar's orders are out: a signal never waits on a REST round trip, which to
         # Alpaca over the internet costs tens of milliseconds.
         self._refresh_account(close_time)
+        self._mark_contracts(close_time)
         self.apply_control()
         self.stats.bars += 1
         due = bool(self._disputes) or self.stats.bars % RECONCILE_EVERY_BARS == 0
@@ -501,6 +511,22 @@ class LiveShell:
             self._account_known = True
             self._deliver(account)
             self.store.record_equity(when, account.equity, account.cash)
+
+    def _mark_contracts(self, when: datetime) -> None:
+        """Each held option contract's quote into the engine (its loss limits value option
+        positions by them), once per bar close — after the bar's orders are out, like the
+        account. A contract without a usable quote keeps its last mark."""
+        if self.desk is None or self._marked_at == when:
+            return
+        held = sorted(s for s in self.engine.open_positions() if instrument_of(s).is_option)
+        if not held:
+            return
+        self._marked_at = when
+        desk = self.desk
+        for symbol in held:
+            quote = self._safe(functools.partial(desk.quote, symbol, when), f"quote {symbol}")
+            if quote is not None:
+                self._deliver(ContractMarked(when, quote))
 
     def _retry_cancels(self) -> None:
         working = set(self.broker.working())
@@ -754,6 +780,12 @@ class LiveShell:
         written, an entry is not sent; an exit or target still is — its client id is
         deterministic, so a restart finds it at Alpaca instead of sending it twice."""
         recorded = self._stored(functools.partial(self._record_intent, order))
+        moment = order.created_at or _now(self)
+        refusal = refused_entry(order, self.calendar, max(moment, _now(self)))
+        if refusal is not None:
+            log.warning("%s %s", order.client_order_id, refusal)
+            self._deliver(OrderRejected(moment, order.client_order_id, refusal))
+            return
         if not recorded and order.leg is Leg.ENTRY:
             self._deliver(
                 OrderRejected(
@@ -764,9 +796,12 @@ class LiveShell:
         self._send_or_hold(order)
 
     def quote_contract(self, request: RequestContract) -> Event:
-        return ContractUnavailable(
-            request.time, request.request_id, "live option trading is not wired yet"
-        )
+        """The contract desk's answer; without a desk, why there is no option trading."""
+        if self.desk is None:
+            return ContractUnavailable(
+                request.time, request.request_id, "this live shell has no option contract desk"
+            )
+        return self.desk.quote_contract(request)
 
     def cancel(self, client_order_id: str) -> None:
         if self._held.pop(client_order_id, None) is not None:

@@ -5,7 +5,8 @@ Start-up order matters for money safety:
    ICT_TRADER_ALLOW_LIVE=yes;
    then the first contact — the broker's clock — retried with backoff for a bounded time
    (`--connect-timeout`): a broker still unreachable ends the run in one line, before the
-   store records a run;
+   store records a run; with an option profile enabled, the account's options level (2 buys
+   calls and puts) and the profiles' flatten times are checked next, also before any record;
 2. the store's ledger rebuilds the engine's unfinished trades (time exits keep counting from the
    recorded fills) and the broker adopts their orders by client order id;
 3. reconciliation: Alpaca nets both profiles into one position, so the ledger's per-profile
@@ -30,16 +31,20 @@ import requests
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.historical.option import OptionHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
-from alpaca.trading.models import Clock
+from alpaca.trading.models import Clock, TradeAccount
 from dotenv import dotenv_values
 
-from ict_trader.adapters.alpaca.broker import REQUEST_TIMEOUT_SECONDS, AlpacaBroker
+from ict_trader.adapters.alpaca.broker import REQUEST_TIMEOUT_SECONDS, AlpacaBroker, TimeoutSession
+from ict_trader.adapters.alpaca.options import AlpacaContractDesk
 from ict_trader.config import AppConfig
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar
 from ict_trader.core.engine import Engine
+from ict_trader.core.instruments import instrument_of
+from ict_trader.core.strategy import OPTION_CUTOFF, StrategyProfile
 from ict_trader.errors import BrokerUnreachableError, ConfigError
 from ict_trader.logs import register_secret
 from ict_trader.notify.notifier import Notifier
@@ -53,6 +58,7 @@ log = logging.getLogger(__name__)
 LIVE_OPT_IN = "ICT_TRADER_ALLOW_LIVE"
 CONNECT_TIMEOUT_SECONDS = 60.0  # how long the first contact with the broker is retried
 MAX_CONNECT_TIMEOUT_SECONDS = 3600.0
+OPTIONS_LEVEL_NEEDED = 2  # Alpaca's level 2: buy a call, buy a put
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,12 @@ def run_live(
         backoff_seconds=backoff_seconds,
     )
     now = _first_contact(broker, say, connect_timeout, backoff_seconds)
+    option_profiles = [p for p in config.engine.profiles if p.enabled and p.trades_options]
+    if option_profiles:
+        check_option_profiles(option_profiles)
+        account = broker.read(broker.trading.get_account)
+        assert isinstance(account, TradeAccount)
+        check_options_level(account.options_trading_level, option_profiles)
     calendar = NyseCalendar.covering(now - timedelta(days=10), now + timedelta(days=10))
     engine = Engine(
         config.engine,
@@ -161,6 +173,14 @@ def run_live(
     )
     data._retry = 0  # reads are retried by the broker's bounded backoff instead
     _check_feed(broker, data, endpoints, config.engine.symbols, now)
+    desk = None
+    if option_profiles:
+        options = OptionHistoricalDataClient(
+            credentials.key, credentials.secret, url_override=endpoints.rest_url
+        )
+        options._retry = 0  # retried by the broker's bounded backoff, like the bars
+        options._session = TimeoutSession()
+        desk = AlpacaContractDesk(broker.trading, options, read=broker.read)
     shell = LiveShell(
         engine,
         broker,
@@ -173,11 +193,21 @@ def run_live(
         observer=observer,
         notifier=notifier,
         stale_data_after=timedelta(minutes=stale) if (stale := risk.stale_data_minutes) else None,
+        desk=desk,
     )
     shell.restore_state(now)
     expected, actual = shell.reconcile(now, unplaced)
     if expected == actual:
-        say(f"reconciled: ledger and broker agree on {actual} {', '.join(config.engine.symbols)}")
+        contracts = [
+            f"{qty} {symbol}"
+            for symbol, qty in sorted(engine.open_positions().items())
+            if qty and instrument_of(symbol).is_option
+        ]
+        held = f" (option contracts: {', '.join(contracts)})" if contracts else ""
+        say(
+            f"reconciled: ledger and broker agree on {actual} "
+            f"{', '.join(config.engine.symbols)}{held}"
+        )
     else:
         say(
             f"WARNING: broker position {actual} differs from the ledger's {expected}; "
@@ -214,6 +244,35 @@ def run_live(
         traded += 1
     shell.stop()
     return shell
+
+
+def check_options_level(level: int | None, profiles: Sequence[StrategyProfile]) -> None:
+    """Buying calls and puts needs Alpaca's options level 2 (`options_trading_level`, the lower
+    of the level approved and the account's own cap); below it every option entry would be
+    refused one by one, mid-session. So the run does not start, and says what to do."""
+    if level is not None and level >= OPTIONS_LEVEL_NEEDED:
+        return
+    names = ", ".join(p.name for p in profiles)
+    shown = "not reported by Alpaca" if level is None else str(level)
+    raise ConfigError(
+        f"profile(s) {names} trade options, but this Alpaca account's options trading level "
+        f"is {shown} and buying calls and puts needs level {OPTIONS_LEVEL_NEEDED}: enable "
+        f"options level {OPTIONS_LEVEL_NEEDED} (or 3) in the Alpaca dashboard (and raise the "
+        "account's maximum options level if it is capped lower), or disable the option profiles"
+    )
+
+
+def check_option_profiles(profiles: Sequence[StrategyProfile]) -> None:
+    """No option profile may flatten later than Alpaca's expiry-day cut-off: from 15:30 New
+    York it refuses every new order on an expiring contract, closing ones included, and
+    liquidates from 15:45 — a later flatten would find its exits refused."""
+    for profile in profiles:
+        if profile.option.flatten_at > OPTION_CUTOFF:
+            raise ConfigError(
+                f"profiles.{profile.name}.option.flatten_at {profile.option.flatten_at:%H:%M} "
+                f"is later than {OPTION_CUTOFF:%H:%M} New York, when Alpaca stops taking orders "
+                "on expiring options; set it to 15:30 or earlier (default 15:20)"
+            )
 
 
 def _session_done(

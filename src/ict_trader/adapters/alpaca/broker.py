@@ -19,6 +19,11 @@ What this adapter guarantees, whatever the network does:
   working. An entry refused so is a rejection (sent later it would trade a stale signal), and so
   is any refusal caused by an order that is not ours: that is for a person to see.
 - Every REST call has a timeout (the SDK sets none).
+- **Option orders as Alpaca takes them**: whole contracts, `position_intent` beside the side
+  (without it a buy can be read as closing a short), `day` only, limit prices on the cent grid,
+  each order on its own — Alpaca has no bracket, OCO or stop order for options, so one is
+  refused here, in words, instead of by Alpaca. Fills come through the same observer as
+  shares': nothing here reads a symbol beyond passing it on.
 """
 
 from __future__ import annotations
@@ -30,14 +35,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, TypeVar
 
 import requests
 from alpaca.common.enums import BaseURL
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderClass, OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.enums import (
+    OrderClass,
+    OrderSide,
+    PositionIntent,
+    QueryOrderStatus,
+    TimeInForce,
+)
 from alpaca.trading.models import Calendar, Clock, Order, Position, TradeAccount
 from alpaca.trading.requests import (
     GetCalendarRequest,
@@ -60,6 +71,7 @@ from ict_trader.core.events import (
     OrderFilled,
     OrderRejected,
 )
+from ict_trader.core.instruments import CENT, instrument_of
 from ict_trader.core.orders import Leg, OrderRequest, OrderStatus, OrderType, Side
 
 log = logging.getLogger(__name__)
@@ -89,7 +101,7 @@ _DUPLICATE_ID = "client_order_id must be unique"
 _WASH_TRADE = "wash trade"
 
 
-class _TimeoutSession(requests.Session):
+class TimeoutSession(requests.Session):
     """A requests session that never waits forever (alpaca-py passes no timeout)."""
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
@@ -134,7 +146,7 @@ class AlpacaBroker:
         self.submitter._retry_codes = []
         self.trading._retry = 0  # reads are retried by `_read` with our own backoff instead
         for client in (self.trading, self.submitter):
-            client._session = _TimeoutSession()
+            client._session = TimeoutSession()
         self.read_attempts = read_attempts
         self.backoff_seconds = backoff_seconds
         self._sleep = sleep
@@ -156,7 +168,19 @@ class AlpacaBroker:
     def submit(self, order: OrderRequest) -> None:
         """Send one order. A target and a stop of the same OCO group travel together as one
         Alpaca OCO order (two separate exits would each hold the shares and the second would be
-        refused): the first of the pair waits for the second, or for `flush`."""
+        refused): the first of the pair waits for the second, or for `flush`. An option order
+        always goes alone (Alpaca has no OCO for options), and a stop on an option is refused
+        here: Alpaca would refuse it anyway, later and less clearly."""
+        if instrument_of(order.symbol).is_option:
+            if order.type is OrderType.STOP:
+                with self._lock:
+                    if order.client_order_id in self._orders:
+                        return
+                    self._orders[order.client_order_id] = _Tracked(order)
+                self._reject(order, "not sent: Alpaca takes no stop orders on options")
+                return
+            self._send(order, _to_alpaca(order))
+            return
         if order.oco_group is not None:
             waiting = self._oco_waiting.pop(order.oco_group, None)
             if waiting is None:
@@ -629,20 +653,31 @@ def _api_message(exc: APIError) -> str:
 
 
 def _to_alpaca(order: OrderRequest) -> MarketOrderRequest | LimitOrderRequest | StopOrderRequest:
+    option = instrument_of(order.symbol).is_option
     common: dict[str, Any] = {
         "symbol": order.symbol,
         "qty": order.qty,
         "side": OrderSide.BUY if order.side is Side.BUY else OrderSide.SELL,
-        "time_in_force": TimeInForce(order.time_in_force),
+        # Alpaca takes only `day` on an option ("order_time_in_force provided not supported")
+        "time_in_force": TimeInForce.DAY if option else TimeInForce(order.time_in_force),
         "client_order_id": order.client_order_id,
     }
+    if order.position_intent is not None:
+        common["position_intent"] = PositionIntent(order.position_intent)
     if order.type is OrderType.MARKET:
         return MarketOrderRequest(**common)
     if order.type is OrderType.LIMIT:
         assert order.limit_price is not None
-        return LimitOrderRequest(limit_price=float(order.limit_price), **common)
+        limit = _option_limit(order.limit_price, order.side) if option else order.limit_price
+        return LimitOrderRequest(limit_price=float(limit), **common)
     assert order.stop_price is not None
     return StopOrderRequest(stop_price=float(order.stop_price), **common)
+
+
+def _option_limit(price: Decimal, side: Side) -> Decimal:
+    """An option limit on the cent grid (Alpaca refuses more than two decimals), rounded
+    towards the market — a buy up, a sell down — so a marketable limit stays marketable."""
+    return price.quantize(CENT, rounding=ROUND_CEILING if side is Side.BUY else ROUND_FLOOR)
 
 
 def _to_alpaca_oco(target: OrderRequest, stop: OrderRequest) -> LimitOrderRequest:

@@ -4,8 +4,10 @@ Ids are `"<New York time to the millisecond>::<uuid>"` (the spec's example pairs
 18:55:09.981Z with id `20220202135509981::…`); the uuid here counts up, so ids sort in execution
 order and an id is a page token: the next page holds the activities past it in the requested
 direction (newest first by default), `page_size` at most 100. Filters: `activity_types` (comma
-list; the emulator only ever records FILL), `category` (`trade_activity` is FILL, every other
-type is a `non_trade_activity`), `order_id`, `date`, `after`, `until`. A bad parameter is a
+list; the emulator records FILL, and for option contracts that reach their expiry close OPEXP,
+OPEXC and the OPTRD of an exercise's shares), `category` (`trade_activity` is FILL, every other
+type is a `non_trade_activity`), `order_id`, `date`, `after`, `until` (a fill's time is its
+`transaction_time`, a non-trade activity's its `created_at`). A bad parameter is a
 ValueError naming it, which the server answers as the trading API's validation error (422).
 """
 
@@ -147,7 +149,8 @@ def _matches(record: dict[str, Any], query: ActivityQuery) -> bool:
         return False
     if query.order_id is not None and record.get("order_id") != query.order_id:
         return False
-    moment = datetime.fromisoformat(str(record["transaction_time"]).replace("Z", "+00:00"))
+    stamp = record.get("transaction_time") or record["created_at"]
+    moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
     if query.after is not None and moment <= query.after:
         return False
     return query.until is None or moment < query.until

@@ -57,10 +57,24 @@ a stop is elected by a trade through it and fills like a market order (buy stops
 +2.5 %/+4 % collar, resting as a limit above it); stops are checked before limits within a bar.
 Size is never checked against liquidity; `partial_fill_rate` (default 10 %, as the docs say) of
 eligible fills are partial, of a random size, and the rest is re-evaluated from the next bar.
+
+Option contracts (OCC symbols of the served underlyings; `emulator.options` lists and prices
+them, `emulator.option_orders` says which orders Alpaca takes, `emulator.expiry` what the close
+of an expiry day does) go through the same order machinery — ids, `pending_new`, routing,
+cancels, DAY expiry, held quantities, partial fills, trade updates — with their own fill rule:
+at each minute (and when pending work settles) a market buy fills at the model's ask, a market
+sell at its bid (not while the bid is 0: nobody buys), a buy limit once the ask is at or below
+it (at the ask), a sell limit once the bid is at or above it (at the bid). Cash moves by price
+x contracts x 100; buying to open is checked against the options buying power (the cash not
+reserved by open option buys: options are not marginable). From the liquidation time of an
+expiry day (15:45 for broad-based ETFs) the emulator, as Alpaca does, cancels the open orders
+of each expiring long position and sells it at market; what is still held at the close is
+exercised (in the money by $0.01 or more) or expires, as non-trade activities.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -68,11 +82,19 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from ict_trader.adapters.alpaca.emulator import fills
+from ict_trader.adapters.alpaca.emulator import expiry, fills, option_orders
 from ict_trader.adapters.alpaca.emulator.activities import activity_id
 from ict_trader.adapters.alpaca.emulator.assets import Bars, asset, by_symbol, clock
+from ict_trader.adapters.alpaca.emulator.errors import ApiError
+from ict_trader.adapters.alpaca.emulator.options import (
+    OptionMarket,
+    OptionSettings,
+    contract_id,
+    option_symbol,
+)
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar, Session
+from ict_trader.core.instruments import OPTION_MULTIPLIER
 
 ACCOUNT_ID = "2f7f6a3c-1b0e-4d4f-9a55-6f2c1c9b2a10"
 MAX_CLIENT_ORDER_ID = 48
@@ -100,17 +122,6 @@ ACCOUNT_STATUSES = frozenset(
         "LIMITED",
     }
 )
-
-
-class ApiError(Exception):
-    """An HTTP error answer: status and the JSON body Alpaca would send."""
-
-    def __init__(self, status: int, code: int | None, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"message": message, **extra}
-        if code is not None:
-            self.body = {"code": code, **self.body}
 
 
 @dataclass
@@ -141,6 +152,8 @@ class EmulatorOptions:
     # opens at once (old)
     closed_between_sessions: bool = True
     seed: int = 7
+    # option contracts: listing, pricing, the account's options level (emulator.options)
+    option_settings: OptionSettings = field(default_factory=OptionSettings)
 
 
 @dataclass
@@ -171,6 +184,11 @@ class EmuOrder:
     collar: Decimal | None = None  # a buy stop's limit once elected (orders.md)
     resume_cursor: int = 0  # after a partial fill the rest waits for this bar
     status_before_break: str | None = None  # a GTC order's status before `done_for_day`
+    position_intent: str | None = None  # option orders only: buy_to_open, sell_to_close, ...
+
+    @property
+    def is_option(self) -> bool:
+        return option_symbol(self.symbol) is not None
 
     @property
     def open(self) -> bool:
@@ -187,10 +205,13 @@ class EmuOrder:
 
     def as_json(self, nested: bool = False) -> dict[str, Any]:
         """The order as Alpaca's spec (`Order`) writes it; `legs` only when `nested`. `expires_at`
-        and `position_intent` are left out, as in the spec's own example: the spec types them as
-        a string and an enum (never null), and the emulator does not track either."""
+        is left out, as in the spec's own example (typed a string, never null); so is
+        `position_intent` for shares, which the emulator does not track. An option order is
+        `us_option`, its `asset_id` the contract's id, its `position_intent` the one sent or
+        inferred (Alpaca-API#270 shows it on a paper option order)."""
         avg = (self.filled_value / self.filled_qty) if self.filled_qty else None
-        return {
+        option = self.is_option
+        body: dict[str, Any] = {
             "id": self.id,
             "client_order_id": self.client_order_id,
             "created_at": _ts(self.created_at),
@@ -203,9 +224,9 @@ class EmuOrder:
             "replaced_at": None,
             "replaced_by": None,
             "replaces": None,
-            "asset_id": asset(self.symbol).id,
+            "asset_id": contract_id(self.symbol) if option else asset(self.symbol).id,
             "symbol": self.symbol,
-            "asset_class": "us_equity",
+            "asset_class": "us_option" if option else "us_equity",
             "notional": None,
             "qty": str(self.qty),
             "filled_qty": str(self.filled_qty),
@@ -226,6 +247,9 @@ class EmuOrder:
             "subtag": None,
             "source": None,
         }
+        if self.position_intent is not None:
+            body["position_intent"] = self.position_intent
+        return body
 
 
 def _ts(moment: datetime) -> str:
@@ -290,7 +314,10 @@ class PaperAccount:
         self.orders: dict[str, EmuOrder] = {}
         self.by_client_id: dict[str, EmuOrder] = {}
         self.updates: list[dict[str, Any]] = []  # trade updates not yet streamed
-        self._activities: list[dict[str, Any]] = []
+        self._activities: list[dict[str, Any]] = []  # FILLs
+        self._non_trade: list[dict[str, Any]] = []  # option expiries and exercises
+        self._activity_count = 0  # every activity's sequence number, for its id
+        self._liquidations: set[str] = set()  # ids of Alpaca's expiry-day liquidation orders
         self._sequence = 0
         self._executions = 0
         self._last_equity = self.options.starting_cash
@@ -298,6 +325,9 @@ class PaperAccount:
         self.finished = False
         self.status = "ACTIVE"
         self.flags = dict.fromkeys(ACCOUNT_FLAGS, False)
+        self.option_market = OptionMarket(
+            self.bars_by_symbol, calendar, self.options.option_settings
+        )
 
     # ------------------------------------------------------------------ symbols
 
@@ -321,11 +351,36 @@ class PaperAccount:
         return name
 
     def resolve(self, symbol_or_asset_id: str) -> str | None:
-        """A path's `symbol_or_asset_id` as a served symbol (None: not served)."""
+        """A path's `symbol_or_asset_id` as a served symbol or an option contract the account
+        has traded — by symbol, asset id or contract id (None: neither)."""
         name = symbol_or_asset_id.upper()
-        if name in self._rows:
+        if name in self.positions:
             return name
-        return next((s for s in self.symbols if asset(s).id == symbol_or_asset_id.lower()), None)
+        wanted = symbol_or_asset_id.lower()
+        served = next((s for s in self.symbols if asset(s).id == wanted), None)
+        if served is not None:
+            return served
+        return next((s for s in self._option_symbols() if contract_id(s) == wanted), None)
+
+    def _option_symbols(self) -> list[str]:
+        """The option contracts the account has traded (a position, or had one)."""
+        return [s for s in self.positions if s not in self._rows]
+
+    def price_at(self, symbol: str, moment: datetime) -> Decimal:
+        """`symbol`'s price at an earlier `moment` of the clock, as `mark` gave it then: the
+        open of its bar of that minute, else the close of its last bar before."""
+        name = self._served(symbol)
+        row = self._rows[name]
+        index = bisect.bisect_right(self.times, moment) - 1
+        if index >= 0:
+            bar = row[index]
+            if bar is not None and moment < self.times[index] + _ONE_MINUTE:
+                return _price(bar.open)
+            for earlier in range(index, -1, -1):
+                before = row[earlier]
+                if before is not None:
+                    return _price(before.close)
+        return _price(self.bars_by_symbol[name][0].open)
 
     # ------------------------------------------------------------------ clock
 
@@ -357,7 +412,8 @@ class PaperAccount:
         reached fill (in regular hours only), then its bars are published (returned, by symbol;
         a symbol without a trade that minute has none) and the next minute opens (see
         `_open_minute`). When the minute closes a session, DAY orders expire and GTC ones are
-        done for the day first; with `closed_between_sessions` the clock then stays at the
+        done for the day first, then option positions expiring that day are settled
+        (`emulator.expiry`); with `closed_between_sessions` the clock then stays at the
         close, and the next session opens when the next call completes its first minute."""
         index = min(self.cursor, len(self.times) - 1)
         moment = self.times[index]
@@ -369,17 +425,23 @@ class PaperAccount:
         self._fill_resting(moment, completed)
         for name, bar in completed.items():
             self._last_close[name] = bar.close
+        session = self.calendar.session_at(moment)
+        if session is not None:  # option prices follow the underlying's regular-hours moves
+            self.option_market.observe(completed)
         next_index = self.cursor + 1
         if next_index >= len(self.times):
             self._expire_day_orders(moment + _ONE_MINUTE)
+            if session is not None and moment + _ONE_MINUTE >= session.close:
+                self._settle_expiring(session)  # the replay ends with a session's close
             self.finished = True
             self.cursor = len(self.times)
             return completed
         following = self.times[next_index]
-        session = self.calendar.session_at(moment)
         leaving = session is not None and not session.contains(following)
         if leaving:  # the session closes: DAY orders expire, GTC ones are done for the day
+            assert session is not None
             self._expire_day_orders(moment + _ONE_MINUTE)
+            self._settle_expiring(session)
         if following.date() != moment.date():
             self._last_equity = self.equity()
         self.cursor = next_index
@@ -406,8 +468,43 @@ class PaperAccount:
         return _price(last)
 
     def _market_values(self) -> list[Decimal]:
-        """Each open position's signed market value."""
-        return [qty * self.mark(name) for name, qty in self.positions.items() if qty]
+        """Each open position's signed market value (an option's at 100 shares a contract)."""
+        return [
+            qty * self._valuation(name) * self._multiplier(name)
+            for name, qty in self.positions.items()
+            if qty
+        ]
+
+    def _multiplier(self, symbol: str) -> int:
+        """Shares per unit: 100 for an option contract, 1 for a share."""
+        return 1 if symbol in self._rows else OPTION_MULTIPLIER
+
+    def _valuation(self, symbol: str) -> Decimal:
+        """The price a position is valued at: a share's `mark`, an option's quote midpoint."""
+        if symbol in self._rows:
+            return self.mark(symbol)
+        quote = self.option_quote(symbol)
+        return (quote.bid + quote.ask) / 2
+
+    def option_quote(self, symbol: str) -> fills.Quote:
+        """An option contract's modelled bid and ask now (`emulator.options`)."""
+        contract = option_symbol(symbol)
+        assert contract is not None, f"{symbol} is not an option contract"
+        modelled = self.option_market.quote(contract, self.mark(contract.root), self.now)
+        return fills.Quote(bid=modelled.bid, ask=modelled.ask)
+
+    def options_buying_power(self) -> Decimal:
+        """The account's `options_buying_power`: cash less what open option buys reserve
+        (options are not marginable; an option buy is paid in full)."""
+        reserved = sum(
+            (
+                self._order_value(o.symbol, o.side, o.remaining, o.limit_price)
+                for o in self._opening_orders()
+                if o.symbol not in self._rows
+            ),
+            Decimal(0),
+        )
+        return max(self.cash - reserved, Decimal(0))
 
     def equity(self) -> Decimal:
         return self.cash + sum(self._market_values(), Decimal(0))
@@ -426,7 +523,11 @@ class PaperAccount:
         return max(self.equity() * self.options.multiplier - exposure - reserved, Decimal(0))
 
     def _order_value(self, symbol: str, side: str, qty: int, limit: Decimal | None) -> Decimal:
-        """What an opening order is valued at for the buying-power check (orders.md)."""
+        """What an opening order is valued at for the buying-power check (orders.md); an
+        option buy at its limit, or the ask, times 100 shares a contract."""
+        if symbol not in self._rows:
+            price = limit if limit is not None else self.option_quote(symbol).ask
+            return qty * price * OPTION_MULTIPLIER
         if side == "buy":
             return qty * (
                 limit if limit is not None else fills.market_buy_price_allowance(self.mark(symbol))
@@ -483,7 +584,7 @@ class PaperAccount:
             "buying_power": _money(self.buying_power()),
             "regt_buying_power": _money(self.buying_power()),
             "non_marginable_buying_power": _money(max(self.cash, Decimal(0))),
-            "options_buying_power": _money(max(self.cash, Decimal(0))),
+            "options_buying_power": _money(self.options_buying_power()),
             "cash": _money(self.cash),
             "accrued_fees": "0",
             "pending_transfer_in": "0",
@@ -504,8 +605,8 @@ class PaperAccount:
             "maintenance_margin": _money(gross * Decimal("0.3")),
             "last_maintenance_margin": "0",
             "sma": "0",
-            "options_approved_level": 3,
-            "options_trading_level": 3,
+            "options_approved_level": self.option_market.settings.trading_level,
+            "options_trading_level": self.option_market.settings.trading_level,
         }
 
     def clock_json(self) -> dict[str, Any]:
@@ -609,6 +710,7 @@ class PaperAccount:
         if self.market_open():
             for symbol in self.symbols:
                 self._fill_at(symbol, self.mark(symbol))
+            self._fill_options()
 
     def has_pending_work(self) -> bool:
         """Whether `settle` would change anything now (the server schedules it only then)."""
@@ -633,7 +735,10 @@ class PaperAccount:
 
     def _validate(self, payload: dict[str, Any]) -> EmuOrder:
         symbol = str(payload.get("symbol", "")).upper()
-        if symbol not in self._rows:  # an asset the emulator does not serve: unknown to it
+        if symbol not in self._rows:
+            if option_symbol(symbol) is not None:
+                return self._validate_option(payload, symbol)
+            # an asset the emulator does not serve: unknown to it
             raise ApiError(422, 42210000, f'asset "{symbol}" not found')
         side = str(payload.get("side", ""))
         if side not in {"buy", "sell"}:
@@ -676,26 +781,10 @@ class PaperAccount:
         tif = str(payload.get("time_in_force", "day"))
         if tif not in {"day", "gtc"}:
             raise ApiError(422, 40010001, f"time_in_force {tif!r} is not emulated")
-        client_id = payload.get("client_order_id") or str(uuid.uuid4())
-        client_id = str(client_id)
-        if len(client_id) > MAX_CLIENT_ORDER_ID:
-            raise ApiError(
-                422,
-                40010001,
-                f"client_order_id must be no more than {MAX_CLIENT_ORDER_ID} characters",
-            )
-        if client_id in self.by_client_id:
-            raise ApiError(422, 40010001, "client_order_id must be unique")
+        client_id = self._client_order_id(payload)
         shares = int(qty)
         self._check_quantity_and_power(symbol, side, shares, limit)
-        if self.options.wash_trade_check:  # an open opposite order on the same symbol
-            opposite = [
-                o
-                for o in self.orders.values()
-                if o.open and o.active and o.side != side and o.symbol == symbol
-            ]
-            if opposite:
-                raise ApiError(403, 40310000, "potential wash trade detected. use complex orders")
+        self._check_wash_trade(symbol, side)
         return EmuOrder(
             id="",
             client_order_id=client_id,
@@ -707,6 +796,71 @@ class PaperAccount:
             limit_price=limit,
             stop_price=stop,
             created_at=self.now,
+        )
+
+    def _client_order_id(self, payload: dict[str, Any]) -> str:
+        """The order's client id, or a new UUID: at most 48 characters, unique forever."""
+        client_id = str(payload.get("client_order_id") or uuid.uuid4())
+        if len(client_id) > MAX_CLIENT_ORDER_ID:
+            raise ApiError(
+                422,
+                40010001,
+                f"client_order_id must be no more than {MAX_CLIENT_ORDER_ID} characters",
+            )
+        if client_id in self.by_client_id:
+            raise ApiError(422, 40010001, "client_order_id must be unique")
+        return client_id
+
+    def _check_wash_trade(self, symbol: str, side: str) -> None:
+        """An open opposite order on the same symbol makes this one a potential wash trade."""
+        if not self.options.wash_trade_check:
+            return
+        if any(
+            o.open and o.active and o.side != side and o.symbol == symbol
+            for o in self.orders.values()
+        ):
+            raise ApiError(403, 40310000, "potential wash trade detected. use complex orders")
+
+    def _validate_option(self, payload: dict[str, Any], symbol: str) -> EmuOrder:
+        """An order for an option contract: listed and active, then Alpaca's option rules
+        (`emulator.option_orders`), then what every order meets — a unique client id, the
+        contracts it closes not held by other orders, options buying power, wash trades."""
+        market = self.option_market
+        contract = market.contract(symbol, self.now)
+        if contract is None:
+            raise ApiError(422, 42210000, f'asset "{symbol}" not found')
+        if not market.active(contract, self.now):
+            raise ApiError(422, 42210000, f"asset {symbol} is not active")
+        settings = market.settings
+        underlying = contract.root
+        shares = self.positions[underlying] - self._held(underlying, "sell")
+        terms = option_orders.check(
+            payload,
+            contract,
+            position=self.positions.get(symbol, 0),
+            shares_available=shares,
+            cash_available=self.options_buying_power(),
+            level=settings.trading_level,
+            cutoff=market.session_of(contract).close - settings.cutoff(underlying),
+            now=self.now,
+        )
+        client_id = self._client_order_id(payload)
+        self.positions.setdefault(symbol, 0)
+        self.cost_basis.setdefault(symbol, Decimal(0))
+        self._check_quantity_and_power(symbol, terms.side, terms.qty, terms.limit_price)
+        self._check_wash_trade(symbol, terms.side)
+        return EmuOrder(
+            id="",
+            client_order_id=client_id,
+            symbol=symbol,
+            side=terms.side,
+            qty=terms.qty,
+            type=terms.type,
+            time_in_force=terms.time_in_force,
+            limit_price=terms.limit_price,
+            stop_price=None,
+            created_at=self.now,
+            position_intent=terms.position_intent,
         )
 
     def _check_stop_threshold(
@@ -871,6 +1025,16 @@ class PaperAccount:
                 )
             return
         cost = self._order_value(symbol, side, qty, limit)
+        if symbol not in self._rows:  # an option: paid in cash, not on margin
+            if cost > self.options_buying_power():
+                raise ApiError(
+                    403,
+                    40310000,
+                    "insufficient options buying power",
+                    options_buying_power=_money(self.options_buying_power()),
+                    cost_basis=_money(cost),
+                )
+            return
         if cost > self.buying_power():
             raise ApiError(
                 403,
@@ -974,27 +1138,37 @@ class PaperAccount:
 
     def positions_json(self) -> list[dict[str, Any]]:
         """GET /v2/positions: every open position, by symbol (a flat symbol is not listed)."""
-        return [self.position_json(name) for name in sorted(self.symbols) if self.positions[name]]
+        return [self.position_json(name) for name in self._held_symbols()]
+
+    def _held_symbols(self) -> list[str]:
+        """The symbols (shares and option contracts) with an open position, sorted."""
+        return sorted(name for name, qty in self.positions.items() if qty)
 
     def position_json(self, symbol_or_asset_id: str) -> dict[str, Any]:
         symbol = self.resolve(symbol_or_asset_id)
         if symbol is None or self.positions[symbol] == 0:
             raise ApiError(404, 40410000, "position does not exist")
         qty = self.positions[symbol]
-        cost_basis = self.cost_basis[symbol]
+        cost_basis = self.cost_basis[symbol]  # dollars: an option's includes its 100 multiplier
         side = "buy" if qty < 0 else "sell"
         held = self._held(symbol, side)
-        mark = self.mark(symbol)
-        avg = cost_basis / qty
-        market_value = qty * mark
+        mark = self._valuation(symbol)
+        multiplier = self._multiplier(symbol)
+        avg = cost_basis / (qty * multiplier)  # per share, as the premium is quoted
+        market_value = qty * mark * multiplier
         unrealized = market_value - cost_basis
-        listed = asset(symbol)
+        if symbol in self._rows:
+            listed = asset(symbol)
+            identity = (listed.id, listed.exchange, "us_equity", True)
+        else:  # the spec: the contract's id; exchange "can be empty ... for options contracts"
+            identity = (contract_id(symbol), "", "us_option", False)
+        asset_id, exchange, asset_class, marginable = identity
         return {
-            "asset_id": listed.id,
+            "asset_id": asset_id,
             "symbol": symbol,
-            "exchange": listed.exchange,
-            "asset_class": "us_equity",
-            "asset_marginable": True,
+            "exchange": exchange,
+            "asset_class": asset_class,
+            "asset_marginable": marginable,
             "qty": str(qty),
             "qty_available": str((abs(qty) - held) * (1 if qty > 0 else -1)),
             "avg_entry_price": _money(avg),
@@ -1035,9 +1209,7 @@ class PaperAccount:
                 if order.status == "pending_cancel":
                     self._finish_cancel(order)
         answers: list[dict[str, Any]] = []
-        for symbol in sorted(self.symbols):
-            if self.positions[symbol] == 0:
-                continue
+        for symbol in self._held_symbols():
             try:
                 order = self.close_position(symbol)
             except ApiError as refused:
@@ -1073,6 +1245,104 @@ class PaperAccount:
             self._route(queued)
         for symbol in self.symbols:
             self._fill_at(symbol, self.mark(symbol))
+        self._liquidate_expiring()
+        self._fill_options()
+
+    # ------------------------------------------------------------------ options
+
+    def _fill_options(self) -> None:
+        """Working option orders fill at the contract's modelled quote now: market orders at
+        the ask (buy) or bid (sell; not while the bid is 0), limits once marketable — a buy
+        when the ask is at or below it, a sell when the bid is at or above it — at that quote.
+        There are no option bars, so nothing fills inside a minute."""
+        if not self._option_symbols():
+            return  # no option was ever ordered: the share-only replay pays nothing
+        for order in list(self.orders.values()):
+            if not (
+                order.open
+                and order.active
+                and order.status in _WORKING
+                and order.resume_cursor <= self.cursor
+                and order.symbol not in self._rows
+            ):
+                continue
+            at = self.option_quote(order.symbol)
+            if order.side == "sell" and at.bid <= 0:
+                continue  # no bid: a sell has nobody to trade with
+            if order.type == "limit":
+                assert order.limit_price is not None
+                if not fills.limit_marketable(order.side, order.limit_price, at):
+                    continue
+            self._fill(order, order.remaining, at.for_side(order.side))
+
+    def _liquidate_expiring(self) -> None:
+        """From its liquidation time on its expiry day (15:45 ET for broad-based ETFs), each
+        expiring long position is sold at market, as Alpaca does; its open orders, which would
+        hold the contracts, are canceled first. The order is Alpaca's, not the bot's: a new
+        client order id, routed at once (a fault-injected rejection never hits it)."""
+        settings = self.option_market.settings
+        if not settings.liquidate or not self._option_symbols():
+            return
+        session = self.calendar.session_at(self.now)
+        if session is None:
+            return
+        for symbol in self._option_symbols():
+            contract = option_symbol(symbol)
+            assert contract is not None
+            qty = self.positions[symbol]
+            if qty <= 0 or contract.expiry != session.day:
+                continue
+            if self.now < session.close - settings.liquidation(contract.root):
+                continue
+            working = [o for o in self.orders.values() if o.open and o.symbol == symbol]
+            if any(o.id in self._liquidations for o in working):
+                continue  # already being liquidated
+            for order in working:
+                self._finish_cancel(order)
+            sale = EmuOrder(
+                id="",
+                client_order_id=str(uuid.uuid4()),
+                symbol=symbol,
+                side="sell",
+                qty=qty,
+                type="market",
+                time_in_force="day",
+                limit_price=None,
+                stop_price=None,
+                created_at=self.now,
+                position_intent="sell_to_close",
+            )
+            self._register(sale)
+            self._liquidations.add(sale.id)
+            self._update("pending_new", sale, execution=False)
+            sale.status = "new"
+            self._update("new", sale, execution=False)
+
+    def _settle_expiring(self, session: Session) -> None:
+        """The session closed: every option position expiring today is exercised or expires
+        (`emulator.expiry`), written as non-trade activities at the close, and leaves the
+        account; an exercise moves the underlying's shares and the strike's cash."""
+        for symbol in self._option_symbols():
+            contract = option_symbol(symbol)
+            assert contract is not None
+            qty = self.positions[symbol]
+            if qty <= 0 or contract.expiry != session.day:
+                continue
+            underlying = contract.root
+            available = self.positions[underlying] - self._held(underlying, "sell")
+            close = self.option_market.settlement_price(contract)
+            settlement = expiry.settle(contract, qty, close, available)
+            count = 2 if settlement.exercised else 1  # an exercise also trades the shares
+            ids = [self._activity_id(session.close) for _ in range(count)]
+            records = expiry.activities(
+                contract, qty, settlement, moment=session.close, day=session.day, ids=ids
+            )
+            self._non_trade.extend(records)
+            if settlement.exercised:
+                self._apply_position(underlying, settlement.shares, settlement.strike)
+                self.cash += settlement.cash
+            self.positions[symbol] = 0
+            self.cost_basis[symbol] = Decimal(0)
 
     def _working(self, symbol: str) -> list[EmuOrder]:
         """`symbol`'s orders able to fill now: routed, active, and not waiting for a later bar."""
@@ -1194,8 +1464,9 @@ class PaperAccount:
             part = self._random.randint(1, qty - 1)
             order.resume_cursor = self.cursor + 1
         signed = part if order.side == "buy" else -part
-        self._apply_position(order.symbol, signed, price)
-        self.cash -= signed * price
+        multiplier = self._multiplier(order.symbol)
+        self._apply_position(order.symbol, signed, price * multiplier)  # the basis in dollars
+        self.cash -= signed * price * multiplier
         order.filled_qty += part
         order.filled_value += price * part
         order.updated_at = self.now
@@ -1207,7 +1478,7 @@ class PaperAccount:
         update = self._update(event, order, execution=True, price=price, qty=part)
         self._activities.append(
             {
-                "id": activity_id(self.now, len(self._activities) + 1),
+                "id": self._activity_id(self.now),
                 "activity_type": "FILL",
                 "transaction_time": update["timestamp"],
                 "type": event,
@@ -1291,9 +1562,17 @@ class PaperAccount:
         self.updates.append(update)
         return update
 
+    def _activity_id(self, moment: datetime) -> str:
+        self._activity_count += 1
+        return activity_id(moment, self._activity_count)
+
     def fill_activities(self) -> list[dict[str, Any]]:
         """Every FILL activity, oldest first (`activities.select` filters, orders and pages)."""
         return list(self._activities)
+
+    def account_activities(self) -> list[dict[str, Any]]:
+        """Every activity: the FILLs and the option expiries and exercises."""
+        return [*self._activities, *self._non_trade]
 
     def drain_updates(self) -> list[dict[str, Any]]:
         drained, self.updates = self.updates, []

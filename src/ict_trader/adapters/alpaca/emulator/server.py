@@ -35,15 +35,16 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import msgpack
 from aiohttp import WSMsgType, web
 
-from ict_trader.adapters.alpaca.emulator import activities
+from ict_trader.adapters.alpaca.emulator import activities, contracts, snapshots
 from ict_trader.adapters.alpaca.emulator import validation as check
+from ict_trader.adapters.alpaca.emulator.errors import ApiError
 from ict_trader.adapters.alpaca.emulator.feed import (
     RECENT_SIP_DELAY,
     DataBar,
@@ -53,7 +54,7 @@ from ict_trader.adapters.alpaca.emulator.feed import (
     aggregate,
     parse_timeframe,
 )
-from ict_trader.adapters.alpaca.emulator.paper import ApiError, PaperAccount
+from ict_trader.adapters.alpaca.emulator.paper import PaperAccount
 from ict_trader.core.bars import Bar
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,10 @@ class EmulatorServer:
         r.add_get("/v2/stocks/bars", self._bars)
         r.add_get("/v2/stocks/bars/latest", self._latest_bar)
         r.add_get("/v2/stocks/{symbol}/bars", self._symbol_bars)
+        r.add_get("/v2/options/contracts", self._option_contracts)
+        r.add_get("/v2/options/contracts/{symbol_or_id}", self._option_contract)
+        r.add_get("/v1beta1/options/snapshots", self._option_snapshots)
+        r.add_get("/v1beta1/options/snapshots/{underlying_symbol}", self._option_chain)
         r.add_get("/stream", self._trade_stream)
         r.add_get("/v2/iex", self._data_stream)
         r.add_get("/v2/sip", self._data_stream)
@@ -454,7 +459,54 @@ class EmulatorServer:
             query = activities.parse_query(request.query, request.match_info.get("activity_type"))
         except ValueError as exc:
             raise check.TRADING.error(str(exc)) from None
-        return web.json_response(activities.select(self.account.fill_activities(), query))
+        return web.json_response(activities.select(self.account.account_activities(), query))
+
+    async def _option_contracts(self, request: web.Request) -> web.Response:
+        """GET /v2/options/contracts: the listed contracts of the served underlyings, a page
+        at a time (TradingClient.get_option_contracts reads one page; see `contracts`)."""
+        now = self.account.now
+        query = contracts.parse_query(request.query, now)
+        query = replace(query, limit=min(query.limit, self.max_page_size))
+        page = contracts.contracts_page(self.account.option_market, query, now)
+        return web.json_response(page)
+
+    async def _option_contract(self, request: web.Request) -> web.Response:
+        """GET /v2/options/contracts/{symbol_or_id}: one contract, by OCC symbol or id."""
+        found = contracts.one_contract(
+            self.account.option_market, request.match_info["symbol_or_id"], self.account.now
+        )
+        return web.json_response(found)
+
+    async def _option_snapshots(self, request: web.Request) -> web.Response:
+        """GET /v1beta1/options/snapshots: modelled snapshots of the listed contracts among
+        `symbols` (see `snapshots`)."""
+        query = self._snapshot_query(request)
+        market, now = self.account.option_market, self.account.now
+        listed = [
+            c for s in snapshots.parse_symbols(request.query) if (c := market.contract(s, now))
+        ]
+        return web.json_response(snapshots.snapshots_page(self.account, listed, query))
+
+    async def _option_chain(self, request: web.Request) -> web.Response:
+        """GET /v1beta1/options/snapshots/{underlying_symbol}: the option chain, the
+        underlying's active contracts filtered as asked, a page at a time."""
+        query = self._snapshot_query(request)
+        chosen = snapshots.parse_chain(request.query)
+        underlying = request.match_info["underlying_symbol"].upper()
+        market, now = self.account.option_market, self.account.now
+        chain = [
+            c
+            for c in market.listed(now, [underlying])
+            if market.active(c, now) and chosen.admits(c)
+        ]
+        return web.json_response(snapshots.snapshots_page(self.account, chain, query))
+
+    def _snapshot_query(self, request: web.Request) -> snapshots.SnapshotQuery:
+        """Both snapshot routes' common query, the page no larger than `max_page_size`; the
+        default feed is OPRA on the paid data plan (the spec: "opra if the user has a
+        subscription, otherwise indicative")."""
+        query = snapshots.parse_query(request.query, self.feed.options.plan != "free")
+        return replace(query, limit=min(query.limit, self.max_page_size))
 
     async def _bars(self, request: web.Request) -> web.Response:
         """GET /v2/stocks/bars: the bars of the completed minutes of every requested symbol the

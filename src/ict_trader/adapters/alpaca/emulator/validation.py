@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ict_trader.adapters.alpaca.emulator.paper import ApiError
+from ict_trader.adapters.alpaca.emulator.errors import ApiError
 
 BODY_FORMAT_INVALID = "request body format is invalid"
 
