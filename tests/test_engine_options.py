@@ -9,7 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from ict_trader.cli.app import app
 from ict_trader.core.contracts import ContractQuote, PremiumSource
 from ict_trader.core.events import (
     CancelOrder,
@@ -277,3 +279,26 @@ def test_a_restarted_engine_keeps_managing_an_option_trade_from_the_ledger(
     [bar] = session_bars(date(2024, 7, 29), [(84.0, 84.0, 83.0, 83.4)])
     exits = submitted(second.engine.on_bar(bar._replace(time=FILL_TIME + minutes(3))))
     assert [(o.side, o.qty, o.position_intent) for o in exits] == [(Side.SELL, 5, "sell_to_close")]
+
+
+def test_an_option_premium_above_a_loss_breaker_is_warned_about_when_settings_load(
+    tmp_path: Path, sample_csv: Path
+) -> None:
+    settings = tmp_path / "options.toml"
+    settings.write_text(
+        '[[profiles]]\nname = "calls_puts"\nallocation = 0.01\ninstrument = "option"\n'
+        "[profiles.option]\nmax_premium = 800\n"
+    )
+
+    def backtest(config: Path) -> str:
+        args = ["backtest", "--data", str(sample_csv), "--config", str(config)]
+        shown = CliRunner().invoke(app, args)
+        assert shown.exit_code == 0, shown.output
+        return " ".join(shown.stderr.split())
+
+    warned = backtest(settings)
+    assert "option.max_premium 800 is more than risk.rapid_loss 500" in warned
+    assert "daily_loss_limit" not in warned  # 800 is within the default 1000
+    quiet = tmp_path / "quiet.toml"
+    quiet.write_text(settings.read_text().replace("800", "400"))
+    assert "warning" not in backtest(quiet)

@@ -199,6 +199,8 @@ def test_held_contracts_are_marked_once_a_bar_with_the_desks_quote(tmp_path: Pat
         marked = [e for e in seen if isinstance(e, ContractMarked)]
         assert marked == [ContractMarked(close, mark)]
         assert desk.asked == [PUT]
+        # status and the dashboard value the contract at the mark's mid
+        assert shell.store.last_closes()[PUT] == Decimal("0.32")
         desk.marks.clear()  # no usable quote: nothing delivered, the last mark stands
         shell._mark_contracts(at(9, 41))
         assert desk.asked == [PUT, PUT]

@@ -101,6 +101,28 @@ class AppConfig:
     # says its symbols decides what is traded).
     symbols_named: bool = False
 
+    def warnings(self) -> list[str]:
+        """Settings that are allowed but will surprise: an option trade that may lose more in
+        premium than a breaker tolerates engages the kill switch (for every profile) on one
+        bad trade, or on an ordinary swing of its marks."""
+        risk = self.engine.risk
+        found = []
+        for profile in self.engine.profiles:
+            if not (profile.enabled and profile.trades_options):
+                continue
+            at_risk = profile.option.max_premium
+            for key, limit in (
+                ("rapid_loss", risk.rapid_loss),
+                ("daily_loss_limit", risk.daily_loss_limit),
+            ):
+                if limit and at_risk > limit:
+                    found.append(
+                        f"profiles.{profile.name}: option.max_premium {at_risk} is more than "
+                        f"risk.{key} {limit}: one option trade's swing can engage the kill "
+                        f"switch for every profile (lower max_premium, or raise risk.{key})"
+                    )
+        return found
+
     def trading(self, symbols: Sequence[str]) -> AppConfig:
         """These settings, trading `symbols` (every profile on each)."""
         return replace(self, engine=replace(self.engine, symbols=tuple(symbols)))

@@ -477,6 +477,8 @@ def _writing(path: Path, option: str) -> Iterator[None]:
 
 def _settings(config: Path | None, param: list[str] | None) -> AppConfig:
     settings = load_config(config)
+    for warning in settings.warnings():
+        stderr.print(f"warning: {warning}", highlight=False)
     overrides = parse_param_assignments(param or [])
     if not overrides:
         return settings

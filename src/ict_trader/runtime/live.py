@@ -526,6 +526,8 @@ class LiveShell:
         for symbol in held:
             quote = self._safe(functools.partial(desk.quote, symbol, when), f"quote {symbol}")
             if quote is not None:
+                mark = float(quote.mid)  # status and the dashboard value the contract at it
+                self._stored(functools.partial(self.store.set_last_close, symbol, mark))
                 self._deliver(ContractMarked(when, quote))
 
     def _retry_cancels(self) -> None:
