@@ -11,6 +11,7 @@ src/ict_trader/adapters/alpaca/emulator/option_orders.py and docs/options.md.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,21 @@ from alpaca.trading.requests import (
     TrailingStopOrderRequest,
 )
 
+from ict_trader.adapters.alpaca.broker import AlpacaBroker
 from ict_trader.adapters.alpaca.emulator.options import OptionSettings
 from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
 from ict_trader.marketdata.barfile import BarFile, load_bars
-from tests.alpaca_emulator import running_emulator, take_until, trade_updates, trading_client
+from tests.alpaca_emulator import (
+    KEY,
+    SECRET,
+    running_emulator,
+    take_until,
+    trade_updates,
+    trading_client,
+)
 
+NOW = datetime(2024, 7, 29, 15, 10, tzinfo=UTC)
 START = 100  # bars completed: 2024-07-29 11:10 New York
 CALL = "QQQ240729C00460000"  # in the money at the start (QQQ 463.58)
 PUT = "QQQ240729P00465000"
@@ -280,6 +290,10 @@ def test_buying_power_for_options_is_cash_and_counts_open_option_buys(sample: Ba
             client.submit_order(buy(CALL, 1))  # 100 x the ask (4.45) > 400
         assert refused.value.status_code == 403
         assert refused.value.message == "insufficient options buying power"
+        # the bot's broker reads it, so its engine sizes option buys to it
+        seen = AlpacaBroker(KEY, SECRET, url_override=server.base_url).account(NOW)
+        assert seen.options_buying_power == Decimal(400)
+        assert seen.buying_power != seen.options_buying_power
 
 
 # ---------------------------------------------------------------------------- refusals

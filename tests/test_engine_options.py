@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from ict_trader.cli.app import app
 from ict_trader.core.contracts import ContractQuote, PremiumSource
 from ict_trader.core.events import (
+    AccountUpdated,
     CancelOrder,
     ContractMarked,
     ContractQuoted,
@@ -302,3 +303,22 @@ def test_an_option_premium_above_a_loss_breaker_is_warned_about_when_settings_lo
     quiet = tmp_path / "quiet.toml"
     quiet.write_text(settings.read_text().replace("800", "400"))
     assert "warning" not in backtest(quiet)
+
+
+def test_option_entries_are_cut_to_the_options_buying_power_when_the_broker_gives_it() -> None:
+    script = scripted(option_profile(max_contracts=100))
+    script.send(
+        AccountUpdated(
+            SIGNAL_CLOSE_TIME,
+            Decimal(100_000),
+            Decimal(100_000),
+            Decimal(200_000),  # margin: shares could use twice the cash…
+            options_buying_power=Decimal(200),  # …premiums only what Alpaca says is free
+        )
+    )
+    request = requested(script)
+    out = script.send(ContractQuoted(SIGNAL_CLOSE_TIME, request.request_id, quote()))
+    [entry] = submitted(out)
+    assert entry.qty == 3  # floor(200 / 54)
+    [reduced] = [c for c in out if isinstance(c, EntryReduced)]
+    assert "buying power $200.00" in reduced.cuts

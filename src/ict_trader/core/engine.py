@@ -271,6 +271,7 @@ class Engine:
         self._reduce_reason: str | None = None
         self._state_actor: str | None = None
         self._buying_power: Decimal | None = None
+        self._options_buying_power: Decimal | None = None
         self._account_blocked = False
         self.risk = RiskMonitor(config.risk)
         self._risk_session: Session | None = None
@@ -363,6 +364,7 @@ class Engine:
         elif isinstance(event, AccountUpdated):
             self._equity = event.equity
             self._buying_power = event.buying_power
+            self._options_buying_power = event.options_buying_power
             self._account_blocked = event.trading_blocked
             self.risk.equity(event.equity)  # checked with the next bar or fill
         elif isinstance(event, OrderCanceled):
@@ -757,7 +759,11 @@ class Engine:
             profile,
             quote.ask,
             equity=self._equity,
-            buying_power=self._buying_power,
+            buying_power=(
+                self._options_buying_power
+                if self._options_buying_power is not None
+                else self._buying_power
+            ),
             open_total=self._exposure(None, quote.symbol, quote.ask),
             open_in_symbol=self._exposure(asked.signal.symbol, quote.symbol, quote.ask),
             multiplier=instrument.multiplier,

@@ -49,6 +49,9 @@ class AccountUpdated:
     cash: Decimal
     buying_power: Decimal
     trading_blocked: bool = False  # the broker's trading_blocked or account_blocked flag
+    # What option buys may spend (Alpaca's options_buying_power: no margin on premiums);
+    # None: the broker gives none, and `buying_power` is used.
+    options_buying_power: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -366,6 +366,11 @@ class AlpacaBroker:
                 or account.trade_suspended_by_user
                 or (account.status is not None and str(account.status.value) != "ACTIVE")
             ),
+            options_buying_power=(
+                Decimal(account.options_buying_power)
+                if account.options_buying_power is not None
+                else None
+            ),
         )
 
     def clock(self) -> Clock:
