@@ -3,13 +3,16 @@ docs/signal.md's test vectors are what the detector computes on the real data.""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from ict_trader.cli.app import app
 from ict_trader.marketdata.barfile import load_bars
 from ict_trader.signals import SignalParams, detect_signals
 from tests.conftest import DEV_YEAR, REPO, SAMPLE_CSV
@@ -22,6 +25,7 @@ PAGES = [
 # [text](target) — the target up to whitespace or the closing parenthesis
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # http:, https:, mailto:
+MINUS = "\N{MINUS SIGN}"
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 
 
@@ -135,3 +139,24 @@ def test_dev_year_direction_counts_on_the_page() -> None:
     found = detect_signals(bar_file.bars, bar_file.calendar)
     short = sum(s.direction == "short" for s in found)
     assert f"**{len(found)} signals**, {short} short and {len(found) - short} long" in text
+
+
+def _dollars(amount: float) -> str:
+    """As the README writes money: +$22.51, and a loss with a minus sign (U+2212)."""
+    return f"{'+' if amount >= 0 else MINUS}${abs(amount):,.2f}"
+
+
+def test_the_readmes_options_table_is_what_its_example_settings_give(tmp_path: Path) -> None:
+    """The README's dev-year table of shares and a model-priced options profile, re-run with
+    the command and the settings file it names."""
+    out = tmp_path / "options.json"
+    args = ["backtest", "--data", str(DEV_YEAR), "--slippage-bps", "1", "--json", str(out)]
+    shown = CliRunner().invoke(app, [*args, "--config", str(REPO / "examples" / "options.toml")])
+    assert shown.exit_code == 0, shown.output
+    metrics = json.loads(out.read_text())["metrics"]
+    profiles = ("conservative", "aggressive", "calls_puts")
+    text = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    totals = " | ".join(_dollars(metrics[name]["total_pnl"]) for name in profiles)
+    assert f"| total P&L for the year | {totals} |" in text
+    trades = [metrics[name]["trades"] for name in profiles]
+    assert f"| trades | {trades[0]} | {trades[1]} | {trades[2]} (" in text
