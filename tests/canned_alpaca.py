@@ -3,7 +3,9 @@
 The real alpaca-py clients talk to it, so a test of the contract desk or of option orders also
 checks the SDK's request fields and its parsing of Alpaca's answers (field names, string-typed
 numbers, `next_page_token`), which a fake client object would take on trust. It serves only what
-a test put in it; the full emulator's option routes are tested end to end elsewhere.
+a test put in it; the full emulator's option routes are tested end to end elsewhere. Every
+answer is checked against Alpaca's own OpenAPI specs (tests/alpaca_spec.py) and a test whose
+canned JSON strays from them fails, so the shapes are Alpaca's, not ours.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from ict_trader.core.instruments import instrument_of
+from tests import alpaca_spec
 
 KEY, SECRET = "canned-key", "canned-secret"
 
@@ -42,6 +45,7 @@ class Canned:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     positions: list[dict[str, Any]] = field(default_factory=list)
     fail: dict[str, int] = field(default_factory=dict)  # path prefix -> status
+    spec_problems: list[str] = field(default_factory=list)  # answers the spec does not allow
     seen: list[Seen] = field(default_factory=list)
 
     def calls(self, path: str) -> list[Seen]:
@@ -69,8 +73,9 @@ def contract_json(symbol: str, tradable: bool = True) -> dict[str, Any]:
         "size": "100",
         "open_interest": "1000",
         "open_interest_date": instrument.expiry.isoformat(),
-        "close_price": None,
-        "close_price_date": None,
+        "ppind": True,
+        # close_price and its date left out, as the spec requires when a contract has not
+        # traded (it allows no null)
     }
 
 
@@ -107,6 +112,7 @@ def option_position_json(symbol: str, qty: int, avg: str) -> dict[str, Any]:
         "symbol": symbol,
         "exchange": "",
         "asset_class": "us_option",
+        "asset_marginable": False,
         "avg_entry_price": avg,
         "qty": str(qty),
         "qty_available": str(qty),
@@ -124,8 +130,10 @@ def option_position_json(symbol: str, qty: int, avg: str) -> dict[str, Any]:
 
 
 def _order_json(body: dict[str, Any]) -> dict[str, Any]:
+    """The spec's `Order` for what was posted: numbers as strings, no null intent."""
     now = "2024-07-29T17:00:00Z"
-    return {
+    limit = body.get("limit_price")
+    order = {
         "id": str(uuid.uuid4()),
         "client_order_id": body["client_order_id"],
         "created_at": now,
@@ -135,17 +143,20 @@ def _order_json(body: dict[str, Any]) -> dict[str, Any]:
         "symbol": body["symbol"],
         "asset_class": "us_option",
         "qty": str(body["qty"]),
+        "notional": None,
         "filled_qty": "0",
         "order_class": "simple",
         "order_type": body["type"],
         "type": body["type"],
         "side": body["side"],
-        "position_intent": body.get("position_intent"),
         "time_in_force": body["time_in_force"],
-        "limit_price": body.get("limit_price"),
+        "limit_price": None if limit is None else str(limit),
         "status": "accepted",
         "extended_hours": False,
     }
+    if body.get("position_intent") is not None:
+        order["position_intent"] = body["position_intent"]
+    return order
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -156,6 +167,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
+        parsed = urlparse(self.path)
+        exchange = alpaca_spec.Exchange(
+            self.command,
+            alpaca_spec.encoded(parsed.path),
+            status,
+            "application/json",
+            data,
+            parsed.query,
+        )
+        # A route the test did not expect (404) and a failure it injected are not Alpaca's
+        # documented answers; everything else must be.
+        if status < 400:
+            self.server.canned.spec_problems += alpaca_spec.problems(exchange)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -223,6 +247,9 @@ def canned_alpaca(canned: Canned) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+    assert not canned.spec_problems, "canned answers Alpaca's spec does not allow: " + "; ".join(
+        canned.spec_problems
+    )
 
 
 def occ(day: date, right: str, strike: int, root: str = "QQQ") -> str:
