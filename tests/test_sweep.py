@@ -14,8 +14,11 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from ict_trader.cli.app import app
 from ict_trader.config import AppConfig
 from ict_trader.core.events import ExitReason
 from ict_trader.marketdata.barfile import load_bars
@@ -185,3 +188,30 @@ def test_a_sweep_run_trades_as_a_full_backtest_of_its_settings() -> None:
         assert run.skip_days == tuple(s.time.date() for s in full.skips), configuration.label
         halted += any(t.exit_reason is ExitReason.KILL for t in run.trades)
     assert halted >= 4  # the breakers did trip
+
+
+def test_a_sweep_with_an_options_profile_labels_its_model_priced_figures(tmp_path: Path) -> None:
+    """Every figure of a model-priced configuration says so: the terminal lines, the table's
+    `premiums` column and the page."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        '[exits]\ntarget_atr_multiple = [3, 5]\n[[profiles]]\nname = "shares"\n'
+        'allocation = 0.03\n[[profiles]]\nname = "calls_puts"\nallocation = 0.01\n'
+        'instrument = "option"\n[profiles.option]\nmax_premium = 400\n',
+        encoding="utf-8",
+    )
+    args = ["sweep", str(grid), "--data", str(DEV_YEAR), "--from", "2024-01-01"]
+    args += ["--to", "2024-03-29", "--train", "20", "--test", "10", "--out", str(tmp_path)]
+    shown = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert shown.exit_code == 0, shown.output
+    configurations = {1: "calls_puts", 3: "calls_puts"}  # profile varies fastest
+    lines = [line for line in shown.stdout.splitlines() if ": config " in line]
+    assert lines
+    for line in lines:
+        number = int(re.search(r"config (\d+)", line).group(1))  # type: ignore[union-attr]
+        assert ("(model-priced)" in line) == (number in configurations), line
+    table = pd.read_csv(tmp_path / "sweep.csv", keep_default_na=False)
+    assert set(table[table["profile"] == "calls_puts"]["premiums"]) == {"model"}
+    assert set(table[table["profile"] == "shares"]["premiums"]) == {""}
+    page = (tmp_path / "sweep.html").read_text(encoding="utf-8")
+    assert "Configurations 1, 3 trade 0DTE options" in page and "model-priced" in page

@@ -71,16 +71,28 @@ class Configuration:
     profile: StrategyProfile
     simulation: SimulatedBrokerConfig
     risk: RiskLimits
+    # An option profile's premium source ("model" or "file"); None for shares. Every figure
+    # of a model-priced configuration is shown as such.
+    premiums: str | None = None
 
     @property
     def label(self) -> str:
         return " ".join(f"{name}={ranges.shown(value)}" for name, value in self.values)
+
+    @property
+    def priced_note(self) -> str:
+        """ " (model-priced)" after a model-priced configuration's number, else nothing."""
+        return " (model-priced)" if self.premiums == "model" else ""
 
 
 @dataclass(frozen=True)
 class Grid:
     dimensions: tuple[tuple[str, tuple[Any, ...]], ...]  # name -> its values, file order
     configurations: tuple[Configuration, ...]
+
+    @property
+    def trades_options(self) -> bool:
+        return any(c.premiums is not None for c in self.configurations)
 
     def signal_groups(self) -> list[tuple[SignalParams, list[Configuration]]]:
         """Configurations grouped by their signal parameters (the detection they share), in
@@ -161,6 +173,7 @@ def parse_grid(raw: Mapping[str, Any], base: AppConfig) -> Grid:
                 profile=profile,
                 simulation=made.simulation,
                 risk=made.engine.risk,
+                premiums=made.options.source.value if profile.trades_options else None,
             )
         )
     dimensions.append(("profile", tuple(p.name for p in profiles)))

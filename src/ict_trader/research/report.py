@@ -143,8 +143,10 @@ def summary_lines(outcome: SweepOutcome) -> list[str]:
     """What `ict-trader sweep` prints: each fold's pick and test result, then per symbol the
     deflated Sharpe ratio and the probability of backtest overfitting, each with what it
     means, so a reader of the terminal alone is not left with bare numbers."""
+    configurations = outcome.grid.configurations
     lines = [
-        f"{fold.symbol} fold {fold.index}: config {fold.chosen} on "
+        f"{fold.symbol} fold {fold.index}: config {fold.chosen}"
+        f"{configurations[fold.chosen].priced_note} on "
         f"{fold.test[0].day}..{fold.test[-1].day}: {fold.test_metrics.trades} trades, "
         f"P&L {fold.test_metrics.total_pnl:+,.2f}"
         for fold in outcome.folds
@@ -152,13 +154,15 @@ def summary_lines(outcome: SweepOutcome) -> list[str]:
     for h in outcome.honesty:
         if h.probability is None:
             lines.append(
-                f"{h.symbol}: config {h.config} is best by {outcome.metric} over the whole "
-                "period; it has no Sharpe ratio to deflate (too few sessions or no variation)"
+                f"{h.symbol}: config {h.config}{configurations[h.config].priced_note} is best "
+                f"by {outcome.metric} over the whole period; it has no Sharpe ratio to deflate "
+                "(too few sessions or no variation)"
             )
         else:
             lines.append(
-                f"{h.symbol}: config {h.config} is best by {outcome.metric} over the whole "
-                f"period; deflated Sharpe ratio {h.probability:.1%}: the probability that its "
+                f"{h.symbol}: config {h.config}{configurations[h.config].priced_note} is best "
+                f"by {outcome.metric} over the whole period; deflated Sharpe ratio "
+                f"{h.probability:.1%}: the probability that its "
                 f"edge is real after trying {h.trials} configurations (below 95%: not "
                 "established)"
             )
@@ -196,7 +200,8 @@ def render(outcome: SweepOutcome) -> str:
         )
     rows = "".join(
         f"<tr><td>{f.symbol}</td><td>{f.index}</td><td>{f.train[0].day} … {f.train[-1].day}</td>"
-        f"<td>{f.test[0].day} … {f.test[-1].day}</td><td>{f.chosen}</td>"
+        f"<td>{f.test[0].day} … {f.test[-1].day}</td>"
+        f"<td>{f.chosen}{outcome.grid.configurations[f.chosen].priced_note}</td>"
         f"<td>{html.escape(outcome.grid.configurations[f.chosen].label)}</td>"
         f"<td>{'' if f.train_value is None else f'{f.train_value:.4g}'}</td>"
         f"<td>{f.test_metrics.trades}</td><td>{f.test_metrics.total_pnl:+,.2f}</td></tr>"
@@ -211,6 +216,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}<
 <p>{len(outcome.grid.configurations)} configurations. Walk-forward: each fold chooses the
 configuration with the best <b>{outcome.metric}</b> over {outcome.train} training sessions and
 reports only the {outcome.test} sessions after them, which it never saw.</p>
+{_priced_paragraph(outcome)}
 <h2>How much to trust the best configuration</h2>
 {_honesty_text(outcome)}
 <h2>Walk-forward folds</h2>
@@ -220,6 +226,23 @@ reports only the {outcome.test} sessions after them, which it never saw.</p>
 {"".join(blocks)}
 </body></html>
 """
+
+
+def _priced_paragraph(outcome: SweepOutcome) -> str:
+    """Which configurations trade options, and where their premiums came from."""
+    modelled = [c.index for c in outcome.grid.configurations if c.premiums == "model"]
+    filed = [c.index for c in outcome.grid.configurations if c.premiums == "file"]
+    parts = []
+    if modelled:
+        parts.append(
+            f"Configurations {', '.join(map(str, modelled))} trade 0DTE options whose premiums "
+            "come from the pricing model: <b>their figures are model-priced</b>, not real fills."
+        )
+    if filed:
+        parts.append(
+            f"Configurations {', '.join(map(str, filed))} trade options priced from a quote file."
+        )
+    return f"<p>{' '.join(parts)}</p>" if parts else ""
 
 
 def write_html(outcome: SweepOutcome, path: Path) -> None:

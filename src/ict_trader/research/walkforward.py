@@ -307,6 +307,8 @@ def _row(  # noqa: PLR0917
     row: dict[str, Any] = {"symbol": symbol, "config": config}
     for name, value in configuration.values:
         row[name] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    if grid.trades_options:  # where each row's option premiums came from ("" for shares)
+        row["premiums"] = configuration.premiums or ""
     row.update(
         fold=fold,
         part=part,
