@@ -35,6 +35,7 @@ from ict_trader.audit.record import load_report
 from ict_trader.audit.run import connect
 from ict_trader.config import AppConfig
 from ict_trader.core.exits import StopMode
+from ict_trader.core.strategy import InstrumentChoice, StrategyProfile
 from ict_trader.dashboard.auth import DashboardToken
 from ict_trader.dashboard.server import Dashboard
 from ict_trader.marketdata.barfile import BarFile, load_bars
@@ -450,3 +451,30 @@ def test_an_oco_stop_leg_alpaca_named_itself_is_matched(sample: BarFile, tmp_pat
     for row in report.slippage:
         assert (row.live_exit_reason, row.backtest_exit_reason) == ("stop", "stop")
         assert row.exit is not None and row.exit.per_share == 0  # the run's settings, a stop
+
+
+def test_a_session_with_an_options_profile_is_audited_and_its_backtest_labelled(
+    sample: BarFile, tmp_path: Path
+) -> None:
+    """2024-07-30's signal traded by a shares profile and, as that day's put, by an options
+    profile: every order of both matches Alpaca's records, and the report says the backtest's
+    option figures are model-priced (live ones are Alpaca's fills)."""
+    base = AppConfig()
+    puts = StrategyProfile("puts", Decimal("0.01"), instrument=InstrumentChoice.OPTION)
+    risk = replace(base.engine.risk, rapid_loss=Decimal(0))  # a 0DTE mark swings past $500
+    engine = replace(base.engine, profiles=(base.engine.profiles[0], puts), risk=risk)
+    config = replace(base, engine=engine)
+    db = tmp_path / "options.db"
+    with running_emulator(
+        sample,
+        start_bar=SESSION_START,
+        options=backtest_like(),
+        data=every_minute(updated_bar_rate=0.0),
+    ) as server:
+        trade_one_session(server, db, config)
+        report = audit(server, db)
+    option_orders = [m for m in report.orders.matched if "-puts-" in m.client_order_id]
+    assert option_orders, "the options profile traded"
+    assert not [m for m in report.orders.matched if m.problems]
+    assert report.errors == [], report.errors
+    assert any("puts) are model-priced" in note for note in report.notes), report.notes

@@ -240,6 +240,16 @@ def _audit(
 
     # 3. Fills against the backtest of every symbol's SIP bars together, and expectation.
     backtest = run_backtest(sip.merged(), calendar, config)
+    modelled = [
+        p.name
+        for p in config.engine.profiles
+        if p.enabled and p.trades_options and config.options.source.modelled
+    ]
+    if modelled:
+        report.notes.append(
+            f"the backtest's option figures ({', '.join(modelled)}) are model-priced: its "
+            "premiums come from the pricing model, the live ones from Alpaca's fills"
+        )
     live_trades = _of_signals(store.trades(), ledger.signals, audited)
     backtest_signals = {d.signal_id: d.signal for d in backtest.signals}
     backtest_trades = _of_signals(list(backtest.trades.values()), backtest_signals, audited)

@@ -27,21 +27,50 @@ def config_of_run(described: dict[str, Any]) -> AppConfig:
             },
             "simulation": {k: _number(v) for k, v in described["simulation"].items()},
             "risk": {k: _number(v) for k, v in described["risk"].items()},
-            "profiles": [
-                {
-                    "name": p["name"],
-                    "allocation": _number(p["allocation"]),
-                    "enabled": bool(p["enabled"]),
-                }
-                for p in described["profiles"]
-            ],
+            "profiles": [_profile(p) for p in described["profiles"]],
         }
+        if "options" in described:  # recorded only when a profile traded options
+            raw["options"] = _options(described["options"]["settings"])
     except (KeyError, TypeError, AttributeError, InvalidOperation) as exc:
         raise ConfigError(f"the run's recorded settings are incomplete ({exc!r})") from None
     try:
         return parse_config(raw)
     except ConfigError as exc:
         raise ConfigError(f"the run's recorded settings cannot be used: {exc}") from None
+
+
+# The option rules and [options] settings recorded as text that are words, not numbers.
+_OPTION_WORDS = {"strike", "entry_price", "target", "flatten_at"}
+_OPTIONS_WORDS = {"pricing", "quotes"}
+
+
+def _profile(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A recorded profile, with its instrument and option rules when it traded options (an
+    options profile read back as a shares one would make the audit's backtest trade shares)."""
+    profile: dict[str, Any] = {
+        "name": recorded["name"],
+        "allocation": _number(recorded["allocation"]),
+        "enabled": bool(recorded["enabled"]),
+    }
+    if "instrument" in recorded:
+        profile["instrument"] = recorded["instrument"]
+        profile["option"] = {
+            key: value if key in _OPTION_WORDS else _number(value)
+            for key, value in recorded["option"].items()
+        }
+    return profile
+
+
+def _options(settings: dict[str, Any]) -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    for key, value in settings.items():
+        if value is None:
+            continue  # no quote file
+        if key in _OPTIONS_WORDS or value == "realized":
+            table[key] = value
+        else:
+            table[key] = _number(value)
+    return table
 
 
 def _number(text: object) -> Decimal:
