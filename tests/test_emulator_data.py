@@ -25,13 +25,14 @@ from aiohttp import ClientSession, WSMsgType
 from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed
+from alpaca.data.historical.option import OptionHistoricalDataClient
 from alpaca.data.live import StockDataStream
 from alpaca.data.models import BarSet
-from alpaca.data.requests import StockBarsRequest, StockLatestBarRequest
+from alpaca.data.requests import OptionChainRequest, StockBarsRequest, StockLatestBarRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
-from alpaca.trading.models import Clock, Order
+from alpaca.trading.models import Clock, Order, TradeAccount
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
 from alpaca.trading.stream import TradingStream
 from hypothesis import given, settings
@@ -763,6 +764,39 @@ def test_emulate_alpaca_serves_extended_hours_with_a_closed_clock() -> None:
         now = client.get_clock()
         assert isinstance(now, Clock)
         assert not now.is_open and now.timestamp == ny(29, 4, 0)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    assert process.returncode == 0
+
+
+def test_emulate_alpaca_models_options_at_the_volatility_spread_and_level_given() -> None:
+    """The command's option flags reach the quotes alpaca-py reads and the account's level
+    (what a set volatility does to the quotes is test_emulator_options.py's)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "ict_trader", "emulate-alpaca", "--port", str(port)]
+    flags = ["--speed", "0", "--start-bar", "100", "--key", KEY, "--secret", SECRET]
+    flags += ["--option-volatility", "0.5", "--option-spread", "0.30", "--options-level", "1"]
+    process = subprocess.Popen(
+        [*command, *flags], stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
+    try:
+        assert process.stderr is not None
+        assert f"Alpaca emulator on http://127.0.0.1:{port}" in process.stderr.readline()
+        url = f"http://127.0.0.1:{port}"
+        account = TradingClient(KEY, SECRET, url_override=url).get_account()
+        assert isinstance(account, TradeAccount)
+        assert account.options_trading_level == 1
+        data = OptionHistoricalDataClient(KEY, SECRET, url_override=url)
+        chain = data.get_option_chain(OptionChainRequest(underlying_symbol="QQQ"))
+        assert isinstance(chain, dict) and chain
+        quotes = [snapshot.latest_quote for snapshot in chain.values()]
+        bid_for = [q for q in quotes if q is not None and q.bid_price > 0]
+        assert bid_for  # far out of the money the bid is 0 and the spread narrower
+        for quote in bid_for:
+            assert quote.ask_price - quote.bid_price >= 0.30 - 1e-9  # at least the spread given
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=20)

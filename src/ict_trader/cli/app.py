@@ -39,6 +39,7 @@ from typer.core import TyperGroup
 
 from ict_trader import __version__
 from ict_trader.adapters.alpaca.emulator.feed import DataOptions
+from ict_trader.adapters.alpaca.emulator.options import OptionSettings
 from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, PaperAccount
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.audit import AuditError, run_audit
@@ -73,6 +74,7 @@ from ict_trader.marketdata.download import (
 from ict_trader.marketdata.layout import SYMBOL, month_files
 from ict_trader.marketdata.sources import MissingSymbolsError, Source, load_bar_set
 from ict_trader.notify.notifier import Notifier, notifier_from_env
+from ict_trader.options.pricing import Spread
 from ict_trader.persistence.store import Store, StoreError
 from ict_trader.reporting.backtest_summary import summary_table
 from ict_trader.reporting.report_html import write_html_report
@@ -1085,8 +1087,36 @@ def emulate_alpaca(
             help="Closed clock after each session until the next bar (Alpaca's), or not.",
         ),
     ] = True,
+    option_volatility: Annotated[
+        float | None,
+        typer.Option(
+            "--option-volatility",
+            min=0.01,
+            max=10,
+            help="Annualised volatility (trading-minute clock) the option quotes are modelled "
+            "at. Default: the underlying's realized volatility.",
+        ),
+    ] = None,
+    option_spread: Annotated[
+        float,
+        typer.Option(
+            "--option-spread",
+            min=0,
+            max=10,
+            help="Dollars of the modelled option bid-ask at least (also 1 % of the price).",
+        ),
+    ] = float(Spread().absolute),
+    options_level: Annotated[
+        int,
+        typer.Option(
+            "--options-level", min=0, max=3, help="The account's options trading level (2: buy)."
+        ),
+    ] = OptionSettings.trading_level,
 ) -> None:
-    """Serve Alpaca's paper API on 127.0.0.1, replaying real bars (for the live path, offline)."""
+    """Serve Alpaca's paper API on 127.0.0.1, replaying real bars (for the live path, offline).
+
+    Option contracts of every served symbol expire daily; their quotes and greeks are modelled
+    (Black-Scholes-Merton from the underlying's bars), as Alpaca's free indicative feed is."""
     with _user_errors():
         if plan not in {"free", "sip"}:
             raise ConfigError(f"--plan {plan!r}: use free or sip")
@@ -1108,6 +1138,11 @@ def emulate_alpaca(
         reject_rate=reject_rate,
         duplicate_fill_rate=duplicate_fill_rate,
         closed_between_sessions=closed_between_sessions,
+        option_settings=OptionSettings(
+            volatility=option_volatility,
+            spread=Spread(absolute=Decimal(str(option_spread))),
+            trading_level=options_level,
+        ),
     )
     faults = Faults(
         latency_ms=latency_ms,
