@@ -22,6 +22,7 @@ from ict_trader.notify.notifier import Notifier
 from ict_trader.persistence.store import Store, StoreError
 from ict_trader.runtime.backtest import run_backtest
 from ict_trader.runtime.replay import Pacer, data_fingerprint, run_replay
+from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +211,57 @@ def test_ctrl_c_on_the_real_command_then_resume(tmp_path: Path) -> None:
         timeout=120,
     )
     assert trade_rows(db) == trade_rows(reference)
+
+
+def test_a_replay_with_an_options_profile_resumes_and_trades_as_the_backtest(
+    tmp_path: Path,
+) -> None:
+    """One engine, whatever the shell: a replay of the sample with the README's options
+    settings, interrupted with Ctrl-C and resumed, books the same share and option trades
+    (contract, premiums, source) as an uninterrupted replay and as a backtest of the bars."""
+    settings = ["--config", str(REPO / "examples" / "options.toml")]
+    env = {**os.environ, "COLUMNS": "200"}
+    db = tmp_path / "resumed.db"
+    command = [sys.executable, "-m", "ict_trader", "run", "--db", str(db), *settings]
+    process = subprocess.Popen(
+        [*command, "--speed", "3000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    _read_until(iter(process.stdout.readline, ""), "session Tue 2024-07-30")
+    process.send_signal(signal.SIGINT)
+    assert process.communicate(timeout=60)[0].count("Traceback") == 0
+    assert process.returncode == 130
+    subprocess.run([*command, "--speed", "0", "--quiet"], env=env, check=True, timeout=120)
+    whole = tmp_path / "whole.db"
+    subprocess.run(
+        [sys.executable, "-m", "ict_trader", "run", "--db", str(whole), "--speed", "0", *settings],
+        capture_output=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    backtest = tmp_path / "backtest.db"
+    subprocess.run(
+        [sys.executable, "-m", "ict_trader", "backtest", "--db", str(backtest), *settings],
+        capture_output=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+
+    def option_rows(path: Path) -> list[tuple[object, ...]]:
+        with sqlite3.connect(path) as connection:
+            return connection.execute(
+                "SELECT trade_id, symbol, qty, entry_price, exit_price, pnl, option FROM trades"
+                " WHERE option IS NOT NULL ORDER BY trade_id"
+            ).fetchall()
+
+    options = option_rows(db)
+    assert options, "the options profile traded the sample"
+    assert all('"source": "model"' in str(row[-1]) for row in options)
+    assert trade_rows(db) == trade_rows(whole) == trade_rows(backtest)
+    assert options == option_rows(whole) == option_rows(backtest)
