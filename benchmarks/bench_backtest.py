@@ -44,7 +44,7 @@ from ict_trader.runtime.backtest import run_backtest  # noqa: E402
 from ict_trader.signals import detect_signals  # noqa: E402
 
 DEV_YEAR = REPO / "tests" / "data" / "qqq_1min_dev.csv.gz"
-GOAL_SECONDS = 1.0
+GOAL_SECONDS = 0.5  # issue #13: the dev year end to end
 GOAL_RATIO = 3.0
 GOAL_LOAD_SECONDS = 0.15
 BEFORE = "6799d63"  # the last commit whose loader parsed every file with pandas
@@ -216,7 +216,7 @@ def main() -> int:
         "ratio_peer_trading_only": round(peer[0] / pre[0], 2),
         "ratio_same_work": round(ratio, 2),
         "ratio_ours_with_store": round(ratio_with_store, 2),
-        "goal_under_1_s_end_to_end": e2e[0] < GOAL_SECONDS,
+        "goal_under_0_5_s_end_to_end": e2e[0] < GOAL_SECONDS,
         "goal_3x_faster": ratio >= GOAL_RATIO,
         "loading": load,
         "goal_load_under_0_15_s": load["csv_gz_now_best_s"] < GOAL_LOAD_SECONDS,
@@ -252,11 +252,11 @@ def main() -> int:
                 f" s, median {load[f'{name}_before_median_s']:.3f} s"
             )
         print(line)
-    under = "yes" if figures["goal_under_1_s_end_to_end"] else "NO"
+    under = "yes" if figures["goal_under_0_5_s_end_to_end"] else "NO"
     faster = "yes" if figures["goal_3x_faster"] else "NO"
     quick = "yes" if figures["goal_load_under_0_15_s"] else "NO"
     print(
-        f"goals: end to end < {GOAL_SECONDS:.0f} s: {under}; >= {GOAL_RATIO:.0f}x faster: "
+        f"goals: end to end < {GOAL_SECONDS:g} s: {under}; >= {GOAL_RATIO:.0f}x faster: "
         f"{faster}; loading the year < {GOAL_LOAD_SECONDS} s: {quick}"
     )
     if args.json:
