@@ -153,6 +153,9 @@ class RiskMonitor:
         self.last_equity: Decimal | None = None
         self._window: deque[tuple[datetime, Decimal]] = deque()
         self._errors: deque[datetime] = deque()
+        # check() runs every bar a trade is open: its windows are made once, not per call
+        self._rapid_span = timedelta(minutes=limits.rapid_loss_minutes)
+        self._error_span = timedelta(minutes=limits.error_window_minutes)
 
     @property
     def session_pnl(self) -> Decimal:
@@ -184,7 +187,7 @@ class RiskMonitor:
     def check(self, now: datetime) -> tuple[Breaker, str] | None:
         """(breaker, reason) of the first limit breached at `now`, else None."""
         limits = self.limits
-        pnl = self.session_pnl
+        pnl = self.realized + self.unrealized
         if limits.daily_loss_limit and pnl <= -limits.daily_loss_limit:
             return Breaker.DAILY_LOSS, (
                 f"daily loss limit: session P&L {pnl:+.2f} reached -{limits.daily_loss_limit}"
@@ -196,7 +199,7 @@ class RiskMonitor:
             while window and window[-1][1] <= pnl:
                 window.pop()
             window.append((now, pnl))
-            horizon = now - timedelta(minutes=limits.rapid_loss_minutes)
+            horizon = now - self._rapid_span
             while window[0][0] < horizon:
                 window.popleft()
             best = window[0][1]
@@ -205,8 +208,8 @@ class RiskMonitor:
                     f"rapid loss: {best - pnl:.2f} lost within {limits.rapid_loss_minutes} "
                     f"minutes (limit {limits.rapid_loss})"
                 )
-        if limits.max_errors:
-            horizon = now - timedelta(minutes=limits.error_window_minutes)
+        if limits.max_errors and self._errors:
+            horizon = now - self._error_span
             while self._errors and self._errors[0] < horizon:
                 self._errors.popleft()
             if len(self._errors) >= limits.max_errors:

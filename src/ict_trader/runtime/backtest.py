@@ -11,8 +11,9 @@ the premiums came from (`premium_source`: model or file, and `pricing`, a line t
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 
 from ict_trader.adapters.simulated import OptionFills, SimulatedBroker
 from ict_trader.collector import paused_collector
@@ -108,6 +109,25 @@ def option_desk(config: AppConfig, calendar: NyseCalendar) -> SimulatedDesk | No
 
 
 def _sessions_of(bars: Sequence[Bar], calendar: NyseCalendar) -> list[Session]:
-    # Regular-hours bars have the same date in UTC and New York, and .date() is cheap.
-    days = sorted({bar.time.date() for bar in bars})
-    return [s for s in (calendar.session_on(day) for day in days) if s is not None]
+    """The sessions `bars` (in time order, regular hours, as the loader checks them) have a bar
+    in: a binary search per session of the calendar rather than a look at every bar, which a
+    sweep would repeat for every configuration."""
+    if not bars:
+        return []
+    first, last = bars[0].time, bars[-1].time
+    found = []
+    for session in sorted(calendar.sessions(), key=_day_of):
+        if session.close <= first or session.open > last:
+            continue
+        index = bisect_left(bars, session.open, key=_time_of)
+        if index < len(bars) and bars[index].time < session.close:
+            found.append(session)
+    return found
+
+
+def _day_of(session: Session) -> date:
+    return session.day
+
+
+def _time_of(bar: Bar) -> datetime:
+    return bar.time
