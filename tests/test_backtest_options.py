@@ -221,7 +221,11 @@ def test_a_quote_file_prices_the_option_profile_with_its_own_bids_and_asks(
 # ---------------------------------------------------------------------------- the command
 
 runner = CliRunner()
-OPTION_PROFILE = '[[profiles]]\nname = "calls"\nallocation = 0.01\ninstrument = "option"\n'
+# within the default rapid-loss limit, so the command warns of nothing and only refuses
+OPTION_PROFILE = (
+    '[[profiles]]\nname = "calls"\nallocation = 0.01\ninstrument = "option"\n'
+    "[profiles.option]\nmax_premium = 400\n"
+)
 
 
 def one_line_refusal(args: list[str], *expected: str) -> None:
