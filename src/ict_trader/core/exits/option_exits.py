@@ -14,24 +14,18 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from ict_trader.core.calendar import Session
-from ict_trader.core.events import ExitReason
-from ict_trader.core.exits.rule import TICK, Held
+from ict_trader.core.exits.rule import TICK
+from ict_trader.core.exits.session_end import SessionEnd
 from ict_trader.core.orders import Leg
 from ict_trader.core.signal import Signal
 
 
 @dataclass(frozen=True, slots=True)
-class OptionFlatten:
-    before_close: timedelta  # the option rules' flatten_at as a span before the close
+class OptionFlatten(SessionEnd):
+    """The session end at the option rules' span before the close, with a stricter entry
+    rule: the whole time limit must fit before the flatten."""
+
     max_hold: timedelta  # exits.max_hold_minutes: an entry must fit before the flatten
-
-    def flatten_at(self, session: Session) -> datetime:
-        return session.close - self.before_close
-
-    def due(self, trade: Held, now: datetime, session: Session | None) -> ExitReason | None:
-        if session is not None and now >= self.flatten_at(session):
-            return ExitReason.SESSION_END
-        return None
 
     def entry_blocked(self, now: datetime, session: Session) -> str | None:
         flatten = self.flatten_at(session)

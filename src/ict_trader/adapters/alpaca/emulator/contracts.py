@@ -25,7 +25,7 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from ict_trader.adapters.alpaca.emulator import validation as check
@@ -87,9 +87,9 @@ def parse_query(query: Mapping[str, str], now: datetime) -> ContractQuery:
     refusal = check.TRADING
     symbols = query.get("underlying_symbols", "")
     underlyings = frozenset(s.strip().upper() for s in symbols.split(",") if s.strip())
-    expires_on = _date(query, "expiration_date")
-    expires_from = _date(query, "expiration_date_gte")
-    expires_until = _date(query, "expiration_date_lte")
+    expires_on = check.calendar_date(query, "expiration_date", check.TRADING)
+    expires_from = check.calendar_date(query, "expiration_date_gte", check.TRADING)
+    expires_until = check.calendar_date(query, "expiration_date_lte", check.TRADING)
     if expires_on is None and expires_from is None and expires_until is None:
         today = now.astimezone(NEW_YORK).date()
         expires_until = today + timedelta(days=6 - today.weekday())  # the coming Sunday
@@ -105,8 +105,8 @@ def parse_query(query: Mapping[str, str], now: datetime) -> ContractQuery:
         root=root or None,
         right=OptionRight(right) if right else None,
         style=style or None,
-        strike_from=_number(query, "strike_price_gte"),
-        strike_until=_number(query, "strike_price_lte"),
+        strike_from=check.number(query, "strike_price_gte", check.TRADING),
+        strike_until=check.number(query, "strike_price_lte", check.TRADING),
         ppind=check.boolean(query, "ppind", refusal) if "ppind" in query else None,
         deliverables=check.boolean(query, "show_deliverables", refusal),
         limit=check.integer(query, "limit", DEFAULT_LIMIT, refusal, low=1, high=MAX_LIMIT),
@@ -179,29 +179,6 @@ def contract_json(
             }
         ]
     return body
-
-
-def _date(query: Mapping[str, str], name: str) -> date | None:
-    raw = query.get(name)
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise check.TRADING.error(f"invalid {name}: {raw!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _number(query: Mapping[str, str], name: str) -> Decimal | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise check.TRADING.error(f"invalid {name}: {raw!r} is not a number") from None
-    if not value.is_finite():
-        raise check.TRADING.error(f"invalid {name}: {raw!r} is not a number")
-    return value
 
 
 def encode_token(symbol: str) -> str:

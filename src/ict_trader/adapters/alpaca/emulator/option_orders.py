@@ -29,10 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from ict_trader.adapters.alpaca.emulator.errors import ApiError
+from ict_trader.adapters.alpaca.emulator.validation import body_decimal
 from ict_trader.core.instruments import OPTION_MULTIPLIER, Instrument, OptionRight
 
 INTENTS = frozenset({"buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close"})
@@ -94,14 +95,14 @@ def check(
         raise refused("extended hours orders are not supported for options trading")
     if payload.get("notional") is not None:
         raise refused("notional orders are not supported for options trading")
-    qty = _decimal(payload.get("qty"), "qty")
+    qty = body_decimal(payload.get("qty"), "qty")
     if qty is None:
         raise ApiError(422, 40010001, "qty is required")
     if qty <= 0:
         raise ApiError(422, 40010001, "qty must be > 0")
     if qty != qty.to_integral_value():
         raise refused("fractional orders are not supported for options trading")
-    limit = _decimal(payload.get("limit_price"), "limit_price")
+    limit = body_decimal(payload.get("limit_price"), "limit_price")
     if kind == "market" and (limit is not None or payload.get("stop_price") is not None):
         raise ApiError(422, 40010001, "market orders require no stop or limit price")
     if kind == "limit":
@@ -179,12 +180,3 @@ def _selling_to_open(
     raise ApiError(
         422, 40010001, "selling options to open (covered calls, cash-secured puts) is not emulated"
     )
-
-
-def _decimal(value: Any, name: str) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ApiError(422, 40010001, f"invalid {name}") from None

@@ -79,10 +79,11 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from ict_trader.adapters.alpaca.emulator import expiry, fills, option_orders
+from ict_trader.adapters.alpaca.emulator import validation as check
 from ict_trader.adapters.alpaca.emulator.activities import activity_id
 from ict_trader.adapters.alpaca.emulator.assets import Bars, asset, by_symbol, clock
 from ict_trader.adapters.alpaca.emulator.errors import ApiError
@@ -753,15 +754,15 @@ class PaperAccount:
             payload = self._oco_parent_payload(payload, symbol, kind)
         elif order_class == "bracket":
             self._check_bracket(payload, kind)
-        qty = self._number(payload.get("qty"), "qty")
+        qty = check.body_decimal(payload.get("qty"), "qty")
         if qty is None:
             raise ApiError(422, 40010001, "qty or notional is required")
         if qty <= 0:
             raise ApiError(422, 40010001, "qty must be > 0")
         if qty != qty.to_integral_value():
             raise ApiError(422, 40010001, "fractional orders are not emulated")
-        limit = self._number(payload.get("limit_price"), "limit_price")
-        stop = self._number(payload.get("stop_price"), "stop_price")
+        limit = check.body_decimal(payload.get("limit_price"), "limit_price")
+        stop = check.body_decimal(payload.get("stop_price"), "stop_price")
         if kind == "market" and (limit is not None or stop is not None):
             raise ApiError(422, 40010001, "market orders require no stop or limit price")
         if kind == "limit" and (limit is None or limit <= 0):
@@ -869,7 +870,7 @@ class PaperAccount:
         """orders.md "Threshold on stop price of stop-loss orders": the stop must be at least
         $0.01 below (sell stop) or above (buy stop) the base price — the current market price,
         and also the take-profit's limit (OCO) or the entry's limit (bracket, limit entry)."""
-        stop = self._number(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
+        stop = check.body_decimal(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
         assert stop is not None
         bases = [self.mark(symbol)]
         if kind == "limit" and limit is not None:
@@ -935,8 +936,8 @@ class PaperAccount:
             raise ApiError(
                 422, 40010001, "bracket orders require take_profit.limit_price and stop_price"
             )
-        take_price = self._number(take, "take_profit.limit_price")
-        stop_price = self._number(stop, "stop_loss.stop_price")
+        take_price = check.body_decimal(take, "take_profit.limit_price")
+        stop_price = check.body_decimal(stop, "stop_loss.stop_price")
         assert take_price is not None and stop_price is not None
         buying = payload.get("side") == "buy"
         if (take_price <= stop_price) if buying else (take_price >= stop_price):
@@ -947,8 +948,8 @@ class PaperAccount:
     def _add_bracket_legs(self, parent: EmuOrder, payload: dict[str, Any]) -> None:
         """Two exit legs, inactive (`held`) until the entry fills, then one-cancels-other."""
         exit_side = _opposite(parent.side)
-        take = self._number(payload["take_profit"]["limit_price"], "take_profit.limit_price")
-        stop = self._number(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
+        take = check.body_decimal(payload["take_profit"]["limit_price"], "take_profit.limit_price")
+        stop = check.body_decimal(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
         for kind, limit, stop_price in (("limit", take, None), ("stop", None, stop)):
             leg = EmuOrder(
                 id="",
@@ -982,7 +983,7 @@ class PaperAccount:
                     self._update("new", leg, execution=False)
 
     def _add_stop_leg(self, parent: EmuOrder, payload: dict[str, Any]) -> None:
-        stop = self._number(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
+        stop = check.body_decimal(payload["stop_loss"]["stop_price"], "stop_loss.stop_price")
         assert stop is not None
         leg = EmuOrder(
             id="",
@@ -1043,15 +1044,6 @@ class PaperAccount:
                 buying_power=_money(self.buying_power()),
                 cost_basis=_money(cost),
             )
-
-    @staticmethod
-    def _number(value: Any, name: str) -> Decimal | None:
-        if value is None:
-            return None
-        try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            raise ApiError(422, 40010001, f"invalid {name}") from None
 
     def get(self, order_id: str) -> EmuOrder:
         order = self.orders.get(order_id)

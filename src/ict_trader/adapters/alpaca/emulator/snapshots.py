@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from ict_trader.adapters.alpaca.emulator import validation as check
@@ -100,11 +100,11 @@ def parse_chain(query: Mapping[str, str]) -> ChainFilter:
     root = query.get("root_symbol", "").strip().upper()
     return ChainFilter(
         right=OptionRight(right) if right else None,
-        strike_from=_number(query, "strike_price_gte"),
-        strike_until=_number(query, "strike_price_lte"),
-        expires_on=_date(query, "expiration_date"),
-        expires_from=_date(query, "expiration_date_gte"),
-        expires_until=_date(query, "expiration_date_lte"),
+        strike_from=_float(check.number(query, "strike_price_gte", check.MARKET_DATA)),
+        strike_until=_float(check.number(query, "strike_price_lte", check.MARKET_DATA)),
+        expires_on=check.calendar_date(query, "expiration_date", check.MARKET_DATA),
+        expires_from=check.calendar_date(query, "expiration_date_gte", check.MARKET_DATA),
+        expires_until=check.calendar_date(query, "expiration_date_lte", check.MARKET_DATA),
         root=root or None,
     )
 
@@ -185,24 +185,5 @@ def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _number(query: Mapping[str, str], name: str) -> float | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise check.MARKET_DATA.error(f"invalid {name}: {raw!r} is not a number") from None
-    if not value.is_finite():
-        raise check.MARKET_DATA.error(f"invalid {name}: {raw!r} is not a number")
-    return float(value)
-
-
-def _date(query: Mapping[str, str], name: str) -> date | None:
-    raw = query.get(name)
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise check.MARKET_DATA.error(f"invalid {name}: {raw!r} is not a date") from None
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)

@@ -132,6 +132,41 @@ def order_payload(body: Any) -> dict[str, Any]:
     return body
 
 
+def calendar_date(query: Mapping[str, str], name: str, refusal: Refusal) -> date | None:
+    """A date parameter written YYYY-MM-DD, as the option routes take them."""
+    raw = query.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise refusal.error(f"invalid {name}: {raw!r} is not a date (YYYY-MM-DD)") from None
+
+
+def number(query: Mapping[str, str], name: str, refusal: Refusal) -> Decimal | None:
+    """An optional query parameter that must be a finite number (a strike bound)."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise refusal.error(f"invalid {name}: {raw!r} is not a number") from None
+    if not value.is_finite():
+        raise refusal.error(f"invalid {name}: {raw!r} is not a number")
+    return value
+
+
+def body_decimal(value: Any, name: str) -> Decimal | None:
+    """An order body's number (JSON number or string) as a Decimal; None when absent."""
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise TRADING.error(f"invalid {name}") from None
+
+
 def positive_decimal(raw: str, name: str, refusal: Refusal) -> Decimal:
     """A query parameter that must be a finite number above zero (`qty`, `percentage`)."""
     try:
