@@ -66,7 +66,7 @@ from ict_trader.core.ledger import FillRecord, Ledger, OrderRecord
 from ict_trader.core.orders import Leg, OrderRequest, OrderType, Side, client_order_id, trade_id
 from ict_trader.core.risk import Exposure, RiskMonitor
 from ict_trader.core.selection import Selection, SignalSymbol
-from ict_trader.core.signal import Detector, Direction, Signal
+from ict_trader.core.signal import Detector, Direction, ForeseeingDetector, Signal
 from ict_trader.core.sizing import EquityAllocation
 from ict_trader.core.strategy import (
     EngineConfig,
@@ -78,6 +78,7 @@ from ict_trader.core.strategy import (
 CENT = Decimal("0.01")
 _NOTHING: tuple[Output, ...] = ()
 _ONE_MINUTE = timedelta(minutes=1)
+_NO_PNL = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,12 @@ class _Trade:
     option: OptionDetails | None = None  # an option trade's contract as entered
     submitted_at: datetime | None = None  # when the entry order was sent
     entry_timed_out: bool = False  # its cancel was sent because it did not fill in time
+    # The time rules' earliest due moment (None: none is due ever), as of `timed_entry` and
+    # `timed_session`: they are asked again only from that moment, or when either changes.
+    timed_asked: bool = False
+    timed_entry: datetime | None = None
+    timed_session: Session | None = None
+    timed_from: datetime | None = None
 
     # The symbol whose signal the trade follows (its detector, its session), the symbol its
     # mark is kept under (the contract's for an option), the instrument's multiplier and the
@@ -255,6 +262,8 @@ class Engine:
         self._only_detector = self._detectors[config.symbols[0]] if len(detectors) == 1 else None
         # Bars that name no symbol (a plain one-symbol file) are the only symbol's.
         self._only: str = config.symbols[0] if len(config.symbols) == 1 else ""
+        foreseeing = [d for d in detectors.values() if isinstance(d, ForeseeingDetector)]
+        self._foreseen = foreseeing if len(foreseeing) == len(detectors) else []
         self._profiles: tuple[StrategyProfile, ...] = tuple(p for p in config.profiles if p.enabled)
         exits = exit_plan(config.exits)
         self._shares_plan = _Plan(exits.resting, exits.timed)
@@ -334,6 +343,20 @@ class Engine:
         """The session of the last bar `symbol`'s detector saw."""
         return self._detectors[symbol].session
 
+    def next_needed_bar(self, time: datetime) -> datetime | None:
+        """The time of the first bar at or after `time` this engine must see; None if it needs
+        no more bars.
+
+        That is `time` itself unless the engine is flat with nothing pending (no trade, no
+        contract quote awaited) and every detector knows its signals ahead: then nothing happens
+        before the next signal's bar, so a shell whose broker is idle may skip to it."""
+        if self._active or self._quoting or not self._foreseen:
+            return time
+        upcoming = [
+            at for detector in self._foreseen if (at := detector.next_signal_at(time)) is not None
+        ]
+        return min(upcoming) if upcoming else None
+
     def warm(self, bar: Bar) -> None:
         """Show a bar to its symbol's detector without trading on it (a restart's history)."""
         self._detector_of(bar).update(bar)
@@ -354,6 +377,13 @@ class Engine:
 
     def handle(self, event: Event) -> Sequence[Output]:
         """Apply one event; return the commands it leads to (possibly none)."""
+        if isinstance(event, AccountUpdated):  # the most frequent: every minute in a position
+            self._equity = event.equity
+            self._buying_power = event.buying_power
+            self._options_buying_power = event.options_buying_power
+            self._account_blocked = event.trading_blocked
+            self.risk.equity(event.equity)  # checked with the next bar or fill
+            return _NOTHING
         if isinstance(event, BarClosed):
             return self.on_bar(event.bar)
         self._out = []
@@ -361,12 +391,6 @@ class Engine:
             self._on_fill(event)
         elif isinstance(event, Tick):
             self._manage_exits(event.time)
-        elif isinstance(event, AccountUpdated):
-            self._equity = event.equity
-            self._buying_power = event.buying_power
-            self._options_buying_power = event.options_buying_power
-            self._account_blocked = event.trading_blocked
-            self.risk.equity(event.equity)  # checked with the next bar or fill
         elif isinstance(event, OrderCanceled):
             self._on_order_done(event.client_order_id, event.time, filled=False, why=event.reason)
         elif isinstance(event, OrderRejected):
@@ -852,6 +876,20 @@ class Engine:
                 trade.entry_timed_out = True
                 self._out.append(CancelOrder(trade.entry_order_id, "entry timeout"))
             session = (only or self._detectors[trade.symbol]).session
+            if (
+                not trade.timed_asked
+                or trade.timed_entry is not trade.entry_time
+                or trade.timed_session is not session
+            ):
+                trade.timed_asked = True
+                trade.timed_entry = trade.entry_time
+                trade.timed_session = session
+                moments = [
+                    at for rule in plan.timed if (at := rule.due_at(trade, session)) is not None
+                ]
+                trade.timed_from = min(moments) if moments else None
+            if trade.timed_from is None or now < trade.timed_from:
+                continue
             for rule in plan.timed:  # the first rule due names the exit
                 reason = rule.due(trade, now, session)
                 if reason is not None:
@@ -1020,11 +1058,11 @@ class Engine:
         marks = self._marks
         if not marks:
             return
-        unrealized = Decimal(0)
+        unrealized = _NO_PNL
         for t in self._active.values():
             mark = marks.get(t.mark_key)
             if t.entry_qty and mark is not None:
-                moved = t.sign * (t.exit_value + mark * t.remaining - t.entry_value)
+                moved = t.sign * (t.exit_value + mark * (t.entry_qty - t.exit_qty) - t.entry_value)
                 unrealized += moved if t.multiplier == 1 else moved * t.multiplier
         self.risk.mark(unrealized)
 

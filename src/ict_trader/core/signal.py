@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import Session
@@ -50,4 +50,17 @@ class Detector(Protocol):
 
     def update(self, bar: Bar) -> Signal | None:
         """Advance by one closed bar; the signal it produced, if any."""
+        ...
+
+
+@runtime_checkable
+class ForeseeingDetector(Detector, Protocol):
+    """A detector that knows its signals ahead (a replay of signals detected earlier).
+
+    The engine can then tell its shell which bars it does not need: while it is flat with
+    nothing pending, only the next signal's bar matters (issue #13: no per-bar work while flat).
+    """
+
+    def next_signal_at(self, time: datetime) -> datetime | None:
+        """The time of the first signal bar at or after `time`; None if there is none."""
         ...

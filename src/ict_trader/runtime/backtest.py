@@ -14,6 +14,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
+from operator import itemgetter
 
 from ict_trader.adapters.simulated import OptionFills, SimulatedBroker
 from ict_trader.collector import paused_collector
@@ -23,12 +24,14 @@ from ict_trader.core.broker import SimulatedDesk
 from ict_trader.core.calendar import NEW_YORK, NyseCalendar, Session
 from ict_trader.core.engine import Engine
 from ict_trader.core.events import AccountUpdated, EntrySkipped, SignalDetected, TradeUpdated
+from ict_trader.core.signal import Detector
 from ict_trader.options.desk import build_desk
 from ict_trader.persistence.store import Store
 from ict_trader.reporting.backtest_result import BacktestResult, all_metrics
 from ict_trader.runtime.kernel import Seen
 from ict_trader.runtime.simulation import SimulationShell
-from ict_trader.signals import IctDetector
+from ict_trader.signals import IctDetector, detect_signals
+from ict_trader.signals.detector import SignalReplay
 
 
 def select_bars(bars: Sequence[Bar], start: date | None, end: date | None) -> list[Bar]:
@@ -50,7 +53,7 @@ def run_backtest(
     *,
     store: Store | None = None,
     on_bar: Callable[[Bar], None] | None = None,
-    detector: IctDetector | Mapping[str, IctDetector] | None = None,
+    detector: Detector | Mapping[str, Detector] | None = None,
     desk: SimulatedDesk | None = None,
 ) -> BacktestResult:
     """Trade `bars` — of every symbol in `config.engine.symbols`, in (time, symbol) order, each
@@ -63,23 +66,25 @@ def run_backtest(
     sessions = _sessions_of(bars, calendar)
     result = BacktestResult(config=config, bars=bars, sessions=sessions)
     symbols = config.engine.symbols
+    broker, desk = simulated_market(config, calendar, desk)
+    if detector is None and on_bar is None and desk is None:
+        detector = _detected_first(bars, calendar, config)
     if detector is not None:
         engine = Engine(config.engine, detector)
     else:
         engine = Engine(
             config.engine, {symbol: IctDetector(calendar, config.signal) for symbol in symbols}
         )
-    broker, desk = simulated_market(config, calendar, desk)
 
     def observe(item: Seen) -> None:
-        if isinstance(item, TradeUpdated):
+        if isinstance(item, AccountUpdated):  # the most frequent: every minute in a position
+            result.equity_curve.append((item.time, item.equity))
+        elif isinstance(item, TradeUpdated):
             result.trades[item.trade.trade_id] = item.trade
         elif isinstance(item, SignalDetected):
             result.signals.append(item)
         elif isinstance(item, EntrySkipped):
             result.skips.append(item)
-        elif isinstance(item, AccountUpdated):
-            result.equity_curve.append((item.time, item.equity))
 
     shell = SimulationShell(engine, broker, store=store, observer=observe, desk=desk)
     if store is not None:
@@ -88,6 +93,31 @@ def run_backtest(
         shell.run(bars, on_bar=on_bar)
     result.metrics = all_metrics(result)
     return result
+
+
+def _detected_first(
+    bars: Sequence[Bar], calendar: NyseCalendar, config: AppConfig
+) -> dict[str, Detector] | None:
+    """Each symbol's signals, detected before any trading, as replays for the engine; None
+    when a bar names a symbol not traded (the engine then refuses it, at that bar, as ever).
+
+    Detection depends on the bars alone, and a detector that knows its signals ahead lets the
+    shell skip every bar the engine is flat through (`SimulationShell._run_skipping`)."""
+    symbols = config.engine.symbols
+    named = set(map(_symbol_of, bars))
+    if len(symbols) == 1:
+        if not named <= {"", symbols[0]}:
+            return None
+        return {symbols[0]: SignalReplay(calendar, detect_signals(bars, calendar, config.signal))}
+    if not named <= set(symbols):
+        return None
+    return {
+        symbol: SignalReplay(
+            calendar,
+            detect_signals([b for b in bars if b.symbol == symbol], calendar, config.signal),
+        )
+        for symbol in symbols
+    }
 
 
 def simulated_market(
@@ -131,3 +161,6 @@ def _day_of(session: Session) -> date:
 
 def _time_of(bar: Bar) -> datetime:
     return bar.time
+
+
+_symbol_of = itemgetter(6)  # Bar.symbol, without an attribute lookup per bar

@@ -21,6 +21,7 @@ loss limits see option positions at their value. Without a desk none of this run
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -84,6 +85,14 @@ class SimulationShell:
         self._state_written: list[str] = []
 
     def run(self, bars: Iterable[Bar], on_bar: Callable[[Bar], None] | None = None) -> None:
+        if (
+            isinstance(bars, Sequence)
+            and on_bar is None
+            and self.desk is None
+            and not self.commit_every_bar
+        ):
+            self._run_skipping(bars)
+            return
         if not self._only:
             self._run_minutes(bars, on_bar)
             return
@@ -114,6 +123,62 @@ class SimulationShell:
         if last is not None:
             self.last_bar = last
         self.commit()
+
+    def _run_skipping(self, bars: Sequence[Bar]) -> None:
+        """`run` over bars the engine may not all need: while the broker is idle, the account
+        settled and the engine needs no bar before its next signal (`Engine.next_needed_bar`:
+        its detector replays signals found earlier), those bars are skipped by a binary search
+        instead of being shown to it one by one. Nothing would have happened on them: the
+        engine returns nothing for a flat bar without a signal, and an idle broker has nothing
+        to fill (tests/test_backtest_skipping.py compares the results with a run over every bar)."""
+        broker = self.broker
+        engine = self.engine
+        step = self.step
+        one_symbol = bool(self._only)
+        count = len(bars)
+        index = 0
+        while index < count:
+            bar = bars[index]
+            idle = broker.idle and not self._account_dirty
+            if idle:
+                needed = engine.next_needed_bar(bar.time)
+                if needed is None:
+                    break
+                if needed > bar.time:
+                    index = bisect_left(bars, needed, lo=index + 1, key=_time_of)
+                    continue
+            if not one_symbol:  # several symbols: the minute's bars together
+                end = index + 1
+                while end < count and bars[end].time == bar.time:
+                    end += 1
+                self.step_minute(bars[index:end])
+                index = end
+                continue
+            if idle:  # `step` would do the same with every broker stage a no-op
+                commands = engine.on_bar(bar)
+                if commands:
+                    self.last_bar = bar
+                    self._dispatch(commands)
+                    self._pump()
+            else:
+                step(bar)
+            index += 1
+        if count:
+            self.last_bar = bars[-1]
+            self._note_last_closes(bars)
+        self.commit()
+
+    def _note_last_closes(self, bars: Sequence[Bar]) -> None:
+        """Each symbol's last close in `bars`, as a run over every bar would have noted it
+        (status values an open position at it)."""
+        wanted = set(self.engine.symbols)
+        for bar in reversed(bars):
+            symbol = bar.symbol or self._only
+            if symbol in wanted:
+                self._last_close[symbol] = bar.close
+                wanted.discard(symbol)
+                if not wanted:
+                    return
 
     def _run_minutes(self, bars: Iterable[Bar], on_bar: Callable[[Bar], None] | None) -> None:
         """Several symbols: bars in (time, symbol) order, a minute at a time."""

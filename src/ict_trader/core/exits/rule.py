@@ -42,6 +42,12 @@ class TimeRule(Protocol):
         """Why `trade` must be closed at market at `now`, or None while it may stay open."""
         ...
 
+    def due_at(self, trade: Held, session: Session | None) -> datetime | None:
+        """The first moment `due` answers for (None: never, as things stand): a time rule is
+        due from a moment on, so the engine asks again only once that moment has come, not
+        on every bar (it asks anew when the entry fills or the session changes)."""
+        ...
+
     def entry_blocked(self, now: datetime, session: Session) -> str | None:
         """Why no entry may open at `now` in `session`, or None."""
         ...

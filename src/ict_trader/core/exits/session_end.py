@@ -19,9 +19,11 @@ class SessionEnd:
         return session.close - self.before_close
 
     def due(self, trade: Held, now: datetime, session: Session | None) -> ExitReason | None:
-        if session is not None and now >= self.flatten_at(session):
-            return ExitReason.SESSION_END
-        return None
+        due_at = self.due_at(trade, session)
+        return ExitReason.SESSION_END if due_at is not None and now >= due_at else None
+
+    def due_at(self, trade: Held, session: Session | None) -> datetime | None:
+        return None if session is None else self.flatten_at(session)
 
     def entry_blocked(self, now: datetime, session: Session) -> str | None:
         if now >= self.flatten_at(session):

@@ -15,9 +15,11 @@ class TimeLimit:
     max_hold: timedelta  # counted from the first entry fill
 
     def due(self, trade: Held, now: datetime, session: Session | None) -> ExitReason | None:
-        if trade.entry_time is not None and now >= trade.entry_time + self.max_hold:
-            return ExitReason.TIME
-        return None
+        due_at = self.due_at(trade, session)
+        return ExitReason.TIME if due_at is not None and now >= due_at else None
+
+    def due_at(self, trade: Held, session: Session | None) -> datetime | None:
+        return None if trade.entry_time is None else trade.entry_time + self.max_hold
 
     def entry_blocked(self, now: datetime, session: Session) -> str | None:
         return None
