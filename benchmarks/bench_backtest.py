@@ -217,7 +217,7 @@ def main() -> int:
         "ratio_same_work": round(ratio, 2),
         "ratio_ours_with_store": round(ratio_with_store, 2),
         "goal_under_0_5_s_end_to_end": e2e[0] < GOAL_SECONDS,
-        "goal_3x_faster": ratio >= GOAL_RATIO,
+        "goal_3x_faster": ratio_with_store >= GOAL_RATIO,  # issue #13: "with our store included"
         "loading": load,
         "goal_load_under_0_15_s": load["csv_gz_now_best_s"] < GOAL_LOAD_SECONDS,
     }
@@ -256,7 +256,8 @@ def main() -> int:
     faster = "yes" if figures["goal_3x_faster"] else "NO"
     quick = "yes" if figures["goal_load_under_0_15_s"] else "NO"
     print(
-        f"goals: end to end < {GOAL_SECONDS:g} s: {under}; >= {GOAL_RATIO:.0f}x faster: "
+        f"goals: end to end < {GOAL_SECONDS:g} s: {under}; >= {GOAL_RATIO:.0f}x faster with "
+        f"our store included: "
         f"{faster}; loading the year < {GOAL_LOAD_SECONDS} s: {quick}"
     )
     if args.json:

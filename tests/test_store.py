@@ -9,11 +9,13 @@ import sqlite3
 import subprocess
 import sys
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ict_trader.config import AppConfig
 from ict_trader.core.calendar import NyseCalendar
@@ -331,3 +333,19 @@ def test_a_version_3_store_is_upgraded_in_place_with_its_symbol(tmp_path: Path) 
     engine.restore(ledger)
     assert engine.open_positions() == {"SPY": -30}
     store.close()
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1990, 1, 1),
+        max_value=datetime(2100, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)), UTC]),
+    ),
+    st.booleans(),
+)
+def test_stored_times_are_utc_iso_to_the_second(moment: datetime, on_the_minute: bool) -> None:
+    """The minute fast path and the general one write the same text as strftime would."""
+    if on_the_minute:
+        moment = moment.replace(second=0, microsecond=0)
+    expected = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert store_module._iso(moment) == expected

@@ -113,6 +113,7 @@ class SimulatedBroker:
         # The shell skips the broker entirely on such bars.
         self.idle = True
         self._now: datetime | None = None
+        self._expired_before: date | None = None  # DAY orders from before this day are gone
         self._sequence = 0
         # Options: their working orders, the contracts held, their marks (quote mids), the desk
         # that quotes them; `_option_work` is False while there is nothing of them to look at.
@@ -211,7 +212,7 @@ class SimulatedBroker:
     def account(self, now: datetime) -> AccountUpdated:
         equity = self.equity()
         return AccountUpdated(
-            now, equity, self._cash, max(equity * self.config.buying_power_multiple, Decimal(0))
+            now, equity, self._cash, max(equity * self.config.buying_power_multiple, _ZERO)
         )
 
     def position(self, symbol: str) -> int:
@@ -238,10 +239,12 @@ class SimulatedBroker:
     def equity(self) -> Decimal:
         if self._contracts:
             return self._cash + self._marked_with_options()
-        marked = sum(
-            (qty * Decimal(repr(self._mark.get(symbol, 0.0))) * instrument_of(symbol).multiplier)
-            for symbol, qty in self._positions.items()
-        )
+        # sum() without its generator (this runs for every bar a position is open): the same
+        # additions from the same start, 0
+        marked: Decimal | int = 0
+        mark = self._mark
+        for symbol, qty in self._positions.items():
+            marked += qty * Decimal(repr(mark.get(symbol, 0.0))) * instrument_of(symbol).multiplier
         return self._cash + marked
 
     def _marked_with_options(self) -> Decimal:
@@ -266,11 +269,13 @@ class SimulatedBroker:
         if not self._queued_market and not self._resting:
             return options
         day = bar.time.date()
-        for sim in [*self._queued_market, *self._resting]:
-            # Regular-hours bars share their New York and UTC dates, so an order created on an
-            # earlier date belongs to an earlier session: as a DAY order it has expired.
-            if sim.submitted_at is not None and sim.submitted_at.date() < day:
-                self._finish(sim, OrderStatus.EXPIRED, "expired at the session close")
+        if day != self._expired_before:  # only a new day can expire an order
+            self._expired_before = day
+            for sim in [*self._queued_market, *self._resting]:
+                # Regular-hours bars share their New York and UTC dates, so an order created on
+                # an earlier date belongs to an earlier session: as a DAY order it has expired.
+                if sim.submitted_at is not None and sim.submitted_at.date() < day:
+                    self._finish(sim, OrderStatus.EXPIRED, "expired at the session close")
         if self._queued_market:
             open_price = Decimal(repr(bar.open))
             queued = self._queued_market
@@ -391,9 +396,10 @@ class SimulatedBroker:
     def _may_touch(self, bar: Bar, symbol: str) -> bool:
         """Whether `bar` may reach a resting order of `symbol` (False: it surely reaches none)."""
         high, low = bar.high, bar.low
-        return any(
-            sim.request.symbol == symbol and _reaches(sim, high, low) for sim in self._resting
-        )
+        for sim in self._resting:  # a loop, not any() over a generator: every bar in a trade
+            if sim.request.symbol == symbol and (high >= sim.level if sim.up else low <= sim.level):
+                return True
+        return False
 
     def _slipped(self, price: Decimal, side: Side) -> Decimal:
         if not self._slip:
@@ -496,10 +502,6 @@ def _invalid(order: OrderRequest) -> str | None:
     if order.type is OrderType.STOP and (order.stop_price is None or order.stop_price <= 0):
         return "stop orders need a positive stop_price"
     return None
-
-
-def _reaches(sim: _SimOrder, high: float, low: float) -> bool:
-    return high >= sim.level if sim.up else low <= sim.level
 
 
 def _touched(order: OrderRequest, open_: Decimal, high: Decimal, low: Decimal) -> Decimal | None:

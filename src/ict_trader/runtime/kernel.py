@@ -37,7 +37,7 @@ from ict_trader.core.events import (
 from ict_trader.core.orders import OrderRequest
 from ict_trader.notify.notifier import Notifier
 from ict_trader.notify.texts import render
-from ict_trader.persistence.store import Store
+from ict_trader.persistence.store import ORDER_EVENTS, Store
 from ict_trader.runtime.decision_log import Logged, log_command
 
 # What an observer sees: the events, and the outputs as they are carried out (a notice in its
@@ -96,9 +96,11 @@ class Kernel:
         if self.observer is not None:
             self.observer(event)
         store = self.store
-        if store is not None:
-            self.write(partial(store.record_event, event))
-        self.dispatch(self.engine.handle(event))
+        if store is not None and isinstance(event, ORDER_EVENTS):  # an account update: nothing
+            self.write(partial(store.record_order_event, event))
+        outputs = self.engine.handle(event)
+        if outputs:  # most events (an account update every minute in a position) lead to none
+            self.dispatch(outputs)
 
     def dispatch(self, outputs: Sequence[Output]) -> None:
         for output in outputs:
