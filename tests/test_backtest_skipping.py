@@ -77,6 +77,26 @@ def test_skipping_flat_bars_changes_nothing(dev_year: BarFile, index: int) -> No
         assert any("loss" in skip.reason for skip in full.skips)
 
 
+@pytest.mark.parametrize("index", range(4))
+def test_a_run_without_an_equity_curve_decides_the_same(dev_year: BarFile, index: int) -> None:
+    """A sweep's runs show the engine the account only when it may use it (an entry, a new
+    peak, a drawdown at the limit): the same trades, signals and skips, and no curve."""
+    configs = _configs()
+    base = configs[0]
+    drawdown = replace(base.engine.risk, max_drawdown_pct=Decimal("0.1"))
+    configs.append(replace(base, engine=replace(base.engine, risk=drawdown)))
+    config = configs[index]
+    lean = run_backtest(dev_year.bars, dev_year.calendar, config, equity_curve=False)
+    full = run_backtest(dev_year.bars, dev_year.calendar, config, on_bar=_every_bar)
+    assert lean.closed_trades() == full.closed_trades()
+    assert lean.signals == full.signals
+    assert lean.skips == full.skips
+    assert lean.metrics == full.metrics
+    assert lean.equity_curve == [] and full.equity_curve
+    if index == 3:  # the drawdown limit tripped, at the same minute on both sides
+        assert any("drawdown" in skip.reason for skip in full.skips)
+
+
 def test_the_engine_needs_every_bar_unless_it_knows_the_signals(dev_year: BarFile) -> None:
     config = AppConfig()
     bars, calendar = dev_year.bars, dev_year.calendar

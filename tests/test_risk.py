@@ -232,3 +232,30 @@ def test_rapid_loss_window_matches_a_naive_scan(steps: list[tuple[int, int]]) ->
         recent = [value for moment, value in history if moment >= now - minutes(15)]
         tripped = monitor.check(now)
         assert (tripped is not None) == (max(recent) - pnl >= 500)
+
+
+@settings(max_examples=300)
+@given(
+    peak=st.decimals(min_value=Decimal(1000), max_value=Decimal(10**7), places=2),
+    equity=st.decimals(min_value=Decimal(0), max_value=Decimal(2 * 10**7), places=4),
+    limit=st.sampled_from([Decimal(0), Decimal("0.1"), Decimal(5), Decimal("12.5")]),
+    error=st.floats(min_value=-1e-12, max_value=1e-12),
+)
+def test_the_float_first_test_never_misses_an_equity_that_matters(
+    peak: Decimal, equity: Decimal, limit: Decimal, error: float
+) -> None:
+    """A sweep asks `equity_may_matter` with a float estimate before the exact test: whatever
+    the exact test would act on (a new peak, a drawdown at the limit), the estimate flags."""
+    monitor = RiskMonitor(RiskLimits(max_drawdown_pct=limit))
+    monitor.equity(peak)
+    estimate = float(equity) * (1 + error)  # an estimate off by up to a part in 10^12
+    if monitor.equity_matters(equity):
+        assert monitor.equity_may_matter(estimate)
+    # and near the boundaries the exact test decides: just past the limit matters, just above
+    # it does not
+    if limit:
+        floor = peak * (1 - limit / 100)
+        assert monitor.equity_matters(floor)
+        assert not monitor.equity_matters(floor + Decimal("0.01"))
+    assert monitor.equity_matters(peak + Decimal("0.0001"))  # a new peak
+    assert not monitor.equity_matters(peak)

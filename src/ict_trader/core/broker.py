@@ -110,6 +110,13 @@ class SimulatedMarket(Broker, Protocol):
     def contracts_held(self) -> list[str]:
         """The option contracts held (empty without any: cheap, asked every minute)."""
 
+    def equity(self) -> Decimal:
+        """Cash plus the positions at their last marks: `account(now).equity`, without the
+        event (a sweep asks it every minute in a position to see whether the engine needs it)."""
+
+    def equity_estimate(self) -> float:
+        """`equity()` in floats (shares only), for a cheap first test; see the broker's."""
+
 
 class StreamingBroker(Broker, Protocol):
     """A live broker: updates arrive on a stream, and are polled for when the stream is late."""

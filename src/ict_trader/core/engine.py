@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from ict_trader.core.bars import Bar
+from ict_trader.core.bars import Bar, price_of
 from ict_trader.core.calendar import Session
 from ict_trader.core.contracts import OptionDetails
 from ict_trader.core.events import (
@@ -79,6 +79,7 @@ CENT = Decimal("0.01")
 _NOTHING: tuple[Output, ...] = ()
 _ONE_MINUTE = timedelta(minutes=1)
 _NO_PNL = Decimal(0)
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +116,6 @@ def signal_id(signal: Signal) -> str:
     """Stable id of a signal: its symbol, bar and direction (a bar emits at most one signal)."""
     stamp = f"{signal.time:%Y%m%dT%H%M}Z-{signal.direction.value}"
     return f"{signal.symbol}-{stamp}" if signal.symbol else stamp
-
-
-def price_of(value: float) -> Decimal:
-    """A bar price as the exact decimal it was written as (float repr round-trips)."""
-    return Decimal(repr(value))
 
 
 @dataclass
@@ -264,6 +260,8 @@ class Engine:
         self._only: str = config.symbols[0] if len(config.symbols) == 1 else ""
         foreseeing = [d for d in detectors.values() if isinstance(d, ForeseeingDetector)]
         self._foreseen = foreseeing if len(foreseeing) == len(detectors) else []
+        # (asked at, the first signal at or after it): no signal comes between the two
+        self._upcoming_signal: tuple[datetime, datetime] = (_NEVER, _NEVER)
         self._profiles: tuple[StrategyProfile, ...] = tuple(p for p in config.profiles if p.enabled)
         exits = exit_plan(config.exits)
         self._shares_plan = _Plan(exits.resting, exits.timed)
@@ -356,6 +354,18 @@ class Engine:
             at for detector in self._foreseen if (at := detector.next_signal_at(time)) is not None
         ]
         return min(upcoming) if upcoming else None
+
+    def may_enter_at(self, time: datetime) -> bool:
+        """Whether an entry may be sized at `time`'s bar: False only when every detector knows
+        its signals ahead and none comes at that bar (an entry is sized from the account)."""
+        if not self._foreseen:
+            return True
+        asked, upcoming = self._upcoming_signal
+        if not asked <= time <= upcoming:  # asked every minute in a trade: look again rarely
+            found = [at for d in self._foreseen if (at := d.next_signal_at(time)) is not None]
+            upcoming = min(found) if found else _NEVER
+            self._upcoming_signal = (time, upcoming)
+        return upcoming == time
 
     def warm(self, bar: Bar) -> None:
         """Show a bar to its symbol's detector without trading on it (a restart's history)."""

@@ -24,6 +24,7 @@ Defaults (each configurable under `[risk]`, 0 disables a limit):
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -151,6 +152,10 @@ class RiskMonitor:
         self.realized_by_symbol: dict[str, Decimal] = {}
         self.equity_peak: Decimal | None = None
         self.last_equity: Decimal | None = None
+        # equity_may_matter's float bounds, and the peak they were made for
+        self._peak_seen: Decimal | None = None
+        self._below_peak = 0.0
+        self._above_limit = 0.0
         self._window: deque[tuple[datetime, Decimal]] = deque()
         self._errors: deque[datetime] = deque()
         # check() runs every bar a trade is open: its windows are made once, not per call
@@ -180,6 +185,36 @@ class RiskMonitor:
         if self.equity_peak is None or equity > self.equity_peak:
             self.equity_peak = equity
         self.last_equity = equity
+
+    def equity_matters(self, equity: Decimal) -> bool:
+        """Whether seeing `equity` could change what the monitor decides: the first equity, a
+        new peak, or a drawdown at or past the limit (the same arithmetic as `check`). Below
+        the peak and above the limit, an equity changes nothing: an earlier one, which passed
+        the same test, leads `check` to the same answer, so a run that keeps no equity curve
+        (a sweep) need not show the monitor every minute's."""
+        peak = self.equity_peak
+        if peak is None or equity > peak:
+            return True
+        limit = self.limits.max_drawdown_pct
+        return bool(limit and peak and (peak - equity) / peak * 100 >= limit)
+
+    def equity_may_matter(self, estimate: float) -> bool:
+        """`equity_matters` for an equity known only as a float `estimate` (within a part in
+        10^13): False only when the equity surely matters not, being below the peak and above
+        the drawdown limit by more than a millionth of the peak; otherwise ask `equity_matters`
+        with the exact equity."""
+        peak = self.equity_peak
+        if peak is None:
+            return True
+        if peak is not self._peak_seen:  # the float bounds of this peak, made once
+            self._peak_seen = peak
+            top = float(peak)
+            margin = abs(top) * 1e-6
+            self._below_peak = top - margin
+            limit = self.limits.max_drawdown_pct
+            floor = top * (1 - float(limit) / 100) if limit else -math.inf
+            self._above_limit = floor + margin
+        return not self._above_limit < estimate < self._below_peak
 
     def error(self, now: datetime) -> None:
         self._errors.append(now)

@@ -3,7 +3,8 @@
 Each configuration is backtested once per symbol over the whole period; its windows are
 scored from the trades that closed in their sessions, starting from the equity the run had
 when the window began. The signals of one set of signal parameters are detected once and
-replayed to every exit and profile variant (`SignalReplay`).
+replayed to every exit and profile variant (`SignalReplay`), and each run skips the bars its
+engine is flat through.
 
 Work goes out in tasks of one symbol, one signal-parameter group and at most
 `VARIANTS_PER_TASK` of its configurations, which carry only settings: each worker process
@@ -26,7 +27,6 @@ from datetime import date
 from pathlib import Path
 
 from ict_trader.config import AppConfig
-from ict_trader.core.bars import Bar
 from ict_trader.core.calendar import Session
 from ict_trader.core.events import TradeView
 from ict_trader.errors import ConfigError
@@ -131,22 +131,11 @@ def sessions_of(source: BarSource) -> tuple[Session, ...]:
 _SESSIONS: dict[BarSource, tuple[Session, ...]] = {}
 
 
-def signal_sessions(bars: Sequence[Bar], signals: Sequence[Signal]) -> list[Bar]:
-    """The bars of the sessions that hold a signal. Nothing happens in the others: a trade
-    opens only on a signal and is closed before its session ends, so the engine is flat with
-    nothing pending through a session without one, and a breaker's daily figures start again
-    with the next session it sees. Leaving them out takes 15-25 % off a run of the dev year
-    (most of the rest is the engine's work while a trade is open), with the same trades
-    (tests/test_sweep.py compares them with full runs)."""
-    days = {signal.time.date() for signal in signals}
-    return [bar for bar in bars if bar.time.date() in days]
-
-
 def run_task(task: Task) -> TaskResult:
     symbol, bar_file = load_source(task.source)
     calendar = bar_file.calendar
     signals = signals_of(task.source, task.signal)
-    bars = signal_sessions(bar_file.bars, signals)
+    bars = bar_file.bars  # the shell skips every bar the engine is flat through
     base = task.settings
     if symbol:
         base = replace(base, engine=replace(base.engine, symbols=(symbol,)))
@@ -160,7 +149,13 @@ def run_task(task: Task) -> TaskResult:
             ),
             simulation=variant.simulation,
         )
-        result = run_backtest(bars, calendar, settings, detector=SignalReplay(calendar, signals))
+        result = run_backtest(
+            bars,
+            calendar,
+            settings,
+            detector=SignalReplay(calendar, signals),
+            equity_curve=False,  # a sweep scores trades; no run's equity curve is shown
+        )
         runs.append(
             Run(
                 config=variant.index,

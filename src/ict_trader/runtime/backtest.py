@@ -55,6 +55,7 @@ def run_backtest(
     on_bar: Callable[[Bar], None] | None = None,
     detector: Detector | Mapping[str, Detector] | None = None,
     desk: SimulatedDesk | None = None,
+    equity_curve: bool = True,
 ) -> BacktestResult:
     """Trade `bars` — of every symbol in `config.engine.symbols`, in (time, symbol) order, each
     naming its symbol; or of the one symbol, with or without its name.
@@ -62,7 +63,9 @@ def run_backtest(
     `detector`: a fresh one to use instead of `IctDetector(calendar, config.signal)` (one per
     symbol with several), e.g. a `SignalReplay` of signals detected earlier with
     `config.signal`. `desk`: the option desk (by default the one `config.options` describes,
-    when a profile trades options)."""
+    when a profile trades options). `equity_curve=False` (a sweep): the result keeps no equity
+    curve, and the engine sees the account only when it may use it (the same trades, faster;
+    without a store only)."""
     sessions = _sessions_of(bars, calendar)
     result = BacktestResult(config=config, bars=bars, sessions=sessions)
     symbols = config.engine.symbols
@@ -78,7 +81,8 @@ def run_backtest(
 
     def observe(item: Seen) -> None:
         if isinstance(item, AccountUpdated):  # the most frequent: every minute in a position
-            result.equity_curve.append((item.time, item.equity))
+            if equity_curve:
+                result.equity_curve.append((item.time, item.equity))
         elif isinstance(item, TradeUpdated):
             result.trades[item.trade.trade_id] = item.trade
         elif isinstance(item, SignalDetected):
@@ -86,7 +90,14 @@ def run_backtest(
         elif isinstance(item, EntrySkipped):
             result.skips.append(item)
 
-    shell = SimulationShell(engine, broker, store=store, observer=observe, desk=desk)
+    shell = SimulationShell(
+        engine,
+        broker,
+        store=store,
+        observer=observe,
+        desk=desk,
+        account_every_minute=equity_curve,
+    )
     if store is not None:
         store.start_run("backtest", None, config.describe())
     with paused_collector():  # about a million short-lived objects, none in a cycle

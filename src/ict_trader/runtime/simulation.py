@@ -60,7 +60,13 @@ class SimulationShell:
         commit_every_bar: bool = False,
         notifier: Notifier | None = None,
         desk: SimulatedDesk | None = None,
+        account_every_minute: bool = True,
     ) -> None:
+        """`account_every_minute=False` (a sweep, which keeps no equity curve): in a position,
+        the engine is shown the account only when it may use it (after a fill, at a bar where
+        an entry may be sized, at a new equity peak or a drawdown at its limit), not every
+        minute; its decisions are the same (tests/test_backtest_skipping.py). Without effect
+        with a store (it records every minute's equity) or a desk (options)."""
         self.engine = engine
         self.broker = broker
         self.store = store
@@ -77,6 +83,7 @@ class SimulationShell:
             notifier=notifier,
         )
         self.commit_every_bar = commit_every_bar
+        self.account_every_minute = account_every_minute or store is not None or desk is not None
         # Bars of a file that names no symbol are the only symbol's.
         self._only = engine.symbols[0] if len(engine.symbols) == 1 else ""
         self._account_dirty = True
@@ -223,11 +230,12 @@ class SimulationShell:
         if self._account_dirty or in_position:
             # Equity only changes with fills or with the price of an open position.
             close_time = bar.time + _ONE_MINUTE
-            account = broker.account(close_time)
-            self._deliver(account)
-            if self.store is not None:
-                self.store.record_equity(close_time, account.equity, account.cash)
-            self._account_dirty = in_position
+            if self._account_dirty or self.account_every_minute or self._account_matters(bar):
+                account = broker.account(close_time)
+                self._deliver(account)
+                if self.store is not None:
+                    self.store.record_equity(close_time, account.equity, account.cash)
+            self._account_dirty = in_position and self.account_every_minute
         commands = self.engine.on_bar(bar)
         if commands:
             self._dispatch(commands)
@@ -264,11 +272,12 @@ class SimulationShell:
         if self._account_dirty or in_position:
             # Equity only changes with fills or with the price of an open position.
             close_time = bars[0].time + _ONE_MINUTE
-            account = broker.account(close_time)
-            self._deliver(account)
-            if self.store is not None:
-                self.store.record_equity(close_time, account.equity, account.cash)
-            self._account_dirty = in_position
+            if self._account_dirty or self.account_every_minute or self._account_matters(bars[0]):
+                account = broker.account(close_time)
+                self._deliver(account)
+                if self.store is not None:
+                    self.store.record_equity(close_time, account.equity, account.cash)
+            self._account_dirty = in_position and self.account_every_minute
         for bar in bars:
             commands = self.engine.on_bar(bar)
             if commands:
@@ -281,6 +290,17 @@ class SimulationShell:
                     self.store.record_bar(bar)
             self.apply_control()
             self.commit()
+
+    def _account_matters(self, bar: Bar) -> bool:
+        """Whether the engine may use the account at `bar`'s close (see `__init__`)."""
+        engine = self.engine
+        if engine.may_enter_at(bar.time):
+            return True
+        risk = engine.risk
+        # floats first: the exact equity only near the peak or the drawdown limit
+        return risk.equity_may_matter(self.broker.equity_estimate()) and risk.equity_matters(
+            self.broker.equity()
+        )
 
     def _mark_contracts(self, desk: SimulatedDesk, at: datetime) -> bool:
         """Give the engine each held contract's quote at the minute's close; whether any
