@@ -150,3 +150,21 @@ def test_a_bar_of_a_symbol_not_traded_is_still_refused(dev_year: BarFile) -> Non
     bars[1000] = bars[1000]._replace(symbol="SPY")
     with pytest.raises(ValueError, match="a bar of SPY"):
         run_backtest(bars, dev_year.calendar, config)
+
+
+def test_progress_counts_every_bar_skipped_or_not(dev_year: BarFile) -> None:
+    """The command line's progress bar: every bar is counted once, skipped or traded."""
+    told: list[int] = []
+    result = run_backtest(dev_year.bars, dev_year.calendar, AppConfig(), progress=told.append)
+    assert sum(told) == len(dev_year.bars)
+    assert len(told) > 10  # reported as it goes, not only at the end
+    shown: list[int] = []
+    run_backtest(
+        dev_year.bars[:10_000],
+        dev_year.calendar,
+        AppConfig(),
+        on_bar=_every_bar,
+        progress=shown.append,
+    )
+    assert sum(shown) == 10_000
+    assert result.closed_trades()

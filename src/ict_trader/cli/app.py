@@ -567,9 +567,8 @@ def backtest(
         store = Store(db) if db is not None else None
     try:
         with _progress(len(bars), "backtesting") as advance:
-            counter = _Counter(advance)
             result = run_backtest(
-                bars, bar_set.calendar, settings, store=store, on_bar=counter, desk=desk
+                bars, bar_set.calendar, settings, store=store, desk=desk, progress=advance
             )
     finally:
         if store is not None:
@@ -668,21 +667,6 @@ def sweep(
     for line in summary_lines(outcome):
         stdout.print(line)
     stderr.print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.parquet'}, {out / 'sweep.html'}")
-
-
-class _Counter:
-    """Advances a progress bar every few thousand bars (per-bar updates would cost more)."""
-
-    def __init__(self, advance: Callable[[int], None], every: int = 4096) -> None:
-        self.advance = advance
-        self.every = every
-        self.count = 0
-
-    def __call__(self, bar: Bar) -> None:
-        self.count += 1
-        if self.count == self.every:
-            self.advance(self.count)
-            self.count = 0
 
 
 DashboardHostOption = Annotated[

@@ -207,9 +207,19 @@ def execute(
     count = workers or os.cpu_count() or 1
     if count == 1 or len(tasks) == 1:
         return [run_task(task) for task in tasks]
-    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
-    with ProcessPoolExecutor(max_workers=min(count, len(tasks)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(count, len(tasks)), mp_context=_context()) as pool:
         return list(pool.map(run_task, tasks))
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Worker processes that start fast and safely: forked from a fork server that imported
+    this module once (a second of imports saved per worker), never from this process, which
+    may run threads (a progress bar's); spawned where there is no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 CONNECT_TIMEOUT = 10  # seconds to reach the scheduler

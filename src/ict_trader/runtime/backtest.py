@@ -56,6 +56,7 @@ def run_backtest(
     detector: Detector | Mapping[str, Detector] | None = None,
     desk: SimulatedDesk | None = None,
     equity_curve: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> BacktestResult:
     """Trade `bars` — of every symbol in `config.engine.symbols`, in (time, symbol) order, each
     naming its symbol; or of the one symbol, with or without its name.
@@ -65,7 +66,9 @@ def run_backtest(
     `config.signal`. `desk`: the option desk (by default the one `config.options` describes,
     when a profile trades options). `equity_curve=False` (a sweep): the result keeps no equity
     curve, and the engine sees the account only when it may use it (the same trades, faster;
-    without a store only)."""
+    without a store only). `on_bar` is called after every bar, so the engine is shown every
+    bar (nothing detected first, nothing skipped); `progress` is told how many bars are done
+    every few thousand, for a progress bar."""
     sessions = _sessions_of(bars, calendar)
     result = BacktestResult(config=config, bars=bars, sessions=sessions)
     symbols = config.engine.symbols
@@ -101,7 +104,7 @@ def run_backtest(
     if store is not None:
         store.start_run("backtest", None, config.describe())
     with paused_collector():  # about a million short-lived objects, none in a cycle
-        shell.run(bars, on_bar=on_bar)
+        shell.run(bars, on_bar=on_bar, progress=progress)
     result.metrics = all_metrics(result)
     return result
 

@@ -91,14 +91,28 @@ class SimulationShell:
         self._last_close: dict[str, float] = {}  # per symbol, for status's unrealized P&L
         self._state_written: list[str] = []
 
-    def run(self, bars: Iterable[Bar], on_bar: Callable[[Bar], None] | None = None) -> None:
+    def run(
+        self,
+        bars: Iterable[Bar],
+        on_bar: Callable[[Bar], None] | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Trade `bars`. `on_bar` is called after every bar (the engine is then shown every
+        bar); `progress` with the number of bars done since its last call, every
+        `PROGRESS_EVERY` bars or so and at the end (bars skipped count as done)."""
         if (
             isinstance(bars, Sequence)
             and on_bar is None
             and self.desk is None
             and not self.commit_every_bar
         ):
-            self._run_skipping(bars)
+            self._run_skipping(bars, progress)
+            return
+        if progress is not None:
+            counted = _Counted(on_bar, progress)
+            self.run(bars, counted)
+            counted.finish()
             return
         if not self._only:
             self._run_minutes(bars, on_bar)
@@ -131,7 +145,9 @@ class SimulationShell:
             self.last_bar = last
         self.commit()
 
-    def _run_skipping(self, bars: Sequence[Bar]) -> None:
+    def _run_skipping(
+        self, bars: Sequence[Bar], progress: Callable[[int], None] | None = None
+    ) -> None:
         """`run` over bars the engine may not all need: while the broker is idle, the account
         settled and the engine needs no bar before its next signal (`Engine.next_needed_bar`:
         its detector replays signals found earlier), those bars are skipped by a binary search
@@ -144,7 +160,11 @@ class SimulationShell:
         one_symbol = bool(self._only)
         count = len(bars)
         index = 0
+        reported = 0  # bars told to `progress`
         while index < count:
+            if progress is not None and index - reported >= PROGRESS_EVERY:
+                progress(index - reported)
+                reported = index
             bar = bars[index]
             idle = broker.idle and not self._account_dirty
             if idle:
@@ -173,6 +193,8 @@ class SimulationShell:
         if count:
             self.last_bar = bars[-1]
             self._note_last_closes(bars)
+        if progress is not None and count > reported:
+            progress(count - reported)
         self.commit()
 
     def _note_last_closes(self, bars: Sequence[Bar]) -> None:
@@ -375,3 +397,31 @@ class SimulatedExecution:
 
 def _time_of(bar: Bar) -> datetime:
     return bar.time
+
+
+PROGRESS_EVERY = 4096  # bars between progress reports (a progress bar redraws no faster)
+
+
+class _Counted:
+    """An `on_bar` (possibly none) that also reports progress every `PROGRESS_EVERY` bars;
+    `finish` reports the rest."""
+
+    def __init__(
+        self, on_bar: Callable[[Bar], None] | None, progress: Callable[[int], None]
+    ) -> None:
+        self.on_bar = on_bar
+        self.progress = progress
+        self.done = 0
+
+    def __call__(self, bar: Bar) -> None:
+        if self.on_bar is not None:
+            self.on_bar(bar)
+        self.done += 1
+        if self.done == PROGRESS_EVERY:
+            self.progress(self.done)
+            self.done = 0
+
+    def finish(self) -> None:
+        if self.done:
+            self.progress(self.done)
+            self.done = 0
