@@ -315,6 +315,7 @@ class Store:
         self.reader = reader
         self._equity_rows: list[tuple[str, int, int]] = []
         self._trade_views: dict[str, TradeView] = {}  # the latest of each, until `_flush`
+        self._audit_rows: list[tuple[str, str, str, str, str | None]] = []  # until `_flush`
         # Which bars the trades were decided on: "file" (backtest/replay data) or the live feed
         # ("iex", "sip"); IEX bars differ from the consolidated tape, so it is kept per trade.
         self.data_feed = "file"
@@ -426,6 +427,7 @@ class Store:
         """Roll back (SQLite may already have) and say what happened, naming the store."""
         self._equity_rows.clear()
         self._trade_views.clear()
+        self._audit_rows.clear()
         if self._db.in_transaction:
             with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself
                 self._db.execute("ROLLBACK")
@@ -469,6 +471,7 @@ class Store:
         (a bar, a whole backtest) is complete, and they commit it explicitly."""
         self._equity_rows.clear()
         self._trade_views.clear()
+        self._audit_rows.clear()
         try:
             # closing must not fail a shutdown; nothing uncommitted was wanted anyway
             with contextlib.suppress(sqlite3.Error):
@@ -487,6 +490,7 @@ class Store:
         """Drop everything since the last commit (e.g. a bar interrupted half-way)."""
         self._equity_rows.clear()
         self._trade_views.clear()
+        self._audit_rows.clear()
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
@@ -654,8 +658,9 @@ class Store:
         self._equity_rows.append((_iso(moment), cents(equity), cents(cash)))
 
     def _flush(self) -> None:
-        """Write the buffered rows (trades, equity snapshots) within the open transaction."""
-        if not self._equity_rows and not self._trade_views:
+        """Write the buffered rows (trades, equity snapshots, audit events) within the open
+        transaction."""
+        if not self._equity_rows and not self._trade_views and not self._audit_rows:
             return
         if not self._db.in_transaction:
             self._begin_write()
@@ -670,17 +675,24 @@ class Store:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO equity VALUES (?, ?, ?)", self._equity_rows
                 )
+            if self._audit_rows:
+                self._db.executemany(
+                    "INSERT INTO audit (time, kind, actor, message, data) VALUES (?, ?, ?, ?, ?)",
+                    self._audit_rows,
+                )
         except sqlite3.OperationalError as exc:
             raise self._write_failed(exc) from None
         self._trade_views.clear()
+        self._audit_rows.clear()
         self._equity_rows.clear()
 
     def audit(
         self, moment: datetime, kind: str, actor: str, message: str, data: Any = None
     ) -> None:
-        self._write(
-            "INSERT INTO audit (time, kind, actor, message, data) VALUES (?, ?, ?, ?, ?)",
-            (_iso(moment), kind, actor, message, None if data is None else json.dumps(data)),
+        """Buffered like the trades: appended in order at the next commit or read (every
+        notice of a backtest is one)."""
+        self._audit_rows.append(
+            (_iso(moment), kind, actor, message, None if data is None else json.dumps(data))
         )
 
     def record_bar(self, bar: Bar) -> None:
@@ -811,6 +823,7 @@ class Store:
 
     def audit_events(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` audit events, newest first."""
+        self._flush()
         cursor = self._db.execute(
             "SELECT audit_id, time, kind, actor, message FROM audit ORDER BY audit_id DESC LIMIT ?",
             (limit,),
