@@ -60,16 +60,29 @@ def best_and_median(function: Callable[[], object], repeats: int) -> tuple[float
 
 
 def loader_before(before: str = BEFORE) -> Callable[[Path], BarFile] | None:
-    """`load_bars` as it was at commit `before` (None without git or that commit)."""
-    try:
-        source = subprocess.run(
-            ["git", "-C", str(REPO), "show", f"{before}:src/ict_trader/marketdata/barfile.py"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
+    """`load_bars` as it was at commit `before` (None without git or that commit).
+
+    The module lived at `src/ict_trader/barfile.py` then, beside `bars.py` and `calendar.py`,
+    which are in `core/` now: its imports are pointed there (the same Bar and calendar)."""
+    source = None
+    for path in ("src/ict_trader/marketdata/barfile.py", "src/ict_trader/barfile.py"):
+        try:
+            source = subprocess.run(
+                ["git", "-C", str(REPO), "show", f"{before}:{path}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            break
+        except (OSError, subprocess.CalledProcessError):
+            continue
+    if source is None:
         return None
+    for old, new in (
+        ("ict_trader.bars ", "ict_trader.core.bars "),
+        ("ict_trader.calendar ", "ict_trader.core.calendar "),
+    ):
+        source = source.replace(f"from {old}", f"from {new}")
     module = types.ModuleType("barfile_before")
     sys.modules[module.__name__] = module  # dataclasses look their module up
     exec(compile(source, f"{before}:barfile.py", "exec"), module.__dict__)

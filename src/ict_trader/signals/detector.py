@@ -3,8 +3,10 @@
 `IctDetector.update(bar)` applies the four state updates of the definition in their stated order
 (ATR, swing points, pending setup, liquidity levels and sweeps) and returns the signal the bar
 produced, if any. It never looks past the bar it is given, does O(1) amortized work per bar and
-keeps O(swing_length) bars of history, so backtests, replays and the live loop can all run this
-same code. It does no I/O: sessions come from a calendar object the caller supplies.
+keeps no more than the current session's highs and lows (390 of each on a full day; a list
+that is only appended to is cheaper than one trimmed every bar), so backtests, replays and the
+live loop can all run this same code. It does no I/O: sessions come from a calendar object
+the caller supplies.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ict_trader.signals.params import SignalParams
 
 _MINUTE = timedelta(minutes=1)
 _NEVER = datetime.max.replace(tzinfo=UTC)  # no session yet: no moment to emit at
+_BEFORE_ALL = datetime.min.replace(tzinfo=UTC)  # before any bar
 
 
 class SessionLookup(Protocol):
@@ -83,8 +86,7 @@ class IctDetector:
         atr_period = p.atr_period
         length = p.swing_length
         span = 2 * length
-        centre = -length - 1  # the swing candidate's place in the kept history
-        history = max(span + 1, 3)
+        centre = -length - 1  # the swing candidate's place in the session's highs and lows
         displacement = p.displacement_atr
         require_fvg = p.require_fvg
         mss_window = p.mss_window
@@ -98,9 +100,9 @@ class IctDetector:
         seed_count = 0
         # the current session
         session: Session | None = None
-        session_end: datetime | None = None
+        session_end = _BEFORE_ALL  # the first bar starts a session
         emit_from = emit_to = _NEVER
-        last_time: datetime | None = None
+        last_time = _BEFORE_ALL  # no bar yet
         k = -1  # the bar's index in its session
         prev_close = 0.0
         session_high = session_low = 0.0
@@ -127,12 +129,12 @@ class IctDetector:
             bar = yield found
             found = None
             time, open_, high, low, close, _, symbol = bar
-            if last_time is not None and time <= last_time:
+            if time <= last_time:
                 found = BarOrderError(
                     f"bar {time.isoformat()} is not after {last_time.isoformat()}"
                 )
                 continue
-            if session_end is None or time >= session_end:
+            if time >= session_end:
                 new_session = session_at(time)
                 if new_session is None:
                     found = BarOutsideSessionError(
@@ -181,9 +183,6 @@ class IctDetector:
             # 2. Swing points
             highs.append(high)
             lows.append(low)
-            if k >= history:
-                del highs[0]
-                del lows[0]
             if k >= span:
                 # The neighbour comparisons first: they reject most bars without a slice.
                 candidate = highs[centre]
