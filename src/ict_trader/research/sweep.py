@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -212,10 +213,11 @@ def execute(
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """Worker processes that start fast and safely: forked from a fork server that imported
-    this module once (a second of imports saved per worker), never from this process, which
-    may run threads (a progress bar's); spawned where there is no fork server (Windows)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    """Worker processes that start fast and safely: on Linux forked from a fork server that
+    imported this module once (a second of imports saved per worker; Python 3.14's default
+    there), never from this process, which may run threads (a progress bar's); elsewhere
+    spawned (macOS's system libraries are not safe to fork; Windows cannot)."""
+    if sys.platform != "linux":
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
