@@ -118,7 +118,6 @@ class SimulationShell:
             self._run_minutes(bars, on_bar)
             return
         broker = self.broker
-        engine_on_bar = self.engine.on_bar
         step = self.step
         fast_path_allowed = not self.commit_every_bar
         desk = self.desk
@@ -126,16 +125,10 @@ class SimulationShell:
         last: Bar | None = None
         for bar in bars:
             if fast_path_allowed and broker.idle and not self._account_dirty:
-                # Nothing working at the broker: only the engine (and a desk) need this bar
-                # (`step` would do the same with every broker stage a no-op).
-                if desk is not None:
+                if desk is not None:  # the desk follows the underlying all the same
                     desk.see_open(bar, only)
                     desk.see_close(bar, only)
-                commands = engine_on_bar(bar)
-                if commands:
-                    self.last_bar = bar
-                    self._dispatch(commands)
-                    self._pump()
+                self._engine_only(bar)
             else:
                 step(bar)
             last = bar
@@ -181,12 +174,8 @@ class SimulationShell:
                 self.step_minute(bars[index:end])
                 index = end
                 continue
-            if idle:  # `step` would do the same with every broker stage a no-op
-                commands = engine.on_bar(bar)
-                if commands:
-                    self.last_bar = bar
-                    self._dispatch(commands)
-                    self._pump()
+            if idle:
+                self._engine_only(bar)
             else:
                 step(bar)
             index += 1
@@ -196,6 +185,15 @@ class SimulationShell:
         if progress is not None and count > reported:
             progress(count - reported)
         self.commit()
+
+    def _engine_only(self, bar: Bar) -> None:
+        """A bar with nothing working at the broker and the account settled: only the engine
+        needs it (`step` would do the same with every broker stage a no-op)."""
+        commands = self.engine.on_bar(bar)
+        if commands:
+            self.last_bar = bar
+            self._dispatch(commands)
+            self._pump()
 
     def _note_last_closes(self, bars: Sequence[Bar]) -> None:
         """Each symbol's last close in `bars`, as a run over every bar would have noted it
