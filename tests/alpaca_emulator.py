@@ -14,10 +14,13 @@ from urllib.parse import urlparse
 import requests
 from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, PositionIntent, TimeInForce
+from alpaca.trading.requests import MarketOrderRequest
 from alpaca.trading.stream import TradingStream
 
 from ict_trader.adapters.alpaca.emulator.assets import Bars
 from ict_trader.adapters.alpaca.emulator.feed import DataOptions
+from ict_trader.adapters.alpaca.emulator.options import OptionSettings
 from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, EmuOrder, PaperAccount
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer, Faults
 from ict_trader.core.calendar import NyseCalendar
@@ -179,3 +182,34 @@ def take_until(updates: queue.Queue[Any], done: Callable[[Any], bool]) -> list[A
         got.append(update)
         if done(update):
             return got
+
+
+def advance(server: EmulatorServer, minutes: int) -> None:
+    """Move the emulator's market on by `minutes` bars."""
+    server.call(server.advance(minutes))
+
+
+def settle(server: EmulatorServer) -> None:
+    """Let the emulator finish what it owes (fills, trade updates) before asserting."""
+    server.call(server.settle())
+
+
+def dec(value: object) -> Decimal:
+    return Decimal(str(value))
+
+
+def whole_options(**settings: Any) -> EmulatorOptions:
+    """Realistic defaults without random partial fills (the option tests count contracts)."""
+    return EmulatorOptions(partial_fill_rate=0.0, option_settings=OptionSettings(**settings))
+
+
+def buy_to_open(symbol: str, qty: float = 1, **fields: Any) -> MarketOrderRequest:
+    """A day market order buying `qty` of an option contract to open."""
+    return MarketOrderRequest(
+        symbol=symbol,
+        qty=qty,
+        side=OrderSide.BUY,
+        time_in_force=fields.pop("time_in_force", TimeInForce.DAY),
+        position_intent=fields.pop("position_intent", PositionIntent.BUY_TO_OPEN),
+        **fields,
+    )

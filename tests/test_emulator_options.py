@@ -35,6 +35,7 @@ from ict_trader.options.pricing import value
 from tests.alpaca_emulator import (
     KEY,
     SECRET,
+    advance,
     checked_get,
     option_data_client,
     running_emulator,
@@ -61,10 +62,6 @@ def listing(client: TradingClient, **query: Any) -> OptionContractsResponse:
     answer = client.get_option_contracts(GetOptionContractsRequest(**query))
     assert isinstance(answer, OptionContractsResponse)
     return answer
-
-
-def advance(server: EmulatorServer, minutes: int) -> None:
-    server.call(server.advance(minutes))
 
 
 # ---------------------------------------------------------------------------- contracts

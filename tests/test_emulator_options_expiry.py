@@ -27,16 +27,24 @@ from alpaca.trading.enums import (
 from alpaca.trading.models import Order, Position, TradeAccount
 from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
 
-from ict_trader.adapters.alpaca.emulator.options import OptionSettings
-from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions, PaperAccount
+from ict_trader.adapters.alpaca.emulator.paper import PaperAccount
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from tests.alpaca_emulator import (
+    advance,
     checked_get,
+    dec,
     running_emulator,
+    settle,
     take_until,
     trade_updates,
     trading_client,
+)
+from tests.alpaca_emulator import (
+    buy_to_open as buy,
+)
+from tests.alpaca_emulator import (
+    whole_options as whole,
 )
 
 AT_1500 = 330  # bars completed: 15:00 New York on 2024-07-29
@@ -50,32 +58,6 @@ FAR_CALL = "QQQ240729C00488000"  # worthless from 15:00 on: nobody bids for it
 @pytest.fixture(scope="module")
 def sample(sample_csv: Path) -> BarFile:
     return load_bars(sample_csv)
-
-
-def whole(**settings: Any) -> EmulatorOptions:
-    return EmulatorOptions(partial_fill_rate=0.0, option_settings=OptionSettings(**settings))
-
-
-def dec(value: object) -> Decimal:
-    return Decimal(str(value))
-
-
-def buy(symbol: str, qty: int = 1) -> MarketOrderRequest:
-    return MarketOrderRequest(
-        symbol=symbol,
-        qty=qty,
-        side=OrderSide.BUY,
-        time_in_force=TimeInForce.DAY,
-        position_intent=PositionIntent.BUY_TO_OPEN,
-    )
-
-
-def settle(server: EmulatorServer) -> None:
-    server.call(server.settle())
-
-
-def advance(server: EmulatorServer, minutes: int) -> None:
-    server.call(server.advance(minutes))
 
 
 def holding(server: EmulatorServer, client: TradingClient, symbol: str, qty: int = 1) -> Order:

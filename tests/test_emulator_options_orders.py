@@ -42,17 +42,25 @@ from alpaca.trading.requests import (
 )
 
 from ict_trader.adapters.alpaca.broker import AlpacaBroker
-from ict_trader.adapters.alpaca.emulator.options import OptionSettings
 from ict_trader.adapters.alpaca.emulator.paper import EmulatorOptions
 from ict_trader.adapters.alpaca.emulator.server import EmulatorServer
 from ict_trader.marketdata.barfile import BarFile, load_bars
 from tests.alpaca_emulator import (
     KEY,
     SECRET,
+    advance,
+    dec,
     running_emulator,
+    settle,
     take_until,
     trade_updates,
     trading_client,
+)
+from tests.alpaca_emulator import (
+    buy_to_open as buy,
+)
+from tests.alpaca_emulator import (
+    whole_options as whole,
 )
 
 NOW = datetime(2024, 7, 29, 15, 10, tzinfo=UTC)
@@ -64,34 +72,6 @@ PUT = "QQQ240729P00465000"
 @pytest.fixture(scope="module")
 def sample(sample_csv: Path) -> BarFile:
     return load_bars(sample_csv)
-
-
-def whole(**settings: Any) -> EmulatorOptions:
-    """Realistic defaults without random partial fills (the tests count contracts)."""
-    return EmulatorOptions(partial_fill_rate=0.0, option_settings=OptionSettings(**settings))
-
-
-def dec(value: object) -> Decimal:
-    return Decimal(str(value))
-
-
-def buy(symbol: str, qty: float = 1, **fields: Any) -> MarketOrderRequest:
-    return MarketOrderRequest(
-        symbol=symbol,
-        qty=qty,
-        side=OrderSide.BUY,
-        time_in_force=fields.pop("time_in_force", TimeInForce.DAY),
-        position_intent=fields.pop("position_intent", PositionIntent.BUY_TO_OPEN),
-        **fields,
-    )
-
-
-def settle(server: EmulatorServer) -> None:
-    server.call(server.settle())
-
-
-def advance(server: EmulatorServer, minutes: int) -> None:
-    server.call(server.advance(minutes))
 
 
 def submitted(client: TradingClient, request: OrderRequest) -> Order:

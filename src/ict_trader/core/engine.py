@@ -350,10 +350,7 @@ class Engine:
         before the next signal's bar, so a shell whose broker is idle may skip to it."""
         if self._active or self._quoting or not self._foreseen:
             return time
-        upcoming = [
-            at for detector in self._foreseen if (at := detector.next_signal_at(time)) is not None
-        ]
-        return min(upcoming) if upcoming else None
+        return self._next_signal_at(time)
 
     def may_enter_at(self, time: datetime) -> bool:
         """Whether an entry may be sized at `time`'s bar: False only when every detector knows
@@ -362,10 +359,14 @@ class Engine:
             return True
         asked, upcoming = self._upcoming_signal
         if not asked <= time <= upcoming:  # asked every minute in a trade: look again rarely
-            found = [at for d in self._foreseen if (at := d.next_signal_at(time)) is not None]
-            upcoming = min(found) if found else _NEVER
+            upcoming = self._next_signal_at(time) or _NEVER
             self._upcoming_signal = (time, upcoming)
         return upcoming == time
+
+    def _next_signal_at(self, time: datetime) -> datetime | None:
+        """The first signal bar at or after `time` of any symbol (detectors that foresee)."""
+        found = [at for d in self._foreseen if (at := d.next_signal_at(time)) is not None]
+        return min(found) if found else None
 
     def warm(self, bar: Bar) -> None:
         """Show a bar to its symbol's detector without trading on it (a restart's history)."""

@@ -248,14 +248,7 @@ class SimulationShell:
         if desk is not None and self._mark_contracts(desk, bar.time + _ONE_MINUTE):
             in_position = True
         if self._account_dirty or in_position:
-            # Equity only changes with fills or with the price of an open position.
-            close_time = bar.time + _ONE_MINUTE
-            if self._account_dirty or self.account_every_minute or self._account_matters(bar):
-                account = broker.account(close_time)
-                self._deliver(account)
-                if self.store is not None:
-                    self.store.record_equity(close_time, account.equity, account.cash)
-            self._account_dirty = in_position and self.account_every_minute
+            self._show_account(bar, in_position)
         commands = self.engine.on_bar(bar)
         if commands:
             self._dispatch(commands)
@@ -290,14 +283,7 @@ class SimulationShell:
         if desk is not None and self._mark_contracts(desk, bars[0].time + _ONE_MINUTE):
             in_position = True
         if self._account_dirty or in_position:
-            # Equity only changes with fills or with the price of an open position.
-            close_time = bars[0].time + _ONE_MINUTE
-            if self._account_dirty or self.account_every_minute or self._account_matters(bars[0]):
-                account = broker.account(close_time)
-                self._deliver(account)
-                if self.store is not None:
-                    self.store.record_equity(close_time, account.equity, account.cash)
-            self._account_dirty = in_position and self.account_every_minute
+            self._show_account(bars[0], in_position)
         for bar in bars:
             commands = self.engine.on_bar(bar)
             if commands:
@@ -310,6 +296,17 @@ class SimulationShell:
                     self.store.record_bar(bar)
             self.apply_control()
             self.commit()
+
+    def _show_account(self, bar: Bar, in_position: bool) -> None:
+        """The account at `bar`'s close to the engine (and the store), when it may have changed:
+        equity only changes with fills or with the price of an open position."""
+        close_time = bar.time + _ONE_MINUTE
+        if self._account_dirty or self.account_every_minute or self._account_matters(bar):
+            account = self.broker.account(close_time)
+            self._deliver(account)
+            if self.store is not None:
+                self.store.record_equity(close_time, account.equity, account.cash)
+        self._account_dirty = in_position and self.account_every_minute
 
     def _account_matters(self, bar: Bar) -> bool:
         """Whether the engine may use the account at `bar`'s close (see `__init__`)."""

@@ -1026,22 +1026,15 @@ class PaperAccount:
                 )
             return
         cost = self._order_value(symbol, side, qty, limit)
-        if symbol not in self._rows:  # an option: paid in cash, not on margin
-            if cost > self.options_buying_power():
-                raise ApiError(
-                    403,
-                    40310000,
-                    "insufficient options buying power",
-                    options_buying_power=_money(self.options_buying_power()),
-                    cost_basis=_money(cost),
-                )
-            return
-        if cost > self.buying_power():
+        # an option is paid in cash (options buying power), a share on margin (buying power)
+        power = "buying_power" if symbol in self._rows else "options_buying_power"
+        spendable = self.buying_power() if symbol in self._rows else self.options_buying_power()
+        if cost > spendable:
             raise ApiError(
                 403,
                 40310000,
-                "insufficient buying power",
-                buying_power=_money(self.buying_power()),
+                f"insufficient {power.replace('_', ' ')}",
+                **{power: _money(spendable)},
                 cost_basis=_money(cost),
             )
 
